@@ -1,0 +1,1 @@
+//! appctx: an application context for Rust.

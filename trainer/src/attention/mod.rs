@@ -1,0 +1,91 @@
+//! Causal self-attention as the model sees it: one call per layer on the
+//! rank-local tokens. A single-rank implementation calls the block kernel once;
+//! the context-parallel strategies (`p2p`, `all_gather`, `a2a`) implement the
+//! same trait and talk to their CP group inside.
+
+/// Shape of one attention call on this rank.
+///
+/// `q`, `k`, `v`, `out` and their gradients are `[batch, n_head, len, head_dim]`
+/// row-major; `lse` is `[batch, n_head, len]` (natural log-sum-exp of the
+/// scaled scores, f32). `len` is the number of tokens this rank holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    /// Sequences in the micro-batch.
+    pub batch: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Tokens of each sequence held by this rank.
+    pub len: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl AttnShape {
+    /// Elements of `q`, `k`, `v` or `out`.
+    pub fn qkv_len(&self) -> usize {
+        self.batch * self.n_head * self.len * self.head_dim
+    }
+
+    /// Elements of `lse`.
+    pub fn lse_len(&self) -> usize {
+        self.batch * self.n_head * self.len
+    }
+}
+
+/// Why an attention call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttentionError {
+    /// A buffer does not match the declared shape.
+    #[error("attention buffer `{buffer}` has {actual} elements, expected {expected} for {shape:?}")]
+    Shape {
+        /// Which argument.
+        buffer: &'static str,
+        /// Elements passed.
+        actual: usize,
+        /// Elements the shape needs.
+        expected: usize,
+        /// The declared shape.
+        shape: AttnShape,
+    },
+    /// A collective of the context-parallel group failed.
+    #[error("context-parallel attention: {0}")]
+    Comm(String),
+}
+
+/// Causal self-attention over the tokens this rank holds.
+///
+/// Implementations keep whatever per-rank state they need (process group,
+/// scratch buffers) and may be shared between layers.
+pub trait Attention: Send + Sync {
+    /// Short name for reports (`local`, `p2p`, `all_gather`, `a2a`).
+    fn name(&self) -> &str;
+
+    /// Computes `out` and `lse` for this rank's queries against every key
+    /// that precedes them in the global sequence.
+    fn forward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), AttentionError>;
+
+    /// Given the forward's `out` and `lse` and the upstream gradient `dout`,
+    /// overwrites `dq`, `dk`, `dv` with this rank's gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<(), AttentionError>;
+}

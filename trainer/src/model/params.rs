@@ -1,0 +1,131 @@
+use super::ModelConfig;
+
+/// One named tensor inside the flat parameter buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// Hugging Face `GPT2LMHeadModel` name, e.g. `transformer.h.0.attn.c_attn.weight`.
+    pub name: String,
+    /// Shape in the Hugging Face layout (Conv1D weights are `[in, out]`).
+    pub shape: Vec<usize>,
+    /// Offset of the first element in the flat buffer.
+    pub offset: usize,
+    /// Whether AdamW applies weight decay (2-D weights and embeddings only).
+    pub weight_decay: bool,
+}
+
+impl ParamSpec {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The element range of this tensor in the flat buffer.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.numel()
+    }
+}
+
+/// Where every GPT-2 parameter lives in one flat `f32` buffer (llm.c style).
+///
+/// Parameters, gradients and optimizer moments all share this layout, so a
+/// gradient all-reduce, an AdamW step or a checkpoint is one pass over a slice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    specs: Vec<ParamSpec>,
+    len: usize,
+}
+
+impl ParamLayout {
+    /// The GPT-2 layout for `cfg`, in Hugging Face order: `wte`, `wpe`, the
+    /// blocks `h.0 .. h.{L-1}`, then `ln_f`. `lm_head` is tied to `wte`.
+    pub fn gpt2(cfg: &ModelConfig) -> Self {
+        let c = cfg.n_embd;
+        let mut layout = ParamLayout {
+            specs: Vec::new(),
+            len: 0,
+        };
+        layout.push("transformer.wte.weight", &[cfg.vocab_size, c], true);
+        layout.push("transformer.wpe.weight", &[cfg.seq_len, c], true);
+        for i in 0..cfg.n_layer {
+            let p = format!("transformer.h.{i}");
+            layout.push(&format!("{p}.ln_1.weight"), &[c], false);
+            layout.push(&format!("{p}.ln_1.bias"), &[c], false);
+            layout.push(&format!("{p}.attn.c_attn.weight"), &[c, 3 * c], true);
+            layout.push(&format!("{p}.attn.c_attn.bias"), &[3 * c], false);
+            layout.push(&format!("{p}.attn.c_proj.weight"), &[c, c], true);
+            layout.push(&format!("{p}.attn.c_proj.bias"), &[c], false);
+            layout.push(&format!("{p}.ln_2.weight"), &[c], false);
+            layout.push(&format!("{p}.ln_2.bias"), &[c], false);
+            layout.push(&format!("{p}.mlp.c_fc.weight"), &[c, 4 * c], true);
+            layout.push(&format!("{p}.mlp.c_fc.bias"), &[4 * c], false);
+            layout.push(&format!("{p}.mlp.c_proj.weight"), &[4 * c, c], true);
+            layout.push(&format!("{p}.mlp.c_proj.bias"), &[c], false);
+        }
+        layout.push("transformer.ln_f.weight", &[c], false);
+        layout.push("transformer.ln_f.bias", &[c], false);
+        layout
+    }
+
+    fn push(&mut self, name: &str, shape: &[usize], weight_decay: bool) {
+        let spec = ParamSpec {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            offset: self.len,
+            weight_decay,
+        };
+        self.len += spec.numel();
+        self.specs.push(spec);
+    }
+
+    /// All tensors, in layout order.
+    pub fn specs(&self) -> &[ParamSpec] {
+        &self.specs
+    }
+
+    /// Total number of `f32` elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the layout holds no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The tensor called `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&ParamSpec> {
+        self.specs.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_124m_has_the_published_parameter_count() {
+        let cfg = ModelConfig {
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            vocab_size: 50257,
+            seq_len: 1024,
+            init: None,
+        };
+        let layout = ParamLayout::gpt2(&cfg);
+        // GPT-2 small: 124,439,808 parameters with tied embeddings.
+        assert_eq!(layout.len(), 124_439_808);
+        assert_eq!(layout.specs().len(), 2 + 12 * 12 + 2);
+        let c_attn = layout.get("transformer.h.11.attn.c_attn.weight").unwrap();
+        assert_eq!(c_attn.shape, vec![768, 2304]);
+        assert!(c_attn.weight_decay);
+        assert!(
+            !layout
+                .get("transformer.h.0.ln_1.bias")
+                .unwrap()
+                .weight_decay
+        );
+        let last = layout.specs().last().unwrap();
+        assert_eq!(last.range().end, layout.len());
+    }
+}

@@ -5,3 +5,4 @@
 
 pub mod attention;
 pub mod model;
+pub mod parallel;

@@ -3,6 +3,10 @@
 //! the context-parallel strategies (`p2p`, `all_gather`, `a2a`) implement the
 //! same trait and talk to their CP group inside.
 
+mod local;
+
+pub use local::LocalAttention;
+
 /// Shape of one attention call on this rank.
 ///
 /// `q`, `k`, `v`, `out` and their gradients are `[batch, n_head, len, head_dim]`

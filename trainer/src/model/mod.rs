@@ -1,7 +1,23 @@
 //! The GPT-2 model: its shape, its parameter layout, forward and backward.
 
+mod activations;
 mod config;
+mod error;
+mod estimate;
+mod gpt;
+mod heads;
+mod init;
 mod params;
+mod views;
 
+#[cfg(test)]
+mod tests;
+
+pub use activations::Activations;
 pub use config::{ModelConfig, ModelConfigError};
+pub use error::ModelError;
+pub use estimate::{activation_bytes, flops_per_token, matmul_params};
+pub use gpt::{Batch, Gpt};
+pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
+pub use views::{BlockParams, GptParams};

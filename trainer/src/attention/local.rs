@@ -1,0 +1,152 @@
+//! Attention on one rank holding whole sequences: one causal block call per
+//! (batch, head) slab, in parallel over slabs.
+
+use std::sync::Arc;
+
+use super::{Attention, AttentionError, AttnShape};
+use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
+
+/// Causal self-attention with no context parallelism (cp = 1).
+#[derive(Clone)]
+pub struct LocalAttention {
+    kernels: Arc<dyn Kernels>,
+}
+
+impl LocalAttention {
+    /// Attention that runs the block kernel of `kernels`.
+    pub fn new(kernels: Arc<dyn Kernels>) -> Self {
+        LocalAttention { kernels }
+    }
+}
+
+/// The whole-slab causal call for `shape`.
+fn causal_call(shape: AttnShape) -> BatchedAttention {
+    BatchedAttention {
+        slabs: shape.batch * shape.n_head,
+        head_dim: shape.head_dim,
+        q_rows: Rows::all(shape.len),
+        kv_rows: Rows::all(shape.len),
+        scale: 1.0 / (shape.head_dim as f32).sqrt(),
+        mask: Mask::Causal,
+    }
+}
+
+/// Checks each `(name, buffer length)` against the shape's sizes.
+fn check(
+    shape: AttnShape,
+    qkv: &[(&'static str, usize)],
+    lse: usize,
+) -> Result<(), AttentionError> {
+    let expected_of = |name: &'static str| {
+        if name == "lse" {
+            shape.lse_len()
+        } else {
+            shape.qkv_len()
+        }
+    };
+    for &(buffer, actual) in qkv.iter().chain(&[("lse", lse)]) {
+        let expected = expected_of(buffer);
+        if actual != expected {
+            return Err(AttentionError::Shape {
+                buffer,
+                actual,
+                expected,
+                shape,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Attention for LocalAttention {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn forward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        check(
+            shape,
+            &[
+                ("q", q.len()),
+                ("k", k.len()),
+                ("v", v.len()),
+                ("out", out.len()),
+            ],
+            lse.len(),
+        )?;
+        self.kernels
+            .attention_forward(&causal_call(shape), q, k, v, out, lse);
+        Ok(())
+    }
+
+    fn backward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        let buffers = [
+            ("q", q.len()),
+            ("k", k.len()),
+            ("v", v.len()),
+            ("out", out.len()),
+            ("dout", dout.len()),
+            ("dq", dq.len()),
+            ("dk", dk.len()),
+            ("dv", dv.len()),
+        ];
+        check(shape, &buffers, lse.len())?;
+        for g in [&mut *dq, &mut *dk, &mut *dv] {
+            g.fill(0.0);
+        }
+        self.kernels
+            .attention_backward(&causal_call(shape), q, k, v, out, lse, dout, dq, dk, dv);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{CpuKernels, Threads};
+
+    #[test]
+    fn a_wrong_buffer_size_is_an_error_naming_the_buffer() {
+        let attn = LocalAttention::new(Arc::new(CpuKernels::new(Threads::single())));
+        let shape = AttnShape {
+            batch: 1,
+            n_head: 2,
+            len: 3,
+            head_dim: 4,
+        };
+        let ok = vec![0.0; shape.qkv_len()];
+        let mut out = vec![0.0; shape.qkv_len()];
+        let mut lse = vec![0.0; shape.lse_len() + 1];
+        let err = attn
+            .forward(shape, &ok, &ok, &ok, &mut out, &mut lse)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("`lse` has 7 elements, expected 6"),
+            "{err}"
+        );
+        let mut lse = vec![0.0; shape.lse_len()];
+        attn.forward(shape, &ok, &ok, &ok, &mut out, &mut lse)
+            .unwrap();
+        assert_eq!(attn.name(), "local");
+    }
+}

@@ -1,0 +1,214 @@
+//! Every activation of one micro-batch, allocated once per (batch, len) and
+//! reused across steps (llm.c style). `N = batch·len` rows, `C = n_embd`.
+
+use super::ModelConfig;
+
+/// What one transformer block keeps from forward for backward.
+#[derive(Debug)]
+pub(crate) struct BlockActs {
+    /// LayerNorm 1 output `[N, C]`, its row mean and rstd `[N]`.
+    pub ln1: Vec<f32>,
+    pub ln1_mean: Vec<f32>,
+    pub ln1_rstd: Vec<f32>,
+    /// Queries, keys, values, attention output `[B, H, len, hd]`; lse `[B, H, len]`.
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    pub ctx: Vec<f32>,
+    pub lse: Vec<f32>,
+    /// Attention output back in token-major order `[N, C]`.
+    pub atty: Vec<f32>,
+    /// Residual stream after the attention branch `[N, C]`.
+    pub res1: Vec<f32>,
+    /// LayerNorm 2 output and stats.
+    pub ln2: Vec<f32>,
+    pub ln2_mean: Vec<f32>,
+    pub ln2_rstd: Vec<f32>,
+    /// MLP pre-activation and GELU output `[N, 4C]`.
+    pub fch: Vec<f32>,
+    pub fch_gelu: Vec<f32>,
+}
+
+/// Activation buffers for one (batch, len), plus the backward scratch.
+#[derive(Debug)]
+pub struct Activations {
+    pub(crate) batch: usize,
+    pub(crate) len: usize,
+    /// Residual stream entering block `l` (`l = n_layer`: leaving the last block).
+    pub(crate) residual: Vec<Vec<f32>>,
+    pub(crate) blocks: Vec<BlockActs>,
+    pub(crate) lnf: Vec<f32>,
+    pub(crate) lnf_mean: Vec<f32>,
+    pub(crate) lnf_rstd: Vec<f32>,
+    /// Logits `[N, V]`; backward turns them into their gradient in place.
+    pub(crate) logits: Vec<f32>,
+    pub(crate) ce_lse: Vec<f32>,
+    /// `[N, 3C]`: the qkv projection in forward, its gradient in backward.
+    pub(crate) qkv: Vec<f32>,
+    /// `[N, C]`: a projection output before its residual add (forward).
+    pub(crate) proj: Vec<f32>,
+    /// Backward: gradient of the residual stream `[N, C]`.
+    pub(crate) d_res: Vec<f32>,
+    /// Backward: gradient of a LayerNorm output or of `atty` `[N, C]`.
+    pub(crate) d_narrow: Vec<f32>,
+    /// Backward: gradient of the MLP hidden layer `[N, 4C]`.
+    pub(crate) d_wide: Vec<f32>,
+    /// Backward: gradients of ctx, q, k, v `[B, H, len, hd]`.
+    pub(crate) d_ctx: Vec<f32>,
+    pub(crate) dq: Vec<f32>,
+    pub(crate) dk: Vec<f32>,
+    pub(crate) dv: Vec<f32>,
+}
+
+/// `f32` elements [`Activations::new`] allocates, as `(name, count)` pairs
+/// of one block and of the rest.
+fn block_floats(cfg: &ModelConfig, n: usize) -> usize {
+    let c = cfg.n_embd;
+    // ln1, q, k, v, ctx, atty, res1, ln2: 8·N·C; fch, fch_gelu: 8·N·C;
+    // 4 LayerNorm stats of N; lse N·H.
+    16 * n * c + 4 * n + n * cfg.n_head
+}
+
+fn other_floats(cfg: &ModelConfig, n: usize) -> usize {
+    let c = cfg.n_embd;
+    // residual (L+1)·N·C counted here; lnf N·C + 2N; logits N·V + N;
+    // qkv 3NC, proj NC, d_res NC, d_narrow NC, d_wide 4NC, d_ctx/dq/dk/dv 4NC.
+    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 14 * n * c
+}
+
+impl Activations {
+    /// Buffers for micro-batches of `batch` sequences of `len` tokens.
+    pub fn new(cfg: &ModelConfig, batch: usize, len: usize) -> Self {
+        let (n, c) = (batch * len, cfg.n_embd);
+        let z = |k: usize| vec![0.0f32; k];
+        let blocks = (0..cfg.n_layer)
+            .map(|_| BlockActs {
+                ln1: z(n * c),
+                ln1_mean: z(n),
+                ln1_rstd: z(n),
+                q: z(n * c),
+                k: z(n * c),
+                v: z(n * c),
+                ctx: z(n * c),
+                lse: z(n * cfg.n_head),
+                atty: z(n * c),
+                res1: z(n * c),
+                ln2: z(n * c),
+                ln2_mean: z(n),
+                ln2_rstd: z(n),
+                fch: z(4 * n * c),
+                fch_gelu: z(4 * n * c),
+            })
+            .collect();
+        Activations {
+            batch,
+            len,
+            residual: (0..=cfg.n_layer).map(|_| z(n * c)).collect(),
+            blocks,
+            lnf: z(n * c),
+            lnf_mean: z(n),
+            lnf_rstd: z(n),
+            logits: z(n * cfg.vocab_size),
+            ce_lse: z(n),
+            qkv: z(3 * n * c),
+            proj: z(n * c),
+            d_res: z(n * c),
+            d_narrow: z(n * c),
+            d_wide: z(4 * n * c),
+            d_ctx: z(n * c),
+            dq: z(n * c),
+            dk: z(n * c),
+            dv: z(n * c),
+        }
+    }
+
+    /// Sequences per micro-batch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Tokens per sequence (on this rank).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffers hold no tokens.
+    pub fn is_empty(&self) -> bool {
+        self.batch * self.len == 0
+    }
+
+    /// Bytes [`Activations::new`] allocates for `cfg`, `batch`, `len`
+    /// (forward activations and backward scratch; excludes parameters,
+    /// gradients and optimizer state).
+    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize) -> usize {
+        let n = batch * len;
+        4 * (cfg.n_layer * block_floats(cfg, n) + other_floats(cfg, n))
+    }
+
+    /// The logits `[batch·len, vocab]` of the last forward (before backward
+    /// overwrites them with their gradient).
+    pub fn logits(&self) -> &[f32] {
+        &self.logits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_estimate_counts_exactly_what_is_allocated() {
+        let cfg = ModelConfig {
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 16,
+            vocab_size: 37,
+            seq_len: 8,
+            init: None,
+        };
+        let a = Activations::new(&cfg, 3, 5);
+        let mut floats = a.residual.iter().map(Vec::len).sum::<usize>();
+        for b in &a.blocks {
+            floats += [
+                &b.ln1,
+                &b.ln1_mean,
+                &b.ln1_rstd,
+                &b.q,
+                &b.k,
+                &b.v,
+                &b.ctx,
+                &b.lse,
+                &b.atty,
+                &b.res1,
+                &b.ln2,
+                &b.ln2_mean,
+                &b.ln2_rstd,
+                &b.fch,
+                &b.fch_gelu,
+            ]
+            .iter()
+            .map(|v| v.len())
+            .sum::<usize>();
+        }
+        floats += [
+            &a.lnf,
+            &a.lnf_mean,
+            &a.lnf_rstd,
+            &a.logits,
+            &a.ce_lse,
+            &a.qkv,
+            &a.proj,
+            &a.d_res,
+            &a.d_narrow,
+            &a.d_wide,
+            &a.d_ctx,
+            &a.dq,
+            &a.dk,
+            &a.dv,
+        ]
+        .iter()
+        .map(|v| v.len())
+        .sum::<usize>();
+        assert_eq!(Activations::bytes(&cfg, 3, 5), 4 * floats);
+    }
+}

@@ -1,0 +1,120 @@
+//! Typed views of the flat parameter (or gradient) buffer.
+
+use super::{ModelConfig, ParamLayout};
+
+/// Tensors of one transformer block, in layout order.
+#[derive(Debug)]
+pub struct BlockParams<T> {
+    /// `ln_1.weight` `[C]`.
+    pub ln1_w: T,
+    /// `ln_1.bias` `[C]`.
+    pub ln1_b: T,
+    /// `attn.c_attn.weight` `[C, 3C]`.
+    pub qkv_w: T,
+    /// `attn.c_attn.bias` `[3C]`.
+    pub qkv_b: T,
+    /// `attn.c_proj.weight` `[C, C]`.
+    pub attn_proj_w: T,
+    /// `attn.c_proj.bias` `[C]`.
+    pub attn_proj_b: T,
+    /// `ln_2.weight` `[C]`.
+    pub ln2_w: T,
+    /// `ln_2.bias` `[C]`.
+    pub ln2_b: T,
+    /// `mlp.c_fc.weight` `[C, 4C]`.
+    pub fc_w: T,
+    /// `mlp.c_fc.bias` `[4C]`.
+    pub fc_b: T,
+    /// `mlp.c_proj.weight` `[4C, C]`.
+    pub mlp_proj_w: T,
+    /// `mlp.c_proj.bias` `[C]`.
+    pub mlp_proj_b: T,
+}
+
+/// The whole model's tensors.
+#[derive(Debug)]
+pub struct GptParams<T> {
+    /// `wte` `[V, C]`, also the output head.
+    pub wte: T,
+    /// `wpe` `[seq_len, C]`.
+    pub wpe: T,
+    /// The transformer blocks.
+    pub blocks: Vec<BlockParams<T>>,
+    /// `ln_f.weight` `[C]`.
+    pub lnf_w: T,
+    /// `ln_f.bias` `[C]`.
+    pub lnf_b: T,
+}
+
+/// Element counts of the tensors in layout order.
+fn sizes(cfg: &ModelConfig) -> impl Iterator<Item = usize> {
+    ParamLayout::gpt2(cfg)
+        .specs()
+        .iter()
+        .map(|s| s.numel())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Assembles the views from the tensors in layout order.
+fn assemble<T>(n_layer: usize, pieces: Vec<T>) -> GptParams<T> {
+    let mut it = pieces.into_iter();
+    let mut next = || it.next().expect("the layout has every tensor");
+    let wte = next();
+    let wpe = next();
+    let blocks = (0..n_layer)
+        .map(|_| BlockParams {
+            ln1_w: next(),
+            ln1_b: next(),
+            qkv_w: next(),
+            qkv_b: next(),
+            attn_proj_w: next(),
+            attn_proj_b: next(),
+            ln2_w: next(),
+            ln2_b: next(),
+            fc_w: next(),
+            fc_b: next(),
+            mlp_proj_w: next(),
+            mlp_proj_b: next(),
+        })
+        .collect();
+    GptParams {
+        wte,
+        wpe,
+        blocks,
+        lnf_w: next(),
+        lnf_b: next(),
+    }
+}
+
+impl<'a> GptParams<&'a [f32]> {
+    /// Views of `buf`, which must hold exactly [`ParamLayout::gpt2`]`(cfg).len()` values.
+    pub fn new(cfg: &ModelConfig, buf: &'a [f32]) -> Self {
+        let mut rest = buf;
+        let pieces = sizes(cfg)
+            .map(|n| {
+                let (head, tail) = rest.split_at(n);
+                rest = tail;
+                head
+            })
+            .collect();
+        assert!(rest.is_empty(), "parameter buffer longer than the layout");
+        assemble(cfg.n_layer, pieces)
+    }
+}
+
+impl<'a> GptParams<&'a mut [f32]> {
+    /// Mutable views of `buf` (gradients, or parameters being initialised).
+    pub fn new_mut(cfg: &ModelConfig, buf: &'a mut [f32]) -> Self {
+        let mut rest = buf;
+        let pieces = sizes(cfg)
+            .map(|n| {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+                rest = tail;
+                head
+            })
+            .collect();
+        assert!(rest.is_empty(), "parameter buffer longer than the layout");
+        assemble(cfg.n_layer, pieces)
+    }
+}

@@ -1,8 +1,8 @@
 //! Matrix products, through `matrixmultiply`'s sgemm.
 //!
 //! Why `matrixmultiply` and not `gemm` 0.19: on this project's machine
-//! (2 vCPU Intel Xeon with AVX-512, measured 2026, release, best of 7; see
-//! `docs/kernels.md`) `matrixmultiply` 0.3.11 reached 145-168 GFLOP/s on one
+//! (2 vCPU Intel Xeon with AVX-512, measured 2026, release, best of 7; table in
+//! the [`kernels`](super) module docs) `matrixmultiply` 0.3.11 reached 145-168 GFLOP/s on one
 //! thread for the model's shapes (2048×128 @ 128×{256,384,512}, 2048×512 @
 //! 512×128, 2048×256 @ 256×{256,768,1024}) against 69-106 GFLOP/s for `gemm`
 //! 0.19, whose AVX-512 kernels need a nightly feature. `matrixmultiply` is

@@ -4,6 +4,25 @@
 //! them behind one object-safe trait so a device plugin can replace the CPU
 //! implementation ([`CpuKernels`]) as a whole. Parallel kernels run on the
 //! rank's own [`Threads`], never on rayon's global pool.
+//!
+//! # GEMM choice (measured 2026, this project's 2-vCPU Intel Xeon, AVX-512)
+//!
+//! Release build, best of 7, GFLOP/s; A^T = A read transposed (weight grads).
+//!
+//! | shape (M×K @ K×N)       | gemm 0.19 1T | matrixmultiply 0.3.11 1T | gemm 2T | mm 2T (own threading) |
+//! |-------------------------|-------------:|-------------------------:|--------:|----------------------:|
+//! | 2048×128 @ 128×384      | 100-105      | 156-159                  | 103     | 152                   |
+//! | 2048×128 @ 128×512      | 99-103       | 141-168                  | 103     | 162                   |
+//! | 2048×512 @ 512×128      | 103-106      | 145-147                  | 106     | 150                   |
+//! | 128×2048 @ 2048×384 A^T | 82-88        | 129                      | 76      | 132                   |
+//! | 2048×256 @ 256×768      | 45-74        | 164                      | 79      | 163                   |
+//! | 2048×1024 @ 1024×256    | 104-106      | 109-148                  | 93      | 135                   |
+//! | 256×2048 @ 2048×1024 A^T| 70-94        | 70-140                   | 65      | 111                   |
+//!
+//! `matrixmultiply` wins (its AVX-512 kernel is on by default; `gemm`'s needs
+//! nightly). A second thread gives little on this VM, so the default is one
+//! GEMM thread per rank; with more, [`gemm`] splits output rows over the
+//! rank's pool.
 
 mod attention_batched;
 mod attention_block;

@@ -511,3 +511,37 @@ fn batched_driver_equals_per_slab_calls_including_row_selections() {
         }
     }
 }
+
+#[test]
+fn merging_into_a_row_selection_touches_only_those_rows() {
+    // Accumulator [slabs=3, 8 rows, d=4]; the partial covers rows 4..8 of each
+    // slab (an "upper" ring step updates only half 1).
+    let (slabs, rows, d) = (3, 8, 4);
+    let sel = Rows {
+        per_slab: rows,
+        start: 4,
+        count: 4,
+    };
+    let (o_acc, lse_acc) = (uniform(60, slabs * rows * d), uniform(61, slabs * rows));
+    let (o_part, lse_part) = (uniform(62, slabs * 4 * d), uniform(63, slabs * 4));
+    let (mut o, mut lse) = (o_acc.clone(), lse_acc.clone());
+    merge_partial_rows(&mut o, &mut lse, sel, &o_part, &lse_part, d);
+    for s in 0..slabs {
+        let (mut eo, mut el) = (
+            o_acc[(s * rows + 4) * d..(s + 1) * rows * d].to_vec(),
+            lse_acc[s * rows + 4..(s + 1) * rows].to_vec(),
+        );
+        merge_partial(
+            &mut eo,
+            &mut el,
+            &o_part[s * 4 * d..(s + 1) * 4 * d],
+            &lse_part[s * 4..(s + 1) * 4],
+        );
+        assert_eq!(&o[(s * rows + 4) * d..(s + 1) * rows * d], &eo[..]);
+        assert_eq!(&lse[s * rows + 4..(s + 1) * rows], &el[..]);
+        assert_eq!(
+            &o[s * rows * d..(s * rows + 4) * d],
+            &o_acc[s * rows * d..(s * rows + 4) * d]
+        );
+    }
+}

@@ -5,4 +5,5 @@
 
 pub mod attention;
 pub mod model;
+pub mod optim;
 pub mod parallel;

@@ -6,6 +6,7 @@
 pub mod attention;
 pub mod checkpoint;
 pub mod data;
+pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parallel;

@@ -4,6 +4,10 @@
 //! application context; the components that wire it together live beside it.
 
 pub mod attention;
+pub mod checkpoint;
+pub mod data;
 pub mod kernels;
+pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod parallel;

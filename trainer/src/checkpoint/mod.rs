@@ -1,0 +1,24 @@
+//! Weights and training checkpoints as safetensors with Hugging Face
+//! `GPT2LMHeadModel` names.
+//!
+//! - [`save_weights`] / [`load_weights`]: the flat parameter buffer as a
+//!   `model.safetensors` that `transformers` loads (Conv1D weights `[in, out]`).
+//! - [`import_hf_gpt2`]: `model.init` — a GPT-2 file from the Hugging Face hub,
+//!   with its extra buffers, with or without the `transformer.` prefix, in
+//!   F32, F16 or BF16, and a `wpe` at least `seq_len` rows long.
+//! - [`save_checkpoint`] / [`load_checkpoint`] / [`latest_checkpoint`] /
+//!   [`prune_checkpoints`]: `<out_dir>/checkpoints/step-N/` holding
+//!   `model.safetensors`, `optimizer.safetensors`, `trainer_state.json` and a
+//!   `DONE` marker, written into a temporary directory and renamed into place.
+
+mod error;
+mod tensors;
+mod training;
+mod weights;
+
+pub use error::CheckpointError;
+pub use training::{
+    CHECKPOINT_FORMAT_VERSION, Checkpoint, DataPosition, ResumeMetrics, TrainerState,
+    checkpoint_dir, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
+};
+pub use weights::{import_hf_gpt2, load_weights, save_weights};

@@ -1,0 +1,481 @@
+use super::CheckpointError;
+use super::tensors::{Dtypes, F32Tensor, copy_f32, parse, read_file, write_tensors};
+use crate::model::ParamLayout;
+use safetensors::SafeTensors;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Most unexpected tensor names an error lists.
+const UNEXPECTED_NAMES_SHOWN: usize = 5;
+
+/// Saves the flat parameter buffer `params` (laid out by `layout`) under the
+/// Hugging Face `GPT2LMHeadModel` names, F32. `lm_head` is tied to `wte` and
+/// not written, as `transformers` does.
+pub fn save_weights(
+    path: &Path,
+    layout: &ParamLayout,
+    params: &[f32],
+) -> Result<(), CheckpointError> {
+    write_buffers(path, layout, &[("", params)])
+}
+
+/// Loads a file written by [`save_weights`]: exactly the layout's tensors,
+/// names, shapes and F32, nothing else.
+pub fn load_weights(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
+    let mut buffers = read_buffers(path, layout, &[""])?;
+    Ok(buffers.remove(0))
+}
+
+/// Writes several buffers of `layout`'s shape into one file, each tensor
+/// named `prefix + name`.
+pub(super) fn write_buffers(
+    path: &Path,
+    layout: &ParamLayout,
+    buffers: &[(&str, &[f32])],
+) -> Result<(), CheckpointError> {
+    let tensors = buffers
+        .iter()
+        .flat_map(|&(prefix, data)| {
+            assert_eq!(
+                data.len(),
+                layout.len(),
+                "buffer does not match the parameter layout"
+            );
+            layout.specs().iter().map(move |spec| {
+                let tensor = F32Tensor {
+                    shape: spec.shape.clone(),
+                    data: &data[spec.range()],
+                };
+                (format!("{prefix}{}", spec.name), tensor)
+            })
+        })
+        .collect();
+    write_tensors(path, tensors)
+}
+
+/// Reads buffers written by [`write_buffers`], strictly: every name present
+/// with its exact shape in F32, and no other tensor.
+pub(super) fn read_buffers(
+    path: &Path,
+    layout: &ParamLayout,
+    prefixes: &[&str],
+) -> Result<Vec<Vec<f32>>, CheckpointError> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    let mut expected = BTreeSet::new();
+    let mut buffers = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        let mut buffer = vec![0.0; layout.len()];
+        for spec in layout.specs() {
+            let name = format!("{prefix}{}", spec.name);
+            let view = file
+                .tensor(&name)
+                .map_err(|_| CheckpointError::MissingTensor {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                    looked_for: name.clone(),
+                    expected: spec.shape.clone(),
+                })?;
+            check_shape(path, &name, &spec.shape, view.shape())?;
+            copy_f32(
+                path,
+                &name,
+                &view,
+                Dtypes::F32Only,
+                &mut buffer[spec.range()],
+            )?;
+            expected.insert(name);
+        }
+        buffers.push(buffer);
+    }
+    reject_unexpected(path, &file, |name| expected.contains(name))?;
+    Ok(buffers)
+}
+
+/// Imports a Hugging Face GPT-2 safetensors file (`model.init`).
+///
+/// Accepts names with or without the `transformer.` prefix; F32, F16 or
+/// BF16; a `wpe` with at least `seq_len` rows (the first `seq_len` are
+/// used); and ignores the causal-mask buffers `*.attn.bias` /
+/// `*.attn.masked_bias`. A `lm_head.weight` is checked against `wte` (the
+/// model ties them): equal is fine, different is reported in the log and
+/// ignored. Any other extra, missing or misshapen tensor is an error.
+pub fn import_hf_gpt2(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
+    let bytes = read_file(path)?;
+    let file = parse(path, &bytes)?;
+    let mut params = vec![0.0; layout.len()];
+    let mut used = BTreeSet::new();
+    for spec in layout.specs() {
+        let short = spec.name.strip_prefix("transformer.").unwrap_or(&spec.name);
+        let (name, view) = [spec.name.as_str(), short]
+            .into_iter()
+            .find_map(|candidate| file.tensor(candidate).ok().map(|view| (candidate, view)))
+            .ok_or_else(|| CheckpointError::MissingTensor {
+                path: path.to_path_buf(),
+                name: spec.name.clone(),
+                looked_for: format!("{}, {short}", spec.name),
+                expected: spec.shape.clone(),
+            })?;
+        if short == "wpe.weight" {
+            check_wpe(path, name, &spec.shape, view.shape())?;
+        } else {
+            check_shape(path, name, &spec.shape, view.shape())?;
+        }
+        copy_f32(path, name, &view, Dtypes::Floats, &mut params[spec.range()])?;
+        used.insert(name.to_string());
+    }
+    check_tied_head(path, &file, layout, &params)?;
+    reject_unexpected(path, &file, |name| {
+        used.contains(name)
+            || name == "lm_head.weight"
+            || name.ends_with(".attn.bias")
+            || name.ends_with(".attn.masked_bias")
+    })?;
+    Ok(params)
+}
+
+fn check_shape(
+    path: &Path,
+    name: &str,
+    expected: &[usize],
+    found: &[usize],
+) -> Result<(), CheckpointError> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(CheckpointError::Shape {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        expected: expected.to_vec(),
+        found: found.to_vec(),
+    })
+}
+
+/// `wpe` may be longer than `seq_len` (its first rows are used), not shorter.
+fn check_wpe(
+    path: &Path,
+    name: &str,
+    expected: &[usize],
+    found: &[usize],
+) -> Result<(), CheckpointError> {
+    match (expected, found) {
+        ([seq_len, width], [rows, found_width]) if width == found_width && rows < seq_len => {
+            Err(CheckpointError::WpeTooShort {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                rows: *rows,
+                seq_len: *seq_len,
+            })
+        }
+        ([_, width], [_, found_width]) if width == found_width => Ok(()),
+        _ => check_shape(path, name, expected, found),
+    }
+}
+
+/// Compares an `lm_head.weight`, if the file has one, with the loaded `wte`.
+fn check_tied_head(
+    path: &Path,
+    file: &SafeTensors<'_>,
+    layout: &ParamLayout,
+    params: &[f32],
+) -> Result<(), CheckpointError> {
+    let Ok(head) = file.tensor("lm_head.weight") else {
+        return Ok(());
+    };
+    let wte = layout
+        .get("transformer.wte.weight")
+        .expect("GPT-2 layouts have wte");
+    let same_shape = head.shape() == wte.shape.as_slice();
+    let tied = same_shape && {
+        let mut values = vec![0.0; wte.numel()];
+        copy_f32(path, "lm_head.weight", &head, Dtypes::Floats, &mut values)?;
+        values == params[wte.range()]
+    };
+    if tied {
+        tracing::debug!(file = %path.display(), "lm_head.weight equals wte; using the tied embedding");
+    } else {
+        tracing::warn!(
+            file = %path.display(),
+            "lm_head.weight differs from wte; cptrain ties the output layer to wte, so lm_head.weight is ignored"
+        );
+    }
+    Ok(())
+}
+
+fn reject_unexpected(
+    path: &Path,
+    file: &SafeTensors<'_>,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<(), CheckpointError> {
+    let mut unexpected: Vec<&str> = file.names().into_iter().filter(|n| !allowed(n)).collect();
+    if unexpected.is_empty() {
+        return Ok(());
+    }
+    unexpected.sort_unstable();
+    let more = unexpected.len().saturating_sub(UNEXPECTED_NAMES_SHOWN);
+    let mut names = unexpected[..unexpected.len().min(UNEXPECTED_NAMES_SHOWN)].join(", ");
+    if more > 0 {
+        names.push_str(&format!(" and {more} more"));
+    }
+    Err(CheckpointError::UnexpectedTensors {
+        path: path.to_path_buf(),
+        names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelConfig;
+    use safetensors::tensor::{Dtype, TensorView};
+    use std::collections::HashMap;
+
+    fn model(seq_len: usize) -> ModelConfig {
+        ModelConfig {
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 4,
+            vocab_size: 7,
+            seq_len,
+            init: None,
+        }
+    }
+
+    fn ramp(n: usize) -> Vec<f32> {
+        (0..n).map(|i| i as f32 * 0.25 - 3.0).collect()
+    }
+
+    /// Writes raw tensors (name, dtype, shape, bytes) as a safetensors file.
+    fn write_raw(path: &Path, tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)]) {
+        let views: HashMap<String, TensorView<'_>> = tensors
+            .iter()
+            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, path).unwrap();
+    }
+
+    fn f32_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// An HF-hub-style file for `layout`: short names (no `transformer.`
+    /// prefix), the attention-mask buffers, a tied lm_head, and `wpe_rows`
+    /// rows of position embedding.
+    fn hub_file(path: &Path, layout: &ParamLayout, params: &[f32], wpe_rows: usize) {
+        let mut tensors = Vec::new();
+        for spec in layout.specs() {
+            let short = spec.name.strip_prefix("transformer.").unwrap().to_string();
+            let (shape, values) = if short == "wpe.weight" {
+                let width = spec.shape[1];
+                let mut rows = params[spec.range()].to_vec();
+                rows.extend((0..(wpe_rows - spec.shape[0]) * width).map(|i| 100.0 + i as f32));
+                (vec![wpe_rows, width], rows)
+            } else {
+                (spec.shape.clone(), params[spec.range()].to_vec())
+            };
+            tensors.push((short, Dtype::F32, shape, f32_bytes(&values)));
+        }
+        let wte = layout.get("transformer.wte.weight").unwrap();
+        tensors.push((
+            "lm_head.weight".into(),
+            Dtype::F32,
+            wte.shape.clone(),
+            f32_bytes(&params[wte.range()]),
+        ));
+        for i in 0..2 {
+            tensors.push((
+                format!("h.{i}.attn.bias"),
+                Dtype::F32,
+                vec![1, 1, 3, 3],
+                f32_bytes(&[1.0; 9]),
+            ));
+            tensors.push((
+                format!("h.{i}.attn.masked_bias"),
+                Dtype::F32,
+                vec![],
+                f32_bytes(&[-1e4]),
+            ));
+        }
+        write_raw(path, &tensors);
+    }
+
+    #[test]
+    fn weights_round_trip_bit_exactly_with_hf_names_and_shapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let layout = ParamLayout::gpt2(&model(6));
+        let params = ramp(layout.len());
+        save_weights(&path, &layout, &params).unwrap();
+        assert_eq!(load_weights(&path, &layout).unwrap(), params);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(file.len(), layout.specs().len());
+        let cases: [(&str, &[usize]); 4] = [
+            ("transformer.wte.weight", &[7, 4]),
+            ("transformer.wpe.weight", &[6, 4]),
+            ("transformer.h.1.attn.c_attn.weight", &[4, 12]),
+            ("transformer.h.0.mlp.c_proj.weight", &[16, 4]),
+        ];
+        for (name, shape) in cases {
+            let view = file.tensor(name).unwrap();
+            assert_eq!((view.shape(), view.dtype()), (shape, Dtype::F32), "{name}");
+        }
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(metadata.metadata().as_ref().unwrap()["format"], "pt");
+    }
+
+    /// A hub file (short names, mask buffers, lm_head, 10 positions) imports
+    /// into a 6-position model: wpe keeps its first 6 rows.
+    #[test]
+    fn hub_files_import_with_prefix_variants_extra_keys_and_a_longer_wpe() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.safetensors");
+        let layout = ParamLayout::gpt2(&model(6));
+        let params = ramp(layout.len());
+        hub_file(&path, &layout, &params, 10);
+        assert_eq!(import_hf_gpt2(&path, &layout).unwrap(), params);
+        // A file saved by cptrain (long names) imports too.
+        let ours = dir.path().join("ours.safetensors");
+        save_weights(&ours, &layout, &params).unwrap();
+        assert_eq!(import_hf_gpt2(&ours, &layout).unwrap(), params);
+    }
+
+    /// Half-precision files are widened: 1.5 and -2.25 are exact in f16 and bf16.
+    #[test]
+    fn half_precision_tensors_are_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ParamLayout::gpt2(&model(2));
+        for dtype in [Dtype::F16, Dtype::BF16] {
+            let path = dir.path().join(format!("{dtype:?}.safetensors"));
+            let tensors: Vec<_> = layout
+                .specs()
+                .iter()
+                .map(|spec| {
+                    let bytes = (0..spec.numel())
+                        .flat_map(|i| {
+                            let x = if i % 2 == 0 { 1.5_f32 } else { -2.25 };
+                            match dtype {
+                                Dtype::F16 => half::f16::from_f32(x).to_le_bytes(),
+                                _ => half::bf16::from_f32(x).to_le_bytes(),
+                            }
+                        })
+                        .collect();
+                    (spec.name.clone(), dtype, spec.shape.clone(), bytes)
+                })
+                .collect();
+            write_raw(&path, &tensors);
+            let params = import_hf_gpt2(&path, &layout).unwrap();
+            assert_eq!(params[..4], [1.5, -2.25, 1.5, -2.25], "{dtype:?}");
+            let err = load_weights(&path, &layout).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("is {dtype:?}, but F32 is required")),
+                "{err}"
+            );
+        }
+    }
+
+    /// Each malformed file gives an error naming the file, the tensor and
+    /// what was expected.
+    #[test]
+    fn mismatched_files_are_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ParamLayout::gpt2(&model(6));
+        let params = ramp(layout.len());
+        let hub = dir.path().join("hub.safetensors");
+        hub_file(&hub, &layout, &params, 10);
+        let bigger_vocab = ParamLayout::gpt2(&ModelConfig {
+            vocab_size: 9,
+            ..model(6)
+        });
+        let more_layers = ParamLayout::gpt2(&ModelConfig {
+            n_layer: 3,
+            ..model(6)
+        });
+        let fewer_layers = ParamLayout::gpt2(&ModelConfig {
+            n_layer: 1,
+            ..model(6)
+        });
+        let longer = ParamLayout::gpt2(&model(12));
+        let truncated = dir.path().join("truncated.safetensors");
+        std::fs::write(&truncated, &std::fs::read(&hub).unwrap()[..200]).unwrap();
+        let missing = dir.path().join("missing.safetensors");
+        let cases: [(&Path, &ParamLayout, &[&str]); 6] = [
+            (
+                &hub,
+                &bigger_vocab,
+                &[
+                    "hub.safetensors: tensor wte.weight has shape [7, 4], but the model needs [9, 4]",
+                ],
+            ),
+            (
+                &hub,
+                &more_layers,
+                &[
+                    "has no tensor transformer.h.2.ln_1.weight",
+                    "h.2.ln_1.weight",
+                    "[4]",
+                ],
+            ),
+            (
+                &hub,
+                &fewer_layers,
+                &[
+                    "holds tensors the model has no place for: h.1.attn.c_attn.bias",
+                    "and 7 more",
+                ],
+            ),
+            (
+                &hub,
+                &longer,
+                &["tensor wpe.weight has 10 positions, fewer than model.seq_len = 12"],
+            ),
+            (
+                &truncated,
+                &layout,
+                &["truncated.safetensors is not a readable safetensors file"],
+            ),
+            (&missing, &layout, &["cannot read", "missing.safetensors"]),
+        ];
+        for (path, layout, fragments) in cases {
+            let err = import_hf_gpt2(path, layout).unwrap_err().to_string();
+            for fragment in fragments {
+                assert!(err.contains(fragment), "{err:?} lacks {fragment:?}");
+            }
+        }
+        // Our own loader is strict: the hub file's short names are not accepted.
+        let err = load_weights(&hub, &layout).unwrap_err().to_string();
+        assert!(
+            err.contains("has no tensor transformer.wte.weight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_untied_lm_head_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = ParamLayout::gpt2(&model(2));
+        let params = ramp(layout.len());
+        let path = dir.path().join("untied.safetensors");
+        let mut tensors: Vec<_> = layout
+            .specs()
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    Dtype::F32,
+                    s.shape.clone(),
+                    f32_bytes(&params[s.range()]),
+                )
+            })
+            .collect();
+        tensors.push((
+            "lm_head.weight".into(),
+            Dtype::F32,
+            vec![7, 4],
+            f32_bytes(&[0.5; 28]),
+        ));
+        write_raw(&path, &tensors);
+        assert_eq!(import_hf_gpt2(&path, &layout).unwrap(), params);
+    }
+}

@@ -1,0 +1,34 @@
+//! Training data: sources of token windows and the batch builder that turns
+//! them into each rank's micro-batches, following DESIGN.md's token contract.
+//!
+//! ```
+//! use cptrain::data::{BatchBuilder, BatchPlan, DataConfig, RankCoords, Split, open_data_source};
+//! use cptrain::model::ModelConfig;
+//!
+//! let model = ModelConfig { n_layer: 1, n_head: 1, n_embd: 8, vocab_size: 16, seq_len: 8, init: None };
+//! let source = open_data_source(&DataConfig::default(), &model, 42).unwrap(); // synthetic copy task
+//! let plan = BatchPlan::new(8, 4, Some(2), RankCoords::single()).unwrap();
+//! let mut builder = BatchBuilder::new(plan, source).unwrap();
+//! let mut batch = builder.new_micro_batch();
+//! builder.fill(Split::Train, 0, 1, &mut batch).unwrap(); // step 0, second micro-batch
+//! assert_eq!(batch.tokens.len(), 2 * 8);
+//! assert_eq!(batch.positions, (0..8).collect::<Vec<_>>());
+//! ```
+
+mod batch;
+mod config;
+mod error;
+mod open;
+mod source;
+mod synthetic;
+mod token_file;
+mod train_config;
+
+pub use batch::{BatchBuilder, BatchPlan, BatchPlanError, MicroBatch, RankCoords};
+pub use config::{DataConfig, SyntheticTask};
+pub use error::DataError;
+pub use open::{BUILTIN_SOURCES, open_data_source};
+pub use source::{DataSource, IGNORE_TARGET, Split};
+pub use synthetic::SyntheticSource;
+pub use token_file::{FileSource, TokenEncoding};
+pub use train_config::TrainConfig;

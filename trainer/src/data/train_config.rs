@@ -1,0 +1,65 @@
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The `[train]` section: the length and batching of a run and where it writes.
+///
+/// Defaults: `steps = 200`, `batch_size = 8`, `micro_batch_size` unset (the
+/// whole per-rank batch at once), `seed = 1337`, `out_dir = "runs/default"`,
+/// `eval_every = 50`, `eval_batches = 4`, `checkpoint_every = 0` (only at the
+/// end and on interruption), `keep_last = 3`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Optimizer steps of the run.
+    pub steps: u64,
+    /// Global batch `B`: sequences per optimizer step over all DP ranks.
+    pub batch_size: usize,
+    /// Sequences per forward/backward pass on one rank; must divide
+    /// `batch_size / dp`. Unset: the whole per-rank batch.
+    pub micro_batch_size: Option<usize>,
+    /// Seed of the initialization and the synthetic data.
+    pub seed: u64,
+    /// Directory of `metrics.jsonl` and `checkpoints/`.
+    pub out_dir: PathBuf,
+    /// Evaluate the validation loss every this many steps (0: never).
+    pub eval_every: u64,
+    /// Validation batches (of `batch_size` sequences) per evaluation; always the same ones.
+    pub eval_batches: usize,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Complete checkpoints to keep, newest first (0: keep all).
+    pub keep_last: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 200,
+            batch_size: 8,
+            micro_batch_size: None,
+            seed: 1337,
+            out_dir: PathBuf::from("runs/default"),
+            eval_every: 50,
+            eval_batches: 4,
+            checkpoint_every: 0,
+            keep_last: 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_and_missing_ones_defaulted() {
+        let cfg: TrainConfig =
+            serde_json::from_str(r#"{"steps": 5, "micro_batch_size": 2}"#).unwrap();
+        assert_eq!(
+            (cfg.steps, cfg.micro_batch_size, cfg.batch_size),
+            (5, Some(2), 8)
+        );
+        let err = serde_json::from_str::<TrainConfig>(r#"{"step": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `step`"), "{err}");
+    }
+}

@@ -1,0 +1,39 @@
+use serde::{Deserialize, Serialize};
+
+/// The `[metrics]` section: how progress is shown and MFU computed.
+///
+/// Defaults: `log_every = 10`, `progress = "auto"`, `peak_gflops` unset
+/// (MFU is then reported only if the trainer measured a peak).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Print a console line every this many steps (the first and last step
+    /// are always printed). `metrics.jsonl` always gets every step.
+    pub log_every: u64,
+    /// Progress bar on a terminal (`auto`), always, or never.
+    pub progress: ProgressMode,
+    /// Peak GFLOP/s of the hardware for MFU; unset: measured or none.
+    pub peak_gflops: Option<f64>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            log_every: 10,
+            progress: ProgressMode::Auto,
+            peak_gflops: None,
+        }
+    }
+}
+
+/// When the console shows a progress bar instead of plain lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, plain lines otherwise (CI, pipes).
+    Auto,
+    /// Always a bar.
+    Always,
+    /// Always plain lines.
+    Never,
+}

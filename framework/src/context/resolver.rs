@@ -40,7 +40,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Every active provider of `T` in this context and its ancestors,
-    /// sorted by (order, name).
+    /// sorted by (order, name); on ties the nearest context comes first.
     pub fn get_all<T: ?Sized + Send + Sync + 'static>(&self) -> Result<Vec<Arc<T>>> {
         let mut found = Vec::new();
         self.all(TypeKey::of::<T>(), &mut found);
@@ -117,10 +117,9 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Local providers first, then the ancestors', so that the stable sort in
+    /// `get_all` puts the nearest first among equal (order, name).
     pub(crate) fn all(&self, key: TypeKey, found: &mut Vec<Found>) {
-        if let Some(parent) = &self.plan.parent {
-            parent.with_resolver(|r| r.all(key, found));
-        }
         for &id in self
             .plan
             .providers
@@ -136,6 +135,9 @@ impl<'a> Resolver<'a> {
                     value: value.clone(),
                 });
             }
+        }
+        if let Some(parent) = &self.plan.parent {
+            parent.with_resolver(|r| r.all(key, found));
         }
     }
 }

@@ -90,15 +90,25 @@ impl Environment {
         })
     }
 
-    /// Which source set `key` (or the nearest enclosing key that a source set).
+    /// Which source set `key`: the key itself, the nearest enclosing key a
+    /// source set, or (for a table) the first key inside it.
     pub fn origin(&self, key: &str) -> Option<&Source> {
         let mut path = key;
         loop {
             if let Some(source) = self.origins.get(path) {
                 return Some(source);
             }
-            path = &path[..path.rfind(['.', '['])?];
+            match path.rfind(['.', '[']) {
+                Some(i) => path = &path[..i],
+                None => break,
+            }
         }
+        let inside = format!("{key}.");
+        self.origins
+            .range(inside.clone()..)
+            .next()
+            .filter(|(k, _)| k.starts_with(&inside))
+            .map(|(_, source)| source)
     }
 
     /// Every leaf key (dotted) with its value and source, sorted by key.

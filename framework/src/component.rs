@@ -1,0 +1,281 @@
+//! Component definitions: what a component provides, needs, and when it applies.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::condition::Condition;
+use crate::context::Resolver;
+use crate::error::BoxError;
+use crate::factory::Factory;
+use crate::inject::Dependency;
+
+/// A created component, type-erased: an `Arc<dyn Any>` holding an `Arc<T>`.
+pub(crate) type Stored = Arc<dyn Any + Send + Sync>;
+
+type ErasedFactory = dyn Fn(&Resolver<'_>) -> Result<Stored, BoxError> + Send + Sync;
+
+/// Identifies a provided type (`Foo` or `dyn Trait`) by `TypeId`, with its name for messages.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeKey {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl TypeKey {
+    /// The key of `T`.
+    pub fn of<T: ?Sized + 'static>() -> Self {
+        TypeKey {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+        }
+    }
+
+    /// The full type name, e.g. `dyn my_app::Store`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The type name without module paths, e.g. `dyn Store`.
+    pub fn short_name(&self) -> String {
+        short_type_name(self.name)
+    }
+}
+
+impl PartialEq for TypeKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for TypeKey {}
+impl Hash for TypeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id.hash(state)
+    }
+}
+impl fmt::Display for TypeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.short_name())
+    }
+}
+
+/// Strips module paths: `alloc::sync::Arc<dyn a::b::Store>` → `Arc<dyn Store>`.
+pub(crate) fn short_type_name(full: &str) -> String {
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out
+}
+
+/// How long a component lives, i.e. which context instantiates it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Scope {
+    /// One per root context (per process): created in the context built with
+    /// [`ContextBuilder::new`](crate::ContextBuilder::new), visible to all its children.
+    #[default]
+    Singleton,
+    /// Created in each child context of this scope (e.g. `"rank"`: one child
+    /// per rank, see [`ApplicationContext::child`](crate::ApplicationContext::child)).
+    Named(&'static str),
+}
+
+impl Scope {
+    /// A named child scope.
+    pub const fn named(name: &'static str) -> Self {
+        Scope::Named(name)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Singleton => f.write_str("singleton"),
+            Scope::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Everything the context needs to know about one component, before it exists.
+///
+/// Build one with [`ComponentDef::new`] (a function whose parameters are its
+/// dependencies), [`ComponentDef::instance`] (a ready value) or
+/// [`ComponentDef::manual`] (explicit dependencies), then refine it with
+/// [`when`](Self::when), [`order`](Self::order), [`scope`](Self::scope), ...
+#[derive(Clone)]
+pub struct ComponentDef {
+    pub(crate) name: String,
+    pub(crate) provides: TypeKey,
+    pub(crate) dependencies: Vec<Dependency>,
+    pub(crate) factory: Arc<ErasedFactory>,
+    pub(crate) conditions: Vec<Condition>,
+    pub(crate) order: i32,
+    pub(crate) scope: Scope,
+    pub(crate) primary: bool,
+    pub(crate) origin: String,
+}
+
+impl fmt::Debug for ComponentDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ComponentDef")
+            .field("name", &self.name)
+            .field("provides", &self.provides.name())
+            .field("scope", &self.scope)
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ComponentDef {
+    /// A component made by `factory`, a function (or closure) whose parameters
+    /// are [`Injectable`](crate::Injectable) and which returns `Arc<T>` or
+    /// `Result<Arc<T>, E>` with `E: Into<BoxError>`. `T` (a type or `dyn Trait`)
+    /// is what the component provides.
+    pub fn new<Args, F: Factory<Args>>(name: impl Into<String>, factory: F) -> Self {
+        let create = move |r: &Resolver<'_>| -> Result<Stored, BoxError> {
+            let value: Arc<F::Output> = factory.create(r)?;
+            Ok(Arc::new(value))
+        };
+        Self::erased(
+            name.into(),
+            TypeKey::of::<F::Output>(),
+            F::dependencies(),
+            Arc::new(create),
+        )
+    }
+
+    /// A component that is an existing value.
+    pub fn instance<T: ?Sized + Send + Sync + 'static>(
+        name: impl Into<String>,
+        value: Arc<T>,
+    ) -> Self {
+        let stored: Stored = Arc::new(value);
+        Self::erased(
+            name.into(),
+            TypeKey::of::<T>(),
+            Vec::new(),
+            Arc::new(move |_: &Resolver<'_>| Ok(stored.clone())),
+        )
+    }
+
+    /// A component with explicitly declared dependencies and a factory that
+    /// looks them up itself (e.g. [`Resolver::get_named`]). For generated
+    /// or data-driven component sets.
+    pub fn manual<T, F>(name: impl Into<String>, dependencies: Vec<Dependency>, factory: F) -> Self
+    where
+        T: ?Sized + Send + Sync + 'static,
+        F: Fn(&Resolver<'_>) -> Result<Arc<T>, BoxError> + Send + Sync + 'static,
+    {
+        let create = move |r: &Resolver<'_>| -> Result<Stored, BoxError> {
+            let value: Arc<T> = factory(r)?;
+            Ok(Arc::new(value))
+        };
+        Self::erased(
+            name.into(),
+            TypeKey::of::<T>(),
+            dependencies,
+            Arc::new(create),
+        )
+    }
+
+    fn erased(
+        name: String,
+        provides: TypeKey,
+        dependencies: Vec<Dependency>,
+        factory: Arc<ErasedFactory>,
+    ) -> Self {
+        ComponentDef {
+            name,
+            provides,
+            dependencies,
+            factory,
+            conditions: Vec::new(),
+            order: 0,
+            scope: Scope::Singleton,
+            primary: false,
+            origin: "programmatic".to_string(),
+        }
+    }
+
+    /// Renames the component.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Adds a condition; the component is active only if all hold.
+    pub fn when(mut self, condition: Condition) -> Self {
+        self.conditions.push(condition);
+        self
+    }
+
+    /// Active only when the configuration key `key` equals this component's
+    /// name: the common "provider chosen by a config key" case.
+    pub fn select(self, key: impl Into<String>) -> Self {
+        self.when(Condition::SelectedBy(key.into()))
+    }
+
+    /// Position among providers of the same type (`Vec` injection, runners,
+    /// listeners); lower first, ties by name. Default 0.
+    pub fn order(mut self, order: i32) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Which contexts instantiate it (default [`Scope::Singleton`]).
+    pub fn scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Preferred when several active providers compete for a single injection.
+    pub fn primary(mut self) -> Self {
+        self.primary = true;
+        self
+    }
+
+    /// Records where the definition was registered (the macro passes `file:line`).
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = origin.into();
+        self
+    }
+
+    /// The component's name.
+    pub fn component_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The provided type.
+    pub fn provides(&self) -> TypeKey {
+        self.provides
+    }
+
+    /// The declared dependencies (from the factory's parameter types).
+    pub fn dependencies(&self) -> &[Dependency] {
+        &self.dependencies
+    }
+
+    /// The conditions.
+    pub fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+
+    /// The scope.
+    pub fn component_scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The order.
+    pub fn component_order(&self) -> i32 {
+        self.order
+    }
+}

@@ -1,0 +1,481 @@
+//! `prepare()`: evaluate conditions, bind configuration, build and validate
+//! the dependency graph. Pure: no component is created.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use super::builder::ContextBuilder;
+use super::plan::{Edge, Node, Plan, Target};
+use crate::component::{ComponentDef, TypeKey};
+use crate::condition::{Condition, ConditionOutcome};
+use crate::diagnostics::{did_you_mean, ticked};
+use crate::environment::{Environment, join};
+use crate::error::{Candidate, Error, Result};
+use crate::graph::{DependencyGraph, topological_order};
+use crate::inject::Dependency;
+use crate::registry::registered;
+use crate::report::{ConditionEntry, ConditionReport, Status};
+
+/// A validated context, ready to [`refresh`](Self::refresh). Nothing has been created.
+pub struct PreparedContext {
+    pub(crate) plan: Plan,
+    pub(crate) use_registry: bool,
+}
+
+impl PreparedContext {
+    /// The graph (what `check` prints); export with `to_dot` / `to_json`.
+    pub fn graph(&self) -> DependencyGraph {
+        self.plan.graph()
+    }
+
+    /// Why each registered component was or was not chosen.
+    pub fn condition_report(&self) -> &ConditionReport {
+        &self.plan.conditions
+    }
+
+    /// The environment.
+    pub fn environment(&self) -> &Arc<Environment> {
+        &self.plan.env
+    }
+}
+
+pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
+    let env = b
+        .env
+        .clone()
+        .unwrap_or_else(|| Arc::new(Environment::empty()));
+    let registry: &[Arc<ComponentDef>] = if b.use_registry { registered() } else { &[] };
+    let mut defs: Vec<Arc<ComponentDef>> = registry
+        .iter()
+        .filter(|d| d.scope == b.scope)
+        .cloned()
+        .collect();
+    for mut def in b.defs {
+        def.scope = b.scope;
+        defs.push(Arc::new(def));
+    }
+    if b.parent.is_none() {
+        defs.push(Arc::new(
+            ComponentDef::instance("environment", env.clone()).origin("appctx"),
+        ));
+    }
+    defs.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.origin.cmp(&b.origin)));
+    check_duplicates(&defs)?;
+    if b.parent.is_none() {
+        check_unknown_keys(&env, registry.iter().chain(&defs), &b.known_prefixes)?;
+    }
+
+    let parent_plan = b.parent.as_ref().map(|p| &p.plan);
+    let other_scopes: Vec<&Arc<ComponentDef>> =
+        registry.iter().filter(|d| d.scope != b.scope).collect();
+    let (active, outcomes) = evaluate_conditions(&defs, &env, parent_plan);
+    let mut entries: Vec<ConditionEntry> = defs
+        .iter()
+        .zip(&outcomes)
+        .zip(&active)
+        .map(|((def, outs), &on)| {
+            entry(
+                def,
+                outs.clone(),
+                if on { Status::Active } else { Status::Inactive },
+            )
+        })
+        .collect();
+    for def in &other_scopes {
+        let outs = def
+            .conditions
+            .iter()
+            .map(|c| c.evaluate(&env, &def.name, &|_| None))
+            .collect();
+        entries.push(entry(def, outs, Status::OtherScope));
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut nodes = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        if active[i] {
+            let why = if outcomes[i].is_empty() {
+                "unconditional".to_string()
+            } else {
+                outcomes[i]
+                    .iter()
+                    .map(|o| format!("{}: {}", o.condition, o.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            nodes.push(Node {
+                def: def.clone(),
+                why,
+            });
+        }
+    }
+    let mut providers: HashMap<TypeKey, Vec<usize>> = HashMap::new();
+    let mut by_name = HashMap::with_capacity(nodes.len());
+    for (id, node) in nodes.iter().enumerate() {
+        providers.entry(node.def.provides).or_default().push(id);
+        by_name.insert(node.def.name.clone(), id);
+    }
+    for ids in providers.values_mut() {
+        ids.sort_by_key(|&i| nodes[i].def.order); // stable: ties stay in name order
+    }
+    let mut sections = HashMap::new();
+    for node in &nodes {
+        for dep in &node.def.dependencies {
+            if let Dependency::Config(decl) = dep
+                && !sections.contains_key(&decl.type_id)
+            {
+                sections.insert(decl.type_id, (decl.bind)(&env)?);
+            }
+        }
+    }
+
+    let token = match (&b.parent, &b.token) {
+        (_, Some(t)) => t.child(),
+        (Some(parent), None) => parent.plan.token.child(),
+        (None, None) => crate::shutdown::CancellationToken::new(),
+    };
+    let mut plan = Plan {
+        name: b.name,
+        scope: b.scope,
+        env,
+        parent: b.parent,
+        token,
+        stop_timeout: b.stop_timeout,
+        nodes,
+        providers,
+        by_name,
+        sections,
+        edges: Vec::new(),
+        creation_order: Vec::new(),
+        conditions: ConditionReport {
+            context: String::new(),
+            entries,
+        },
+    };
+    plan.conditions.context = plan.name.clone();
+    let inactive: Vec<(&Arc<ComponentDef>, &Vec<ConditionOutcome>)> = defs
+        .iter()
+        .zip(&outcomes)
+        .zip(&active)
+        .filter(|(_, on)| !**on)
+        .map(|(pair, _)| pair)
+        .collect();
+    let lookup = Candidates {
+        inactive: &inactive,
+        other_scopes: &other_scopes,
+        env: &plan.env,
+    };
+    plan.edges = resolve_edges(&plan, &lookup)?;
+    let deps: Vec<Vec<usize>> = plan
+        .edges
+        .iter()
+        .map(|list| {
+            list.iter()
+                .filter_map(|e| match e.target {
+                    Target::Local(i) => Some(i),
+                    Target::Inherited(_) => None,
+                })
+                .collect()
+        })
+        .collect();
+    plan.creation_order = topological_order(&deps).map_err(|cycle| Error::DependencyCycle {
+        path: cycle
+            .iter()
+            .map(|&i| plan.nodes[i].def.name.clone())
+            .collect(),
+    })?;
+    Ok(PreparedContext {
+        plan,
+        use_registry: b.use_registry,
+    })
+}
+
+fn entry(def: &ComponentDef, outcomes: Vec<ConditionOutcome>, status: Status) -> ConditionEntry {
+    ConditionEntry {
+        name: def.name.clone(),
+        provides: def.provides.short_name(),
+        scope: def.scope.to_string(),
+        origin: def.origin.clone(),
+        status,
+        outcomes,
+    }
+}
+
+fn check_duplicates(defs: &[Arc<ComponentDef>]) -> Result<()> {
+    for pair in defs.windows(2) {
+        if pair[0].name == pair[1].name {
+            let name = pair[0].name.clone();
+            let origins = defs
+                .iter()
+                .filter(|d| d.name == name)
+                .map(|d| d.origin.clone())
+                .collect();
+            return Err(Error::DuplicateComponent { name, origins });
+        }
+    }
+    Ok(())
+}
+
+/// Every configuration leaf must lie under a section prefix or be a key a
+/// condition reads (or under a declared known prefix).
+fn check_unknown_keys<'a>(
+    env: &Environment,
+    defs: impl Iterator<Item = &'a Arc<ComponentDef>>,
+    known_prefixes: &[String],
+) -> Result<()> {
+    let mut exact: HashSet<String> = HashSet::new();
+    let mut claimed: BTreeSet<String> = BTreeSet::new();
+    let mut claim = |key: &str| {
+        exact.insert(key.to_string());
+        let mut path = String::new();
+        for seg in key.split('.') {
+            path = join(&path, seg);
+            claimed.insert(path.clone());
+        }
+    };
+    for def in defs {
+        for dep in &def.dependencies {
+            if let Dependency::Config(decl) = dep {
+                claim(decl.prefix);
+            }
+        }
+        for key in def.conditions.iter().filter_map(Condition::property_key) {
+            claim(key);
+        }
+    }
+    for prefix in known_prefixes {
+        claim(prefix);
+    }
+    if exact.contains("") {
+        return Ok(());
+    }
+    for leaf in env.leaf_keys() {
+        let mut path = String::new();
+        for seg in leaf.split('.') {
+            let parent = path.clone();
+            path = join(&path, seg);
+            if exact.contains(&path) {
+                break;
+            }
+            if !claimed.contains(&path) {
+                let known: Vec<String> = claimed
+                    .iter()
+                    .filter(|k| k.rfind('.').map(|i| &k[..i]).unwrap_or("") == parent)
+                    .cloned()
+                    .collect();
+                return Err(env.unknown_key(&path, &known));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Two passes: components without a back-off condition first, then those
+/// with one, in (order, name) order, each seeing who is active so far.
+fn evaluate_conditions(
+    defs: &[Arc<ComponentDef>],
+    env: &Environment,
+    parent: Option<&Plan>,
+) -> (Vec<bool>, Vec<Vec<ConditionOutcome>>) {
+    let backs_off = |d: &ComponentDef| {
+        d.conditions
+            .iter()
+            .any(|c| matches!(c, Condition::MissingComponent(_)))
+    };
+    let mut active = vec![false; defs.len()];
+    let mut outcomes = vec![Vec::new(); defs.len()];
+    let mut by_type: HashMap<TypeKey, Vec<usize>> = HashMap::new();
+    let first: Vec<usize> = (0..defs.len()).filter(|&i| !backs_off(&defs[i])).collect();
+    let mut second: Vec<usize> = (0..defs.len()).filter(|&i| backs_off(&defs[i])).collect();
+    second.sort_by_key(|&i| defs[i].order);
+    for i in first.into_iter().chain(second) {
+        let def = &defs[i];
+        let other = |key: TypeKey| {
+            by_type
+                .get(&key)
+                .and_then(|ids| ids.iter().find(|&&j| j != i))
+                .map(|&j| defs[j].name.clone())
+                .or_else(|| parent.and_then(|p| p.provider_name(key)))
+        };
+        let outs: Vec<ConditionOutcome> = def
+            .conditions
+            .iter()
+            .map(|c| c.evaluate(env, &def.name, &other))
+            .collect();
+        if outs.iter().all(|o| o.matched) {
+            active[i] = true;
+            by_type.entry(def.provides).or_default().push(i);
+        }
+        outcomes[i] = outs;
+    }
+    (active, outcomes)
+}
+
+/// Registered providers that were not chosen, for missing-dependency errors.
+struct Candidates<'a> {
+    inactive: &'a [(&'a Arc<ComponentDef>, &'a Vec<ConditionOutcome>)],
+    other_scopes: &'a [&'a Arc<ComponentDef>],
+    env: &'a Environment,
+}
+
+fn resolve_edges(plan: &Plan, candidates: &Candidates<'_>) -> Result<Vec<Vec<Edge>>> {
+    let mut all_edges = Vec::with_capacity(plan.nodes.len());
+    for node in &plan.nodes {
+        let def = &node.def;
+        let mut edges = Vec::with_capacity(def.dependencies.len());
+        for dep in &def.dependencies {
+            let kind = dep.kind_label();
+            match dep {
+                Dependency::One(key) | Dependency::Optional(key) => {
+                    match plan.choose(*key, &def.name)? {
+                        Some(id) => edges.push(Edge {
+                            kind,
+                            target: Target::Local(id),
+                        }),
+                        None => match plan.inherited_target(dep) {
+                            Some(name) => edges.push(Edge {
+                                kind,
+                                target: Target::Inherited(name),
+                            }),
+                            None if matches!(dep, Dependency::One(_)) => {
+                                return Err(missing(plan, candidates, def, dep));
+                            }
+                            None => {}
+                        },
+                    }
+                }
+                Dependency::All(key) => {
+                    for &id in plan.providers.get(key).map(Vec::as_slice).unwrap_or(&[]) {
+                        edges.push(Edge {
+                            kind,
+                            target: Target::Local(id),
+                        });
+                    }
+                }
+                Dependency::Named(key, name) => {
+                    let local = plan
+                        .by_name
+                        .get(name)
+                        .filter(|&&id| plan.nodes[id].def.provides == *key);
+                    let target = match (local, plan.inherited_target(dep)) {
+                        (Some(&id), _) => Target::Local(id),
+                        (None, Some(inherited)) => Target::Inherited(inherited),
+                        (None, None) => return Err(missing(plan, candidates, def, dep)),
+                    };
+                    edges.push(Edge { kind, target });
+                }
+                Dependency::Config(_) | Dependency::Context(_) => {}
+            }
+        }
+        all_edges.push(edges);
+    }
+    Ok(all_edges)
+}
+
+/// The error for an unsatisfied dependency: a scope inversion if a provider
+/// exists in a shorter-lived scope, otherwise a missing dependency listing
+/// the candidates that were not chosen and why.
+fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency) -> Error {
+    let key = dep.type_key().expect("component dependencies have a type");
+    let wanted_name = match dep {
+        Dependency::Named(_, name) => Some(name.as_str()),
+        _ => None,
+    };
+    let fits = |d: &ComponentDef| d.provides == key && wanted_name.is_none_or(|n| d.name == n);
+    let dependency = match wanted_name {
+        Some(n) => format!("{} named `{n}`", key.short_name()),
+        None => key.short_name(),
+    };
+    let chain = plan.scope_chain();
+    let failed = |def: &ComponentDef, outs: &[ConditionOutcome]| -> Vec<String> {
+        outs.iter()
+            .zip(&def.conditions)
+            .filter(|(o, _)| !o.matched)
+            .map(|(o, _)| format!("{}: {}", o.condition, o.detail))
+            .collect()
+    };
+    let mut candidates = Vec::new();
+    let mut selectors: Vec<(String, String)> = Vec::new();
+    let mut note_selectors = |d: &ComponentDef, outs: &[ConditionOutcome]| {
+        for (o, cond) in outs.iter().zip(&d.conditions) {
+            if !o.matched
+                && let Some(pair) = cond.selecting_value(&d.name)
+            {
+                selectors.push(pair);
+            }
+        }
+    };
+    for (d, outs) in c.inactive.iter().filter(|(d, _)| fits(d)) {
+        note_selectors(d, outs);
+        candidates.push(Candidate {
+            name: d.name.clone(),
+            scope: d.scope.to_string(),
+            reasons: failed(d, outs),
+        });
+    }
+    for d in c.other_scopes.iter().filter(|d| fits(d)) {
+        let outs: Vec<ConditionOutcome> = d
+            .conditions
+            .iter()
+            .map(|cond| cond.evaluate(c.env, &d.name, &|_| None))
+            .collect();
+        let mut reasons = failed(d, &outs);
+        let outlives = !chain.contains(&d.scope);
+        if outlives && reasons.is_empty() {
+            return Error::ScopeInversion {
+                component: def.name.clone(),
+                component_scope: plan.scope.to_string(),
+                dependency,
+                provider: d.name.clone(),
+                provider_scope: d.scope.to_string(),
+            };
+        }
+        note_selectors(d, &outs);
+        reasons.push(if outlives {
+            format!("lives in the shorter-lived scope `{}`", d.scope)
+        } else {
+            format!(
+                "lives in scope `{}`, but is not active in that context",
+                d.scope
+            )
+        });
+        candidates.push(Candidate {
+            name: d.name.clone(),
+            scope: d.scope.to_string(),
+            reasons,
+        });
+    }
+    Error::MissingDependency {
+        component: def.name.clone(),
+        dependency,
+        hint: selector_hint(&selectors, c.env),
+        candidates,
+    }
+}
+
+/// "Set `optimizer.kind` to one of `adamw`, `sgd` (found "adamq"; did you mean `adamw`?)".
+fn selector_hint(selectors: &[(String, String)], env: &Environment) -> Option<String> {
+    let key = &selectors.first()?.0;
+    if selectors.iter().any(|(k, _)| k != key) {
+        return None;
+    }
+    let values: Vec<String> = selectors
+        .iter()
+        .map(|(_, v)| v.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let current = env.get_string(key);
+    let suggestion = current
+        .as_deref()
+        .and_then(|cur| did_you_mean(cur, values.iter().map(String::as_str)));
+    Some(format!(
+        "Set `{key}` to one of {}{}",
+        ticked(&values),
+        match (current, suggestion) {
+            (Some(cur), Some(s)) => format!(" (it is \"{cur}\"; did you mean `{s}`?)"),
+            (Some(cur), None) => format!(" (it is \"{cur}\")"),
+            (None, _) => " (it is not set)".to_string(),
+        }
+    ))
+}

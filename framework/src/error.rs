@@ -1,0 +1,419 @@
+//! The one error type of appctx. Its `Display` is a failure analysis:
+//! a description of what went wrong and an action saying what to do.
+
+use std::path::PathBuf;
+
+use crate::diagnostics::{FailureAnalysis, ticked};
+
+/// Any error a component factory, lifecycle or runner may return.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result<T, appctx::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A provider that exists but was not chosen, listed in a missing-dependency error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Component name.
+    pub name: String,
+    /// Its scope, e.g. `singleton` or `rank`.
+    pub scope: String,
+    /// Why it was not chosen (failed conditions, or the scope it lives in).
+    pub reasons: Vec<String>,
+}
+
+/// Everything that can go wrong while preparing, refreshing, running or closing a context.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration source is not valid TOML.
+    #[error("{}", self.analysis())]
+    ConfigSyntax {
+        /// The source, e.g. `file config/app.toml`.
+        origin: String,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A `--config` file does not exist or cannot be read.
+    #[error("{}", self.analysis())]
+    ConfigFileUnreadable {
+        /// The path given.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// An active profile has neither a file nor an embedded definition.
+    #[error("{}", self.analysis())]
+    ProfileNotFound {
+        /// The profile asked for.
+        profile: String,
+        /// Profiles that do exist.
+        available: Vec<String>,
+        /// The folder searched for `<profile>.toml`, if any.
+        searched: Option<PathBuf>,
+    },
+    /// A `--set` argument or environment variable could not be understood.
+    #[error("{}", self.analysis())]
+    InvalidOverride {
+        /// The argument or variable as given.
+        argument: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A configuration key that nothing reads.
+    #[error("{}", self.analysis())]
+    UnknownConfigKey {
+        /// Full dotted key path.
+        key: String,
+        /// Where it was set.
+        origin: String,
+        /// The nearest known key, if any is close.
+        suggestion: Option<String>,
+        /// Keys that are valid at that position.
+        known: Vec<String>,
+    },
+    /// A configuration value has the wrong type.
+    #[error("{}", self.analysis())]
+    ConfigType {
+        /// Full dotted key path.
+        key: String,
+        /// What the section's type expects.
+        expected: String,
+        /// What was found.
+        found: String,
+        /// Where the value was set.
+        origin: Option<String>,
+        /// The Rust type of the section being bound.
+        section: &'static str,
+    },
+    /// A key a configuration section requires is not set anywhere.
+    #[error("{}", self.analysis())]
+    MissingConfigKey {
+        /// Full dotted key path.
+        key: String,
+        /// The Rust type of the section being bound.
+        section: &'static str,
+    },
+    /// A value was rejected by the section's own validation (serde `custom` error).
+    #[error("{}", self.analysis())]
+    InvalidConfig {
+        /// Full dotted key path (or the section prefix).
+        key: String,
+        /// The message.
+        message: String,
+        /// Where the value was set.
+        origin: Option<String>,
+    },
+    /// A component needs a type that no active component provides.
+    #[error("{}", self.analysis())]
+    MissingDependency {
+        /// The component that needs it.
+        component: String,
+        /// The type needed.
+        dependency: String,
+        /// Providers that exist but are disabled or out of scope.
+        candidates: Vec<Candidate>,
+        /// A concrete suggestion, e.g. which value of a selector key picks a candidate.
+        hint: Option<String>,
+    },
+    /// More than one active component provides a type injected as a single value.
+    #[error("{}", self.analysis())]
+    AmbiguousDependency {
+        /// The component that needs it (or `get` for a lookup).
+        component: String,
+        /// The type needed.
+        dependency: String,
+        /// The active providers.
+        providers: Vec<String>,
+    },
+    /// Components depend on each other in a circle.
+    #[error("{}", self.analysis())]
+    DependencyCycle {
+        /// The cycle as a path whose first and last element are the same.
+        path: Vec<String>,
+    },
+    /// A longer-lived component depends on a shorter-lived one.
+    #[error("{}", self.analysis())]
+    ScopeInversion {
+        /// The longer-lived component.
+        component: String,
+        /// Its scope.
+        component_scope: String,
+        /// The type it needs.
+        dependency: String,
+        /// The shorter-lived provider.
+        provider: String,
+        /// The provider's scope.
+        provider_scope: String,
+    },
+    /// Two components of one context share a name.
+    #[error("{}", self.analysis())]
+    DuplicateComponent {
+        /// The name.
+        name: String,
+        /// Where each was registered.
+        origins: Vec<String>,
+    },
+    /// A component factory failed during refresh.
+    #[error("{}", self.analysis())]
+    ComponentCreation {
+        /// The failing component.
+        component: String,
+        /// Who needed it: the path from a top-level component down to the failing one.
+        chain: Vec<String>,
+        /// The factory's error.
+        source: BoxError,
+    },
+    /// A `Lifecycle` component failed to start.
+    #[error("{}", self.analysis())]
+    LifecycleStart {
+        /// The component.
+        component: String,
+        /// Its error.
+        source: BoxError,
+    },
+    /// A runner returned an error.
+    #[error("{}", self.analysis())]
+    RunnerFailed {
+        /// The runner component.
+        runner: String,
+        /// Its error.
+        source: BoxError,
+    },
+    /// A lookup (`get`) asked for a type that is not in the context.
+    #[error("{}", self.analysis())]
+    NoSuchComponent {
+        /// The type asked for.
+        requested: String,
+        /// The context asked.
+        context: String,
+    },
+    /// The context was already closed.
+    #[error("{}", self.analysis())]
+    ContextClosed {
+        /// The context.
+        context: String,
+    },
+}
+
+impl Error {
+    /// The description and action of this error.
+    pub fn analysis(&self) -> FailureAnalysis {
+        use Error::*;
+        match self {
+            ConfigSyntax { origin, message } => FailureAnalysis::new(
+                format!("The configuration in {origin} is not valid TOML:\n{message}"),
+                format!("Fix the syntax in {origin}."),
+            ),
+            ConfigFileUnreadable { path, message } => FailureAnalysis::new(
+                format!(
+                    "The configuration file {} could not be read: {message}",
+                    path.display()
+                ),
+                "Check the path given to --config (relative paths start at the working directory).",
+            ),
+            ProfileNotFound {
+                profile,
+                available,
+                searched,
+            } => FailureAnalysis::new(
+                format!(
+                    "The active profile `{profile}` is not defined{}.",
+                    searched
+                        .as_ref()
+                        .map(|d| format!(
+                            " (no {}/{profile}.toml and no embedded profile of that name)",
+                            d.display()
+                        ))
+                        .unwrap_or_default()
+                ),
+                format!(
+                    "Activate one of the available profiles: {}{}",
+                    ticked(available),
+                    crate::diagnostics::did_you_mean(profile, available.iter().map(String::as_str))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default()
+                ),
+            ),
+            InvalidOverride { argument, reason } => FailureAnalysis::new(
+                format!("The override `{argument}` is not valid: {reason}."),
+                "Write overrides as `--set section.key=value` and environment variables as PREFIX__SECTION__KEY=value.",
+            ),
+            UnknownConfigKey {
+                key,
+                origin,
+                suggestion,
+                known,
+            } => FailureAnalysis::new(
+                format!(
+                    "The configuration key `{key}` (set in {origin}) is not known to any component."
+                ),
+                match suggestion {
+                    Some(s) => format!(
+                        "Did you mean `{s}`? Fix or remove `{key}` in {origin}. Known keys here: {}.",
+                        ticked(known)
+                    ),
+                    None => format!(
+                        "Remove `{key}` from {origin}. Known keys here: {}.",
+                        ticked(known)
+                    ),
+                },
+            ),
+            ConfigType {
+                key,
+                expected,
+                found,
+                origin,
+                section,
+            } => FailureAnalysis::new(
+                format!(
+                    "The configuration key `{key}` has the wrong type: expected {expected}, found {found}{}.\nIt is bound to {section}.",
+                    origin_suffix(origin)
+                ),
+                format!(
+                    "Set `{key}` to {expected}{}.",
+                    origin
+                        .as_ref()
+                        .map(|o| format!(" in {o}"))
+                        .unwrap_or_default()
+                ),
+            ),
+            MissingConfigKey { key, section } => FailureAnalysis::new(
+                format!(
+                    "The configuration key `{key}` is required by {section} but is not set in any source."
+                ),
+                format!(
+                    "Set `{key}` in a config file, a profile, the environment, or with --set {key}=..."
+                ),
+            ),
+            InvalidConfig {
+                key,
+                message,
+                origin,
+            } => FailureAnalysis::new(
+                format!(
+                    "The configuration key `{key}` is invalid: {message}{}.",
+                    origin_suffix(origin)
+                ),
+                format!("Correct the value of `{key}`."),
+            ),
+            MissingDependency {
+                component,
+                dependency,
+                candidates,
+                hint,
+            } => missing_dependency(component, dependency, candidates, hint.as_deref()),
+            AmbiguousDependency {
+                component,
+                dependency,
+                providers,
+            } => FailureAnalysis::new(
+                format!(
+                    "{component} needs a single {dependency}, but {} active components provide one: {}.",
+                    providers.len(),
+                    ticked(providers)
+                ),
+                "Disable all but one with a condition, mark one `.primary()`, or inject Vec<Arc<..>> to receive all of them.",
+            ),
+            DependencyCycle { path } => FailureAnalysis::new(
+                format!(
+                    "The dependencies of some components form a cycle:\n\n{}",
+                    path.join(" → ")
+                ),
+                "Break the cycle: move the shared part into its own component, or make one dependency optional and set it after refresh.",
+            ),
+            ScopeInversion {
+                component,
+                component_scope,
+                dependency,
+                provider,
+                provider_scope,
+            } => FailureAnalysis::new(
+                format!(
+                    "{component} (scope `{component_scope}`) depends on {dependency}, whose provider `{provider}` has the shorter-lived scope `{provider_scope}`. A longer-lived component would keep a shorter-lived one alive (a scope leak)."
+                ),
+                format!(
+                    "Move `{component}` into scope `{provider_scope}`, or make `{provider}` longer-lived, or pass the value at call time instead of injecting it."
+                ),
+            ),
+            DuplicateComponent { name, origins } => FailureAnalysis::new(
+                format!(
+                    "More than one component is named `{name}`, registered at: {}.",
+                    origins.join("; ")
+                ),
+                "Give each component a unique name (the `name = \"...\"` of the registration).",
+            ),
+            ComponentCreation {
+                component,
+                chain,
+                source,
+            } => FailureAnalysis::new(
+                format!(
+                    "Component `{component}` could not be created: {source}\nDependency chain: {}\nEverything created before it was stopped and dropped.",
+                    chain.join(" → ")
+                ),
+                format!("Fix the cause above; `{component}` is needed by the chain shown."),
+            ),
+            LifecycleStart { component, source } => FailureAnalysis::new(
+                format!(
+                    "Component `{component}` failed to start: {source}\nComponents started before it were stopped."
+                ),
+                format!("Fix the cause above, or disable `{component}`."),
+            ),
+            RunnerFailed { runner, source } => FailureAnalysis::new(
+                format!("Runner `{runner}` failed: {source}"),
+                "Fix the cause above; later runners were not run.",
+            ),
+            NoSuchComponent { requested, context } => FailureAnalysis::new(
+                format!(
+                    "No active component of context `{context}` or its ancestors provides {requested}."
+                ),
+                "Register a component that provides it, or check the condition report (why candidates were disabled).",
+            ),
+            ContextClosed { context } => FailureAnalysis::new(
+                format!("Context `{context}` is closed; its components were dropped."),
+                "Look components up before closing the context, or keep the Arc you got.",
+            ),
+        }
+    }
+}
+
+fn origin_suffix(origin: &Option<String>) -> String {
+    origin
+        .as_ref()
+        .map(|o| format!(" (set in {o})"))
+        .unwrap_or_default()
+}
+
+fn missing_dependency(
+    component: &str,
+    dependency: &str,
+    candidates: &[Candidate],
+    hint: Option<&str>,
+) -> FailureAnalysis {
+    let mut description =
+        format!("{component} needs {dependency}, but no active component provides it.");
+    if candidates.is_empty() {
+        description.push_str("\nNo component providing it is registered at all.");
+        return FailureAnalysis::new(
+            description,
+            format!(
+                "Register a component that provides {dependency} (and, for a plugin crate, make sure it is linked: `use the_plugin as _;`)."
+            ),
+        );
+    }
+    description.push_str("\nCandidates that exist but were not chosen:");
+    for c in candidates {
+        description.push_str(&format!(
+            "\n  - `{}` (scope `{}`): {}",
+            c.name,
+            c.scope,
+            c.reasons.join("; ")
+        ));
+    }
+    let action = match hint {
+        Some(hint) => format!("{hint}, or register another provider."),
+        None => "Change the configuration so that one candidate's conditions hold (see the reasons above), or register another provider.".to_string(),
+    };
+    FailureAnalysis::new(description, action)
+}

@@ -37,7 +37,7 @@ pub fn zigzag_ranges(
     rank: usize,
 ) -> Result<[Range<usize>; 2], ZigzagError> {
     assert!(rank < cp, "CP rank {rank} out of range for cp = {cp}");
-    if cp == 0 || seq_len % (2 * cp) != 0 {
+    if cp == 0 || !seq_len.is_multiple_of(2 * cp) {
         return Err(ZigzagError::NotDivisible { seq_len, cp });
     }
     let chunk = seq_len / (2 * cp);

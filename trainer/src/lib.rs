@@ -4,5 +4,6 @@
 //! application context; the components that wire it together live beside it.
 
 pub mod attention;
+pub mod kernels;
 pub mod model;
 pub mod parallel;

@@ -56,7 +56,7 @@ impl ModelConfig {
                 return Err(ModelConfigError::Zero { key });
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(ModelConfigError::HeadsDoNotDivide {
                 n_embd: self.n_embd,
                 n_head: self.n_head,

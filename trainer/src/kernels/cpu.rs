@@ -1,0 +1,280 @@
+//! The kernel set as one replaceable component.
+
+use super::{
+    BatchedAttention, LossSum, TargetOutOfRange, Threads, cross_entropy, gelu, gemm, layernorm,
+    residual,
+};
+
+/// Every numeric kernel the model and the attention strategies call.
+///
+/// Object-safe, so a context can hold `Arc<dyn Kernels>` and a plugin can
+/// swap the CPU set for another device's. Argument conventions follow the
+/// free functions of the same names in [`crate::kernels`]: parameter
+/// gradients accumulate (`+=`), activation gradients are overwritten unless a
+/// method says otherwise.
+#[allow(clippy::too_many_arguments)]
+pub trait Kernels: Send + Sync {
+    /// Short name for reports (`cpu`, ...).
+    fn name(&self) -> &str;
+
+    /// Worker threads one call may use.
+    fn threads(&self) -> usize;
+
+    /// `out = x·w + bias` with `w` in Conv1D layout `[d_in, d_out]`.
+    fn linear_forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        d_in: usize,
+        d_out: usize,
+    );
+
+    /// `dx = dy·wᵀ`; `dw += xᵀ·dy`; `db += colsum(dy)`.
+    fn linear_backward(
+        &self,
+        dy: &[f32],
+        x: &[f32],
+        w: &[f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        d_in: usize,
+        d_out: usize,
+    );
+
+    /// `logits = x·wteᵀ` (tied output head).
+    fn tied_head_forward(&self, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize);
+
+    /// `dx = dlogits·wte`; `dwte += dlogitsᵀ·x`.
+    fn tied_head_backward(
+        &self,
+        dlogits: &[f32],
+        x: &[f32],
+        wte: &[f32],
+        dx: &mut [f32],
+        dwte: &mut [f32],
+        c: usize,
+    );
+
+    /// LayerNorm rows of `x`, saving `mean` and `rstd`.
+    fn layernorm_forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+    );
+
+    /// LayerNorm backward; ACCUMULATES into `dx`, `dw`, `db`.
+    fn layernorm_backward(
+        &self,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    );
+
+    /// `out = gelu(x)` (tanh approximation).
+    fn gelu_forward(&self, x: &[f32], out: &mut [f32]);
+
+    /// `grad ← grad · gelu'(x)` in place.
+    fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]);
+
+    /// `out = a + b`.
+    fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]);
+
+    /// Per-row log-sum-exp into `lse`; the summed loss of counted targets.
+    fn cross_entropy_forward(
+        &self,
+        logits: &[f32],
+        targets: &[u32],
+        lse: &mut [f32],
+    ) -> Result<LossSum, TargetOutOfRange>;
+
+    /// Logits become `scale·(softmax − onehot)` in place.
+    fn cross_entropy_backward(&self, logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32);
+
+    /// Batched attention block forward (see [`BatchedAttention::forward`]).
+    fn attention_forward(
+        &self,
+        call: &BatchedAttention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    );
+
+    /// Batched attention block backward, accumulating (see
+    /// [`BatchedAttention::backward`]).
+    fn attention_backward(
+        &self,
+        call: &BatchedAttention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    );
+}
+
+/// The CPU kernels on one rank's threads.
+#[derive(Clone, Debug, Default)]
+pub struct CpuKernels {
+    threads: Threads,
+}
+
+impl CpuKernels {
+    /// CPU kernels running on `threads`.
+    pub fn new(threads: Threads) -> Self {
+        CpuKernels { threads }
+    }
+
+    /// The rank's worker threads.
+    pub fn thread_pool(&self) -> &Threads {
+        &self.threads
+    }
+}
+
+impl Kernels for CpuKernels {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn threads(&self) -> usize {
+        self.threads.count()
+    }
+
+    fn linear_forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        d_in: usize,
+        d_out: usize,
+    ) {
+        gemm::linear_forward(&self.threads, x, w, bias, out, d_in, d_out);
+    }
+
+    fn linear_backward(
+        &self,
+        dy: &[f32],
+        x: &[f32],
+        w: &[f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: Option<&mut [f32]>,
+        d_in: usize,
+        d_out: usize,
+    ) {
+        gemm::linear_backward(&self.threads, dy, x, w, dx, dw, db, d_in, d_out);
+    }
+
+    fn tied_head_forward(&self, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize) {
+        gemm::tied_head_forward(&self.threads, x, wte, logits, c);
+    }
+
+    fn tied_head_backward(
+        &self,
+        dlogits: &[f32],
+        x: &[f32],
+        wte: &[f32],
+        dx: &mut [f32],
+        dwte: &mut [f32],
+        c: usize,
+    ) {
+        gemm::tied_head_backward(&self.threads, dlogits, x, wte, dx, dwte, c);
+    }
+
+    fn layernorm_forward(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        out: &mut [f32],
+        mean: &mut [f32],
+        rstd: &mut [f32],
+    ) {
+        layernorm::layernorm_forward(x, w, b, out, mean, rstd);
+    }
+
+    fn layernorm_backward(
+        &self,
+        dout: &[f32],
+        x: &[f32],
+        w: &[f32],
+        mean: &[f32],
+        rstd: &[f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        layernorm::layernorm_backward(dout, x, w, mean, rstd, dx, dw, db);
+    }
+
+    fn gelu_forward(&self, x: &[f32], out: &mut [f32]) {
+        gelu::gelu_forward(x, out);
+    }
+
+    fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]) {
+        gelu::gelu_backward_inplace(x, grad);
+    }
+
+    fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
+        residual::residual_add(a, b, out);
+    }
+
+    fn cross_entropy_forward(
+        &self,
+        logits: &[f32],
+        targets: &[u32],
+        lse: &mut [f32],
+    ) -> Result<LossSum, TargetOutOfRange> {
+        cross_entropy::cross_entropy_forward(logits, targets, lse)
+    }
+
+    fn cross_entropy_backward(&self, logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32) {
+        cross_entropy::cross_entropy_backward(logits, targets, lse, scale);
+    }
+
+    fn attention_forward(
+        &self,
+        call: &BatchedAttention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) {
+        call.forward(&self.threads, q, k, v, out, lse);
+    }
+
+    fn attention_backward(
+        &self,
+        call: &BatchedAttention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        call.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+    }
+}

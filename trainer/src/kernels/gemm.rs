@@ -1,0 +1,231 @@
+//! Matrix products, through `matrixmultiply`'s sgemm.
+//!
+//! Why `matrixmultiply` and not `gemm` 0.19: on this project's machine
+//! (2 vCPU Intel Xeon with AVX-512, measured 2026, release, best of 7; see
+//! `docs/kernels.md`) `matrixmultiply` 0.3.11 reached 145-168 GFLOP/s on one
+//! thread for the model's shapes (2048×128 @ 128×{256,384,512}, 2048×512 @
+//! 512×128, 2048×256 @ 256×{256,768,1024}) against 69-106 GFLOP/s for `gemm`
+//! 0.19, whose AVX-512 kernels need a nightly feature. `matrixmultiply` is
+//! also the lighter build. Its own threading reads a process-wide variable,
+//! so it is used single-threaded and the kernels split the output rows over
+//! the rank's [`Threads`] instead.
+//!
+//! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
+//! layout `[in, out]`, so a linear layer is `y = x·W + b`.
+
+use super::Threads;
+
+/// Products smaller than this many multiply-adds stay on one thread: handing
+/// work to another thread costs more than it saves.
+const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// A read-only matrix view: `rows × cols` with element `(i, j)` at
+/// `data[i·row_stride + j·col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A dense row-major `rows × cols` matrix.
+    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "matrix buffer is not rows × cols");
+        MatRef {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of this view (no copy).
+    pub fn t(self) -> Self {
+        MatRef {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Rows `start..start + count` of this view.
+    fn rows(self, start: usize, count: usize) -> Self {
+        assert!(start + count <= self.rows);
+        let offset = if count == 0 {
+            0
+        } else {
+            start * self.row_stride
+        };
+        MatRef {
+            data: &self.data[offset..],
+            rows: count,
+            ..self
+        }
+    }
+}
+
+/// `c = a·b + beta·c` with `c` dense row-major `[a.rows, b.cols]`, split by
+/// rows of `c` over `threads`.
+pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let parts = if m * k * n < PARALLEL_MIN_MACS {
+        1
+    } else {
+        threads.count().min(m)
+    };
+    let rows_per_part = m.div_ceil(parts);
+    if parts == 1 {
+        gemm_serial(a, b, beta, c);
+    } else {
+        threads.for_each_chunk(c, rows_per_part * n, |i, c_part| {
+            let start = i * rows_per_part;
+            gemm_serial(a.rows(start, c_part.len() / n), b, beta, c_part);
+        });
+    }
+}
+
+/// `c = a·b + beta·c` on the calling thread.
+pub fn gemm_serial(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(extent(a) <= a.data.len() && extent(b) <= b.data.len());
+    if k == 0 {
+        c.iter_mut().for_each(|x| *x *= beta);
+        return;
+    }
+    // SAFETY: the asserts above keep every element the strides reach inside
+    // the borrowed slices, and `c` is exclusively borrowed.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// One past the largest element index a view touches.
+fn extent(m: MatRef<'_>) -> usize {
+    if m.rows == 0 || m.cols == 0 {
+        0
+    } else {
+        (m.rows - 1) * m.row_stride + (m.cols - 1) * m.col_stride + 1
+    }
+}
+
+/// Linear layer forward: `out[rows, d_out] = x[rows, d_in] · w[d_in, d_out] + bias`.
+pub fn linear_forward(
+    threads: &Threads,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    let rows = x.len() / d_in.max(1);
+    let beta = match bias {
+        Some(b) => {
+            assert_eq!(b.len(), d_out, "bias length is not d_out");
+            out.chunks_exact_mut(d_out)
+                .for_each(|row| row.copy_from_slice(b));
+            1.0
+        }
+        None => 0.0,
+    };
+    gemm(
+        threads,
+        MatRef::new(x, rows, d_in),
+        MatRef::new(w, d_in, d_out),
+        beta,
+        out,
+    );
+}
+
+/// Linear layer backward. Overwrites `dx = dy·wᵀ`; accumulates
+/// `dw += xᵀ·dy` and `db += colsum(dy)`.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward(
+    threads: &Threads,
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    d_in: usize,
+    d_out: usize,
+) {
+    let rows = x.len() / d_in.max(1);
+    let dy_m = MatRef::new(dy, rows, d_out);
+    gemm(threads, dy_m, MatRef::new(w, d_in, d_out).t(), 0.0, dx);
+    gemm(threads, MatRef::new(x, rows, d_in).t(), dy_m, 1.0, dw);
+    if let Some(db) = db {
+        column_sum_into(dy, db);
+    }
+}
+
+/// `acc += Σ_rows m[row]` for a row-major matrix with `acc.len()` columns.
+pub fn column_sum_into(m: &[f32], acc: &mut [f32]) {
+    for row in m.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, &r)| *a += r);
+    }
+}
+
+/// Tied output head forward: `logits[rows, vocab] = x[rows, c] · wteᵀ` with
+/// `wte` the `[vocab, c]` token embedding.
+pub fn tied_head_forward(threads: &Threads, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize) {
+    let vocab = wte.len() / c.max(1);
+    let rows = x.len() / c.max(1);
+    gemm(
+        threads,
+        MatRef::new(x, rows, c),
+        MatRef::new(wte, vocab, c).t(),
+        0.0,
+        logits,
+    );
+}
+
+/// Tied output head backward: overwrites `dx = dlogits·wte`, accumulates
+/// `dwte += dlogitsᵀ·x`.
+pub fn tied_head_backward(
+    threads: &Threads,
+    dlogits: &[f32],
+    x: &[f32],
+    wte: &[f32],
+    dx: &mut [f32],
+    dwte: &mut [f32],
+    c: usize,
+) {
+    let vocab = wte.len() / c.max(1);
+    let rows = x.len() / c.max(1);
+    let dl = MatRef::new(dlogits, rows, vocab);
+    gemm(threads, dl, MatRef::new(wte, vocab, c), 0.0, dx);
+    gemm(threads, dl.t(), MatRef::new(x, rows, c), 1.0, dwte);
+}

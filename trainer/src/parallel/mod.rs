@@ -7,6 +7,7 @@
 //! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
 mod comm;
+mod cp_layout;
 mod grid;
 mod launch;
 mod local;
@@ -14,6 +15,7 @@ mod stats;
 mod zigzag;
 
 pub use comm::{CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle};
+pub use cp_layout::ZigzagLayout;
 pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
 pub use launch::{RankFailure, RunError, run_ranks};
 pub use local::{AbortCause, LocalGroup, LocalWorld};

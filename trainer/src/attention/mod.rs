@@ -3,9 +3,18 @@
 //! the context-parallel strategies (`p2p`, `all_gather`, `a2a`) implement the
 //! same trait and talk to their CP group inside.
 
+mod a2a;
+mod all_gather;
+mod cp_support;
+#[cfg(test)]
+mod cp_tests;
 mod local;
+mod p2p;
 
+pub use a2a::UlyssesAttention;
+pub use all_gather::AllGatherAttention;
 pub use local::LocalAttention;
+pub use p2p::RingAttention;
 
 /// Shape of one attention call on this rank.
 ///
@@ -53,7 +62,15 @@ pub enum AttentionError {
     },
     /// A collective of the context-parallel group failed.
     #[error("context-parallel attention: {0}")]
-    Comm(String),
+    Comm(#[from] crate::parallel::CommError),
+    /// The strategy cannot run this shape on this group.
+    #[error("context-parallel attention `{strategy}`: {problem}")]
+    Unsupported {
+        /// The strategy (`p2p`, `all_gather`, `a2a`).
+        strategy: &'static str,
+        /// What does not fit, and what to choose instead.
+        problem: String,
+    },
 }
 
 /// Causal self-attention over the tokens this rank holds.

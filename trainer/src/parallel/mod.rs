@@ -1,5 +1,23 @@
 //! The parallel runtime: rank grid, process groups and sequence sharding.
+//!
+//! - [`ParallelGrid`]: which rank belongs to which TP / CP / DP group.
+//! - [`ProcessGroup`]: the communicator contract; [`LocalWorld`] implements
+//!   it for ranks that are threads of one process, and [`run_ranks`] runs a
+//!   closure on every such rank.
+//! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
+mod comm;
+mod cp_layout;
+mod grid;
+mod launch;
+mod local;
+mod stats;
 mod zigzag;
 
+pub use comm::{CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle};
+pub use cp_layout::ZigzagLayout;
+pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
+pub use launch::{RankFailure, RunError, run_ranks};
+pub use local::{AbortCause, LocalGroup, LocalWorld};
+pub use stats::CommStats;
 pub use zigzag::{ZigzagError, zigzag_ranges};

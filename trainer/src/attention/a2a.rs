@@ -1,0 +1,290 @@
+//! `a2a`: Ulysses attention (docs/cp-attention.md §5.2).
+//!
+//! An all-to-all turns "every head, local tokens" into "n_head/P heads, the
+//! whole sequence": rank `t` receives head group `t` (heads
+//! `[t·H/P, (t+1)·H/P)`) of every rank's tokens and puts the zigzag chunks
+//! back in natural order. Ordinary single-rank attention runs on that, and a
+//! second all-to-all returns out and lse. The backward sends q, k, v, out,
+//! dout and lse the same way (the trait keeps no state between forward and
+//! backward), runs the single-rank backward, and returns dq, dk, dv. Each
+//! direction is one all-to-all carrying all its tensors: two per pass.
+//! Needs `n_head % P == 0`.
+
+use std::sync::Arc;
+
+use super::cp_support::{CpCall, single_rank_kernel};
+use super::{Attention, AttentionError, AttnShape};
+use crate::kernels::Threads;
+use crate::parallel::{ProcessGroup, ZigzagLayout};
+
+/// Ulysses all-to-all attention over a CP group (`parallel.cp_comm = "a2a"`).
+pub struct UlyssesAttention {
+    group: Arc<dyn ProcessGroup>,
+    threads: Threads,
+    causal: bool,
+}
+
+/// How one call's tensors are cut into head groups.
+#[derive(Clone, Copy, Debug)]
+struct HeadSplit {
+    layout: ZigzagLayout,
+    batch: usize,
+    n_head: usize,
+    /// Heads per rank after the exchange (`n_head / P`).
+    group_heads: usize,
+}
+
+impl HeadSplit {
+    /// Elements of one rank's head group of a `[batch, n_head, len, width]` tensor.
+    fn block(&self, width: usize) -> usize {
+        self.batch * self.group_heads * self.layout.local_len() * width
+    }
+
+    /// Slabs of the gathered layout `[batch, group_heads, S, width]`.
+    fn slabs(&self) -> usize {
+        self.batch * self.group_heads
+    }
+
+    /// Copies head group `t` of `src` (`[batch, n_head, len, width]`) into `dst`.
+    fn copy_heads(&self, src: &[f32], width: usize, t: usize, dst: &mut [f32]) {
+        let run = self.group_heads * self.layout.local_len() * width;
+        for b in 0..self.batch {
+            let from = (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
+            dst[b * run..(b + 1) * run].copy_from_slice(&src[from..from + run]);
+        }
+    }
+
+    /// The inverse of [`HeadSplit::copy_heads`].
+    fn put_heads(&self, src: &[f32], width: usize, t: usize, dst: &mut [f32]) {
+        let run = self.group_heads * self.layout.local_len() * width;
+        for b in 0..self.batch {
+            let to = (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
+            dst[to..to + run].copy_from_slice(&src[b * run..(b + 1) * run]);
+        }
+    }
+}
+
+impl UlyssesAttention {
+    /// Ulysses attention over `group` (the rank's CP group), running kernels
+    /// on `threads`; `causal = false` gives bidirectional attention.
+    pub fn new(group: Arc<dyn ProcessGroup>, threads: Threads, causal: bool) -> Self {
+        UlyssesAttention {
+            group,
+            threads,
+            causal,
+        }
+    }
+
+    fn split(&self, call: &CpCall, shape: AttnShape) -> Result<HeadSplit, AttentionError> {
+        let p = call.layout.cp;
+        if !shape.n_head.is_multiple_of(p) {
+            return Err(AttentionError::Unsupported {
+                strategy: "a2a",
+                problem: format!(
+                    "model.n_head = {} is not divisible by parallel.cp = {p}: Ulysses gives each \
+                     rank n_head/cp whole heads; choose a cp that divides n_head, or \
+                     parallel.cp_comm = \"p2p\" or \"all_gather\"",
+                    shape.n_head
+                ),
+            });
+        }
+        Ok(HeadSplit {
+            layout: call.layout,
+            batch: shape.batch,
+            n_head: shape.n_head,
+            group_heads: shape.n_head / p,
+        })
+    }
+
+    /// Every rank's `[batch, n_head, len, width]` tensors → this rank's head
+    /// group over the whole sequence, `[batch, n_head/P, S, width]` each.
+    fn to_sequence(
+        &self,
+        split: &HeadSplit,
+        tensors: &[(&[f32], usize)],
+    ) -> Result<Vec<Vec<f32>>, AttentionError> {
+        let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
+        let p = split.layout.cp;
+        let mut send = vec![0.0; p * block];
+        for (t, dst) in send.chunks_exact_mut(block).enumerate() {
+            let mut at = 0;
+            for &(x, w) in tensors {
+                split.copy_heads(x, w, t, &mut dst[at..at + split.block(w)]);
+                at += split.block(w);
+            }
+        }
+        let mut recv = vec![0.0; p * block];
+        self.group.all_to_all(&send, &mut recv)?;
+        let mut at = 0;
+        let mut full = Vec::with_capacity(tensors.len());
+        for &(_, w) in tensors {
+            let mut x = vec![0.0; split.slabs() * split.layout.seq_len() * w];
+            for (u, src) in recv.chunks_exact(block).enumerate() {
+                split
+                    .layout
+                    .place(u, &src[at..at + split.block(w)], split.slabs(), w, &mut x);
+            }
+            at += split.block(w);
+            full.push(x);
+        }
+        Ok(full)
+    }
+
+    /// The inverse of [`UlyssesAttention::to_sequence`]: writes every
+    /// gathered `(tensor, width)` back into the matching local output.
+    fn to_heads(
+        &self,
+        split: &HeadSplit,
+        tensors: &[(&[f32], usize)],
+        outputs: &mut [&mut [f32]],
+    ) -> Result<(), AttentionError> {
+        let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
+        let p = split.layout.cp;
+        let mut send = vec![0.0; p * block];
+        for (u, dst) in send.chunks_exact_mut(block).enumerate() {
+            let mut at = 0;
+            for &(x, w) in tensors {
+                split
+                    .layout
+                    .take(u, x, split.slabs(), w, &mut dst[at..at + split.block(w)]);
+                at += split.block(w);
+            }
+        }
+        let mut recv = vec![0.0; p * block];
+        self.group.all_to_all(&send, &mut recv)?;
+        for (t, src) in recv.chunks_exact(block).enumerate() {
+            let mut at = 0;
+            for (&(_, w), out) in tensors.iter().zip(outputs.iter_mut()) {
+                split.put_heads(&src[at..at + split.block(w)], w, t, out);
+                at += split.block(w);
+            }
+        }
+        Ok(())
+    }
+
+    /// Call geometry of the gathered layout: `n_head/P` heads, all `S` rows.
+    fn gathered_call(split: &HeadSplit, call: &CpCall) -> CpCall {
+        let seq_len = split.layout.seq_len();
+        let layout = ZigzagLayout {
+            cp: 1,
+            chunk: seq_len / 2,
+        };
+        CpCall {
+            layout,
+            rank: 0,
+            slabs: split.slabs(),
+            len: seq_len,
+            scale: call.scale,
+        }
+    }
+}
+
+impl Attention for UlyssesAttention {
+    fn name(&self) -> &str {
+        "a2a"
+    }
+
+    fn forward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        let tensors = [
+            ("q", q.len()),
+            ("k", k.len()),
+            ("v", v.len()),
+            ("out", out.len()),
+        ];
+        let call = CpCall::new("a2a", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        let d = shape.head_dim;
+        if call.layout.cp == 1 {
+            single_rank_kernel(&call, d, self.causal).forward(&self.threads, q, k, v, out, lse);
+            return Ok(());
+        }
+        let split = self.split(&call, shape)?;
+        let full = self.to_sequence(&split, &[(q, d), (k, d), (v, d)])?;
+        let gathered = Self::gathered_call(&split, &call);
+        let (mut out_full, mut lse_full) = (
+            vec![0.0; full[0].len()],
+            vec![0.0; split.slabs() * gathered.len],
+        );
+        let kernel = single_rank_kernel(&gathered, d, self.causal);
+        kernel.forward(
+            &self.threads,
+            &full[0],
+            &full[1],
+            &full[2],
+            &mut out_full,
+            &mut lse_full,
+        );
+        self.to_heads(&split, &[(&out_full, d), (&lse_full, 1)], &mut [out, lse])
+    }
+
+    fn backward(
+        &self,
+        shape: AttnShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        let tensors = [
+            ("q", q.len()),
+            ("k", k.len()),
+            ("v", v.len()),
+            ("out", out.len()),
+            ("dout", dout.len()),
+            ("dq", dq.len()),
+            ("dk", dk.len()),
+            ("dv", dv.len()),
+        ];
+        let call = CpCall::new("a2a", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        let d = shape.head_dim;
+        if call.layout.cp == 1 {
+            dq.fill(0.0);
+            dk.fill(0.0);
+            dv.fill(0.0);
+            let kernel = single_rank_kernel(&call, d, self.causal);
+            kernel.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+            return Ok(());
+        }
+        let split = self.split(&call, shape)?;
+        let inputs = [(q, d), (k, d), (v, d), (out, d), (dout, d), (lse, 1)];
+        let full = self.to_sequence(&split, &inputs)?;
+        let [q_f, k_f, v_f, out_f, dout_f, lse_f] = &full[..] else {
+            unreachable!("to_sequence returns one tensor per input")
+        };
+        let gathered = Self::gathered_call(&split, &call);
+        let mut grads = vec![vec![0.0; q_f.len()]; 3];
+        let [dq_f, dk_f, dv_f] = &mut grads[..] else {
+            unreachable!("three gradients")
+        };
+        let kernel = single_rank_kernel(&gathered, d, self.causal);
+        kernel.backward(
+            &self.threads,
+            q_f,
+            k_f,
+            v_f,
+            out_f,
+            lse_f,
+            dout_f,
+            dq_f,
+            dk_f,
+            dv_f,
+        );
+        self.to_heads(
+            &split,
+            &[(dq_f, d), (dk_f, d), (dv_f, d)],
+            &mut [dq, dk, dv],
+        )
+    }
+}

@@ -1,0 +1,243 @@
+//! The communicator contract every backend (local threads, MPI, NCCL)
+//! implements: collectives and non-blocking point-to-point over one group.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::stats::CommStats;
+
+/// How a reduction combines the ranks' values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    /// Element-wise sum (in group-rank order, so every rank gets the same bits).
+    Sum,
+    /// Element-wise maximum.
+    Max,
+}
+
+/// The communication operations, as named in errors and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// [`ProcessGroup::all_reduce`] and [`ProcessGroup::all_reduce_f64`].
+    AllReduce,
+    /// [`ProcessGroup::all_gather`].
+    AllGather,
+    /// [`ProcessGroup::reduce_scatter`].
+    ReduceScatter,
+    /// [`ProcessGroup::all_to_all`].
+    AllToAll,
+    /// [`ProcessGroup::broadcast`].
+    Broadcast,
+    /// [`ProcessGroup::barrier`].
+    Barrier,
+    /// [`ProcessGroup::isend`].
+    Send,
+    /// [`ProcessGroup::irecv`].
+    Recv,
+}
+
+impl Op {
+    /// Every operation, in a fixed order (the index into [`CommStats::calls`]).
+    pub const ALL: [Op; 8] = [
+        Op::AllReduce,
+        Op::AllGather,
+        Op::ReduceScatter,
+        Op::AllToAll,
+        Op::Broadcast,
+        Op::Barrier,
+        Op::Send,
+        Op::Recv,
+    ];
+
+    /// The snake_case name (`all_gather`, `send`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::AllReduce => "all_reduce",
+            Op::AllGather => "all_gather",
+            Op::ReduceScatter => "reduce_scatter",
+            Op::AllToAll => "all_to_all",
+            Op::Broadcast => "broadcast",
+            Op::Barrier => "barrier",
+            Op::Send => "send",
+            Op::Recv => "recv",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A group's identity for messages: its name and its members' global ranks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupInfo {
+    /// Name such as `cp`, `dp-cp` or `world`.
+    pub name: String,
+    /// Global ranks, in group-rank order.
+    pub members: Vec<usize>,
+}
+
+impl fmt::Display for GroupInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "group `{}` {:?}", self.name, self.members)
+    }
+}
+
+/// Why a communication operation failed. Ranks are global ranks.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CommError {
+    /// The peers did not arrive before the deadline.
+    #[error(
+        "{op} on {group} timed out on rank {rank} after {after:?} waiting for rank(s) {peers:?}; \
+         a peer is stuck, dead or much slower (raise parallel.timeout_s if it is only slow)"
+    )]
+    Timeout {
+        /// The operation.
+        op: Op,
+        /// The group.
+        group: GroupInfo,
+        /// This rank.
+        rank: usize,
+        /// The ranks that had not arrived.
+        peers: Vec<usize>,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// Another rank failed and stopped the world.
+    #[error("{op} on {group} stopped on rank {rank} because rank {origin} failed: {cause}")]
+    Aborted {
+        /// The operation that was interrupted.
+        op: Op,
+        /// The group.
+        group: GroupInfo,
+        /// This rank.
+        rank: usize,
+        /// The rank whose failure stopped the world.
+        origin: usize,
+        /// That rank's failure.
+        cause: String,
+    },
+    /// The call itself is wrong (buffer sizes, peer, mismatched collectives).
+    #[error("{op} on {group} on rank {rank}: {problem}")]
+    Usage {
+        /// The operation.
+        op: Op,
+        /// The group.
+        group: GroupInfo,
+        /// This rank.
+        rank: usize,
+        /// What is wrong and what was expected.
+        problem: String,
+    },
+    /// A group was requested with an impossible member list.
+    #[error("cannot create {group} for rank {rank}: {problem}")]
+    InvalidGroup {
+        /// The requested group.
+        group: GroupInfo,
+        /// The requesting rank.
+        rank: usize,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl CommError {
+    /// True when this rank stopped only because another rank failed.
+    pub fn is_secondary(&self) -> bool {
+        matches!(self, CommError::Aborted { .. })
+    }
+}
+
+/// Completion of an [`ProcessGroup::isend`].
+#[must_use = "a send must be waited on"]
+pub struct SendHandle(Box<dyn FnOnce() -> Result<(), CommError> + Send>);
+
+impl SendHandle {
+    /// A handle whose send has already completed (buffered backends).
+    pub fn completed() -> Self {
+        SendHandle(Box::new(|| Ok(())))
+    }
+
+    /// A handle that completes by running `wait`.
+    pub fn new(wait: impl FnOnce() -> Result<(), CommError> + Send + 'static) -> Self {
+        SendHandle(Box::new(wait))
+    }
+
+    /// Blocks until the data has left this rank's hands.
+    pub fn wait(self) -> Result<(), CommError> {
+        (self.0)()
+    }
+}
+
+/// A posted [`ProcessGroup::irecv`]; [`RecvHandle::wait`] yields the message.
+#[must_use = "a receive must be waited on"]
+pub struct RecvHandle(Box<dyn FnOnce() -> Result<Vec<f32>, CommError> + Send>);
+
+impl RecvHandle {
+    /// A handle that completes by running `wait`.
+    pub fn new(wait: impl FnOnce() -> Result<Vec<f32>, CommError> + Send + 'static) -> Self {
+        RecvHandle(Box::new(wait))
+    }
+
+    /// Blocks until the message has arrived and returns it.
+    pub fn wait(self) -> Result<Vec<f32>, CommError> {
+        (self.0)()
+    }
+}
+
+/// One rank's view of a process group.
+///
+/// Ranks passed to and returned by these methods are *group* ranks
+/// (`0..size()`). Every member must call the collectives in the same order
+/// with matching sizes. Every blocking wait has a deadline; when it expires,
+/// or any rank of the world fails, the call returns a [`CommError`] instead
+/// of hanging. Point-to-point messages between a pair of ranks are matched
+/// in the order they were posted.
+pub trait ProcessGroup: Send + Sync {
+    /// Name and members, for messages.
+    fn info(&self) -> &GroupInfo;
+
+    /// This rank's index in the group.
+    fn rank(&self) -> usize;
+
+    /// Number of ranks in the group.
+    fn size(&self) -> usize {
+        self.info().members.len()
+    }
+
+    /// Reduces `buf` element-wise over the group; every rank gets the result.
+    fn all_reduce(&self, buf: &mut [f32], op: ReduceOp) -> Result<(), CommError>;
+
+    /// [`ProcessGroup::all_reduce`] for f64 scalars (loss sums, token counts, norms).
+    fn all_reduce_f64(&self, buf: &mut [f64], op: ReduceOp) -> Result<(), CommError>;
+
+    /// Concatenates every rank's `send` in rank order into `recv`
+    /// (`recv.len() == size() * send.len()`).
+    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> Result<(), CommError>;
+
+    /// Reduces `send` (`size()` equal blocks) over the group; rank `i` gets
+    /// block `i` in `recv`.
+    fn reduce_scatter(&self, send: &[f32], recv: &mut [f32], op: ReduceOp)
+    -> Result<(), CommError>;
+
+    /// Block `j` of `send` goes to rank `j`; block `i` of `recv` comes from
+    /// rank `i` (`send` and `recv` hold `size()` equal blocks).
+    fn all_to_all(&self, send: &[f32], recv: &mut [f32]) -> Result<(), CommError>;
+
+    /// Copies `root`'s `buf` into every other rank's `buf`.
+    fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<(), CommError>;
+
+    /// Returns once every rank has entered it.
+    fn barrier(&self) -> Result<(), CommError>;
+
+    /// Starts sending `data` to `peer`; never blocks on the receiver.
+    fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError>;
+
+    /// Posts a receive of the next message from `peer`.
+    fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError>;
+
+    /// Counts of calls, bytes and waiting time since the group was created.
+    fn stats(&self) -> CommStats;
+}

@@ -27,6 +27,7 @@
 mod attention_batched;
 mod attention_block;
 mod attention_merge;
+mod config;
 mod cpu;
 mod cross_entropy;
 mod gelu;
@@ -43,6 +44,7 @@ mod tests;
 pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};
 pub use attention_merge::{clear_partial, merge_partial};
+pub use config::KernelsConfig;
 pub use cpu::{CpuKernels, Kernels};
 pub use cross_entropy::{
     IGNORE_TARGET, LossSum, TargetOutOfRange, check_targets, cross_entropy_backward,

@@ -6,7 +6,9 @@
 //!   closure on every such rank.
 //! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
+mod backend;
 mod comm;
+mod config;
 mod cp_layout;
 mod grid;
 mod launch;
@@ -14,7 +16,9 @@ mod local;
 mod stats;
 mod zigzag;
 
+pub use backend::{Backend, LocalBackend, RankError};
 pub use comm::{CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle};
+pub use config::ParallelConfig;
 pub use cp_layout::ZigzagLayout;
 pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
 pub use launch::{RankFailure, RunError, run_ranks};

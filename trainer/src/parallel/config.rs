@@ -1,0 +1,55 @@
+use serde::{Deserialize, Serialize};
+
+use super::GridSpec;
+
+/// The `[parallel]` section: how many ranks, how they are grouped, how they talk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ParallelConfig {
+    /// Communication backend: `local` (ranks are threads of this process);
+    /// `mpi` with the plugin built in.
+    pub backend: String,
+    /// Total number of ranks.
+    pub world_size: usize,
+    /// Tensor-parallel size.
+    pub tp: usize,
+    /// Context-parallel size: each sequence is split over this many ranks.
+    pub cp: usize,
+    /// Data-parallel size; 0 derives it as `world_size / (tp·cp)`.
+    pub dp: usize,
+    /// CP attention strategy: `p2p` (ring), `all_gather` or `a2a` (Ulysses).
+    pub cp_comm: String,
+    /// Rank order of the grid axes, fastest first (Megatron's `tp-cp-dp`).
+    pub order: String,
+    /// Seconds any collective may wait before the run stops with an error.
+    pub timeout_s: f64,
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        ParallelConfig {
+            backend: "local".into(),
+            world_size: 1,
+            tp: 1,
+            cp: 1,
+            dp: 0,
+            cp_comm: "p2p".into(),
+            order: GridSpec::DEFAULT_ORDER.into(),
+            timeout_s: 300.0,
+        }
+    }
+}
+
+impl ParallelConfig {
+    /// The grid sizes this section asks for.
+    pub fn grid_spec(&self) -> GridSpec {
+        GridSpec {
+            world_size: self.world_size,
+            tp: self.tp,
+            cp: self.cp,
+            dp: self.dp,
+            pp: 1,
+            order: self.order.clone(),
+        }
+    }
+}

@@ -46,8 +46,9 @@ pub enum Command {
 /// Options of `cptrain run`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
-    /// Continue from the newest complete checkpoint in `train.out_dir`, or
-    /// from the given `step-N` checkpoint directory.
-    #[arg(long, value_name = "CHECKPOINT_DIR", num_args = 0..=1, default_missing_value = "")]
+    /// Continue from the newest complete checkpoint in `train.out_dir`
+    /// (`--resume` alone, or `--resume latest`), or from the given `step-N`
+    /// checkpoint directory.
+    #[arg(long, value_name = "CHECKPOINT_DIR", num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<PathBuf>,
 }

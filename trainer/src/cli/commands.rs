@@ -5,9 +5,11 @@ use std::sync::Arc;
 use appctx::{CancellationToken, ContextBuilder, Environment, PreparedContext};
 
 use super::{Cli, Command, RunArgs, build_environment};
-use crate::data::TrainConfig;
+use crate::checkpoint::import_hf_gpt2;
+use crate::data::{DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
-use crate::model::ModelConfig;
+use crate::model::{ModelConfig, ParamLayout};
+use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
 use crate::train::{ResumeFrom, RunOptions, TrainPlan};
 
@@ -49,6 +51,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     let train: TrainConfig = env.bind("train")?;
     let parallel: ParallelConfig = env.bind("parallel")?;
     let kernels: KernelsConfig = env.bind("kernels")?;
+    let optimizer: OptimizerConfig = env.bind("optimizer")?;
     let local_ranks = if parallel.backend == "local" {
         parallel.world_size
     } else {
@@ -57,6 +60,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     Ok(TrainPlan::new(
         &model,
         &train,
+        &optimizer,
         &parallel,
         &kernels,
         local_ranks,
@@ -66,8 +70,15 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
 fn check(env: Environment) -> Result<(), CommandError> {
     let plan = plan_of(&env)?;
     let prepared = prepare(env, None)?;
+    let data: DataConfig = prepared.environment().bind("data")?;
+    let source = open_data_source(&data, &plan.model, plan.train.seed)?;
+    if let Some(init) = &plan.model.init {
+        import_hf_gpt2(init, &ParamLayout::gpt2(&plan.model))
+            .map_err(|e| format!("model.init = {}: {e}", init.display()))?;
+    }
     let mut out = String::new();
     writeln!(out, "{plan}")?;
+    writeln!(out, "data       {}", source.describe())?;
     writeln!(out, "components (process context)")?;
     for node in prepared.graph().nodes {
         writeln!(out, "  {:<16} provides {}", node.name, node.provides)?;
@@ -83,7 +94,7 @@ fn check(env: Environment) -> Result<(), CommandError> {
 fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
     let plan = plan_of(&env)?;
     let resume = args.resume.as_ref().map(|dir| {
-        if dir.as_os_str().is_empty() {
+        if dir.as_os_str() == "latest" {
             ResumeFrom::Latest
         } else {
             ResumeFrom::Dir(dir.clone())

@@ -19,7 +19,7 @@ pub const ENV_PREFIX: &str = "CPTRAIN";
 /// profiles < `CPTRAIN__…` variables < `--set`.
 pub fn build_environment(layers: &ConfigLayers) -> Result<Environment, appctx::Error> {
     let mut builder = Environment::builder()
-        .defaults("config/default.toml (embedded)", DEFAULT_CONFIG)
+        .defaults("config/default.toml", DEFAULT_CONFIG)
         .files(layers.config.iter().cloned())
         .profile_dir("config")
         .profiles(layers.profile.iter().cloned())

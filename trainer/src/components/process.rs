@@ -9,6 +9,7 @@ use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_sour
 use crate::kernels::{KernelsConfig, Threads};
 use crate::metrics::{ConsoleSink, JsonlSink, MetricsConfig, MetricsError};
 use crate::model::ModelConfig;
+use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
 use crate::train::{
     RunOptions, SharedSink, StartState, TrainError, TrainPlan, TrainRunner, measure_matmul_gflops,
@@ -25,6 +26,7 @@ component!(local, select = "parallel.backend");
 fn train_plan(
     model: Config<ModelConfig>,
     train: Config<TrainConfig>,
+    optimizer: Config<OptimizerConfig>,
     parallel: Config<ParallelConfig>,
     kernels: Config<KernelsConfig>,
     backend: Arc<dyn Backend>,
@@ -32,6 +34,7 @@ fn train_plan(
     let plan = TrainPlan::new(
         &model,
         &train,
+        &optimizer,
         &parallel,
         &kernels,
         backend.local_ranks().len(),

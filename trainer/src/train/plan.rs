@@ -4,6 +4,7 @@ use super::TrainError;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
 use crate::kernels::KernelsConfig;
 use crate::model::{ModelConfig, ParamLayout, activation_bytes, flops_per_token};
+use crate::optim::OptimizerConfig;
 use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
 
 /// CP attention strategies, by their `parallel.cp_comm` name.
@@ -29,16 +30,18 @@ pub struct TrainPlan {
 }
 
 impl TrainPlan {
-    /// Validates the sections together; `local_ranks` is how many ranks this
+    /// Validates the sections, alone and together; `local_ranks` is how many ranks this
     /// process runs (all of them for the local backend).
     pub fn new(
         model: &ModelConfig,
         train: &TrainConfig,
+        optimizer: &OptimizerConfig,
         parallel: &ParallelConfig,
         kernels: &KernelsConfig,
         local_ranks: usize,
     ) -> Result<Self, TrainError> {
         model.validate()?;
+        optimizer.validate()?;
         let grid = ParallelGrid::new(&parallel.grid_spec())?;
         if parallel.tp != 1 {
             return Err(TrainError::Invalid(format!(
@@ -333,7 +336,7 @@ mod tests {
         for (name, edit, expected) in cases {
             let (mut m, mut t, mut p, k) = sections();
             edit(&mut m, &mut t, &mut p);
-            let err = TrainPlan::new(&m, &t, &p, &k, p.world_size)
+            let err = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, p.world_size)
                 .expect_err(name)
                 .to_string();
             assert!(err.contains(expected), "{name}: {err}");
@@ -345,7 +348,7 @@ mod tests {
         let (m, t, mut p, k) = sections();
         p.world_size = 4;
         p.cp = 2;
-        let plan = TrainPlan::new(&m, &t, &p, &k, 4).unwrap();
+        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
         assert_eq!(plan.dp(), 2);
         assert_eq!(plan.local_seq_len(), 8);
         let text = plan.to_string();

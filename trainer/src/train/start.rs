@@ -66,7 +66,9 @@ impl StartState {
         }
         if let Some(path) = &plan.model.init {
             return Ok(StartState {
-                params: import_hf_gpt2(path, &layout)?,
+                params: import_hf_gpt2(path, &layout).map_err(|e| {
+                    TrainError::Invalid(format!("model.init = {}: {e}", path.display()))
+                })?,
                 resumed: None,
                 origin: format!("model.init {}", path.display()),
             });

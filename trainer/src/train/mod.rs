@@ -13,7 +13,7 @@ mod start;
 pub use error::TrainError;
 pub use groups::RankGroups;
 pub use peak::measure_matmul_gflops;
-pub use plan::{CP_STRATEGIES, MemoryEstimate, TrainPlan};
+pub use plan::{AttentionBalance, CP_STRATEGIES, MemoryEstimate, TrainPlan};
 pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};
 pub use runner::TrainRunner;

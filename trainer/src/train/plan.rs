@@ -145,6 +145,42 @@ impl TrainPlan {
     }
 }
 
+/// Causal attention work of every CP rank, in score entries per head and
+/// sequence, under the zigzag split and under a contiguous split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttentionBalance {
+    /// Zigzag: rank `r` holds chunks `r` and `2·cp−1−r`.
+    pub zigzag: Vec<u64>,
+    /// Contiguous: rank `r` holds tokens `[r·S/cp, (r+1)·S/cp)`.
+    pub contiguous: Vec<u64>,
+}
+
+impl AttentionBalance {
+    /// The work of each rank for sequences of `seq_len` tokens over `cp` ranks
+    /// (`seq_len` divisible by `2·cp`): query `q` attends to `q + 1` keys.
+    pub fn new(seq_len: usize, cp: usize) -> Self {
+        let work = |range: std::ops::Range<usize>| range.map(|q| q as u64 + 1).sum::<u64>();
+        let chunk = seq_len / (2 * cp);
+        let local = seq_len / cp;
+        AttentionBalance {
+            zigzag: (0..cp)
+                .map(|r| {
+                    work(r * chunk..(r + 1) * chunk)
+                        + work((2 * cp - 1 - r) * chunk..(2 * cp - r) * chunk)
+                })
+                .collect(),
+            contiguous: (0..cp).map(|r| work(r * local..(r + 1) * local)).collect(),
+        }
+    }
+
+    /// Busiest over least busy rank: 1.0 is perfect balance.
+    pub fn ratio(work: &[u64]) -> f64 {
+        let max = work.iter().copied().max().unwrap_or(0);
+        let min = work.iter().copied().min().unwrap_or(0).max(1);
+        max as f64 / min as f64
+    }
+}
+
 /// Bytes one rank needs, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryEstimate {
@@ -216,6 +252,16 @@ impl fmt::Display for TrainPlan {
             mib(mem.activations),
             mib(mem.state + mem.activations)
         )?;
+        if p.cp > 1 {
+            let balance = AttentionBalance::new(m.seq_len, p.cp);
+            writeln!(
+                f,
+                "balance    causal attention work per CP rank, max/min: {:.2} with the zigzag split \
+                 (vs {:.2} if contiguous)",
+                AttentionBalance::ratio(&balance.zigzag),
+                AttentionBalance::ratio(&balance.contiguous)
+            )?;
+        }
         writeln!(f, "grid")?;
         for kind in [GroupKind::Cp, GroupKind::Dp, GroupKind::DpCp] {
             let groups: Vec<String> = self
@@ -341,6 +387,19 @@ mod tests {
                 .to_string();
             assert!(err.contains(expected), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn zigzag_balances_causal_work_and_contiguous_does_not() {
+        // S = 8, cp = 2, chunks of 2: zigzag rank 0 holds queries 0,1,6,7
+        // (1+2+7+8 = 18 keys), rank 1 holds 2..6 (3+4+5+6 = 18). Contiguous:
+        // 1+2+3+4 = 10 and 5+6+7+8 = 26.
+        let b = AttentionBalance::new(8, 2);
+        assert_eq!(b.zigzag, vec![18, 18]);
+        assert_eq!(b.contiguous, vec![10, 26]);
+        let b = AttentionBalance::new(4096, 4);
+        assert!(AttentionBalance::ratio(&b.zigzag) < 1.001);
+        assert!(AttentionBalance::ratio(&b.contiguous) > 6.9);
     }
 
     #[test]

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Long-sequence context-parallel benchmark: tokens/s and memory per rank for
+cp = 1, 2, 4 and each cp_comm strategy, on the `long` profile (T = 4096 by
+default), runs interleaved so machine noise hits every variant alike.
+
+    cargo build --release && python3 bench/cp_long.py [--seq-len 8192] [--steps 6] [--rounds 2]
+
+tokens/s is the median over steps after the first (warm-up) of every round;
+activation MiB/rank is the plan's estimate (`cptrain check`); peak RSS is the
+whole process (all thread-ranks).
+"""
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+BINARY = Path(__file__).resolve().parent.parent / "target" / "release" / "cptrain"
+
+
+def variants():
+    yield 1, "p2p"
+    for cp in (2, 4):
+        for comm in ("p2p", "all_gather", "a2a"):
+            yield cp, comm
+
+
+def sets(cp, comm, seq_len, steps, out_dir):
+    pairs = {
+        "model.seq_len": seq_len,
+        "parallel.world_size": cp,
+        "parallel.cp": cp,
+        "parallel.cp_comm": comm,
+        "train.steps": steps,
+        "train.eval_batches": 0,
+        "train.out_dir": out_dir,
+        "metrics.progress": "never",
+    }
+    args = ["--profile", "long"]
+    for key, value in pairs.items():
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def activation_mib(args):
+    out = subprocess.run([BINARY, "check", *args], check=True, capture_output=True, text=True).stdout
+    return float(re.search(r"([\d.]+) MiB activations", out).group(1))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seq-len", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=2)
+    opts = parser.parse_args()
+    results = {v: {"tps": [], "rss": 0.0} for v in variants()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(opts.rounds):
+            for cp, comm in variants():
+                out_dir = Path(tmp) / f"r{round_}-cp{cp}-{comm}"
+                args = sets(cp, comm, opts.seq_len, opts.steps, out_dir)
+                subprocess.run([BINARY, "run", *args], check=True, capture_output=True)
+                records = [json.loads(l) for l in (out_dir / "metrics.jsonl").read_text().splitlines()]
+                results[(cp, comm)]["tps"] += [r["tokens_per_s"] for r in records[1:]]
+                rss = max(r.get("peak_rss_bytes", 0) for r in records) / 2**20
+                results[(cp, comm)]["rss"] = max(results[(cp, comm)]["rss"], rss)
+        base = statistics.median(results[(1, "p2p")]["tps"])
+        print(f"T = {opts.seq_len}, tiny model (profile `long`), {opts.rounds} rounds x {opts.steps} steps")
+        print(f"{'cp':>3} {'cp_comm':<11} {'tokens/s':>9} {'vs cp=1':>8} {'act MiB/rank':>13} {'peak RSS MiB':>13}")
+        for (cp, comm), r in results.items():
+            tps = statistics.median(r["tps"])
+            act = activation_mib(sets(cp, comm, opts.seq_len, opts.steps, Path(tmp) / "check"))
+            print(f"{cp:>3} {comm:<11} {tps:>9.0f} {tps / base:>8.2f} {act:>13.1f} {r['rss']:>13.0f}")
+
+
+if __name__ == "__main__":
+    main()

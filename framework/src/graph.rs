@@ -1,5 +1,6 @@
 //! The dependency graph: topological order, cycle paths, DOT and JSON export.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -131,25 +132,24 @@ impl fmt::Display for DependencyGraph {
             self.context,
             self.creation_order.len()
         )?;
+        let types: HashMap<&str, &str> = self
+            .nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.provides.as_str()))
+            .collect();
+        let mut deps: HashMap<&str, Vec<&str>> = HashMap::new();
+        for e in &self.edges {
+            deps.entry(e.from.as_str()).or_default().push(e.to.as_str());
+        }
         for (i, name) in self.creation_order.iter().enumerate() {
-            let node = self.nodes.iter().find(|n| &n.name == name);
-            let deps: Vec<&str> = self
-                .edges
-                .iter()
-                .filter(|e| &e.from == name)
-                .map(|e| e.to.as_str())
-                .collect();
+            let needs = deps.get(name.as_str()).map(|d| d.join(", "));
             writeln!(
                 f,
                 "  {:>3}. {} : {}{}",
                 i + 1,
                 name,
-                node.map(|n| n.provides.as_str()).unwrap_or("?"),
-                if deps.is_empty() {
-                    String::new()
-                } else {
-                    format!("  ← {}", deps.join(", "))
-                }
+                types.get(name.as_str()).copied().unwrap_or("?"),
+                needs.map(|d| format!("  ← {d}")).unwrap_or_default()
             )?;
         }
         Ok(())

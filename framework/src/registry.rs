@@ -50,7 +50,7 @@ pub fn registered() -> &'static [Arc<ComponentDef>] {
 /// impl Greeter for English { fn greet(&self) -> String { "hello".into() } }
 ///
 /// fn english() -> Arc<dyn Greeter> { Arc::new(English) }
-/// component!(english, when = on_property("greeter.language", "en"), order = 1);
+/// component!(english, when = on_property("greeter.language", "en"), order = 1, primary);
 ///
 /// // Chosen when `greeter.kind = "french"`, created once per "rank" child context:
 /// struct French;

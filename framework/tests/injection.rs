@@ -407,3 +407,23 @@ fn reports_say_why_each_component_was_chosen() {
         "active"
     );
 }
+
+#[test]
+fn the_condition_report_is_available_when_the_graph_does_not_validate() {
+    let builder = root()
+        .environment(env(&["store.kind=none"]))
+        .component(
+            ComponentDef::new("redis", store("redis")).when(on_property("store.kind", "redis")),
+        )
+        .component(ComponentDef::new("user", |_: Arc<dyn Store>| Arc::new(A)));
+    let report = builder.condition_report().unwrap();
+    assert_eq!(
+        report.entry("redis").unwrap().status,
+        appctx::Status::Inactive
+    );
+    assert_eq!(report.entry("user").unwrap().status, appctx::Status::Active);
+    assert!(matches!(
+        builder.prepare(),
+        Err(Error::MissingDependency { .. })
+    ));
+}

@@ -9,6 +9,7 @@ use crate::component::{ComponentDef, Scope, short_type_name};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::events::EventListener;
+use crate::report::ConditionReport;
 use crate::shutdown::CancellationToken;
 
 /// Builds a root context ([`ContextBuilder::new`]) or a child context
@@ -137,6 +138,12 @@ impl ContextBuilder {
     /// Validates everything without creating any component.
     pub fn prepare(self) -> Result<PreparedContext> {
         super::prepare::prepare(self)
+    }
+
+    /// Evaluates conditions only (no graph validation): what `components`
+    /// listings print, even when the graph would not validate.
+    pub fn condition_report(&self) -> Result<ConditionReport> {
+        super::prepare::condition_report(self)
     }
 
     /// `prepare()` then `refresh()`.

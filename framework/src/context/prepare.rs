@@ -39,7 +39,18 @@ impl PreparedContext {
     }
 }
 
-pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
+/// Definitions of a context and the verdict of their conditions.
+struct Evaluated {
+    env: Arc<Environment>,
+    defs: Vec<Arc<ComponentDef>>,
+    other_scopes: Vec<Arc<ComponentDef>>,
+    active: Vec<bool>,
+    outcomes: Vec<Vec<ConditionOutcome>>,
+    entries: Vec<ConditionEntry>,
+}
+
+/// The first half of prepare: collect definitions, check names and keys, evaluate conditions.
+fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
     let env = b
         .env
         .clone()
@@ -50,9 +61,8 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         .filter(|d| d.scope == b.scope)
         .cloned()
         .collect();
-    for mut def in b.defs {
-        def.scope = b.scope;
-        defs.push(Arc::new(def));
+    for def in &b.defs {
+        defs.push(Arc::new(def.clone().scope(b.scope)));
     }
     if b.parent.is_none() {
         defs.push(Arc::new(
@@ -66,8 +76,11 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
     }
 
     let parent_plan = b.parent.as_ref().map(|p| &p.plan);
-    let other_scopes: Vec<&Arc<ComponentDef>> =
-        registry.iter().filter(|d| d.scope != b.scope).collect();
+    let other_scopes: Vec<Arc<ComponentDef>> = registry
+        .iter()
+        .filter(|d| d.scope != b.scope)
+        .cloned()
+        .collect();
     let (active, outcomes) = evaluate_conditions(&defs, &env, parent_plan);
     let mut entries: Vec<ConditionEntry> = defs
         .iter()
@@ -90,6 +103,33 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         entries.push(entry(def, outs, Status::OtherScope));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Evaluated {
+        env,
+        defs,
+        other_scopes,
+        active,
+        outcomes,
+        entries,
+    })
+}
+
+/// The condition report alone (no graph validation), for listing components.
+pub(crate) fn condition_report(b: &ContextBuilder) -> Result<ConditionReport> {
+    Ok(ConditionReport {
+        context: b.name.clone(),
+        entries: evaluate(b)?.entries,
+    })
+}
+
+pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
+    let Evaluated {
+        env,
+        defs,
+        other_scopes,
+        active,
+        outcomes,
+        entries,
+    } = evaluate(&b)?;
 
     let mut nodes = Vec::new();
     for (i, def) in defs.iter().enumerate() {
@@ -315,7 +355,7 @@ fn evaluate_conditions(
 /// Registered providers that were not chosen, for missing-dependency errors.
 struct Candidates<'a> {
     inactive: &'a [(&'a Arc<ComponentDef>, &'a Vec<ConditionOutcome>)],
-    other_scopes: &'a [&'a Arc<ComponentDef>],
+    other_scopes: &'a [Arc<ComponentDef>],
     env: &'a Environment,
 }
 

@@ -62,7 +62,9 @@ fn a_handle_used_inside_a_factory_is_an_error_not_a_deadlock() {
             context.context().map(|_| Arc::new(1u8))
         }))
         .build();
-    let err = result.err().expect("the factory fails");
+    let Err(err) = result else {
+        panic!("the factory fails");
+    };
     assert!(err.to_string().contains("still being"), "{err}");
 }
 

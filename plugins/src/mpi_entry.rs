@@ -90,3 +90,22 @@ pub fn mpi_backend(cfg: &ParallelConfig) -> Result<Arc<dyn Backend>, MpiError> {
         Err(MpiError::NotBuilt)
     }
 }
+
+#[cfg(all(test, not(feature = "mpi")))]
+mod tests {
+    use super::*;
+
+    /// Without the feature, asking for the backend says how to get it.
+    #[test]
+    fn without_the_feature_the_error_says_how_to_enable_it() {
+        let error = mpi_backend(&ParallelConfig::default())
+            .err()
+            .expect("not built");
+        let text = error.to_string();
+        assert!(
+            text.contains("cargo build --release --features mpi"),
+            "{text}"
+        );
+        assert!(text.contains("apt-get install openmpi-bin libopenmpi-dev libclang-dev"));
+    }
+}

@@ -79,13 +79,7 @@ type Mode = fn(&dyn Backend, usize) -> Result<(), RankError>;
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let (timeout_s, body): (f64, Mode) = match mode.as_str() {
-        "check" => (
-            std::env::var("T")
-                .ok()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(30.0),
-            check,
-        ),
+        "check" => (30.0, check),
         "timeout-collective" => (2.0, timeout_collective),
         "timeout-recv" => (2.0, timeout_recv),
         _ => {

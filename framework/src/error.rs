@@ -194,6 +194,10 @@ pub enum Error {
         /// The context.
         context: String,
     },
+    /// A [`ContextHandle`](crate::ContextHandle) was used before its context
+    /// finished refreshing, or after it was dropped.
+    #[error("{}", self.analysis())]
+    ContextUnavailable,
 }
 
 impl Error {
@@ -373,6 +377,11 @@ impl Error {
             ContextClosed { context } => FailureAnalysis::new(
                 format!("Context `{context}` is closed; its components were dropped."),
                 "Look components up before closing the context, or keep the Arc you got.",
+            ),
+            ContextUnavailable => FailureAnalysis::new(
+                "A component used its context handle while the context was still being \
+                 refreshed (inside a factory), or after the context was dropped.",
+                "Use the handle from runners, lifecycles or later calls, not from factories.",
             ),
         }
     }

@@ -9,6 +9,7 @@ use crate::config::{Config, ConfigSection};
 use crate::context::Resolver;
 use crate::environment::Environment;
 use crate::error::Result;
+use crate::handle::ContextHandle;
 use crate::shutdown::CancellationToken;
 
 /// A configuration section a component binds: its prefix and how to bind it.
@@ -135,6 +136,15 @@ impl<T: ConfigSection> Injectable for Config<T> {
     }
     fn resolve(resolver: &Resolver<'_>) -> Result<Self> {
         resolver.config::<T>()
+    }
+}
+
+impl Injectable for ContextHandle {
+    fn dependency() -> Dependency {
+        Dependency::Context("context handle")
+    }
+    fn resolve(resolver: &Resolver<'_>) -> Result<Self> {
+        Ok(resolver.plan.handle.clone())
     }
 }
 

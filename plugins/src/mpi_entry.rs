@@ -6,6 +6,7 @@ use std::sync::Arc;
 #[cfg(feature = "mpi")]
 use std::time::Duration;
 
+use appctx::{Config, component};
 use cptrain::parallel::{Backend, ParallelConfig};
 
 /// The error text of a binary built without the `mpi` feature.
@@ -90,6 +91,14 @@ pub fn mpi_backend(cfg: &ParallelConfig) -> Result<Arc<dyn Backend>, MpiError> {
         Err(MpiError::NotBuilt)
     }
 }
+
+/// The `mpi` choice of `parallel.backend`. Registered in every build, so
+/// that a binary without the feature fails at startup with
+/// [`MPI_NOT_BUILT`] instead of "no backend named mpi".
+fn mpi_component(parallel: Config<ParallelConfig>) -> Result<Arc<dyn Backend>, MpiError> {
+    mpi_backend(&parallel)
+}
+component!(mpi_component, name = "mpi", select = "parallel.backend");
 
 #[cfg(all(test, not(feature = "mpi")))]
 mod tests {

@@ -5,9 +5,12 @@
 
 pub mod attention;
 pub mod checkpoint;
+pub mod cli;
+pub mod components;
 pub mod data;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parallel;
+pub mod train;

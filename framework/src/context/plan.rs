@@ -52,6 +52,8 @@ pub(crate) struct Plan {
     pub edges: Vec<Vec<Edge>>,
     pub creation_order: Vec<usize>,
     pub conditions: ConditionReport,
+    /// Bound to the context when refresh finishes.
+    pub handle: crate::handle::ContextHandle,
 }
 
 impl Plan {

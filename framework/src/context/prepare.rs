@@ -151,6 +151,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
             context: String::new(),
             entries,
         },
+        handle: Default::default(),
     };
     plan.conditions.context = plan.name.clone();
     let inactive: Vec<(&Arc<ComponentDef>, &Vec<ConditionOutcome>)> = defs

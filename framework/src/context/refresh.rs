@@ -110,6 +110,7 @@ impl PreparedContext {
             closed: AtomicBool::new(false),
             startup,
         });
+        context.plan.handle.bind(&context);
         if let Some(parent) = &context.plan.parent {
             let mut children = lock(&parent.children);
             children.retain(|c| c.strong_count() > 0);

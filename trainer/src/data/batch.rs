@@ -219,6 +219,11 @@ impl BatchBuilder {
         &self.plan
     }
 
+    /// The data source it reads.
+    pub fn source(&self) -> &Arc<dyn DataSource> {
+        &self.source
+    }
+
     /// An empty micro-batch of the right size, to be reused with [`Self::fill`].
     pub fn new_micro_batch(&self) -> MicroBatch {
         let cells = self.plan.micro_batch_size * self.plan.local_seq_len();

@@ -1,0 +1,97 @@
+//! "Parallelism is invisible to the math": for the same config, seed and
+//! global batch, every (cp, dp, cp_comm) trains the single-rank loss curve,
+//! and ends with the same weights.
+
+mod common;
+
+use common::{checkpoint_weights, cptrain_ok, losses};
+use std::path::Path;
+
+const STEPS: u64 = 10;
+
+fn train(dir: &Path, name: &str, cp: usize, dp: usize, cp_comm: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    let sets = [
+        "model.n_layer=2".to_string(),
+        "model.n_head=4".into(),
+        "model.n_embd=32".into(),
+        "model.seq_len=32".into(),
+        "train.batch_size=8".into(),
+        format!("train.steps={STEPS}"),
+        "train.eval_every=0".into(),
+        "optimizer.warmup_steps=2".into(),
+        format!("train.out_dir={}", out.display()),
+        format!("parallel.world_size={}", cp * dp),
+        format!("parallel.cp={cp}"),
+        format!("parallel.cp_comm={cp_comm}"),
+        // Same kernel threads per rank everywhere, so only the split differs.
+        format!("kernels.threads={}", cp * dp),
+        "metrics.progress=never".into(),
+    ];
+    let mut args = vec!["run"];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    cptrain_ok(dir, &args);
+    out
+}
+
+#[test]
+fn every_layout_trains_the_single_rank_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = train(dir.path(), "ref", 1, 1, "p2p");
+    let ref_losses = losses(&reference);
+    assert_eq!(ref_losses.len(), STEPS as usize);
+    assert!(
+        ref_losses[STEPS as usize - 1] < ref_losses[0],
+        "the reference learns"
+    );
+    let ref_weights = checkpoint_weights(&reference, STEPS);
+
+    let mut layouts = vec![(1, 2, "p2p")];
+    for cp in [2, 4] {
+        for dp in [1, 2] {
+            for comm in ["p2p", "all_gather", "a2a"] {
+                layouts.push((cp, dp, comm));
+            }
+        }
+    }
+    for (cp, dp, comm) in layouts {
+        let name = format!("cp{cp}-dp{dp}-{comm}");
+        let out = train(dir.path(), &name, cp, dp, comm);
+        let curve = losses(&out);
+        assert_eq!(curve.len(), ref_losses.len(), "{name}");
+        let mut worst = (0.0f64, 0.0f32);
+        for (step, (a, b)) in curve.iter().zip(&ref_losses).enumerate() {
+            // f32 math summed in a different order (ranks, chunks, online
+            // softmax merges): agreement to ~1e-7 relative is typical;
+            // 1e-5 leaves room without hiding a wrong token or position.
+            let rel = (a - b).abs() / b.abs();
+            worst.0 = worst.0.max(rel);
+            assert!(
+                rel < 1e-5,
+                "{name}: step {} loss {a} vs {b} (rel {rel:e})",
+                step + 1
+            );
+        }
+        // After 10 AdamW steps the weights agree closely: AdamW divides by
+        // sqrt(v), so a ~1e-7 relative gradient difference moves a weight by
+        // about that fraction of lr per step; 1e-4 absolute (lr = 3e-3, 10
+        // steps) bounds that with margin, while any real error (a wrong
+        // chunk, a missing gradient) moves weights by ~lr = 3e-3 or more.
+        let weights = checkpoint_weights(&out, STEPS);
+        for ((name_a, a), (_, b)) in weights.iter().zip(&ref_weights) {
+            let max = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(max < 1e-4, "{name}: {name_a} differs by {max:e}");
+            worst.1 = worst.1.max(max);
+        }
+        eprintln!(
+            "{name}: max loss rel diff {:.1e}, max weight abs diff {:.1e}",
+            worst.0, worst.1
+        );
+    }
+}

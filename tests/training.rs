@@ -1,0 +1,170 @@
+//! Training runs as a user starts them: the default job learns, a resumed
+//! run continues exactly, and SIGINT saves a checkpoint to resume from.
+
+mod common;
+
+use common::{checkpoint_weights, cptrain, cptrain_ok, losses, metrics};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_default_job_learns_the_copy_task() {
+    let dir = tempfile::tempdir().unwrap();
+    cptrain_ok(dir.path(), &["run", "--set", "metrics.progress=never"]);
+    let out = dir.path().join("runs/default");
+    let curve = losses(&out);
+    assert_eq!(curve.len(), 200);
+    // The loss counts only the copied half, whose tokens are uniform over 16
+    // symbols: chance is ln 16 = 2.77. A model that copies is near 0; 0.1
+    // means the right symbol gets > 90% probability on average.
+    assert!(curve[0] > 2.5, "starts at chance: {}", curve[0]);
+    let last = curve[curve.len() - 1];
+    assert!(last < 0.1, "the copy task is learned: final loss {last}");
+    let records = metrics(&out);
+    let eval = records[199]["eval_loss"]
+        .as_f64()
+        .expect("eval at the last step");
+    assert!(eval < 0.1, "held-out sequences are copied too: {eval}");
+    for key in [
+        "step",
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens",
+        "tokens_per_s",
+        "elapsed_s",
+    ] {
+        assert!(records[0].get(key).is_some(), "metrics.jsonl has `{key}`");
+    }
+    assert!(out.join("checkpoints/step-200/DONE").exists());
+    assert!(out.join("config.toml").exists());
+}
+
+fn short_run(out: &Path, steps: u64, checkpoint_every: u64) -> Vec<String> {
+    [
+        "model.seq_len=32".to_string(),
+        format!("train.steps={steps}"),
+        format!("train.checkpoint_every={checkpoint_every}"),
+        "train.eval_every=5".into(),
+        "train.keep_last=0".into(),
+        format!("train.out_dir={}", out.display()),
+        "metrics.progress=never".into(),
+    ]
+    .into_iter()
+    .flat_map(|s| ["--set".to_string(), s])
+    .collect()
+}
+
+fn args<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    head.iter()
+        .copied()
+        .chain(tail.iter().map(String::as_str))
+        .collect()
+}
+
+/// The fields of a metrics record that do not depend on timing.
+fn deterministic(record: &serde_json::Value) -> Vec<Option<f64>> {
+    ["step", "loss", "lr", "grad_norm", "tokens", "eval_loss"]
+        .iter()
+        .map(|k| record.get(*k).and_then(|v| v.as_f64()))
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let split = dir.path().join("split");
+    cptrain_ok(dir.path(), &args(&["run"], &short_run(&whole, 20, 0)));
+    cptrain_ok(dir.path(), &args(&["run"], &short_run(&split, 20, 10)));
+    // Continue from step 10 as if the run had died there: the metrics of
+    // steps 11..20 are rewritten, and must come out bit for bit the same.
+    let step10 = split.join("checkpoints/step-10");
+    let resume = short_run(&split, 20, 10);
+    let step10 = step10.display().to_string();
+    cptrain_ok(dir.path(), &args(&["run", "--resume", &step10], &resume));
+
+    let a: Vec<_> = metrics(&whole).iter().map(deterministic).collect();
+    let b: Vec<_> = metrics(&split).iter().map(deterministic).collect();
+    assert_eq!(a.len(), 20);
+    assert_eq!(
+        a, b,
+        "the resumed run's metrics equal the uninterrupted run's"
+    );
+    assert_eq!(
+        checkpoint_weights(&whole, 20),
+        checkpoint_weights(&split, 20),
+        "and so do the final weights, bit for bit"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_finishes_the_step_saves_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let stopped = dir.path().join("stopped");
+    const STEPS: u64 = 400;
+    cptrain_ok(dir.path(), &args(&["run"], &short_run(&whole, STEPS, 0)));
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
+        .args(args(&["run"], &short_run(&stopped, STEPS, 0)))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let metrics_file = stopped.join("metrics.jsonl");
+    while std::fs::read_to_string(&metrics_file).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "training started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "a requested stop exits 0: {stderr}"
+    );
+    let done = metrics(&stopped).len() as u64;
+    assert!(done < STEPS, "stopped early (after {done} steps)");
+    assert!(
+        stopped
+            .join(format!("checkpoints/step-{done}/DONE"))
+            .exists()
+    );
+    assert!(
+        stderr.contains("--resume"),
+        "says how to continue: {stderr}"
+    );
+
+    cptrain_ok(
+        dir.path(),
+        &args(&["run", "--resume"], &short_run(&stopped, STEPS, 0)),
+    );
+    let a: Vec<_> = metrics(&whole).iter().map(deterministic).collect();
+    let b: Vec<_> = metrics(&stopped).iter().map(deterministic).collect();
+    assert_eq!(a, b);
+    assert_eq!(
+        checkpoint_weights(&whole, STEPS),
+        checkpoint_weights(&stopped, STEPS)
+    );
+}
+
+#[test]
+fn resuming_without_a_checkpoint_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cptrain(dir.path(), &["run", "--resume"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no complete checkpoint"), "{stderr}");
+    assert!(stderr.contains("without --resume"), "{stderr}");
+}

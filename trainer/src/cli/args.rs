@@ -1,0 +1,54 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Context-parallel GPT training.
+#[derive(Debug, Parser)]
+#[command(name = "cptrain", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration layers shared by every command.
+    #[command(flatten)]
+    pub layers: ConfigLayers,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The configuration layers, lowest first after the embedded defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigLayers {
+    /// A TOML file layered over the defaults (repeatable; later files win).
+    #[arg(long = "config", value_name = "FILE", global = true)]
+    pub config: Vec<PathBuf>,
+    /// A profile: `config/NAME.toml` in the working directory, else a built-in
+    /// one (cp4, long); repeatable.
+    #[arg(long = "profile", value_name = "NAME", global = true)]
+    pub profile: Vec<String>,
+    /// Override one key, e.g. `--set train.steps=50` (repeatable; wins over
+    /// files, profiles and CPTRAIN__SECTION__KEY environment variables).
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    pub set: Vec<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train (the embedded default: a small GPT on the synthetic copy task).
+    Run(RunArgs),
+    /// Validate the configuration and wiring and print the plan; runs nothing.
+    Check,
+    /// List every registered component, whether it was chosen, and why.
+    Components,
+    /// Print the effective configuration and the source of every value.
+    Config,
+}
+
+/// Options of `cptrain run`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Continue from the newest complete checkpoint in `train.out_dir`
+    /// (`--resume` alone, or `--resume latest`), or from the given `step-N`
+    /// checkpoint directory.
+    #[arg(long, value_name = "CHECKPOINT_DIR", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<PathBuf>,
+}

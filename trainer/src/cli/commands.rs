@@ -1,0 +1,140 @@
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use appctx::{CancellationToken, ContextBuilder, Environment, PreparedContext};
+
+use super::{Cli, Command, RunArgs, build_environment};
+use crate::checkpoint::import_hf_gpt2;
+use crate::data::{DataConfig, TrainConfig, open_data_source};
+use crate::kernels::KernelsConfig;
+use crate::model::{ModelConfig, ParamLayout};
+use crate::optim::OptimizerConfig;
+use crate::parallel::ParallelConfig;
+use crate::train::{ResumeFrom, RunOptions, TrainPlan};
+
+/// A command's failure: printed as one paragraph.
+pub type CommandError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs one parsed command line.
+pub fn execute(cli: Cli) -> Result<(), CommandError> {
+    let env = build_environment(&cli.layers)?;
+    match cli.command {
+        Command::Config => {
+            print!("{}", env.effective());
+            Ok(())
+        }
+        Command::Components => {
+            let prepared = prepare(env, None)?;
+            print!("{}", prepared.condition_report());
+            Ok(())
+        }
+        Command::Check => check(env),
+        Command::Run(args) => run(env, &args),
+    }
+}
+
+fn prepare(
+    env: Environment,
+    options: Option<RunOptions>,
+) -> Result<PreparedContext, appctx::Error> {
+    let mut builder = ContextBuilder::new().name("cptrain").environment(env);
+    if let Some(options) = options {
+        builder = builder.instance(Arc::new(options));
+    }
+    builder.prepare()
+}
+
+/// The plan as the run would compute it, from the bound sections alone.
+fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
+    let model: ModelConfig = env.bind("model")?;
+    let train: TrainConfig = env.bind("train")?;
+    let parallel: ParallelConfig = env.bind("parallel")?;
+    let kernels: KernelsConfig = env.bind("kernels")?;
+    let optimizer: OptimizerConfig = env.bind("optimizer")?;
+    let local_ranks = if parallel.backend == "local" {
+        parallel.world_size
+    } else {
+        1
+    };
+    Ok(TrainPlan::new(
+        &model,
+        &train,
+        &optimizer,
+        &parallel,
+        &kernels,
+        local_ranks,
+    )?)
+}
+
+fn check(env: Environment) -> Result<(), CommandError> {
+    let plan = plan_of(&env)?;
+    let prepared = prepare(env, None)?;
+    let data: DataConfig = prepared.environment().bind("data")?;
+    let source = open_data_source(&data, &plan.model, plan.train.seed)?;
+    if let Some(init) = &plan.model.init {
+        import_hf_gpt2(init, &ParamLayout::gpt2(&plan.model))
+            .map_err(|e| format!("model.init = {}: {e}", init.display()))?;
+    }
+    let mut out = String::new();
+    writeln!(out, "{plan}")?;
+    writeln!(out, "data       {}", source.describe())?;
+    writeln!(out, "components (process context)")?;
+    for node in prepared.graph().nodes {
+        writeln!(out, "  {:<16} provides {}", node.name, node.provides)?;
+    }
+    writeln!(
+        out,
+        "\nOK: configuration and wiring are valid; nothing was run."
+    )?;
+    print!("{out}");
+    Ok(())
+}
+
+fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
+    let plan = plan_of(&env)?;
+    let resume = args.resume.as_ref().map(|dir| {
+        if dir.as_os_str() == "latest" {
+            ResumeFrom::Latest
+        } else {
+            ResumeFrom::Dir(dir.clone())
+        }
+    });
+    write_effective_config(&plan.train.out_dir, &env)?;
+    let options = RunOptions {
+        resume,
+        config_snapshot: env.to_json(),
+    };
+    let token = CancellationToken::new();
+    let _signals = appctx::signals::cancel_on_signals(&token)?;
+    let context = ContextBuilder::new()
+        .name("cptrain")
+        .environment(env)
+        .instance(Arc::new(options))
+        .shutdown_token(token)
+        .prepare()?
+        .refresh()?;
+    let result = context.run();
+    context.close();
+    Ok(result?)
+}
+
+/// Saves the resolved configuration and every value's source beside the
+/// run's metrics: `config.toml` reproduces the run with `--config`.
+fn write_effective_config(out_dir: &Path, env: &Environment) -> Result<(), CommandError> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create train.out_dir {}: {e}", out_dir.display()))?;
+    write_atomically(&out_dir.join("config.toml"), &env.to_toml())?;
+    write_atomically(
+        &out_dir.join("config.sources.txt"),
+        &env.effective().to_string(),
+    )?;
+    Ok(())
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
+    let temp: PathBuf = path.with_extension("tmp");
+    std::fs::write(&temp, text)
+        .and_then(|()| std::fs::rename(&temp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
+}

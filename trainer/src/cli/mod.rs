@@ -1,0 +1,28 @@
+//! The `cptrain` command line: `run`, `check`, `components`, `config`.
+
+mod args;
+mod commands;
+mod environment;
+mod logging;
+
+pub use args::{Cli, Command, ConfigLayers, RunArgs};
+pub use environment::{BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment};
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Parses `std::env::args`, runs the command, prints any error as one
+/// paragraph on stderr, and returns the process exit code (0, or 1 on error;
+/// 2 for command-line usage errors).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    match commands::execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

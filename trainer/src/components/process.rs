@@ -1,0 +1,119 @@
+//! Components of the process-level context.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use appctx::{Config, ContextHandle, Runner, component};
+
+use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_source};
+use crate::kernels::{KernelsConfig, Threads};
+use crate::metrics::{ConsoleSink, JsonlSink, MetricsConfig, MetricsError};
+use crate::model::ModelConfig;
+use crate::optim::OptimizerConfig;
+use crate::parallel::{Backend, LocalBackend, ParallelConfig};
+use crate::train::{
+    RunOptions, SharedSink, StartState, TrainError, TrainPlan, TrainRunner, measure_matmul_gflops,
+};
+
+/// Ranks as threads of this process (`parallel.backend = "local"`).
+fn local(parallel: Config<ParallelConfig>) -> Arc<dyn Backend> {
+    let timeout = Duration::from_secs_f64(parallel.timeout_s.clamp(1e-3, 1e9));
+    Arc::new(LocalBackend::new(parallel.world_size, timeout))
+}
+component!(local, select = "parallel.backend");
+
+/// The validated plan of the run.
+fn train_plan(
+    model: Config<ModelConfig>,
+    train: Config<TrainConfig>,
+    optimizer: Config<OptimizerConfig>,
+    parallel: Config<ParallelConfig>,
+    kernels: Config<KernelsConfig>,
+    backend: Arc<dyn Backend>,
+) -> Result<Arc<TrainPlan>, TrainError> {
+    let plan = TrainPlan::new(
+        &model,
+        &train,
+        &optimizer,
+        &parallel,
+        &kernels,
+        backend.local_ranks().len(),
+    )?;
+    Ok(Arc::new(plan))
+}
+component!(train_plan);
+
+/// The dataset, opened once per process and shared by its ranks; registered
+/// once per built-in `data.source` name.
+fn open_source(
+    data: Config<DataConfig>,
+    model: Config<ModelConfig>,
+    train: Config<TrainConfig>,
+) -> Result<Arc<dyn DataSource>, DataError> {
+    open_data_source(&data, &model, train.seed)
+}
+component!(open_source, name = "synthetic", select = "data.source");
+component!(open_source, name = "text", select = "data.source");
+component!(open_source, name = "tokens", select = "data.source");
+
+/// The weights every rank starts from (resumed, imported or initialized).
+fn start_state(
+    plan: Arc<TrainPlan>,
+    options: Option<Arc<RunOptions>>,
+) -> Result<Arc<StartState>, TrainError> {
+    let options = options.as_deref().cloned().unwrap_or_default();
+    Ok(Arc::new(StartState::load(&plan, &options)?))
+}
+component!(start_state);
+
+/// `<out_dir>/metrics.jsonl`, continued (and truncated to the resumed step)
+/// when resuming.
+fn jsonl_metrics(
+    plan: Arc<TrainPlan>,
+    start: Arc<StartState>,
+) -> Result<Arc<SharedSink>, MetricsError> {
+    let resumed = start.resumed.as_ref().map(|c| c.state.step);
+    let sink = JsonlSink::create(&plan.train.out_dir, resumed)?;
+    Ok(Arc::new(Mutex::new(sink)))
+}
+component!(jsonl_metrics, order = 0);
+
+/// Step lines (or a progress bar on a terminal) and the final summary.
+fn console_metrics(plan: Arc<TrainPlan>, metrics: Config<MetricsConfig>) -> Arc<SharedSink> {
+    Arc::new(Mutex::new(ConsoleSink::new(plan.train.steps, &metrics)))
+}
+component!(console_metrics, order = 1);
+
+/// The f32 matmul rate MFU is measured against: `metrics.peak_gflops`, or
+/// measured at startup with all of the process's kernel threads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MachinePeak {
+    /// GFLOP/s.
+    pub gflops: f64,
+    /// Whether it was measured (rather than configured).
+    pub measured: bool,
+}
+
+fn machine_peak(
+    metrics: Config<MetricsConfig>,
+    kernels: Config<KernelsConfig>,
+) -> Result<Arc<MachinePeak>, TrainError> {
+    if let Some(gflops) = metrics.peak_gflops {
+        return Ok(Arc::new(MachinePeak {
+            gflops,
+            measured: false,
+        }));
+    }
+    let threads = Threads::new(kernels.threads_per_rank(1))?;
+    Ok(Arc::new(MachinePeak {
+        gflops: measure_matmul_gflops(&threads),
+        measured: true,
+    }))
+}
+component!(machine_peak);
+
+/// The trainer, run by `ctx.run()`.
+fn trainer(context: ContextHandle, backend: Arc<dyn Backend>) -> Arc<dyn Runner> {
+    Arc::new(TrainRunner::new(context, backend, super::RANK_SCOPE))
+}
+component!(trainer);

@@ -1,0 +1,145 @@
+//! Components of each rank's child context (scope `rank`).
+
+use std::sync::Arc;
+
+use appctx::{Config, Scope, component, on_custom, on_property};
+
+use super::{MachinePeak, RANK_SCOPE};
+use crate::attention::{
+    AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
+};
+use crate::data::{DataSource, Split};
+use crate::kernels::{CpuKernels, Kernels, Threads};
+use crate::optim::OptimizerConfig;
+use crate::parallel::Backend;
+use crate::train::{
+    RankGroups, RankInfo, RankTrainer, Reporter, RunOptions, SharedSink, StartState, TrainError,
+    TrainPlan,
+};
+
+fn rank_scope() -> Scope {
+    Scope::named(RANK_SCOPE)
+}
+
+/// The rank's kernel threads (its share of `kernels.threads`).
+fn rank_threads(plan: Arc<TrainPlan>) -> Result<Arc<Threads>, TrainError> {
+    Ok(Arc::new(Threads::new(plan.threads_per_rank)?))
+}
+component!(rank_threads, scope = rank_scope());
+
+/// CPU kernels (`kernels.device = "cpu"`).
+fn cpu(threads: Arc<Threads>) -> Arc<dyn Kernels> {
+    Arc::new(CpuKernels::new((*threads).clone()))
+}
+component!(cpu, select = "kernels.device", scope = rank_scope());
+
+/// The rank's CP and DP×CP process groups.
+fn rank_groups(
+    info: Arc<RankInfo>,
+    plan: Arc<TrainPlan>,
+    backend: Arc<dyn Backend>,
+) -> Result<Arc<RankGroups>, TrainError> {
+    Ok(Arc::new(RankGroups::new(&*backend, &plan.grid, info.rank)?))
+}
+component!(rank_groups, scope = rank_scope());
+
+/// Whole-sequence attention when the sequence is not split (`parallel.cp = 1`).
+fn local_attention(kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
+    Arc::new(LocalAttention::new(kernels))
+}
+component!(
+    local_attention,
+    name = "local",
+    when = on_property("parallel.cp", "1"),
+    scope = rank_scope()
+);
+
+fn cp_enabled() -> appctx::Condition {
+    on_custom("parallel.cp > 1", |env| {
+        env.get_string("parallel.cp")
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|cp| cp > 1)
+    })
+}
+
+/// Ring attention over the CP group (`parallel.cp_comm = "p2p"`).
+fn p2p(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
+    Arc::new(RingAttention::new(
+        groups.cp.clone(),
+        (*threads).clone(),
+        true,
+    ))
+}
+component!(
+    p2p,
+    select = "parallel.cp_comm",
+    when = cp_enabled(),
+    scope = rank_scope()
+);
+
+/// All-gather K/V attention (`parallel.cp_comm = "all_gather"`).
+fn all_gather(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
+    Arc::new(AllGatherAttention::new(
+        groups.cp.clone(),
+        (*threads).clone(),
+        true,
+    ))
+}
+component!(
+    all_gather,
+    select = "parallel.cp_comm",
+    when = cp_enabled(),
+    scope = rank_scope()
+);
+
+/// Ulysses all-to-all attention (`parallel.cp_comm = "a2a"`).
+fn a2a(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
+    Arc::new(UlyssesAttention::new(
+        groups.cp.clone(),
+        (*threads).clone(),
+        true,
+    ))
+}
+component!(
+    a2a,
+    select = "parallel.cp_comm",
+    when = cp_enabled(),
+    scope = rank_scope()
+);
+
+/// The rank's trainer; global rank 0 also reports metrics and writes checkpoints.
+#[allow(clippy::too_many_arguments)]
+fn rank_trainer(
+    info: Arc<RankInfo>,
+    plan: Arc<TrainPlan>,
+    optimizer: Config<OptimizerConfig>,
+    start: Arc<StartState>,
+    data: Arc<dyn DataSource>,
+    kernels: Arc<dyn Kernels>,
+    attention: Arc<dyn Attention>,
+    groups: Arc<RankGroups>,
+    sinks: Vec<Arc<SharedSink>>,
+    options: Option<Arc<RunOptions>>,
+    peak: Arc<MachinePeak>,
+) -> Result<Arc<RankTrainer>, TrainError> {
+    let reporter = (info.rank == 0).then(|| {
+        let config = options
+            .as_ref()
+            .map(|o| o.config_snapshot.clone())
+            .unwrap_or_default();
+        let windows = data.num_windows(Split::Train) as u64;
+        Reporter::new(
+            plan.clone(),
+            sinks,
+            &start,
+            config,
+            windows,
+            Some(peak.gflops),
+        )
+    });
+    let trainer = RankTrainer::new(
+        *info, plan, &optimizer, &start, data, kernels, attention, groups, reporter,
+    )?;
+    Ok(Arc::new(trainer))
+}
+component!(rank_trainer, scope = rank_scope());

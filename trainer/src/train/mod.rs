@@ -1,0 +1,20 @@
+//! The training run: plan (validation and `check` output), start state,
+//! the per-rank step loop, and the reporting rank's metrics and checkpoints.
+
+mod error;
+mod groups;
+mod peak;
+mod plan;
+mod rank;
+mod reporter;
+mod runner;
+mod start;
+
+pub use error::TrainError;
+pub use groups::RankGroups;
+pub use peak::measure_matmul_gflops;
+pub use plan::{CP_STRATEGIES, MemoryEstimate, TrainPlan};
+pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
+pub use reporter::{Reporter, SharedSink};
+pub use runner::TrainRunner;
+pub use start::{ResumeFrom, RunOptions, StartState};

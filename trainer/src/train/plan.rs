@@ -1,0 +1,365 @@
+use std::fmt;
+
+use super::TrainError;
+use crate::data::{BatchPlan, RankCoords, TrainConfig};
+use crate::kernels::KernelsConfig;
+use crate::model::{ModelConfig, ParamLayout, activation_bytes, flops_per_token};
+use crate::optim::OptimizerConfig;
+use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
+
+/// CP attention strategies, by their `parallel.cp_comm` name.
+pub const CP_STRATEGIES: [&str; 3] = ["p2p", "all_gather", "a2a"];
+
+/// Everything a run will do, derived from the configuration alone: every
+/// cross-section rule is checked here, so `cptrain check` and `cptrain run`
+/// reject the same configurations before anything is allocated.
+#[derive(Clone, Debug)]
+pub struct TrainPlan {
+    /// The `[model]` section.
+    pub model: ModelConfig,
+    /// The `[train]` section.
+    pub train: TrainConfig,
+    /// The `[parallel]` section.
+    pub parallel: ParallelConfig,
+    /// Which rank is in which group.
+    pub grid: ParallelGrid,
+    /// Kernel threads of each rank.
+    pub threads_per_rank: usize,
+    /// Parameters of the model (with `wpe`).
+    pub params: usize,
+}
+
+impl TrainPlan {
+    /// Validates the sections, alone and together; `local_ranks` is how many ranks this
+    /// process runs (all of them for the local backend).
+    pub fn new(
+        model: &ModelConfig,
+        train: &TrainConfig,
+        optimizer: &OptimizerConfig,
+        parallel: &ParallelConfig,
+        kernels: &KernelsConfig,
+        local_ranks: usize,
+    ) -> Result<Self, TrainError> {
+        model.validate()?;
+        optimizer.validate()?;
+        let grid = ParallelGrid::new(&parallel.grid_spec())?;
+        if parallel.tp != 1 {
+            return Err(TrainError::Invalid(format!(
+                "parallel.tp = {}: tensor parallelism is not implemented yet; set parallel.tp = 1 \
+                 and use parallel.cp and data parallelism (world_size / cp) instead",
+                parallel.tp
+            )));
+        }
+        let cp = parallel.cp;
+        if cp > 1 && !CP_STRATEGIES.contains(&parallel.cp_comm.as_str()) {
+            return Err(TrainError::Invalid(format!(
+                "parallel.cp_comm = \"{}\" is not a CP attention strategy; choose one of {}",
+                parallel.cp_comm,
+                CP_STRATEGIES.join(", ")
+            )));
+        }
+        if cp > 1 && parallel.cp_comm == "a2a" && !model.n_head.is_multiple_of(cp) {
+            return Err(TrainError::Invalid(format!(
+                "parallel.cp_comm = \"a2a\" scatters heads over the CP group, but model.n_head = {} \
+                 is not divisible by parallel.cp = {cp}; choose cp among the divisors of n_head, \
+                 or use cp_comm = \"p2p\" or \"all_gather\"",
+                model.n_head
+            )));
+        }
+        if !(parallel.timeout_s.is_finite() && parallel.timeout_s > 0.0) {
+            return Err(TrainError::Invalid(format!(
+                "parallel.timeout_s = {} must be a positive number of seconds",
+                parallel.timeout_s
+            )));
+        }
+        if train.steps == 0 {
+            return Err(TrainError::Invalid("train.steps must be at least 1".into()));
+        }
+        let plan = TrainPlan {
+            model: model.clone(),
+            train: train.clone(),
+            parallel: parallel.clone(),
+            threads_per_rank: kernels.threads_per_rank(local_ranks),
+            params: ParamLayout::gpt2(model).len(),
+            grid,
+        };
+        plan.batch_plan(0)?;
+        Ok(plan)
+    }
+
+    /// Where `rank` sits for data loading.
+    pub fn rank_coords(&self, rank: usize) -> RankCoords {
+        let c = self.grid.coords(rank);
+        RankCoords {
+            dp: self.dp(),
+            dp_rank: c.dp,
+            cp: self.parallel.cp,
+            cp_rank: c.cp,
+        }
+    }
+
+    /// The data-parallel degree.
+    pub fn dp(&self) -> usize {
+        self.grid.world_size() / self.parallel.cp
+    }
+
+    /// The micro-batches and token chunks of `rank`.
+    pub fn batch_plan(&self, rank: usize) -> Result<BatchPlan, TrainError> {
+        Ok(BatchPlan::new(
+            self.model.seq_len,
+            self.train.batch_size,
+            self.train.micro_batch_size,
+            self.rank_coords(rank),
+        )?)
+    }
+
+    /// Tokens of this rank's slice of each sequence.
+    pub fn local_seq_len(&self) -> usize {
+        self.model.seq_len / self.parallel.cp
+    }
+
+    /// Sequences in each micro-batch.
+    pub fn micro_batch_size(&self) -> usize {
+        self.train
+            .micro_batch_size
+            .unwrap_or(self.train.batch_size / self.dp())
+    }
+
+    /// Model FLOPs of one optimizer step (forward + backward, all ranks).
+    pub fn flops_per_step(&self) -> f64 {
+        flops_per_token(&self.model) * self.tokens_per_step() as f64
+    }
+
+    /// Tokens of one optimizer step (the global batch).
+    pub fn tokens_per_step(&self) -> u64 {
+        (self.train.batch_size * self.model.seq_len) as u64
+    }
+
+    /// Estimated bytes each rank holds: parameters, gradients and the two
+    /// AdamW moments (f32 each), and the activations of one micro-batch.
+    pub fn memory_per_rank(&self) -> MemoryEstimate {
+        let state = 4 * 4 * self.params;
+        let activations =
+            activation_bytes(&self.model, self.micro_batch_size(), self.local_seq_len());
+        MemoryEstimate { state, activations }
+    }
+}
+
+/// Bytes one rank needs, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Parameters, gradients, AdamW moments.
+    pub state: usize,
+    /// Activations kept for the backward of one micro-batch.
+    pub activations: usize,
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+impl fmt::Display for TrainPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.model;
+        let p = &self.parallel;
+        writeln!(
+            f,
+            "model      GPT-2 L{} d{} h{} T{} V{}: {:.2} M parameters",
+            m.n_layer,
+            m.n_embd,
+            m.n_head,
+            m.seq_len,
+            m.vocab_size,
+            self.params as f64 / 1e6
+        )?;
+        writeln!(
+            f,
+            "batch      {} sequences x {} tokens = {} tokens/step, micro-batches of {} per rank",
+            self.train.batch_size,
+            m.seq_len,
+            self.tokens_per_step(),
+            self.micro_batch_size()
+        )?;
+        writeln!(
+            f,
+            "compute    {:.2} GFLOP/step ({:.0} FLOP/token: 6N + 12·L·d·T)",
+            self.flops_per_step() / 1e9,
+            flops_per_token(m)
+        )?;
+        let cp_comm = if p.cp > 1 {
+            p.cp_comm.as_str()
+        } else {
+            "none (cp = 1)"
+        };
+        writeln!(
+            f,
+            "parallel   backend {} | world {} = tp {} x cp {} x dp {} | cp_comm {} | {} kernel thread(s)/rank",
+            p.backend,
+            self.grid.world_size(),
+            p.tp,
+            p.cp,
+            self.dp(),
+            cp_comm,
+            self.threads_per_rank
+        )?;
+        writeln!(
+            f,
+            "sequence   {} tokens/rank: each sequence is split into {} chunks (zigzag)",
+            self.local_seq_len(),
+            2 * p.cp
+        )?;
+        let mem = self.memory_per_rank();
+        writeln!(
+            f,
+            "memory     per rank: {:.1} MiB params+grads+AdamW, {:.1} MiB activations ({:.1} MiB total)",
+            mib(mem.state),
+            mib(mem.activations),
+            mib(mem.state + mem.activations)
+        )?;
+        writeln!(f, "grid")?;
+        for kind in [GroupKind::Cp, GroupKind::Dp, GroupKind::DpCp] {
+            let groups: Vec<String> = self
+                .grid
+                .groups(kind)
+                .iter()
+                .map(|g| format!("{g:?}"))
+                .collect();
+            writeln!(f, "  {:<6} {}", kind.name(), groups.join(" "))?;
+        }
+        for rank in 0..self.grid.world_size() {
+            if let Ok(batch) = self.batch_plan(rank) {
+                let c = self.grid.coords(rank);
+                let positions = batch.positions();
+                let spans = spans(&positions);
+                writeln!(
+                    f,
+                    "  rank {rank:<3} cp_rank {} dp_rank {} tokens {}",
+                    c.cp, c.dp, spans
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[0,1,2,6,7]` → `0..3 6..8`.
+fn spans(positions: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut start = None;
+    for (i, &p) in positions.iter().enumerate() {
+        let s = *start.get_or_insert(p);
+        let next = positions.get(i + 1);
+        if next != Some(&(p + 1)) {
+            out.push(format!("{s}..{}", p + 1));
+            start = None;
+        }
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sections() -> (ModelConfig, TrainConfig, ParallelConfig, KernelsConfig) {
+        let model = ModelConfig {
+            n_layer: 1,
+            n_head: 4,
+            n_embd: 16,
+            vocab_size: 16,
+            seq_len: 16,
+            init: None,
+        };
+        let train = TrainConfig {
+            batch_size: 4,
+            ..TrainConfig::default()
+        };
+        (
+            model,
+            train,
+            ParallelConfig::default(),
+            KernelsConfig::default(),
+        )
+    }
+
+    type Edit = fn(&mut ModelConfig, &mut TrainConfig, &mut ParallelConfig);
+
+    #[test]
+    fn cross_section_rules_name_the_keys() {
+        let cases: [(&str, Edit, &str); 5] = [
+            (
+                "cp does not split seq_len",
+                |m, _, p| {
+                    m.seq_len = 12;
+                    p.world_size = 4;
+                    p.cp = 4;
+                },
+                "multiple of 8",
+            ),
+            (
+                "a2a needs heads divisible by cp",
+                |m, _, p| {
+                    m.n_head = 2;
+                    m.n_embd = 16;
+                    p.world_size = 4;
+                    p.cp = 4;
+                    p.cp_comm = "a2a".into();
+                },
+                "model.n_head = 2",
+            ),
+            (
+                "unknown strategy",
+                |_, _, p| {
+                    p.world_size = 2;
+                    p.cp = 2;
+                    p.cp_comm = "ring".into();
+                },
+                "choose one of p2p, all_gather, a2a",
+            ),
+            (
+                "batch does not split over dp",
+                |_, t, p| {
+                    p.world_size = 3;
+                    t.batch_size = 4;
+                },
+                "batch_size",
+            ),
+            (
+                "tensor parallel",
+                |_, _, p| {
+                    p.world_size = 2;
+                    p.tp = 2;
+                },
+                "parallel.tp = 2",
+            ),
+        ];
+        for (name, edit, expected) in cases {
+            let (mut m, mut t, mut p, k) = sections();
+            edit(&mut m, &mut t, &mut p);
+            let err = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, p.world_size)
+                .expect_err(name)
+                .to_string();
+            assert!(err.contains(expected), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_plan_shows_each_ranks_zigzag_chunks() {
+        let (m, t, mut p, k) = sections();
+        p.world_size = 4;
+        p.cp = 2;
+        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        assert_eq!(plan.dp(), 2);
+        assert_eq!(plan.local_seq_len(), 8);
+        let text = plan.to_string();
+        assert!(
+            text.contains("rank 0   cp_rank 0 dp_rank 0 tokens 0..4 12..16"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rank 1   cp_rank 1 dp_rank 0 tokens 4..12"),
+            "{text}"
+        );
+        assert!(text.contains("world 4 = tp 1 x cp 2 x dp 2"), "{text}");
+    }
+}

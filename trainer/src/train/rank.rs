@@ -1,0 +1,291 @@
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{RankGroups, Reporter, StartState, TrainError, TrainPlan};
+use crate::attention::Attention;
+use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
+use crate::kernels::Kernels;
+use crate::model::{Activations, Batch, Gpt};
+use crate::optim::{
+    AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
+};
+use crate::parallel::ReduceOp;
+
+/// One rank's identity, given to its child context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RankInfo {
+    /// Global rank.
+    pub rank: usize,
+}
+
+/// What one optimizer step measured (identical on every rank).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    /// Mean loss over the global batch.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate applied.
+    pub lr: f64,
+}
+
+/// How a rank's training ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankOutcome {
+    /// The 0-based step the next run would start at.
+    pub next_step: u64,
+    /// Loss of the last step run, if any.
+    pub last_loss: Option<f64>,
+    /// Whether a shutdown request ended training early.
+    pub interrupted: bool,
+}
+
+/// The state one rank trains: its copy of the weights, gradients, optimizer
+/// moments, activations and batches. The weights are replicated over the
+/// DP×CP group; each rank sees its own tokens.
+pub struct RankTrainer {
+    plan: Arc<TrainPlan>,
+    gpt: Gpt,
+    kernels: Arc<dyn Kernels>,
+    attention: Arc<dyn Attention>,
+    groups: Arc<RankGroups>,
+    schedule: LrSchedule,
+    grad_clip: f64,
+    first_step: u64,
+    reporter: Option<Mutex<Reporter>>,
+    state: Mutex<RankState>,
+}
+
+struct RankState {
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    adamw: AdamW,
+    acts: Activations,
+    batches: BatchBuilder,
+    micro: Vec<MicroBatch>,
+}
+
+impl RankTrainer {
+    /// Builds rank `info.rank`'s state from the shared start state; `reporter`
+    /// is given to the rank that writes metrics and checkpoints.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        info: RankInfo,
+        plan: Arc<TrainPlan>,
+        optimizer: &OptimizerConfig,
+        start: &StartState,
+        data: Arc<dyn DataSource>,
+        kernels: Arc<dyn Kernels>,
+        attention: Arc<dyn Attention>,
+        groups: Arc<RankGroups>,
+        reporter: Option<Reporter>,
+    ) -> Result<Self, TrainError> {
+        optimizer.validate()?;
+        let gpt = Gpt::new(plan.model.clone());
+        let mut adamw = AdamW::new(optimizer, DecayMask::from_layout(gpt.layout()))
+            .with_threads(plan.threads_per_rank);
+        if let Some(resumed) = &start.resumed {
+            adamw.load_state(resumed.optimizer.clone())?;
+        }
+        let batch_plan = plan.batch_plan(info.rank)?;
+        let micro_batches = batch_plan.micro_batches_per_step();
+        let batches = BatchBuilder::new(batch_plan, data)?;
+        let micro = (0..micro_batches)
+            .map(|_| batches.new_micro_batch())
+            .collect();
+        let acts = Activations::new(&plan.model, plan.micro_batch_size(), plan.local_seq_len());
+        let state = RankState {
+            params: start.params.clone(),
+            grads: vec![0.0; start.params.len()],
+            adamw,
+            acts,
+            batches,
+            micro,
+        };
+        Ok(RankTrainer {
+            schedule: LrSchedule::new(optimizer, plan.train.steps),
+            grad_clip: optimizer.grad_clip,
+            first_step: start.first_step(),
+            plan,
+            gpt,
+            kernels,
+            attention,
+            groups,
+            reporter: reporter.map(Mutex::new),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// Trains from the start step to `train.steps`, or until `stop()` returns
+    /// true on any rank (all ranks agree on the step at which they stop).
+    pub fn train(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let steps = self.plan.train.steps;
+        let mut last_loss = None;
+        let mut step = self.first_step;
+        let mut interrupted = false;
+        while step < steps {
+            let started = std::time::Instant::now();
+            let comm_before = self.groups.stats();
+            let Some(outcome) = self.step(&mut state, step, stop())? else {
+                interrupted = true;
+                break;
+            };
+            let took = started.elapsed();
+            let comm = self.groups.stats();
+            let comm = (comm.0 - comm_before.0, comm.1 - comm_before.1);
+            last_loss = Some(outcome.loss);
+            step += 1;
+            let eval_every = self.plan.train.eval_every;
+            let eval_loss = if (eval_every > 0 && step.is_multiple_of(eval_every)) || step == steps
+            {
+                self.evaluate(&mut state)?
+            } else {
+                None
+            };
+            if let Some(reporter) = &self.reporter {
+                let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+                reporter.step_done(step, &outcome, eval_loss, took, comm)?;
+                let every = self.plan.train.checkpoint_every;
+                if every > 0 && step.is_multiple_of(every) && step < steps {
+                    reporter.checkpoint(step, &state.params, state.adamw.state())?;
+                }
+            }
+        }
+        if let Some(reporter) = &self.reporter {
+            let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+            if step > self.first_step {
+                reporter.checkpoint(step, &state.params, state.adamw.state())?;
+            }
+            reporter.finish()?;
+        }
+        Ok(RankOutcome {
+            next_step: step,
+            last_loss,
+            interrupted,
+        })
+    }
+
+    /// One optimizer step (0-based `step`), or `None` when some rank asked to
+    /// stop: that decision is reduced with the token count, so every rank
+    /// stops before the same step.
+    fn step(
+        &self,
+        state: &mut RankState,
+        step: u64,
+        stop_here: bool,
+    ) -> Result<Option<StepOutcome>, TrainError> {
+        let RankState {
+            params,
+            grads,
+            adamw,
+            acts,
+            batches,
+            micro,
+        } = state;
+        let mut local_count = 0;
+        for (m, batch) in micro.iter_mut().enumerate() {
+            batches.fill(Split::Train, step, m, batch)?;
+            local_count += batch.target_count();
+        }
+        let mut counts = [local_count as f64, f64::from(u8::from(stop_here))];
+        self.groups
+            .dp_cp
+            .all_reduce_f64(&mut counts, ReduceOp::Sum)?;
+        if counts[1] > 0.0 {
+            return Ok(None);
+        }
+        if counts[0] == 0.0 {
+            return Err(TrainError::NoTargets { step: step + 1 });
+        }
+        let loss_scale = (1.0 / counts[0]) as f32;
+
+        grads.fill(0.0);
+        let mut loss_sum = 0.0;
+        for batch in micro.iter() {
+            let batch = Batch {
+                tokens: &batch.tokens,
+                targets: &batch.targets,
+                positions: &batch.positions,
+            };
+            let (k, a) = (&*self.kernels, &*self.attention);
+            loss_sum += self.gpt.forward(k, a, params, batch, acts)?.sum;
+            self.gpt
+                .backward(k, a, params, batch, loss_scale, acts, grads)?;
+        }
+        if self.groups.dp_cp.size() > 1 {
+            self.groups.dp_cp.all_reduce(grads, ReduceOp::Sum)?;
+        }
+        let mut loss = [loss_sum];
+        self.groups.dp_cp.all_reduce_f64(&mut loss, ReduceOp::Sum)?;
+        let loss = loss[0] / counts[0];
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                what: "loss",
+                value: loss,
+            });
+        }
+        let grad_norm = sum_of_squares(grads).sqrt();
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                what: "gradient norm",
+                value: grad_norm,
+            });
+        }
+        let clip = clip_coefficient(grad_norm, self.grad_clip);
+        if clip < 1.0 {
+            scale(grads, clip);
+        }
+        let lr = self.schedule.lr_at(step);
+        adamw.step(params, grads, lr);
+        Ok(Some(StepOutcome {
+            loss,
+            grad_norm,
+            lr,
+        }))
+    }
+
+    /// Mean loss over the fixed validation batches (`train.eval_batches`),
+    /// or `None` when evaluation is off or there is no validation split.
+    fn evaluate(&self, state: &mut RankState) -> Result<Option<f64>, TrainError> {
+        let batches = self.plan.train.eval_batches;
+        if batches == 0 || state.batches.source().num_windows(Split::Val) == 0 {
+            return Ok(None);
+        }
+        let RankState {
+            params,
+            acts,
+            batches: builder,
+            micro,
+            ..
+        } = state;
+        let mut sums = [0.0, 0.0];
+        for e in 0..batches as u64 {
+            for (m, batch) in micro.iter_mut().enumerate() {
+                builder.fill(Split::Val, e, m, batch)?;
+                let input = Batch {
+                    tokens: &batch.tokens,
+                    targets: &batch.targets,
+                    positions: &batch.positions,
+                };
+                let loss =
+                    self.gpt
+                        .forward(&*self.kernels, &*self.attention, params, input, acts)?;
+                sums[0] += loss.sum;
+                sums[1] += loss.count as f64;
+            }
+        }
+        self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
+        Ok((sums[1] > 0.0).then(|| sums[0] / sums[1]))
+    }
+
+    /// This rank's current weights (for tests and export).
+    pub fn params(&self) -> Vec<f32> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .params
+            .clone()
+    }
+}

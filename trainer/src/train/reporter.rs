@@ -1,0 +1,157 @@
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::{StartState, StepOutcome, TrainError, TrainPlan};
+use crate::checkpoint::{
+    CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
+    save_checkpoint,
+};
+use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
+use crate::model::{ParamLayout, flops_per_token};
+use crate::optim::AdamWState;
+
+/// A metrics sink shared between the context that owns it and the reporting rank.
+pub type SharedSink = Mutex<dyn MetricsSink>;
+
+/// The reporting rank's bookkeeping: step records to every sink, checkpoints,
+/// and the run summary. Exactly one rank of the job owns it (global rank 0).
+pub struct Reporter {
+    plan: Arc<TrainPlan>,
+    layout: ParamLayout,
+    sinks: Vec<Arc<SharedSink>>,
+    config: serde_json::Value,
+    train_windows: u64,
+    peak_gflops: Option<f64>,
+    flops_per_token: f64,
+    totals: ResumeMetrics,
+    run: RunTotals,
+}
+
+/// What this process trained (a resumed run counts only its own steps).
+#[derive(Default)]
+struct RunTotals {
+    steps: u64,
+    tokens: u64,
+    step_time_s: f64,
+}
+
+impl Reporter {
+    /// A reporter continuing from `start` (fresh or resumed).
+    pub fn new(
+        plan: Arc<TrainPlan>,
+        sinks: Vec<Arc<SharedSink>>,
+        start: &StartState,
+        config: serde_json::Value,
+        train_windows: u64,
+        peak_gflops: Option<f64>,
+    ) -> Self {
+        let totals = start
+            .resumed
+            .as_ref()
+            .map(|c| c.state.metrics.clone())
+            .unwrap_or_default();
+        Reporter {
+            layout: ParamLayout::gpt2(&plan.model),
+            flops_per_token: flops_per_token(&plan.model),
+            plan,
+            sinks,
+            config,
+            train_windows,
+            peak_gflops,
+            totals,
+            run: RunTotals::default(),
+        }
+    }
+
+    /// Records step `step` (1-based) to every sink.
+    pub fn step_done(
+        &mut self,
+        step: u64,
+        outcome: &StepOutcome,
+        eval_loss: Option<f64>,
+        took: Duration,
+        (comm_bytes, comm_wait_s): (u64, f64),
+    ) -> Result<(), TrainError> {
+        let step_time_s = took.as_secs_f64();
+        let tokens = self.plan.tokens_per_step();
+        self.totals.tokens_seen += tokens;
+        self.totals.elapsed_s += step_time_s;
+        self.totals.last_loss = Some(outcome.loss);
+        if eval_loss.is_some() {
+            self.totals.last_eval_loss = eval_loss;
+        }
+        self.run.steps += 1;
+        self.run.tokens += tokens;
+        self.run.step_time_s += step_time_s;
+        let tokens_per_s = tokens as f64 / step_time_s.max(1e-9);
+        let record = StepRecord {
+            step,
+            loss: outcome.loss,
+            lr: outcome.lr,
+            grad_norm: outcome.grad_norm,
+            tokens: self.totals.tokens_seen,
+            tokens_per_s,
+            elapsed_s: self.totals.elapsed_s,
+            step_time_s,
+            eval_loss,
+            mfu: self
+                .peak_gflops
+                .map(|peak| tokens_per_s * self.flops_per_token / (peak * 1e9)),
+            comm_bytes: (self.plan.grid.world_size() > 1).then_some(comm_bytes),
+            comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm_wait_s),
+            peak_rss_bytes: peak_rss_bytes(),
+        };
+        for sink in &self.sinks {
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(&record)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint of `step` completed steps and prunes old ones.
+    pub fn checkpoint(
+        &mut self,
+        step: u64,
+        params: &[f32],
+        optimizer: &AdamWState,
+    ) -> Result<(), TrainError> {
+        let state = TrainerState {
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            step,
+            optimizer_step: optimizer.step,
+            seed: self.plan.train.seed,
+            data: DataPosition {
+                next_step: step,
+                train_windows: self.train_windows,
+            },
+            metrics: self.totals.clone(),
+            config: self.config.clone(),
+        };
+        let out_dir = &self.plan.train.out_dir;
+        let dir = save_checkpoint(out_dir, &self.layout, params, optimizer, &state)?;
+        tracing::info!(step, dir = %dir.display(), "checkpoint written");
+        prune_checkpoints(out_dir, self.plan.train.keep_last)?;
+        Ok(())
+    }
+
+    /// Ends the run: the summary goes to every sink.
+    pub fn finish(&mut self) -> Result<RunSummary, TrainError> {
+        let mut summary = RunSummary::new(
+            self.run.steps,
+            self.run.tokens,
+            self.run.step_time_s,
+            self.flops_per_token,
+            self.peak_gflops,
+        );
+        summary.final_loss = self.totals.last_loss;
+        summary.final_eval_loss = self.totals.last_eval_loss;
+        summary.peak_rss_bytes = peak_rss_bytes();
+        for sink in &self.sinks {
+            sink.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .finish(&summary)?;
+        }
+        Ok(summary)
+    }
+}

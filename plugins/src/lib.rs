@@ -4,3 +4,14 @@
 //! `cuda` and `nccl`) live here so that the default build needs none of them.
 //! The binary links this crate from its composition root (`src/lib.rs`), which
 //! is what makes `inventory` see the components registered here.
+//!
+//! - [`mpi_backend`]: the `parallel.backend = "mpi"` backend (feature `mpi`;
+//!   without it the function returns [`MpiError::NotBuilt`]).
+
+mod mpi_entry;
+pub use mpi_entry::{MPI_NOT_BUILT, MpiError, mpi_backend};
+
+#[cfg(feature = "mpi")]
+mod mpi_backend;
+#[cfg(feature = "mpi")]
+pub use mpi_backend::{MpiBackend, MpiGroup};

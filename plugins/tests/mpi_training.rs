@@ -104,20 +104,18 @@ fn four_mpi_processes_train_the_local_backend_curve() {
                 ]);
             run_ok(local, &format!("{name} local"));
 
-            // Each process gets its own out_dir (rank 0's holds the metrics):
-            // `cptrain run` currently writes config.toml, config.sources.txt
-            // and an empty metrics.jsonl in every process, and processes
-            // sharing a directory race on the temporary files.
-            let mpi_base = dir.path().join(format!("{name}-mpi"));
-            let mpi_out = dir.path().join(format!("{name}-mpi-0"));
+            // All processes share one out_dir, as on a cluster with a shared
+            // filesystem: only rank 0's process writes into it.
+            let mpi_out = dir.path().join(format!("{name}-mpi"));
             let mut mpi = Command::new(&mpirun);
-            mpi.args(["--oversubscribe", "-np", "4", "sh", "-c"])
-                .arg("exec \"$@\" --set \"train.out_dir=$BASE-$OMPI_COMM_WORLD_RANK\"")
-                .arg(&cptrain)
+            mpi.args(["--oversubscribe", "-np", "4"])
                 .arg(&cptrain)
                 .arg("run")
                 .args(settings(cp, cp_comm, "mpi", 1))
-                .env("BASE", &mpi_base)
+                .args([
+                    "--set".into(),
+                    format!("train.out_dir={}", mpi_out.display()),
+                ])
                 .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
             run_ok(mpi, &format!("{name} mpi"));

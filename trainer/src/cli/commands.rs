@@ -1,5 +1,4 @@
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use appctx::{CancellationToken, ContextBuilder, Environment, PreparedContext};
@@ -92,7 +91,7 @@ fn check(env: Environment) -> Result<(), CommandError> {
 }
 
 fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
-    let plan = plan_of(&env)?;
+    plan_of(&env)?;
     let resume = args.resume.as_ref().map(|dir| {
         if dir.as_os_str() == "latest" {
             ResumeFrom::Latest
@@ -100,10 +99,14 @@ fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
             ResumeFrom::Dir(dir.clone())
         }
     });
-    write_effective_config(&plan.train.out_dir, &env)?;
     let options = RunOptions {
         resume,
         config_snapshot: env.to_json(),
+        // `config.toml` reproduces the run with `--config`.
+        run_files: vec![
+            ("config.toml".into(), env.to_toml()),
+            ("config.sources.txt".into(), env.effective().to_string()),
+        ],
     };
     let token = CancellationToken::new();
     let _signals = appctx::signals::cancel_on_signals(&token)?;
@@ -117,24 +120,4 @@ fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
     let result = context.run();
     context.close();
     Ok(result?)
-}
-
-/// Saves the resolved configuration and every value's source beside the
-/// run's metrics: `config.toml` reproduces the run with `--config`.
-fn write_effective_config(out_dir: &Path, env: &Environment) -> Result<(), CommandError> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| format!("cannot create train.out_dir {}: {e}", out_dir.display()))?;
-    write_atomically(&out_dir.join("config.toml"), &env.to_toml())?;
-    write_atomically(
-        &out_dir.join("config.sources.txt"),
-        &env.effective().to_string(),
-    )?;
-    Ok(())
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<(), CommandError> {
-    let temp: PathBuf = path.with_extension("tmp");
-    std::fs::write(&temp, text)
-        .and_then(|()| std::fs::rename(&temp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }

@@ -7,7 +7,9 @@ use appctx::{Config, ContextHandle, Runner, component};
 
 use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_source};
 use crate::kernels::{KernelsConfig, Threads};
-use crate::metrics::{ConsoleSink, JsonlSink, MetricsConfig, MetricsError};
+use crate::metrics::{
+    ConsoleSink, JsonlSink, MetricsConfig, MetricsError, MetricsSink, StepRecord,
+};
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
@@ -67,22 +69,49 @@ fn start_state(
 component!(start_state);
 
 /// `<out_dir>/metrics.jsonl`, continued (and truncated to the resumed step)
-/// when resuming.
+/// when resuming. Only the process that runs rank 0 reports; elsewhere the
+/// sink discards.
 fn jsonl_metrics(
     plan: Arc<TrainPlan>,
     start: Arc<StartState>,
+    backend: Arc<dyn Backend>,
 ) -> Result<Arc<SharedSink>, MetricsError> {
+    if !reports(&*backend) {
+        return Ok(Arc::new(Mutex::new(Discard)));
+    }
     let resumed = start.resumed.as_ref().map(|c| c.state.step);
     let sink = JsonlSink::create(&plan.train.out_dir, resumed)?;
     Ok(Arc::new(Mutex::new(sink)))
 }
 component!(jsonl_metrics, order = 0);
 
-/// Step lines (or a progress bar on a terminal) and the final summary.
-fn console_metrics(plan: Arc<TrainPlan>, metrics: Config<MetricsConfig>) -> Arc<SharedSink> {
+/// Step lines (or a progress bar on a terminal) and the final summary, in
+/// the process that runs rank 0.
+fn console_metrics(
+    plan: Arc<TrainPlan>,
+    metrics: Config<MetricsConfig>,
+    backend: Arc<dyn Backend>,
+) -> Arc<SharedSink> {
+    if !reports(&*backend) {
+        return Arc::new(Mutex::new(Discard));
+    }
     Arc::new(Mutex::new(ConsoleSink::new(plan.train.steps, &metrics)))
 }
 component!(console_metrics, order = 1);
+
+/// Whether this process runs global rank 0, the one that reports.
+fn reports(backend: &dyn Backend) -> bool {
+    backend.local_ranks().contains(&0)
+}
+
+/// The sink of processes that do not report.
+struct Discard;
+
+impl MetricsSink for Discard {
+    fn record(&mut self, _record: &StepRecord) -> Result<(), MetricsError> {
+        Ok(())
+    }
+}
 
 /// The f32 matmul rate MFU is measured against: `metrics.peak_gflops`, or
 /// measured at startup with all of the process's kernel threads.

@@ -122,21 +122,21 @@ fn rank_trainer(
     options: Option<Arc<RunOptions>>,
     peak: Arc<MachinePeak>,
 ) -> Result<Arc<RankTrainer>, TrainError> {
-    let reporter = (info.rank == 0).then(|| {
-        let config = options
-            .as_ref()
-            .map(|o| o.config_snapshot.clone())
-            .unwrap_or_default();
+    let reporter = if info.rank == 0 {
+        let options = options.as_deref().cloned().unwrap_or_default();
         let windows = data.num_windows(Split::Train) as u64;
-        Reporter::new(
+        let peak = Some(peak.gflops);
+        Some(Reporter::new(
             plan.clone(),
             sinks,
             &start,
-            config,
+            &options,
             windows,
-            Some(peak.gflops),
-        )
-    });
+            peak,
+        )?)
+    } else {
+        None
+    };
     let trainer = RankTrainer::new(
         *info, plan, &optimizer, &start, data, kernels, attention, groups, reporter,
     )?;

@@ -1,7 +1,8 @@
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{StartState, StepOutcome, TrainError, TrainPlan};
+use super::{RunOptions, StartState, StepOutcome, TrainError, TrainPlan};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
     save_checkpoint,
@@ -36,31 +37,35 @@ struct RunTotals {
 }
 
 impl Reporter {
-    /// A reporter continuing from `start` (fresh or resumed).
+    /// A reporter continuing from `start` (fresh or resumed); writes the
+    /// run's files (`options.run_files`) into `train.out_dir`.
     pub fn new(
         plan: Arc<TrainPlan>,
         sinks: Vec<Arc<SharedSink>>,
         start: &StartState,
-        config: serde_json::Value,
+        options: &RunOptions,
         train_windows: u64,
         peak_gflops: Option<f64>,
-    ) -> Self {
+    ) -> Result<Self, TrainError> {
+        for (name, text) in &options.run_files {
+            write_atomically(&plan.train.out_dir.join(name), text)?;
+        }
         let totals = start
             .resumed
             .as_ref()
             .map(|c| c.state.metrics.clone())
             .unwrap_or_default();
-        Reporter {
+        Ok(Reporter {
             layout: ParamLayout::gpt2(&plan.model),
             flops_per_token: flops_per_token(&plan.model),
             plan,
             sinks,
-            config,
+            config: options.config_snapshot.clone(),
             train_windows,
             peak_gflops,
             totals,
             run: RunTotals::default(),
-        }
+        })
     }
 
     /// Records step `step` (1-based) to every sink.
@@ -154,4 +159,14 @@ impl Reporter {
         }
         Ok(summary)
     }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so readers
+/// never see a half-written file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
+    let temp = path.with_extension("tmp");
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+        .and_then(|()| std::fs::write(&temp, text))
+        .and_then(|()| std::fs::rename(&temp, path))
+        .map_err(|e| TrainError::Invalid(format!("cannot write {}: {e}", path.display())))
 }

@@ -20,6 +20,9 @@ pub struct RunOptions {
     pub resume: Option<ResumeFrom>,
     /// The effective configuration, saved into every checkpoint.
     pub config_snapshot: serde_json::Value,
+    /// Files the reporting process writes into `train.out_dir` when the run
+    /// starts: (file name, contents), e.g. the resolved `config.toml`.
+    pub run_files: Vec<(String, String)>,
 }
 
 /// The weights (and, when resuming, optimizer and trainer state) every rank

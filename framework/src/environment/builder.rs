@@ -1,11 +1,13 @@
 //! Collects the sources of an [`Environment`] and layers them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use toml::{Table, Value};
+use config::Config;
 
-use super::{Environment, Source, merge};
+use super::convert::to_toml_table;
+use super::layer::{Layer, tree};
+use super::{Environment, Source, provenance};
 use crate::error::{Error, Result};
 
 /// Builds an [`Environment`]: every knob is optional; nothing is read until
@@ -69,7 +71,9 @@ impl EnvironmentBuilder {
         self
     }
 
-    /// Reads variables `PREFIX__A__B=value` as key `a.b` (keys are lowercased).
+    /// Reads variables `PREFIX__A__B=value` as key `a.b` with
+    /// [`config::Environment`]: keys are lowercased and the prefix matches
+    /// in any case. Values are read like `--set` values.
     pub fn env_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.env_prefix = Some(prefix.into());
         self
@@ -90,7 +94,8 @@ impl EnvironmentBuilder {
 
     /// Adds a `--set key=value` override (highest precedence). The value is
     /// read as a TOML scalar or array where possible (`5`, `1e-3`, `true`,
-    /// `[1, 2]`), and as a string otherwise.
+    /// `[1, 2]`), and as a string otherwise. Key segments hold ASCII letters,
+    /// digits, `_` and `-` (no `[i]` subscripts: set the whole array).
     pub fn set(mut self, assignment: impl Into<String>) -> Self {
         self.overrides.push(assignment.into());
         self
@@ -103,71 +108,67 @@ impl EnvironmentBuilder {
         self
     }
 
-    /// Reads and layers every source.
+    /// Reads every source with the `config` crate and has `config` layer them,
+    /// recording which source set each key.
     pub fn build(self) -> Result<Environment> {
-        let mut env = Environment {
-            profiles: self.profiles.clone(),
-            ..Environment::default()
-        };
-        let mut layer = |table: Table, source: Source| {
-            merge(&mut env.root, table, "", &source, &mut env.origins);
-        };
+        let mut origins = BTreeMap::new();
+        let mut layered = Config::builder();
+        for layer in self.layers()? {
+            provenance::record(&mut origins, &tree(&layer.config), "", &layer.source);
+            layered = layered.add_source(layer.config);
+        }
+        // Invariant: layering tables that were already read cannot fail.
+        let merged = layered.build().expect("config layers in-memory tables");
+        Ok(Environment {
+            root: to_toml_table(tree(&merged)),
+            origins,
+            profiles: self.profiles,
+        })
+    }
+
+    /// Every source, lowest precedence first.
+    fn layers(&self) -> Result<Vec<Layer>> {
+        let mut layers = Vec::new();
         for (name, text) in &self.defaults {
-            let source = Source::Defaults { name: name.clone() };
-            layer(parse_toml(text, &source)?, source);
+            layers.push(Layer::text(Source::Defaults { name: name.clone() }, text)?);
         }
         for path in &self.files {
-            let source = Source::File { path: path.clone() };
-            layer(parse_toml(&read(path)?, &source)?, source);
+            layers.push(Layer::file(Source::File { path: path.clone() }, path)?);
         }
         for name in &self.profiles {
-            let (text, source) = self.find_profile(name)?;
-            layer(parse_toml(&text, &source)?, source);
+            layers.push(self.profile_layer(name)?);
         }
         if let Some(prefix) = &self.env_prefix {
-            let vars = match &self.env_vars {
+            // One layer per variable, in name order: conflicting variables
+            // (`P__A=1`, `P__A__B=2`) resolve the same way on every run.
+            let mut vars = match &self.env_vars {
                 Some(vars) => vars.clone(),
-                None => std::env::vars().collect(),
+                None => std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into())))
+                    .collect(),
             };
-            let mut vars: Vec<_> = vars
-                .into_iter()
-                .filter(|(k, _)| k.starts_with(&format!("{prefix}__")))
-                .collect();
             vars.sort();
-            for (name, raw) in vars {
-                let path: Vec<String> = name[prefix.len() + 2..]
-                    .split("__")
-                    .map(str::to_lowercase)
-                    .collect();
-                if path.iter().any(String::is_empty) {
-                    return Err(Error::InvalidOverride {
-                        argument: format!("{name}={raw}"),
-                        reason: "the variable name has an empty key segment".into(),
-                    });
-                }
-                layer(nest(&path, parse_scalar(&raw)), Source::EnvVar { name });
+            for (name, value) in vars {
+                layers.extend(Layer::env_var(prefix, &name, &value)?);
             }
         }
         for argument in &self.overrides {
-            let (key, raw) = parse_assignment(argument)?;
-            let source = Source::Override {
-                argument: argument.clone(),
-            };
-            layer(nest(&key, parse_scalar(&raw)), source);
+            layers.push(Layer::assignment(argument)?);
         }
-        Ok(env)
+        Ok(layers)
     }
 
-    fn find_profile(&self, name: &str) -> Result<(String, Source)> {
+    /// The layer of an active profile: `<profile_dir>/<name>.toml`, else the
+    /// embedded profile of that name.
+    fn profile_layer(&self, name: &str) -> Result<Layer> {
         if let Some(dir) = &self.profile_dir {
             let path = dir.join(format!("{name}.toml"));
             if path.is_file() {
-                let text = read(&path)?;
                 let source = Source::Profile {
                     name: name.to_string(),
-                    path: Some(path),
+                    path: Some(path.clone()),
                 };
-                return Ok((text, source));
+                return Layer::file(source, &path);
             }
         }
         if let Some(text) = self.embedded_profiles.get(name) {
@@ -175,7 +176,7 @@ impl EnvironmentBuilder {
                 name: name.to_string(),
                 path: None,
             };
-            return Ok((text.clone(), source));
+            return Layer::text(source, text);
         }
         let mut available: Vec<String> = self.embedded_profiles.keys().cloned().collect();
         if let Some(dir) = &self.profile_dir
@@ -198,58 +199,4 @@ impl EnvironmentBuilder {
             searched: self.profile_dir.clone(),
         })
     }
-}
-
-fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::ConfigFileUnreadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-fn parse_toml(text: &str, source: &Source) -> Result<Table> {
-    text.parse::<Table>().map_err(|e| Error::ConfigSyntax {
-        origin: source.to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// `a.b=value` into (`["a","b"]`, `"value"`).
-fn parse_assignment(argument: &str) -> Result<(Vec<String>, String)> {
-    let invalid = |reason: &str| Error::InvalidOverride {
-        argument: argument.to_string(),
-        reason: reason.to_string(),
-    };
-    let (key, value) = argument
-        .split_once('=')
-        .ok_or_else(|| invalid("it has no `=`"))?;
-    let path: Vec<String> = key
-        .trim()
-        .split('.')
-        .map(|s| s.trim().to_string())
-        .collect();
-    if path.iter().any(String::is_empty) {
-        return Err(invalid("the key has an empty segment"));
-    }
-    Ok((path, value.trim().to_string()))
-}
-
-/// Reads text as a TOML value (number, boolean, array, quoted string, ...), else as a string.
-fn parse_scalar(raw: &str) -> Value {
-    match format!("v = {raw}").parse::<Table>() {
-        Ok(mut table) if table.len() == 1 => table.remove("v").unwrap_or(Value::String(raw.into())),
-        _ => Value::String(raw.to_string()),
-    }
-}
-
-fn nest(path: &[String], value: Value) -> Table {
-    let mut value = value;
-    for key in path[1..].iter().rev() {
-        let mut table = Table::new();
-        table.insert(key.clone(), value);
-        value = Value::Table(table);
-    }
-    let mut root = Table::new();
-    root.insert(path[0].clone(), value);
-    root
 }

@@ -4,10 +4,28 @@
 //! profile files (in activation order) < environment variables
 //! `PREFIX__A__B` < `--set a.b=value` overrides. Tables merge key by key; any
 //! other value replaces what a lower layer set.
+//!
+//! The `config` crate reads and layers the sources. Provenance: each source
+//! is first read into a `config::Config` of its own (embedded text with
+//! `File::from_str`, files with `File::from`, every environment variable with
+//! `config::Environment`, every `--set` with `set_override`); the keys in that
+//! tree are exactly the keys the source sets. Those per-source configs are
+//! then the sources of one layered `config::Config`, added in precedence order,
+//! and its tree holds the values. `config::Value::origin` alone would not do:
+//! it says "the environment" without the variable, and nothing for `--set` or
+//! embedded text.
+//!
+//! The merged tree is kept as a `toml::Table` so that binding can report
+//! TOML types and exact key paths.
 
 mod bind;
 mod builder;
+mod convert;
+mod layer;
+mod provenance;
 mod source;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -260,51 +278,5 @@ impl fmt::Display for EffectiveConfig {
             writeln!(f, "{assignment:<width$}  # {}", e.source)?;
         }
         Ok(())
-    }
-}
-
-/// Merges `overlay` into `base`, recording `source` for every leaf it sets.
-fn merge(
-    base: &mut Table,
-    overlay: Table,
-    prefix: &str,
-    source: &Source,
-    origins: &mut BTreeMap<String, Source>,
-) {
-    for (key, value) in overlay {
-        let path = join(prefix, &key);
-        match (base.get_mut(&key), value) {
-            (Some(Value::Table(lower)), Value::Table(upper)) => {
-                merge(lower, upper, &path, source, origins)
-            }
-            (_, value) => {
-                forget_under(origins, &path);
-                record(&value, &path, source, origins);
-                base.insert(key, value);
-            }
-        }
-    }
-}
-
-fn forget_under(origins: &mut BTreeMap<String, Source>, path: &str) {
-    origins.remove(path);
-    let from = format!("{path}.");
-    let to = format!("{path}/"); // '/' sorts right after '.'
-    let stale: Vec<String> = origins.range(from..to).map(|(k, _)| k.clone()).collect();
-    for key in stale {
-        origins.remove(&key);
-    }
-}
-
-fn record(value: &Value, path: &str, source: &Source, origins: &mut BTreeMap<String, Source>) {
-    match value {
-        Value::Table(table) => {
-            for (k, v) in table {
-                record(v, &join(path, k), source, origins);
-            }
-        }
-        _ => {
-            origins.insert(path.to_string(), source.clone());
-        }
     }
 }

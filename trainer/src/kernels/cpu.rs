@@ -146,7 +146,25 @@ impl CpuKernels {
     pub fn thread_pool(&self) -> &Threads {
         &self.threads
     }
+
+    /// Runs `f(offset, part)` over contiguous parts of `out`, one per
+    /// thread, or on the caller's thread when `out` is too small to share.
+    fn split(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        let parts = (out.len() / ELEMENTWISE_MIN_PER_THREAD).clamp(1, self.threads.count());
+        if parts == 1 {
+            f(0, out);
+            return;
+        }
+        // Round parts to whole cache lines so threads never share one.
+        let chunk = out.len().div_ceil(parts).next_multiple_of(16);
+        self.threads
+            .for_each_chunk(out, chunk, |i, part| f(i * chunk, part));
+    }
 }
+
+/// Elementwise kernels split their work only above this many elements per
+/// thread: below it a hand-off costs more than it saves.
+const ELEMENTWISE_MIN_PER_THREAD: usize = 1 << 15;
 
 impl Kernels for CpuKernels {
     fn name(&self) -> &str {
@@ -226,15 +244,26 @@ impl Kernels for CpuKernels {
     }
 
     fn gelu_forward(&self, x: &[f32], out: &mut [f32]) {
-        gelu::gelu_forward(x, out);
+        assert_eq!(x.len(), out.len());
+        self.split(out, |start, out| {
+            gelu::gelu_forward(&x[start..start + out.len()], out)
+        });
     }
 
     fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]) {
-        gelu::gelu_backward_inplace(x, grad);
+        assert_eq!(x.len(), grad.len());
+        self.split(grad, |start, grad| {
+            gelu::gelu_backward_inplace(&x[start..start + grad.len()], grad)
+        });
     }
 
     fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
-        residual::residual_add(a, b, out);
+        assert_eq!(a.len(), out.len());
+        assert_eq!(b.len(), out.len());
+        self.split(out, |start, out| {
+            let end = start + out.len();
+            residual::residual_add(&a[start..end], &b[start..end], out)
+        });
     }
 
     fn cross_entropy_forward(

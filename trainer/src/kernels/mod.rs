@@ -30,10 +30,12 @@ mod attention_merge;
 mod config;
 mod cpu;
 mod cross_entropy;
+mod fast_math;
 mod gelu;
 mod gemm;
 mod layernorm;
 mod residual;
+mod simd;
 mod threads;
 
 #[cfg(test)]

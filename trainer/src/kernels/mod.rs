@@ -35,6 +35,7 @@ mod gelu;
 mod gemm;
 mod layernorm;
 mod residual;
+mod rowops;
 mod simd;
 mod threads;
 
@@ -42,6 +43,8 @@ mod threads;
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threaded_tests;
 
 pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};

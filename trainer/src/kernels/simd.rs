@@ -9,22 +9,29 @@
 //! version gives bit-identical results.
 
 /// Defines `fn $name(args) { body }` compiled per ISA and dispatched at run
-/// time. Arguments must be plain `ident: Type` pairs.
+/// time. Arguments must be plain `ident: Type` pairs; a return type is optional.
 macro_rules! simd_dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        simd_dispatch! { $(#[$meta])* $vis fn $name($($arg: $ty),*) -> () $body }
+    };
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$meta])*
-        $vis fn $name($($arg: $ty),*) {
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
-            fn body($($arg: $ty),*) $body
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) -> $ret $body
 
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) {
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
                     body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
                     body($($arg),*)
                 }
                 if $crate::kernels::simd::has_avx512() {

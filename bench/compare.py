@@ -83,6 +83,9 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also run torch.compile")
     ap.add_argument("--profile", action="store_true", help="print cptrain's per-phase profile")
     ap.add_argument("--no-build", action="store_true", help="use the built example as is")
+    ap.add_argument("--baseline", metavar="STEP_BENCH",
+                    help="another step_bench binary (e.g. built from an older commit) to run as a "
+                         "third side, for before/after figures from the same run")
     args = ap.parse_args()
 
     if not args.no_build:
@@ -94,6 +97,8 @@ def main():
     sides = [cptrain, torch]
     if args.compile:
         sides.append(Side("torch.compile", torch.command + ["--compile"]))
+    if args.baseline:
+        sides.insert(1, Side("cptrain baseline", [os.path.abspath(args.baseline)]))
 
     threads_list = [int(t) for t in args.threads.split(",")]
     peaks = {}

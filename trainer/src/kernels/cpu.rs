@@ -1,6 +1,6 @@
 //! The kernel set as one replaceable component.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::{
     BatchedAttention, LossSum, TargetOutOfRange, Threads, check_targets, cross_entropy, gelu, gemm,
@@ -133,12 +133,21 @@ pub trait Kernels: Send + Sync {
 }
 
 /// The CPU kernels on one rank's threads.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct CpuKernels {
     threads: Threads,
-    /// Per-thread partial sums of reductions over rows (LayerNorm's weight
-    /// gradients), grown once and reused so a step allocates nothing.
-    partials: Arc<Mutex<Vec<f32>>>,
+    /// One slot of partial sums per part of a row-split reduction
+    /// (LayerNorm's weight gradients), grown once and reused so a step
+    /// allocates nothing.
+    partials: Mutex<Vec<f32>>,
+}
+
+impl Clone for CpuKernels {
+    /// The same threads with scratch of its own, so clones used by
+    /// different ranks never wait on each other.
+    fn clone(&self) -> Self {
+        CpuKernels::new(self.threads.clone())
+    }
 }
 
 impl CpuKernels {
@@ -146,7 +155,7 @@ impl CpuKernels {
     pub fn new(threads: Threads) -> Self {
         CpuKernels {
             threads,
-            partials: Arc::default(),
+            partials: Mutex::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! application context; the components that wire it together live beside it.
 
 pub mod attention;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod components;

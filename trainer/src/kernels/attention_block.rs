@@ -13,13 +13,16 @@
 //!
 //! Queries are processed `ROW_TILE` rows at a time against `KEY_TILE` keys
 //! with an online softmax, so no `m × n` score matrix is ever formed; a
-//! `ROW_TILE × KEY_TILE` score tile lives on the stack (16 KiB, L1-resident).
+//! `ROW_TILE × KEY_TILE` score tile lives on the stack (32 KiB, L1-resident;
+//! 64×128 measured ~15 % faster than 64×64 on the tiny model: half the
+//! small GEMM calls).
 //! A row that sees no key gets `lse = −inf` and output 0.
 
 use super::gemm::{MatRef, gemm_serial};
+use super::rowops::{dot, exp_scaled_sum, row_max, scale_in_place, softmax_grad_row};
 
 const ROW_TILE: usize = 64;
-const KEY_TILE: usize = 64;
+const KEY_TILE: usize = 128;
 
 /// Which keys each query row sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,14 +85,14 @@ pub fn attention_block_forward(
     assert_eq!(out.len(), m * d, "out is not [m, head_dim]");
     assert_eq!(lse.len(), m, "lse is not [m]");
     let mut scores = [0.0f32; ROW_TILE * KEY_TILE];
-    let mut row_max = [0.0f32; ROW_TILE];
+    let mut run_max = [0.0f32; ROW_TILE];
     let mut row_sum = [0.0f32; ROW_TILE];
     for i0 in (0..m).step_by(ROW_TILE) {
         let br = ROW_TILE.min(m - i0);
         let q_blk = MatRef::new(&q[i0 * d..(i0 + br) * d], br, d);
         let out_blk = &mut out[i0 * d..(i0 + br) * d];
         out_blk.fill(0.0);
-        row_max[..br].fill(f32::NEG_INFINITY);
+        run_max[..br].fill(f32::NEG_INFINITY);
         row_sum[..br].fill(0.0);
         let kv_end = mask.visible_keys(i0 + br - 1, m, n);
         for j0 in (0..kv_end).step_by(KEY_TILE) {
@@ -104,23 +107,16 @@ pub fn attention_block_forward(
                     s_row.fill(0.0);
                     continue;
                 }
-                let tile_max = s_row[..visible]
-                    .iter()
-                    .fold(f32::NEG_INFINITY, |a, &x| a.max(x * scale));
-                let new_max = row_max[r].max(tile_max);
-                let correction = (row_max[r] - new_max).exp();
-                let mut sum = 0.0f32;
-                for x in &mut s_row[..visible] {
-                    *x = (*x * scale - new_max).exp();
-                    sum += *x;
-                }
+                // scale > 0, so the max of the scaled row is the scaled max.
+                let tile_max = scale * row_max(&s_row[..visible]);
+                let new_max = run_max[r].max(tile_max);
+                let correction = (run_max[r] - new_max).exp();
+                let sum = exp_scaled_sum(&mut s_row[..visible], scale, new_max);
                 s_row[visible..].fill(0.0);
                 row_sum[r] = row_sum[r] * correction + sum;
-                row_max[r] = new_max;
+                run_max[r] = new_max;
                 if correction != 1.0 {
-                    out_blk[r * d..(r + 1) * d]
-                        .iter_mut()
-                        .for_each(|o| *o *= correction);
+                    scale_in_place(&mut out_blk[r * d..(r + 1) * d], correction);
                 }
             }
             let v_tile = MatRef::new(&v[j0 * d..(j0 + bc) * d], bc, d);
@@ -129,9 +125,8 @@ pub fn attention_block_forward(
         for r in 0..br {
             let o = &mut out_blk[r * d..(r + 1) * d];
             if row_sum[r] > 0.0 {
-                let inv = 1.0 / row_sum[r];
-                o.iter_mut().for_each(|x| *x *= inv);
-                lse[i0 + r] = row_max[r] + row_sum[r].ln();
+                scale_in_place(o, 1.0 / row_sum[r]);
+                lse[i0 + r] = run_max[r] + row_sum[r].ln();
             } else {
                 o.fill(0.0);
                 lse[i0 + r] = f32::NEG_INFINITY;
@@ -176,7 +171,7 @@ pub fn attention_block_backward(
         for r in 0..br {
             let o = &out[(i0 + r) * d..(i0 + r + 1) * d];
             let g = &dout[(i0 + r) * d..(i0 + r + 1) * d];
-            row_dot[r] = o.iter().zip(g).map(|(&a, &b)| a * b).sum();
+            row_dot[r] = dot(o, g);
         }
         let kv_end = mask.visible_keys(i0 + br - 1, m, n);
         for j0 in (0..kv_end).step_by(KEY_TILE) {
@@ -194,21 +189,16 @@ pub fn attention_block_backward(
                     p_row.fill(0.0);
                     continue;
                 }
-                p_row[..visible]
-                    .iter_mut()
-                    .for_each(|x| *x = (*x * scale - row_lse).exp());
+                exp_scaled_sum(&mut p_row[..visible], scale, row_lse);
                 p_row[visible..].fill(0.0);
             }
             let p_mat = MatRef::new(p, br, bc);
             gemm_serial(p_mat.t(), dout_blk, 1.0, &mut dv[keys.clone()]);
             let ds = &mut dscores[..br * bc];
             gemm_serial(dout_blk, v_tile.t(), 0.0, ds);
-            for r in 0..br {
-                let dr = row_dot[r];
-                ds[r * bc..(r + 1) * bc]
-                    .iter_mut()
-                    .zip(&p[r * bc..(r + 1) * bc])
-                    .for_each(|(g, &p)| *g = scale * p * (*g - dr));
+            for (r, &dot_r) in row_dot[..br].iter().enumerate() {
+                let rows = r * bc..(r + 1) * bc;
+                softmax_grad_row(&mut ds[rows.clone()], &p[rows], scale, dot_r);
             }
             let ds_mat = MatRef::new(ds, br, bc);
             gemm_serial(ds_mat, k_tile, 1.0, &mut dq[rows.clone()]);

@@ -1,8 +1,10 @@
 //! The kernel set as one replaceable component.
 
+use std::sync::Mutex;
+
 use super::{
-    BatchedAttention, LossSum, TargetOutOfRange, Threads, cross_entropy, gelu, gemm, layernorm,
-    residual,
+    BatchedAttention, LossSum, TargetOutOfRange, Threads, check_targets, cross_entropy, gelu, gemm,
+    layernorm, residual,
 };
 
 /// Every numeric kernel the model and the attention strategies call.
@@ -131,22 +133,61 @@ pub trait Kernels: Send + Sync {
 }
 
 /// The CPU kernels on one rank's threads.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct CpuKernels {
     threads: Threads,
+    /// One slot of partial sums per part of a row-split reduction
+    /// (LayerNorm's weight gradients), grown once and reused so a step
+    /// allocates nothing.
+    partials: Mutex<Vec<f32>>,
+}
+
+impl Clone for CpuKernels {
+    /// The same threads with scratch of its own, so clones used by
+    /// different ranks never wait on each other.
+    fn clone(&self) -> Self {
+        CpuKernels::new(self.threads.clone())
+    }
 }
 
 impl CpuKernels {
     /// CPU kernels running on `threads`.
     pub fn new(threads: Threads) -> Self {
-        CpuKernels { threads }
+        CpuKernels {
+            threads,
+            partials: Mutex::default(),
+        }
     }
 
     /// The rank's worker threads.
     pub fn thread_pool(&self) -> &Threads {
         &self.threads
     }
+
+    /// Rows per thread for a row-wise kernel over `rows` rows of `width`.
+    fn rows_per_part(&self, rows: usize, width: usize) -> usize {
+        let parts = (rows * width / ELEMENTWISE_MIN_PER_THREAD).clamp(1, self.threads.count());
+        rows.div_ceil(parts).max(1)
+    }
+
+    /// Runs `f(offset, part)` over contiguous parts of `out`, one per
+    /// thread, or on the caller's thread when `out` is too small to share.
+    fn split(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        let parts = (out.len() / ELEMENTWISE_MIN_PER_THREAD).clamp(1, self.threads.count());
+        if parts == 1 {
+            f(0, out);
+            return;
+        }
+        // Round parts to whole cache lines so threads never share one.
+        let chunk = out.len().div_ceil(parts).next_multiple_of(16);
+        self.threads
+            .for_each_chunk(out, chunk, |i, part| f(i * chunk, part));
+    }
 }
+
+/// Elementwise kernels split their work only above this many elements per
+/// thread: below it a hand-off costs more than it saves.
+const ELEMENTWISE_MIN_PER_THREAD: usize = 1 << 15;
 
 impl Kernels for CpuKernels {
     fn name(&self) -> &str {
@@ -208,7 +249,23 @@ impl Kernels for CpuKernels {
         mean: &mut [f32],
         rstd: &mut [f32],
     ) {
-        layernorm::layernorm_forward(x, w, b, out, mean, rstd);
+        let c = w.len();
+        assert_eq!(x.len(), out.len());
+        assert_eq!(x.len(), mean.len() * c);
+        let rows_per_part = self.rows_per_part(mean.len(), c);
+        let chunk = rows_per_part * c;
+        self.threads.for_each_chunk3(
+            out,
+            chunk,
+            mean,
+            rows_per_part,
+            rstd,
+            rows_per_part,
+            |i, out, mean, rstd| {
+                let x = &x[i * chunk..i * chunk + out.len()];
+                layernorm::layernorm_forward(x, w, b, out, mean, rstd);
+            },
+        );
     }
 
     fn layernorm_backward(
@@ -222,19 +279,67 @@ impl Kernels for CpuKernels {
         dw: &mut [f32],
         db: &mut [f32],
     ) {
-        layernorm::layernorm_backward(dout, x, w, mean, rstd, dx, dw, db);
+        let (c, rows) = (w.len(), mean.len());
+        let rows_per_part = self.rows_per_part(rows, c);
+        if rows_per_part >= rows {
+            layernorm::layernorm_backward(dout, x, w, mean, rstd, dx, dw, db);
+            return;
+        }
+        assert_eq!(dx.len(), rows * c);
+        assert_eq!(dw.len(), c);
+        assert_eq!(db.len(), c);
+        // Each part sums its rows' weight gradients into its own slot; the
+        // slots are then added in part order, so results do not depend on
+        // thread timing.
+        let parts = rows.div_ceil(rows_per_part);
+        let mut partials = self.partials.lock().unwrap_or_else(|e| e.into_inner());
+        partials.clear();
+        partials.resize(parts * 2 * c, 0.0);
+        let chunk = rows_per_part * c;
+        self.threads
+            .for_each_chunk2(dx, chunk, &mut partials, 2 * c, |i, dx, slot| {
+                let (pw, pb) = slot.split_at_mut(c);
+                let r = i * rows_per_part..i * rows_per_part + dx.len() / c;
+                let span = r.start * c..r.end * c;
+                layernorm::layernorm_backward(
+                    &dout[span.clone()],
+                    &x[span],
+                    w,
+                    &mean[r.clone()],
+                    &rstd[r],
+                    dx,
+                    pw,
+                    pb,
+                );
+            });
+        for slot in partials.chunks_exact(2 * c) {
+            let (pw, pb) = slot.split_at(c);
+            residual::add_assign(dw, pw);
+            residual::add_assign(db, pb);
+        }
     }
 
     fn gelu_forward(&self, x: &[f32], out: &mut [f32]) {
-        gelu::gelu_forward(x, out);
+        assert_eq!(x.len(), out.len());
+        self.split(out, |start, out| {
+            gelu::gelu_forward(&x[start..start + out.len()], out)
+        });
     }
 
     fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]) {
-        gelu::gelu_backward_inplace(x, grad);
+        assert_eq!(x.len(), grad.len());
+        self.split(grad, |start, grad| {
+            gelu::gelu_backward_inplace(&x[start..start + grad.len()], grad)
+        });
     }
 
     fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
-        residual::residual_add(a, b, out);
+        assert_eq!(a.len(), out.len());
+        assert_eq!(b.len(), out.len());
+        self.split(out, |start, out| {
+            let end = start + out.len();
+            residual::residual_add(&a[start..end], &b[start..end], out)
+        });
     }
 
     fn cross_entropy_forward(
@@ -243,11 +348,31 @@ impl Kernels for CpuKernels {
         targets: &[u32],
         lse: &mut [f32],
     ) -> Result<LossSum, TargetOutOfRange> {
-        cross_entropy::cross_entropy_forward(logits, targets, lse)
+        let rows = targets.len();
+        assert_eq!(lse.len(), rows);
+        assert!(rows == 0 || logits.len().is_multiple_of(rows));
+        let vocab = logits.len().checked_div(rows).unwrap_or(0);
+        check_targets(targets, vocab)?;
+        let rows_per_part = self.rows_per_part(rows, vocab);
+        self.threads.for_each_chunk(lse, rows_per_part, |i, lse| {
+            let start = i * rows_per_part * vocab;
+            cross_entropy::row_lse(&logits[start..start + lse.len() * vocab], lse);
+        });
+        Ok(cross_entropy::loss_from_lse(logits, targets, lse))
     }
 
     fn cross_entropy_backward(&self, logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32) {
-        cross_entropy::cross_entropy_backward(logits, targets, lse, scale);
+        let rows = targets.len();
+        let vocab = logits.len().checked_div(rows).unwrap_or(0);
+        if vocab == 0 {
+            return;
+        }
+        let rows_per_part = self.rows_per_part(rows, vocab);
+        self.threads
+            .for_each_chunk(logits, rows_per_part * vocab, |i, part| {
+                let r = i * rows_per_part..i * rows_per_part + part.len() / vocab;
+                cross_entropy::cross_entropy_backward(part, &targets[r.clone()], &lse[r], scale);
+            });
     }
 
     fn attention_forward(

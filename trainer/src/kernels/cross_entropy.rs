@@ -2,7 +2,11 @@
 //!
 //! The forward keeps the logits and saves each row's log-sum-exp; the
 //! backward turns the logits into their gradient in place, so the `[rows,
-//! vocab]` buffer is the largest activation and exists once.
+//! vocab]` buffer is the largest activation and exists once. Rows are
+//! independent; the `_rows` functions do a slice of rows so callers can
+//! split them over threads.
+
+use super::rowops::{exp_sum, row_max, scaled_exp};
 
 /// Target id meaning "no loss at this position".
 pub const IGNORE_TARGET: u32 = u32::MAX;
@@ -64,38 +68,59 @@ pub fn cross_entropy_forward(
     targets: &[u32],
     lse: &mut [f32],
 ) -> Result<LossSum, TargetOutOfRange> {
-    let rows = targets.len();
-    assert_eq!(lse.len(), rows);
-    assert!(rows == 0 || logits.len().is_multiple_of(rows));
-    let vocab = logits.len().checked_div(rows).unwrap_or(0);
+    let vocab = vocab_of(logits, targets);
+    assert_eq!(lse.len(), targets.len());
     check_targets(targets, vocab)?;
+    row_lse(logits, lse);
+    Ok(loss_from_lse(logits, targets, lse))
+}
+
+fn vocab_of(logits: &[f32], targets: &[u32]) -> usize {
+    let rows = targets.len();
+    assert!(rows == 0 || logits.len().is_multiple_of(rows));
+    logits.len().checked_div(rows).unwrap_or(0)
+}
+
+/// `lse[r] = log Σ_j e^logits[r, j]` for every row (`lse.len()` rows).
+pub(crate) fn row_lse(logits: &[f32], lse: &mut [f32]) {
+    let vocab = logits.len().checked_div(lse.len()).unwrap_or(0);
+    if vocab == 0 {
+        return;
+    }
+    for (row, lse) in logits.chunks_exact(vocab).zip(lse.iter_mut()) {
+        let max = row_max(row);
+        *lse = max + exp_sum(row, max).ln();
+    }
+}
+
+/// The summed loss `Σ lse − logit[target]` over counted targets, from the
+/// per-row log-sum-exp.
+pub(crate) fn loss_from_lse(logits: &[f32], targets: &[u32], lse: &[f32]) -> LossSum {
+    let vocab = vocab_of(logits, targets);
     let mut loss = LossSum::default();
-    for ((row, &t), lse) in logits.chunks_exact(vocab).zip(targets).zip(lse.iter_mut()) {
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-        let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
-        *lse = max + sum.ln();
+    for (r, (&t, &lse)) in targets.iter().zip(lse).enumerate() {
         if t != IGNORE_TARGET {
-            loss.sum += f64::from(*lse - row[t as usize]);
+            loss.sum += f64::from(lse - logits[r * vocab + t as usize]);
             loss.count += 1;
         }
     }
-    Ok(loss)
+    loss
 }
 
 /// Replaces the logits by `scale · (softmax − onehot(target))`, zero on
 /// ignored rows. `lse` is the forward's; targets were checked by the forward.
 pub fn cross_entropy_backward(logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32) {
-    let rows = targets.len();
-    assert_eq!(lse.len(), rows);
-    let vocab = logits.len().checked_div(rows).unwrap_or(0);
+    assert_eq!(lse.len(), targets.len());
+    let vocab = vocab_of(logits, targets);
+    if vocab == 0 {
+        return;
+    }
     for ((row, &t), &lse) in logits.chunks_exact_mut(vocab).zip(targets).zip(lse) {
         if t == IGNORE_TARGET {
             row.fill(0.0);
             continue;
         }
-        for x in row.iter_mut() {
-            *x = scale * (*x - lse).exp();
-        }
+        scaled_exp(row, lse, scale);
         row[t as usize] -= scale;
     }
 }

@@ -30,16 +30,21 @@ mod attention_merge;
 mod config;
 mod cpu;
 mod cross_entropy;
+mod fast_math;
 mod gelu;
 mod gemm;
 mod layernorm;
 mod residual;
+mod rowops;
+mod simd;
 mod threads;
 
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threaded_tests;
 
 pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};

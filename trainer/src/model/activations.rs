@@ -2,6 +2,7 @@
 //! reused across steps (llm.c style). `N = batch·len` rows, `C = n_embd`.
 
 use super::ModelConfig;
+use super::profile::Profile;
 
 /// What one transformer block keeps from forward for backward.
 #[derive(Debug)]
@@ -58,6 +59,8 @@ pub struct Activations {
     pub(crate) dq: Vec<f32>,
     pub(crate) dk: Vec<f32>,
     pub(crate) dv: Vec<f32>,
+    /// Per-phase timers, off unless [`Activations::set_profiling`] turns them on.
+    pub(crate) profile: Profile,
 }
 
 /// `f32` elements [`Activations::new`] allocates, as `(name, count)` pairs
@@ -119,6 +122,7 @@ impl Activations {
             dq: z(n * c),
             dk: z(n * c),
             dv: z(n * c),
+            profile: Profile::default(),
         }
     }
 
@@ -143,6 +147,24 @@ impl Activations {
     pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize) -> usize {
         let n = batch * len;
         4 * (cfg.n_layer * block_floats(cfg, n) + other_floats(cfg, n))
+    }
+
+    /// Turns the per-phase timers of forward and backward on or off (and
+    /// clears them).
+    pub fn set_profiling(&mut self, enabled: bool) {
+        self.profile = Profile::new(enabled);
+    }
+
+    /// The per-phase times accumulated since profiling was turned on or
+    /// last cleared.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Mutable access, to clear the totals or add phases timed outside the
+    /// model (optimizer, communication).
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
     }
 
     /// The logits `[batch·len, vocab]` of the last forward (before backward

@@ -6,6 +6,7 @@
 //! gradients ACCUMULATE so micro-batches can be summed.
 
 use super::heads::HeadLayout;
+use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
 use crate::attention::{Attention, AttnShape};
@@ -131,6 +132,8 @@ impl Gpt {
         let p = GptParams::new(&self.cfg, params);
         let (heads, shape) = self.heads(acts);
 
+        const F: Pass = Pass::Forward;
+        let mut t = acts.profile.start();
         // Embedding: x = wte[token] + wpe[position].
         let x0 = &mut acts.residual[0];
         for (i, (row, &tok)) in x0.chunks_exact_mut(c).zip(batch.tokens).enumerate() {
@@ -140,6 +143,7 @@ impl Gpt {
                 .zip(te.iter().zip(pe))
                 .for_each(|(x, (&a, &b))| *x = a + b);
         }
+        t = acts.profile.stop(t, F, Phase::Embedding);
 
         for (l, (bp, ba)) in p.blocks.iter().zip(acts.blocks.iter_mut()).enumerate() {
             let (before, after) = acts.residual.split_at_mut(l + 1);
@@ -152,12 +156,17 @@ impl Gpt {
                 &mut ba.ln1_mean,
                 &mut ba.ln1_rstd,
             );
+            t = acts.profile.stop(t, F, Phase::LayerNorm);
             kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut acts.qkv, c, 3 * c);
+            t = acts.profile.stop(t, F, Phase::QkvMatmul);
             heads.split_heads(&acts.qkv, 3 * c, 0, &mut ba.q);
             heads.split_heads(&acts.qkv, 3 * c, c, &mut ba.k);
             heads.split_heads(&acts.qkv, 3 * c, 2 * c, &mut ba.v);
+            t = acts.profile.stop(t, F, Phase::HeadReshape);
             attn.forward(shape, &ba.q, &ba.k, &ba.v, &mut ba.ctx, &mut ba.lse)?;
+            t = acts.profile.stop(t, F, Phase::Attention);
             heads.merge_heads(&ba.ctx, &mut ba.atty, c, 0);
+            t = acts.profile.stop(t, F, Phase::HeadReshape);
             kernels.linear_forward(
                 &ba.atty,
                 bp.attn_proj_w,
@@ -166,7 +175,9 @@ impl Gpt {
                 c,
                 c,
             );
+            t = acts.profile.stop(t, F, Phase::AttnProjMatmul);
             kernels.residual_add(x, &acts.proj, &mut ba.res1);
+            t = acts.profile.stop(t, F, Phase::Residual);
             kernels.layernorm_forward(
                 &ba.res1,
                 bp.ln2_w,
@@ -175,8 +186,11 @@ impl Gpt {
                 &mut ba.ln2_mean,
                 &mut ba.ln2_rstd,
             );
+            t = acts.profile.stop(t, F, Phase::LayerNorm);
             kernels.linear_forward(&ba.ln2, bp.fc_w, Some(bp.fc_b), &mut ba.fch, c, 4 * c);
+            t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
             kernels.gelu_forward(&ba.fch, &mut ba.fch_gelu);
+            t = acts.profile.stop(t, F, Phase::Gelu);
             kernels.linear_forward(
                 &ba.fch_gelu,
                 bp.mlp_proj_w,
@@ -185,7 +199,9 @@ impl Gpt {
                 4 * c,
                 c,
             );
+            t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
             kernels.residual_add(&ba.res1, &acts.proj, x_next);
+            t = acts.profile.stop(t, F, Phase::Residual);
         }
 
         let x_last = &acts.residual[self.cfg.n_layer];
@@ -197,8 +213,12 @@ impl Gpt {
             &mut acts.lnf_mean,
             &mut acts.lnf_rstd,
         );
+        t = acts.profile.stop(t, F, Phase::LayerNorm);
         kernels.tied_head_forward(&acts.lnf, p.wte, &mut acts.logits, c);
-        Ok(kernels.cross_entropy_forward(&acts.logits, batch.targets, &mut acts.ce_lse)?)
+        t = acts.profile.stop(t, F, Phase::LmHead);
+        let loss = kernels.cross_entropy_forward(&acts.logits, batch.targets, &mut acts.ce_lse)?;
+        let _ = acts.profile.stop(t, F, Phase::CrossEntropy);
+        Ok(loss)
     }
 
     /// Backward pass after [`Gpt::forward`] on the same inputs: ACCUMULATES
@@ -223,9 +243,13 @@ impl Gpt {
         let mut g = GptParams::new_mut(&self.cfg, grads);
         let (heads, shape) = self.heads(acts);
         let a = acts;
+        const B: Pass = Pass::Backward;
+        let mut t = a.profile.start();
 
         kernels.cross_entropy_backward(&mut a.logits, batch.targets, &a.ce_lse, loss_scale);
+        t = a.profile.stop(t, B, Phase::CrossEntropy);
         kernels.tied_head_backward(&a.logits, &a.lnf, p.wte, &mut a.d_narrow, g.wte, c);
+        t = a.profile.stop(t, B, Phase::LmHead);
         a.d_res.fill(0.0);
         let x_last = &a.residual[self.cfg.n_layer];
         kernels.layernorm_backward(
@@ -238,6 +262,7 @@ impl Gpt {
             g.lnf_w,
             g.lnf_b,
         );
+        t = a.profile.stop(t, B, Phase::LayerNorm);
 
         for l in (0..self.cfg.n_layer).rev() {
             let (bp, bg, ba) = (&p.blocks[l], &mut g.blocks[l], &a.blocks[l]);
@@ -253,7 +278,9 @@ impl Gpt {
                 4 * c,
                 c,
             );
+            t = a.profile.stop(t, B, Phase::MlpProjMatmul);
             kernels.gelu_backward_inplace(&ba.fch, &mut a.d_wide);
+            t = a.profile.stop(t, B, Phase::Gelu);
             kernels.linear_backward(
                 &a.d_wide,
                 &ba.ln2,
@@ -264,6 +291,7 @@ impl Gpt {
                 c,
                 4 * c,
             );
+            t = a.profile.stop(t, B, Phase::MlpFcMatmul);
             kernels.layernorm_backward(
                 &a.d_narrow,
                 &ba.res1,
@@ -274,6 +302,7 @@ impl Gpt {
                 &mut *bg.ln2_w,
                 &mut *bg.ln2_b,
             );
+            t = a.profile.stop(t, B, Phase::LayerNorm);
             // Attention branch: res1 = x + proj(attn(qkv(ln1(x)))).
             kernels.linear_backward(
                 &a.d_res,
@@ -285,14 +314,18 @@ impl Gpt {
                 c,
                 c,
             );
+            t = a.profile.stop(t, B, Phase::AttnProjMatmul);
             heads.split_heads(&a.d_narrow, c, 0, &mut a.d_ctx);
+            t = a.profile.stop(t, B, Phase::HeadReshape);
             attn.backward(
                 shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
                 &mut a.dv,
             )?;
+            t = a.profile.stop(t, B, Phase::Attention);
             heads.merge_heads(&a.dq, &mut a.qkv, 3 * c, 0);
             heads.merge_heads(&a.dk, &mut a.qkv, 3 * c, c);
             heads.merge_heads(&a.dv, &mut a.qkv, 3 * c, 2 * c);
+            t = a.profile.stop(t, B, Phase::HeadReshape);
             kernels.linear_backward(
                 &a.qkv,
                 &ba.ln1,
@@ -303,6 +336,7 @@ impl Gpt {
                 c,
                 3 * c,
             );
+            t = a.profile.stop(t, B, Phase::QkvMatmul);
             kernels.layernorm_backward(
                 &a.d_narrow,
                 x,
@@ -313,6 +347,7 @@ impl Gpt {
                 &mut *bg.ln1_w,
                 &mut *bg.ln1_b,
             );
+            t = a.profile.stop(t, B, Phase::LayerNorm);
         }
 
         // Embedding: scatter-add the residual gradient into wte and wpe rows.
@@ -323,6 +358,7 @@ impl Gpt {
             let pe = &mut g.wpe[pos * c..][..c];
             pe.iter_mut().zip(row).for_each(|(w, &d)| *w += d);
         }
+        let _ = a.profile.stop(t, B, Phase::Embedding);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ mod gpt;
 mod heads;
 mod init;
 mod params;
+mod profile;
 mod views;
 
 #[cfg(test)]
@@ -20,4 +21,5 @@ pub use estimate::{activation_bytes, flops_per_token, matmul_params};
 pub use gpt::{Batch, Gpt};
 pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
+pub use profile::{Pass, Phase, Profile, Timer};
 pub use views::{BlockParams, GptParams};

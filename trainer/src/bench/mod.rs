@@ -1,0 +1,164 @@
+//! Training-step benchmark on one rank: full steps (zero grads, forward,
+//! backward, AdamW) of the GPT-2 model over its flat buffers, timed one by
+//! one, with an optional per-phase profile and the machine's matmul rate
+//! for scale.
+//!
+//! ```
+//! use cptrain::bench::{BenchConfig, run_step_benchmark};
+//! use cptrain::model::ModelConfig;
+//!
+//! let model = ModelConfig { n_layer: 1, n_head: 2, n_embd: 16, vocab_size: 32, seq_len: 8, init: None };
+//! let cfg = BenchConfig { steps: 2, warmup: 1, profile: true, ..BenchConfig::new(model, 2) };
+//! let report = run_step_benchmark(&cfg, |_, _| {}).unwrap();
+//! assert_eq!(report.samples.len(), 2);
+//! assert!(report.tokens_per_second() > 0.0);
+//! ```
+
+mod matmul;
+mod report;
+
+pub use matmul::measure_matmul_gflops;
+pub use report::{BenchReport, StepSample};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::attention::LocalAttention;
+use crate::kernels::{CpuKernels, Kernels, Threads, ThreadsError};
+use crate::model::{
+    Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
+    flops_per_token, init_params,
+};
+use crate::optim::{AdamW, DecayMask, OptimizerConfig};
+
+/// What to benchmark.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// Model shape; sequences are `model.seq_len` tokens long.
+    pub model: ModelConfig,
+    /// Sequences per step.
+    pub batch: usize,
+    /// Kernel threads (`0` = all cores).
+    pub threads: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Untimed steps first (page faults, caches, lazy pools).
+    pub warmup: usize,
+    /// Collect a per-phase profile over the timed steps.
+    pub profile: bool,
+    /// Seed of the parameter init.
+    pub seed: u64,
+    /// Optimizer constants (the learning rate used is `optimizer.lr`).
+    pub optimizer: OptimizerConfig,
+}
+
+impl BenchConfig {
+    /// Defaults around `model` and `batch`: 1 thread, 5 steps after 1
+    /// warm-up, no profile, seed 1, the default optimizer.
+    pub fn new(model: ModelConfig, batch: usize) -> Self {
+        BenchConfig {
+            model,
+            batch,
+            threads: 1,
+            steps: 5,
+            warmup: 1,
+            profile: false,
+            seed: 1,
+            optimizer: OptimizerConfig::default(),
+        }
+    }
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The model shape is invalid.
+    #[error("bench model: {0}")]
+    Config(#[from] ModelConfigError),
+    /// The kernel thread pool could not start.
+    #[error(transparent)]
+    Threads(#[from] ThreadsError),
+    /// The model rejected the synthetic batch (a bug in the benchmark).
+    #[error("bench step: {0}")]
+    Model(#[from] ModelError),
+    /// A batch of zero sequences measures nothing.
+    #[error("bench batch must be at least 1 sequence")]
+    EmptyBatch,
+}
+
+/// The deterministic batch both cptrain and the PyTorch reference
+/// (`bench/torch_gpt2.py`) train on: token `i` is `31·i mod vocab`, and each
+/// target is the next id.
+pub fn synthetic_tokens(n: usize, vocab: usize) -> (Vec<u32>, Vec<u32>) {
+    let tokens: Vec<u32> = (0..n).map(|i| (i * 31 % vocab) as u32).collect();
+    let targets = tokens.iter().map(|&t| (t + 1) % vocab as u32).collect();
+    (tokens, targets)
+}
+
+/// Runs `cfg.warmup + cfg.steps` training steps and reports the timed ones;
+/// `on_step(i, sample)` sees each timed step as it finishes.
+pub fn run_step_benchmark(
+    cfg: &BenchConfig,
+    mut on_step: impl FnMut(usize, &StepSample),
+) -> Result<BenchReport, BenchError> {
+    cfg.model.validate()?;
+    if cfg.batch == 0 {
+        return Err(BenchError::EmptyBatch);
+    }
+    let threads = Threads::new(cfg.threads)?;
+    let thread_count = threads.count();
+    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
+    let attn = LocalAttention::new(kernels.clone());
+    let gpt = Gpt::new(cfg.model.clone());
+    let mut params = init_params(&cfg.model, cfg.seed);
+    let mut grads = vec![0.0f32; params.len()];
+    let mut adamw =
+        AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout())).with_threads(thread_count);
+    let len = cfg.model.seq_len;
+    let n_tokens = cfg.batch * len;
+    let mut acts = Activations::new(&cfg.model, cfg.batch, len);
+    let (tokens, targets) = synthetic_tokens(n_tokens, cfg.model.vocab_size);
+    let positions: Vec<usize> = (0..len).collect();
+    let batch = Batch {
+        tokens: &tokens,
+        targets: &targets,
+        positions: &positions,
+    };
+
+    let mut samples = Vec::with_capacity(cfg.steps);
+    for step in 0..cfg.warmup + cfg.steps {
+        let timed = step >= cfg.warmup;
+        if step == cfg.warmup {
+            acts.set_profiling(cfg.profile);
+        }
+        let t0 = Instant::now();
+        grads.fill(0.0);
+        acts.profile_mut()
+            .add(Pass::Update, Phase::Optimizer, t0.elapsed());
+        let loss = gpt.forward(&*kernels, &attn, &params, batch, &mut acts)?;
+        let scale = 1.0 / loss.count.max(1) as f32;
+        gpt.backward(
+            &*kernels, &attn, &params, batch, scale, &mut acts, &mut grads,
+        )?;
+        let t_opt = Instant::now();
+        adamw.step(&mut params, &grads, cfg.optimizer.lr);
+        acts.profile_mut()
+            .add(Pass::Update, Phase::Optimizer, t_opt.elapsed());
+        let sample = StepSample {
+            seconds: t0.elapsed().as_secs_f64(),
+            loss: loss.mean(),
+        };
+        if timed {
+            on_step(samples.len(), &sample);
+            samples.push(sample);
+        }
+    }
+    Ok(BenchReport {
+        samples,
+        tokens_per_step: n_tokens,
+        flops_per_step: flops_per_token(&cfg.model) * n_tokens as f64,
+        threads: thread_count,
+        profile: cfg.profile.then(|| acts.profile().clone()),
+        peak_rss_bytes: crate::metrics::peak_rss_bytes(),
+    })
+}

@@ -1,0 +1,233 @@
+//! Optional per-phase timers for one training step.
+//!
+//! A [`Profile`] lives in [`Activations`](super::Activations); it is off by
+//! default, and then a timer is one predictable branch (no clock read). When
+//! on, [`Gpt::forward`](super::Gpt::forward) and
+//! [`Gpt::backward`](super::Gpt::backward) add the wall time of each phase,
+//! and the caller may add its own (optimizer, communication).
+
+use std::time::{Duration, Instant};
+
+/// What a slice of the step's time was spent on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Token + position embedding lookup (forward) and scatter-add (backward).
+    Embedding,
+    /// The LayerNorms (ln_1, ln_2, ln_f).
+    LayerNorm,
+    /// The qkv projection.
+    QkvMatmul,
+    /// Moving between token-major and head-major layouts.
+    HeadReshape,
+    /// The attention block kernel (its share of communication excluded
+    /// when a strategy reports it separately).
+    Attention,
+    /// The attention output projection.
+    AttnProjMatmul,
+    /// The MLP's first linear layer.
+    MlpFcMatmul,
+    /// GELU.
+    Gelu,
+    /// The MLP's second linear layer.
+    MlpProjMatmul,
+    /// Residual additions.
+    Residual,
+    /// The tied output head (logits).
+    LmHead,
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// The optimizer update (timed by the caller).
+    Optimizer,
+    /// Collectives between ranks (timed by the caller).
+    Communication,
+}
+
+impl Phase {
+    /// Every phase, in step order.
+    pub const ALL: [Phase; 14] = [
+        Phase::Embedding,
+        Phase::LayerNorm,
+        Phase::QkvMatmul,
+        Phase::HeadReshape,
+        Phase::Attention,
+        Phase::AttnProjMatmul,
+        Phase::Residual,
+        Phase::MlpFcMatmul,
+        Phase::Gelu,
+        Phase::MlpProjMatmul,
+        Phase::LmHead,
+        Phase::CrossEntropy,
+        Phase::Optimizer,
+        Phase::Communication,
+    ];
+
+    /// Short name for tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Embedding => "embedding",
+            Phase::LayerNorm => "layernorm",
+            Phase::QkvMatmul => "qkv_matmul",
+            Phase::HeadReshape => "head_reshape",
+            Phase::Attention => "attention",
+            Phase::AttnProjMatmul => "attn_proj_matmul",
+            Phase::MlpFcMatmul => "mlp_fc_matmul",
+            Phase::Gelu => "gelu",
+            Phase::MlpProjMatmul => "mlp_proj_matmul",
+            Phase::Residual => "residual",
+            Phase::LmHead => "lm_head",
+            Phase::CrossEntropy => "cross_entropy",
+            Phase::Optimizer => "optimizer",
+            Phase::Communication => "communication",
+        }
+    }
+
+    fn index(self) -> usize {
+        Phase::ALL.iter().position(|&p| p == self).unwrap_or(0)
+    }
+}
+
+/// Which pass a phase ran in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// The forward pass.
+    Forward,
+    /// The backward pass.
+    Backward,
+    /// Outside forward and backward (optimizer, gradient all-reduce).
+    Update,
+}
+
+const PASSES: usize = 3;
+
+/// Accumulated wall time per (pass, phase); off unless enabled.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    enabled: bool,
+    totals: [[Duration; Phase::ALL.len()]; PASSES],
+}
+
+/// A started timer: [`Profile::stop`] adds its elapsed time to a phase.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "a timer adds nothing until stopped"]
+pub struct Timer(Option<Instant>);
+
+impl Profile {
+    /// A profile that records (`true`) or ignores (`false`) timers.
+    pub fn new(enabled: bool) -> Self {
+        Profile {
+            enabled,
+            ..Profile::default()
+        }
+    }
+
+    /// Whether timers record.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Starts a timer; reads the clock only when enabled.
+    #[inline]
+    pub fn start(&self) -> Timer {
+        Timer(self.enabled.then(Instant::now))
+    }
+
+    /// Adds the time since `timer` started to `(pass, phase)` and returns a
+    /// new timer started now, so consecutive phases chain without gaps.
+    #[inline]
+    pub fn stop(&mut self, timer: Timer, pass: Pass, phase: Phase) -> Timer {
+        match timer.0 {
+            Some(t0) => {
+                let now = Instant::now();
+                self.totals[pass as usize][phase.index()] += now - t0;
+                Timer(Some(now))
+            }
+            None => timer,
+        }
+    }
+
+    /// Adds an externally measured duration.
+    pub fn add(&mut self, pass: Pass, phase: Phase, elapsed: Duration) {
+        if self.enabled {
+            self.totals[pass as usize][phase.index()] += elapsed;
+        }
+    }
+
+    /// Time accumulated for `(pass, phase)`.
+    pub fn get(&self, pass: Pass, phase: Phase) -> Duration {
+        self.totals[pass as usize][phase.index()]
+    }
+
+    /// Sum over every pass and phase.
+    pub fn total(&self) -> Duration {
+        self.totals.iter().flatten().sum()
+    }
+
+    /// Zeroes every total, keeping the enabled flag.
+    pub fn clear(&mut self) {
+        *self = Profile::new(self.enabled);
+    }
+
+    /// A plain-text table: one row per phase that took any time, with
+    /// forward, backward and update milliseconds and the share of the total.
+    pub fn table(&self) -> String {
+        let total = self.total().as_secs_f64().max(f64::MIN_POSITIVE);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut out = format!(
+            "{:<18} {:>10} {:>10} {:>10} {:>7}\n",
+            "phase", "fwd ms", "bwd ms", "update ms", "share"
+        );
+        for phase in Phase::ALL {
+            let [f, b, u] =
+                [Pass::Forward, Pass::Backward, Pass::Update].map(|p| self.get(p, phase));
+            let sum = f + b + u;
+            if sum.is_zero() {
+                continue;
+            }
+            out += &format!(
+                "{:<18} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%\n",
+                phase.name(),
+                ms(f),
+                ms(b),
+                ms(u),
+                100.0 * sum.as_secs_f64() / total
+            );
+        }
+        out += &format!("{:<18} {:>43.2}\n", "total", total * 1e3);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disabled_profile_records_nothing_and_an_enabled_one_sums_phases() {
+        let mut off = Profile::new(false);
+        let t = off.start();
+        let _ = off.stop(t, Pass::Forward, Phase::Gelu);
+        off.add(Pass::Update, Phase::Optimizer, Duration::from_millis(5));
+        assert!(off.total().is_zero());
+
+        let mut on = Profile::new(true);
+        on.add(Pass::Forward, Phase::Gelu, Duration::from_millis(2));
+        on.add(Pass::Backward, Phase::Gelu, Duration::from_millis(3));
+        on.add(Pass::Update, Phase::Optimizer, Duration::from_millis(5));
+        assert_eq!(
+            on.get(Pass::Backward, Phase::Gelu),
+            Duration::from_millis(3)
+        );
+        assert_eq!(on.total(), Duration::from_millis(10));
+        let table = on.table();
+        assert!(
+            table.contains("gelu") && table.contains("optimizer"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("attention"),
+            "phases with no time are left out"
+        );
+        on.clear();
+        assert!(on.total().is_zero() && on.is_enabled());
+    }
+}

@@ -251,3 +251,31 @@ fn environment_variables_override_files() {
         "{line}"
     );
 }
+
+#[test]
+fn bench_times_steps_and_shows_where_the_time_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cptrain_ok(
+        dir.path(),
+        &[
+            "bench",
+            "--steps",
+            "2",
+            "--warmup",
+            "0",
+            "--set",
+            "model.seq_len=32",
+        ],
+    );
+    for text in [
+        "tokens/s",
+        "GFLOP/s",
+        "mfu",
+        "attention",
+        "optimizer",
+        "lm_head",
+    ] {
+        assert!(out.contains(text), "`{text}` in:\n{out}");
+    }
+    assert!(!dir.path().join("runs").exists(), "bench writes nothing");
+}

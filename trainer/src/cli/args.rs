@@ -41,6 +41,23 @@ pub enum Command {
     Components,
     /// Print the effective configuration and the source of every value.
     Config,
+    /// Time full training steps (forward, backward, AdamW) of the configured
+    /// model on one rank, with synthetic tokens, and show where the time goes.
+    Bench(BenchArgs),
+}
+
+/// Options of `cptrain bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed steps first (page faults, caches, thread pools).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Skip the per-phase profile.
+    #[arg(long)]
+    pub no_profile: bool,
 }
 
 /// Options of `cptrain run`.

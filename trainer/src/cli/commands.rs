@@ -13,7 +13,7 @@ use crate::parallel::ParallelConfig;
 use crate::train::{ResumeFrom, RunOptions, TrainPlan};
 
 /// A command's failure: printed as one paragraph.
-pub type CommandError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type CommandError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs one parsed command line.
 pub fn execute(cli: Cli) -> Result<(), CommandError> {
@@ -29,6 +29,7 @@ pub fn execute(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Check => check(env),
+        Command::Bench(args) => super::bench::bench(&env, &args),
         Command::Run(args) => run(env, &args),
     }
 }

@@ -1,11 +1,12 @@
-//! The `cptrain` command line: `run`, `check`, `components`, `config`.
+//! The `cptrain` command line: `run`, `check`, `components`, `config`, `bench`.
 
 mod args;
+mod bench;
 mod commands;
 mod environment;
 mod logging;
 
-pub use args::{Cli, Command, ConfigLayers, RunArgs};
+pub use args::{BenchArgs, Cli, Command, ConfigLayers, RunArgs};
 pub use environment::{BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment};
 
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use appctx::{Config, ContextHandle, Runner, component};
 
+use crate::bench::measure_matmul_gflops;
 use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_source};
 use crate::kernels::{KernelsConfig, Threads};
 use crate::metrics::{
@@ -13,9 +14,7 @@ use crate::metrics::{
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
-use crate::train::{
-    RunOptions, SharedSink, StartState, TrainError, TrainPlan, TrainRunner, measure_matmul_gflops,
-};
+use crate::train::{RunOptions, SharedSink, StartState, TrainError, TrainPlan, TrainRunner};
 
 /// Ranks as threads of this process (`parallel.backend = "local"`).
 fn local(parallel: Config<ParallelConfig>) -> Arc<dyn Backend> {
@@ -113,6 +112,9 @@ impl MetricsSink for Discard {
     }
 }
 
+/// Side of the square matmul measured at startup (2 GFLOP, ~20 ms a product).
+const MATMUL_PROBE_SIZE: usize = 1024;
+
 /// The f32 matmul rate MFU is measured against: `metrics.peak_gflops`, or
 /// measured at startup with all of the process's kernel threads.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,7 +137,7 @@ fn machine_peak(
     }
     let threads = Threads::new(kernels.threads_per_rank(1))?;
     Ok(Arc::new(MachinePeak {
-        gflops: measure_matmul_gflops(&threads),
+        gflops: measure_matmul_gflops(&threads, MATMUL_PROBE_SIZE, 6),
         measured: true,
     }))
 }

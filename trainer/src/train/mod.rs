@@ -3,7 +3,6 @@
 
 mod error;
 mod groups;
-mod peak;
 mod plan;
 mod rank;
 mod reporter;
@@ -12,7 +11,6 @@ mod start;
 
 pub use error::TrainError;
 pub use groups::RankGroups;
-pub use peak::measure_matmul_gflops;
 pub use plan::{AttentionBalance, CP_STRATEGIES, MemoryEstimate, TrainPlan};
 pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};

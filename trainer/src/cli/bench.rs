@@ -1,0 +1,81 @@
+use std::fmt::Write as _;
+
+use appctx::Environment;
+
+use super::BenchArgs;
+use super::commands::CommandError;
+use crate::bench::{BenchConfig, measure_matmul_gflops, run_step_benchmark};
+use crate::data::TrainConfig;
+use crate::kernels::{KernelsConfig, Threads};
+use crate::model::ModelConfig;
+use crate::optim::OptimizerConfig;
+
+/// `cptrain bench`: the configured model (`[model]`), one rank with all of
+/// `kernels.threads`, `train.batch_size` sequences per step; prints the step
+/// times, throughput, MFU against the matmul rate measured in the same run,
+/// and the per-phase profile.
+pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
+    let model: ModelConfig = env.bind("model")?;
+    let train: TrainConfig = env.bind("train")?;
+    let kernels: KernelsConfig = env.bind("kernels")?;
+    let optimizer: OptimizerConfig = env.bind("optimizer")?;
+    optimizer.validate()?;
+    let mut cfg = BenchConfig::new(model, train.batch_size);
+    cfg.threads = kernels.threads_per_rank(1);
+    cfg.steps = args.steps.max(1);
+    cfg.warmup = args.warmup;
+    cfg.profile = !args.no_profile;
+    cfg.seed = train.seed;
+    cfg.optimizer = optimizer;
+    let peak = measure_matmul_gflops(&Threads::new(cfg.threads)?, 1024, 6);
+    let report = run_step_benchmark(&cfg, |i, s| {
+        eprintln!(
+            "step {}/{}: {:.1} ms, loss {:.4}",
+            i + 1,
+            cfg.steps,
+            s.seconds * 1e3,
+            s.loss
+        );
+    })?;
+    let times: Vec<f64> = report.samples.iter().map(|s| s.seconds * 1e3).collect();
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = times.iter().copied().fold(0.0, f64::max);
+    let m = &cfg.model;
+    let mut out = String::new();
+    writeln!(
+        out,
+        "model L{} d{} h{} T{} V{}, batch {}, {} thread(s), {} timed step(s)",
+        m.n_layer,
+        m.n_embd,
+        m.n_head,
+        m.seq_len,
+        m.vocab_size,
+        cfg.batch,
+        report.threads,
+        cfg.steps
+    )?;
+    writeln!(
+        out,
+        "step       {:.1} ms median ({min:.1}-{max:.1})",
+        report.median_seconds() * 1e3
+    )?;
+    writeln!(
+        out,
+        "throughput {:.0} tokens/s, {:.1} GFLOP/s",
+        report.tokens_per_second(),
+        report.gflops()
+    )?;
+    writeln!(
+        out,
+        "mfu        {:.0}% of the {peak:.1} GFLOP/s measured for a 1024^3 f32 matmul in this run",
+        100.0 * report.gflops() / peak
+    )?;
+    if let Some(rss) = report.peak_rss_bytes {
+        writeln!(out, "memory     peak RSS {:.0} MiB", rss as f64 / 1048576.0)?;
+    }
+    if let Some(profile) = &report.profile {
+        writeln!(out, "\n{}", profile.table())?;
+    }
+    print!("{out}");
+    Ok(())
+}

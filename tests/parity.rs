@@ -9,9 +9,16 @@ use std::path::Path;
 
 const STEPS: u64 = 10;
 
-fn train(dir: &Path, name: &str, cp: usize, dp: usize, cp_comm: &str) -> std::path::PathBuf {
+/// One run; `micro` splits each rank's share of the batch into micro-batches
+/// of that many sequences (gradient accumulation).
+fn train(
+    dir: &Path,
+    name: &str,
+    (cp, dp, cp_comm): (usize, usize, &str),
+    micro: Option<usize>,
+) -> std::path::PathBuf {
     let out = dir.join(name);
-    let sets = [
+    let mut sets = vec![
         "model.n_layer=2".to_string(),
         "model.n_head=4".into(),
         "model.n_embd=32".into(),
@@ -28,6 +35,9 @@ fn train(dir: &Path, name: &str, cp: usize, dp: usize, cp_comm: &str) -> std::pa
         format!("kernels.threads={}", cp * dp),
         "metrics.progress=never".into(),
     ];
+    if let Some(micro) = micro {
+        sets.push(format!("train.micro_batch_size={micro}"));
+    }
     let mut args = vec!["run"];
     for s in &sets {
         args.extend(["--set", s]);
@@ -39,7 +49,7 @@ fn train(dir: &Path, name: &str, cp: usize, dp: usize, cp_comm: &str) -> std::pa
 #[test]
 fn every_layout_trains_the_single_rank_curve() {
     let dir = tempfile::tempdir().unwrap();
-    let reference = train(dir.path(), "ref", 1, 1, "p2p");
+    let reference = train(dir.path(), "ref", (1, 1, "p2p"), None);
     let ref_losses = losses(&reference);
     assert_eq!(ref_losses.len(), STEPS as usize);
     assert!(
@@ -48,17 +58,26 @@ fn every_layout_trains_the_single_rank_curve() {
     );
     let ref_weights = checkpoint_weights(&reference, STEPS);
 
-    let mut layouts = vec![(1, 2, "p2p")];
+    // (layout, micro-batch size): accumulating over micro-batches, alone and
+    // under DP×CP, must not change the math either.
+    let mut runs = vec![
+        ((1, 2, "p2p"), None),
+        ((1, 1, "p2p"), Some(2)),
+        ((2, 2, "p2p"), Some(1)),
+    ];
     for cp in [2, 4] {
         for dp in [1, 2] {
             for comm in ["p2p", "all_gather", "a2a"] {
-                layouts.push((cp, dp, comm));
+                runs.push(((cp, dp, comm), None));
             }
         }
     }
-    for (cp, dp, comm) in layouts {
-        let name = format!("cp{cp}-dp{dp}-{comm}");
-        let out = train(dir.path(), &name, cp, dp, comm);
+    for ((cp, dp, comm), micro) in runs {
+        let name = match micro {
+            Some(m) => format!("cp{cp}-dp{dp}-{comm}-micro{m}"),
+            None => format!("cp{cp}-dp{dp}-{comm}"),
+        };
+        let out = train(dir.path(), &name, (cp, dp, comm), micro);
         let curve = losses(&out);
         assert_eq!(curve.len(), ref_losses.len(), "{name}");
         let mut worst = (0.0f64, 0.0f32);

@@ -223,7 +223,13 @@ impl Condition {
                 }
                 .to_string(),
             ),
-            Condition::Custom { test, .. } => (test(env), String::new()),
+            Condition::Custom { test, .. } => {
+                let matched = test(env);
+                (
+                    matched,
+                    if matched { "holds" } else { "does not hold" }.to_string(),
+                )
+            }
         };
         ConditionOutcome {
             condition: self.describe(component),

@@ -6,13 +6,17 @@ use std::sync::Arc;
 #[cfg(feature = "mpi")]
 use std::time::Duration;
 
-use appctx::{Config, component};
+use appctx::{Config, component, on_custom};
 use cptrain::parallel::{Backend, ParallelConfig};
 
 /// The error text of a binary built without the `mpi` feature.
 pub const MPI_NOT_BUILT: &str = "parallel.backend = \"mpi\" needs the `mpi` feature: cargo build \
      --release --features mpi; install OpenMPI: apt-get install openmpi-bin libopenmpi-dev \
      libclang-dev";
+
+/// The condition of the `mpi` component, as the condition report shows it.
+const MPI_BUILT_IN: &str = "the `mpi` cargo feature is built in (cargo build --release --features \
+     mpi, after apt-get install openmpi-bin libopenmpi-dev libclang-dev)";
 
 /// Why the MPI backend could not start.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -92,13 +96,18 @@ pub fn mpi_backend(cfg: &ParallelConfig) -> Result<Arc<dyn Backend>, MpiError> {
     }
 }
 
-/// The `mpi` choice of `parallel.backend`. Registered in every build, so
-/// that a binary without the feature fails at startup with
-/// [`MPI_NOT_BUILT`] instead of "no backend named mpi".
+/// The `mpi` choice of `parallel.backend`. Registered in every build, but
+/// active only with the feature: a binary without it fails in `prepare()`
+/// (so `cptrain check` too), and the condition report says how to build it.
 fn mpi_component(parallel: Config<ParallelConfig>) -> Result<Arc<dyn Backend>, MpiError> {
     mpi_backend(&parallel)
 }
-component!(mpi_component, name = "mpi", select = "parallel.backend");
+component!(
+    mpi_component,
+    name = "mpi",
+    select = "parallel.backend",
+    when = on_custom(MPI_BUILT_IN, |_| cfg!(feature = "mpi"))
+);
 
 #[cfg(all(test, not(feature = "mpi")))]
 mod tests {

@@ -33,8 +33,6 @@ pub struct StepOutcome {
 pub struct RankOutcome {
     /// The 0-based step the next run would start at.
     pub next_step: u64,
-    /// Loss of the last step run, if any.
-    pub last_loss: Option<f64>,
     /// Whether a shutdown request ended training early.
     pub interrupted: bool,
 }
@@ -120,7 +118,6 @@ impl RankTrainer {
     pub fn train(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let steps = self.plan.train.steps;
-        let mut last_loss = None;
         let mut step = self.first_step;
         let mut interrupted = false;
         while step < steps {
@@ -133,7 +130,6 @@ impl RankTrainer {
             let took = started.elapsed();
             let comm = self.groups.stats();
             let comm = (comm.0 - comm_before.0, comm.1 - comm_before.1);
-            last_loss = Some(outcome.loss);
             step += 1;
             let eval_every = self.plan.train.eval_every;
             let eval_loss = if (eval_every > 0 && step.is_multiple_of(eval_every)) || step == steps
@@ -160,7 +156,6 @@ impl RankTrainer {
         }
         Ok(RankOutcome {
             next_step: step,
-            last_loss,
             interrupted,
         })
     }
@@ -278,14 +273,5 @@ impl RankTrainer {
         }
         self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
         Ok((sums[1] > 0.0).then(|| sums[0] / sums[1]))
-    }
-
-    /// This rank's current weights (for tests and export).
-    pub fn params(&self) -> Vec<f32> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .params
-            .clone()
     }
 }

@@ -13,7 +13,8 @@
 //!
 //! Queries are processed `ROW_TILE` rows at a time against `KEY_TILE` keys
 //! with an online softmax, so no `m × n` score matrix is ever formed; a
-//! `ROW_TILE × KEY_TILE` score tile lives on the stack (32 KiB, L1-resident).
+//! `ROW_TILE × KEY_TILE` score tile (32 KiB, L1-resident) lives in per-thread
+//! scratch.
 //! The products inside a tile are the register-blocked loops of
 //! [`attention_tile`](super::attention_tile): K (and, for the backward, V) is
 //! transposed once per call into per-thread scratch, every other operand is
@@ -28,14 +29,36 @@ use std::cell::RefCell;
 use super::attention_tile::{
     Bounds, Fused, Lhs, MIN_W, MulAdd, Out, Rhs, Unfused, block_rows, pack_transposed_tiles,
 };
+use super::fast_math::exp as fast_exp;
 use super::rowops::{dot, exp_scaled_sum, row_max, scale_in_place, softmax_grad_row};
 
 const ROW_TILE: usize = 64;
 const KEY_TILE: usize = 128;
 
+/// One thread's working memory, reused from call to call: the packed Kᵀ and
+/// Vᵀ tiles and two `ROW_TILE × KEY_TILE` score tiles.
+struct Scratch {
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+    tile_a: Vec<f32>,
+    tile_b: Vec<f32>,
+}
+
 thread_local! {
-    /// This thread's transposed K and V tiles, reused from call to call.
-    static PACKED: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            kt: Vec::new(),
+            vt: Vec::new(),
+            tile_a: Vec::new(),
+            tile_b: Vec::new(),
+        })
+    };
+}
+
+/// A score tile from `buf`, allocated on a thread's first call only.
+fn tile(buf: &mut Vec<f32>) -> &mut [f32] {
+    buf.resize(ROW_TILE * KEY_TILE, 0.0);
+    buf
 }
 
 /// Which keys each query row sees.
@@ -229,12 +252,19 @@ fn tile_t_times<M: MulAdd, const W: usize>(
     );
 }
 
-/// The forward of one slab given K packed by [`pack_transposed_tiles`].
+/// The forward of one slab.
 #[inline(always)]
-fn forward_slab<M: MulAdd, const W: usize>(s: Slab, kt: &[f32], out: &mut [f32], lse: &mut [f32]) {
+fn forward_slab<M: MulAdd, const W: usize>(
+    s: Slab,
+    scratch: &mut Scratch,
+    out: &mut [f32],
+    lse: &mut [f32],
+) {
     let Dims { m, d, .. } = s.dims;
+    let kt = &mut scratch.kt;
+    pack_transposed_tiles(s.k, d, KEY_TILE, kt);
+    let scores = tile(&mut scratch.tile_a);
     let scale = s.scale;
-    let mut scores = [0.0f32; ROW_TILE * KEY_TILE];
     let mut run_max = [0.0f32; ROW_TILE];
     let mut row_sum = [0.0f32; ROW_TILE];
     for i0 in (0..m).step_by(ROW_TILE) {
@@ -248,7 +278,7 @@ fn forward_slab<M: MulAdd, const W: usize>(s: Slab, kt: &[f32], out: &mut [f32],
         for j0 in (0..kv_end).step_by(KEY_TILE) {
             let bc = KEY_TILE.min(kv_end - j0);
             let kt_tile = &kt[j0 * d..(j0 + KEY_TILE) * d];
-            score_tile::<M, W>(&s, q_blk, kt_tile, (i0, br), (j0, bc), &mut scores);
+            score_tile::<M, W>(&s, q_blk, kt_tile, (i0, br), (j0, bc), scores);
             for r in 0..br {
                 let visible = s.tile_keys(i0 + r, j0, bc);
                 let s_row = &mut scores[r * KEY_TILE..r * KEY_TILE + bc];
@@ -259,7 +289,7 @@ fn forward_slab<M: MulAdd, const W: usize>(s: Slab, kt: &[f32], out: &mut [f32],
                 // scale > 0, so the max of the scaled row is the scaled max.
                 let tile_max = scale * row_max(&s_row[..visible]);
                 let new_max = run_max[r].max(tile_max);
-                let correction = (run_max[r] - new_max).exp();
+                let correction = fast_exp(run_max[r] - new_max);
                 let sum = exp_scaled_sum(&mut s_row[..visible], scale, new_max);
                 s_row[visible..].fill(0.0);
                 row_sum[r] = row_sum[r] * correction + sum;
@@ -269,7 +299,7 @@ fn forward_slab<M: MulAdd, const W: usize>(s: Slab, kt: &[f32], out: &mut [f32],
                 }
             }
             let v_tile = &s.v[j0 * d..(j0 + bc) * d];
-            tile_times::<M, W>(&s, &scores, v_tile, (i0, br), (j0, bc), out_blk);
+            tile_times::<M, W>(&s, scores, v_tile, (i0, br), (j0, bc), out_blk);
         }
         for r in 0..br {
             let o = &mut out_blk[r * d..(r + 1) * d];
@@ -294,12 +324,19 @@ struct Grads<'a> {
     dv: &'a mut [f32],
 }
 
-/// The backward of one slab given K and V packed by [`pack_transposed_tiles`].
+/// The backward of one slab.
 #[inline(always)]
-fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, kt: &[f32], vt: &[f32]) {
+fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, scratch: &mut Scratch) {
     let Dims { m, d, .. } = s.dims;
-    let mut probs = [0.0f32; ROW_TILE * KEY_TILE];
-    let mut dscores = [0.0f32; ROW_TILE * KEY_TILE];
+    let Scratch {
+        kt,
+        vt,
+        tile_a,
+        tile_b,
+    } = scratch;
+    pack_transposed_tiles(s.k, d, KEY_TILE, kt);
+    pack_transposed_tiles(s.v, d, KEY_TILE, vt);
+    let (probs, dscores) = (tile(tile_a), tile(tile_b));
     let mut row_dot = [0.0f32; ROW_TILE];
     for i0 in (0..m).step_by(ROW_TILE) {
         let br = ROW_TILE.min(m - i0);
@@ -315,15 +352,8 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, kt: &[f32], vt: &
             let bc = KEY_TILE.min(kv_end - j0);
             let keys = j0 * d..(j0 + bc) * d;
             let packed = j0 * d..(j0 + KEY_TILE) * d;
-            score_tile::<M, W>(
-                &s,
-                q_blk,
-                &kt[packed.clone()],
-                (i0, br),
-                (j0, bc),
-                &mut probs,
-            );
-            score_tile::<M, W>(&s, dout_blk, &vt[packed], (i0, br), (j0, bc), &mut dscores);
+            score_tile::<M, W>(&s, q_blk, &kt[packed.clone()], (i0, br), (j0, bc), probs);
+            score_tile::<M, W>(&s, dout_blk, &vt[packed], (i0, br), (j0, bc), dscores);
             for (r, &dot_r) in row_dot[..br].iter().enumerate() {
                 let visible = s.tile_keys(i0 + r, j0, bc);
                 let row_lse = g.lse[i0 + r];
@@ -343,7 +373,7 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, kt: &[f32], vt: &
             let (tile_rows, tile_keys) = ((i0, br), (j0, bc));
             tile_t_times::<M, W>(
                 &s,
-                &probs,
+                probs,
                 dout_blk,
                 tile_rows,
                 tile_keys,
@@ -351,13 +381,13 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, kt: &[f32], vt: &
             );
             tile_times::<M, W>(
                 &s,
-                &dscores,
+                dscores,
                 &s.k[keys.clone()],
                 tile_rows,
                 tile_keys,
                 &mut g.dq[rows.clone()],
             );
-            tile_t_times::<M, W>(&s, &dscores, q_blk, tile_rows, tile_keys, &mut g.dk[keys]);
+            tile_t_times::<M, W>(&s, dscores, q_blk, tile_rows, tile_keys, &mut g.dk[keys]);
         }
     }
 }
@@ -390,12 +420,12 @@ macro_rules! per_isa {
     }};
 }
 
-fn forward_per_isa(s: Slab, kt: &[f32], out: &mut [f32], lse: &mut [f32]) {
-    per_isa!(|s: Slab, kt: &[f32], out: &mut [f32], lse: &mut [f32]| forward_slab)
+fn forward_per_isa(s: Slab, scratch: &mut Scratch, out: &mut [f32], lse: &mut [f32]) {
+    per_isa!(|s: Slab, scratch: &mut Scratch, out: &mut [f32], lse: &mut [f32]| forward_slab)
 }
 
-fn backward_per_isa(s: Slab, g: Grads, kt: &[f32], vt: &[f32]) {
-    per_isa!(|s: Slab, g: Grads, kt: &[f32], vt: &[f32]| backward_slab)
+fn backward_per_isa(s: Slab, g: Grads, scratch: &mut Scratch) {
+    per_isa!(|s: Slab, g: Grads, scratch: &mut Scratch| backward_slab)
 }
 
 /// Forward on one slab: writes `out [m, d]` and `lse [m]`.
@@ -421,11 +451,7 @@ pub fn attention_block_forward(
         scale,
         mask,
     };
-    PACKED.with(|packed| {
-        let (kt, _) = &mut *packed.borrow_mut();
-        pack_transposed_tiles(k, dims.d, KEY_TILE, kt);
-        forward_per_isa(slab, kt, out, lse);
-    });
+    SCRATCH.with(|scratch| forward_per_isa(slab, &mut scratch.borrow_mut(), out, lse));
 }
 
 /// Backward on one slab. `out`, `lse` are the FINAL (merged) forward
@@ -470,10 +496,5 @@ pub fn attention_block_backward(
         dk,
         dv,
     };
-    PACKED.with(|packed| {
-        let (kt, vt) = &mut *packed.borrow_mut();
-        pack_transposed_tiles(k, d, KEY_TILE, kt);
-        pack_transposed_tiles(v, d, KEY_TILE, vt);
-        backward_per_isa(slab, grads, kt, vt);
-    });
+    SCRATCH.with(|scratch| backward_per_isa(slab, grads, &mut scratch.borrow_mut()));
 }

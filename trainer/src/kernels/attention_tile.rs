@@ -116,9 +116,16 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
         (rows - 1) * c.row_stride + cols_max <= c.data.len(),
         "out too short"
     );
+    // One 16-wide vector per row leaves too few independent accumulators
+    // in a 4-row block for AVX-512's two FMA pipes; take 8 rows there.
+    let rows_per_block = if W > MIN_W && cols_max <= MIN_W {
+        2 * R
+    } else {
+        R
+    };
     let mut i = 0;
     while i < rows {
-        let take = R.min(rows - i);
+        let take = rows_per_block.min(rows - i);
         let (k, cols) = extent(i, i + take - 1);
         assert!(k.end <= k_max && k.start <= k.end && cols <= cols_max);
         let at = BlockAt {
@@ -134,22 +141,40 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
         };
         // SAFETY: rows i..i+take, k in k.start..k.end ≤ k_max and columns
         // below cols ≤ cols_max are inside the extents asserted above.
-        unsafe {
-            if take == R {
-                row_block::<M, R, W>(&at, cols);
+        unsafe { rows_block::<M, W>(&at, take, cols) };
+        i += take;
+    }
+}
+
+/// `take` rows from `at`: 8 at once when `take` is 8, else blocks of [`R`]
+/// and single rows.
+///
+/// # Safety
+/// As for [`row_block`], for rows `0..take`.
+#[inline(always)]
+unsafe fn rows_block<M: MulAdd, const W: usize>(at: &BlockAt, take: usize, cols: usize) {
+    const R2: usize = 2 * R;
+    // SAFETY (all calls): forwarded from the caller.
+    unsafe {
+        if take == R2 {
+            return row_block::<M, R2, W>(at, cols);
+        }
+        let mut r = 0;
+        while r < take {
+            let from_r = BlockAt {
+                a: at.a.add(r * at.a_rs),
+                c: at.c.add(r * at.c_rs),
+                k: at.k.clone(),
+                ..*at
+            };
+            if r + R <= take {
+                row_block::<M, R, W>(&from_r, cols);
+                r += R;
             } else {
-                for r in 0..take {
-                    let one = BlockAt {
-                        a: at.a.add(r * at.a_rs),
-                        c: at.c.add(r * at.c_rs),
-                        k: at.k.clone(),
-                        ..at
-                    };
-                    row_block::<M, 1, W>(&one, cols);
-                }
+                row_block::<M, 1, W>(&from_r, cols);
+                r += 1;
             }
         }
-        i += take;
     }
 }
 
@@ -235,18 +260,47 @@ unsafe fn micro<M: MulAdd, const RR: usize, const WW: usize>(at: &BlockAt, j: us
 /// Transposes `rows [n, d]` into tiles of `tile` rows: tile `t` is
 /// `[d, tile]` at `t·d·tile`, element `(c, j) = rows[(t·tile + j)·d + c]`,
 /// zero past row `n`. `packed` is resized (reusing its capacity).
+#[inline(always)]
 pub(super) fn pack_transposed_tiles(rows: &[f32], d: usize, tile: usize, packed: &mut Vec<f32>) {
     let n = rows.len() / d;
     packed.resize(n.div_ceil(tile) * d * tile, 0.0);
     for (src, dst) in rows.chunks(tile * d).zip(packed.chunks_exact_mut(d * tile)) {
         let keys = src.len() / d;
-        // Column by column: strided loads, contiguous stores.
-        for (c, dst_row) in dst.chunks_exact_mut(tile).enumerate() {
-            let (live, pad) = dst_row.split_at_mut(keys);
-            for (x, key) in live.iter_mut().zip(src[c..].iter().step_by(d)) {
-                *x = *key;
+        let (full_keys, full_cols) = (keys / T8 * T8, d / T8 * T8);
+        for j in (0..full_keys).step_by(T8) {
+            for c in (0..full_cols).step_by(T8) {
+                transpose_8x8(&src[j * d + c..], d, &mut dst[c * tile + j..], tile);
             }
-            pad.fill(0.0);
+            for c in full_cols..d {
+                for jj in j..j + T8 {
+                    dst[c * tile + jj] = src[jj * d + c];
+                }
+            }
+        }
+        for (c, dst_row) in dst.chunks_exact_mut(tile).enumerate() {
+            for jj in full_keys..keys {
+                dst_row[jj] = src[jj * d + c];
+            }
+            dst_row[keys..].fill(0.0);
+        }
+    }
+}
+
+/// Side of the blocks [`pack_transposed_tiles`] moves through registers.
+const T8: usize = 8;
+
+/// `dst[c·dst_stride + j] = src[j·src_stride + c]` for `j, c < 8`: eight
+/// contiguous loads, eight contiguous stores (no strided scalar traffic).
+#[inline(always)]
+fn transpose_8x8(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+    let mut block = [[0.0f32; T8]; T8];
+    for (j, row) in block.iter_mut().enumerate() {
+        row.copy_from_slice(&src[j * src_stride..][..T8]);
+    }
+    for c in 0..T8 {
+        let out = &mut dst[c * dst_stride..][..T8];
+        for (j, x) in out.iter_mut().enumerate() {
+            *x = block[j][c];
         }
     }
 }
@@ -279,11 +333,21 @@ mod tests {
     }
 
     /// Transposed and plain `A`, overwrite and accumulate, row counts around
-    /// the row block and column counts around both vector widths; f32 sums
+    /// both row blocks (4, and 8 for one-vector columns) and column counts
+    /// around both vector widths; f32 sums
     /// of at most 40 terms of size ≤ 1.7² agree with f64 to 1e-5 relative.
     #[test]
     fn products_match_a_plain_f64_loop() {
-        for (rows, kdim, cols) in [(1, 1, 1), (3, 5, 7), (4, 40, 16), (9, 17, 33), (6, 8, 50)] {
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 40, 16),
+            (9, 17, 33),
+            (6, 8, 50),
+            (17, 9, 16),
+            (8, 3, 13),
+        ];
+        for (rows, kdim, cols) in shapes {
             for transposed in [false, true] {
                 for accumulate in [false, true] {
                     let a_data = values(1, rows * kdim);
@@ -385,12 +449,20 @@ mod tests {
 
     #[test]
     fn packed_tiles_hold_the_transpose_padded_with_zeros() {
-        let (n, d, tile) = (5, 3, 4);
+        // Small shapes take the scalar path only; 21 × 19 in tiles of 16 also
+        // takes full 8 × 8 blocks with key and column remainders.
+        for (n, d, tile) in [(5, 3, 4), (21, 19, 16), (16, 8, 16)] {
+            check_packing(n, d, tile);
+        }
+    }
+
+    fn check_packing(n: usize, d: usize, tile: usize) {
         let rows = values(6, n * d);
-        let mut packed = vec![9.0; 100];
+        let mut packed = vec![9.0; 1000];
         pack_transposed_tiles(&rows, d, tile, &mut packed);
-        assert_eq!(packed.len(), 2 * d * tile);
-        for t in 0..2 {
+        let tiles = n.div_ceil(tile);
+        assert_eq!(packed.len(), tiles * d * tile);
+        for t in 0..tiles {
             for c in 0..d {
                 for j in 0..tile {
                     let key = t * tile + j;

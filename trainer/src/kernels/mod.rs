@@ -27,6 +27,7 @@
 mod attention_batched;
 mod attention_block;
 mod attention_merge;
+mod attention_tile;
 mod config;
 mod cpu;
 mod cross_entropy;
@@ -39,6 +40,8 @@ mod rowops;
 mod simd;
 mod threads;
 
+#[cfg(test)]
+mod attention_wide_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]

@@ -193,13 +193,8 @@ impl Attention for UlyssesAttention {
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-        ];
-        let call = CpCall::new("a2a", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        shape.check_forward(q, k, v, out, lse)?;
+        let call = CpCall::new("a2a", &*self.group, shape)?;
         let d = shape.head_dim;
         if call.layout.cp == 1 {
             single_rank_kernel(&call, d, self.causal).forward(&self.threads, q, k, v, out, lse);
@@ -237,17 +232,8 @@ impl Attention for UlyssesAttention {
         dk: &mut [f32],
         dv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-            ("dout", dout.len()),
-            ("dq", dq.len()),
-            ("dk", dk.len()),
-            ("dv", dv.len()),
-        ];
-        let call = CpCall::new("a2a", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
+        let call = CpCall::new("a2a", &*self.group, shape)?;
         let d = shape.head_dim;
         if call.layout.cp == 1 {
             dq.fill(0.0);

@@ -98,19 +98,8 @@ impl Attention for AllGatherAttention {
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-        ];
-        let call = CpCall::new(
-            "all_gather",
-            &*self.group,
-            shape,
-            &tensors,
-            &[("lse", lse.len())],
-        )?;
+        shape.check_forward(q, k, v, out, lse)?;
+        let call = CpCall::new("all_gather", &*self.group, shape)?;
         if call.layout.cp == 1 {
             single_rank_kernel(&call, shape.head_dim, self.causal).forward(
                 &self.threads,
@@ -142,23 +131,8 @@ impl Attention for AllGatherAttention {
         dk: &mut [f32],
         dv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-            ("dout", dout.len()),
-            ("dq", dq.len()),
-            ("dk", dk.len()),
-            ("dv", dv.len()),
-        ];
-        let call = CpCall::new(
-            "all_gather",
-            &*self.group,
-            shape,
-            &tensors,
-            &[("lse", lse.len())],
-        )?;
+        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
+        let call = CpCall::new("all_gather", &*self.group, shape)?;
         let d = shape.head_dim;
         dq.fill(0.0);
         if call.layout.cp == 1 {

@@ -21,32 +21,13 @@ pub(super) struct CpCall {
 }
 
 impl CpCall {
-    /// Checks every buffer against `shape` (`[batch, n_head, len, head_dim]`
-    /// for `tensors`, `[batch, n_head, len]` for `rows`) and that the local
-    /// rows split into two zigzag halves.
+    /// The geometry of a call whose buffers were checked against `shape`;
+    /// fails if the local rows do not split into two zigzag halves.
     pub fn new(
         strategy: &'static str,
         group: &dyn ProcessGroup,
         shape: AttnShape,
-        tensors: &[(&'static str, usize)],
-        rows: &[(&'static str, usize)],
     ) -> Result<Self, AttentionError> {
-        let expected = |per_row: usize| shape.batch * shape.n_head * shape.len * per_row;
-        let checks = tensors
-            .iter()
-            .map(|&(b, n)| (b, n, expected(shape.head_dim)));
-        for (buffer, actual, expected) in
-            checks.chain(rows.iter().map(|&(b, n)| (b, n, expected(1))))
-        {
-            if actual != expected {
-                return Err(AttentionError::Shape {
-                    buffer,
-                    actual,
-                    expected,
-                    shape,
-                });
-            }
-        }
         let cp = group.size();
         if cp > 1 && !shape.len.is_multiple_of(2) {
             return Err(AttentionError::Unsupported {

@@ -31,33 +31,6 @@ fn causal_call(shape: AttnShape) -> BatchedAttention {
     }
 }
 
-/// Checks each `(name, buffer length)` against the shape's sizes.
-fn check(
-    shape: AttnShape,
-    qkv: &[(&'static str, usize)],
-    lse: usize,
-) -> Result<(), AttentionError> {
-    let expected_of = |name: &'static str| {
-        if name == "lse" {
-            shape.lse_len()
-        } else {
-            shape.qkv_len()
-        }
-    };
-    for &(buffer, actual) in qkv.iter().chain(&[("lse", lse)]) {
-        let expected = expected_of(buffer);
-        if actual != expected {
-            return Err(AttentionError::Shape {
-                buffer,
-                actual,
-                expected,
-                shape,
-            });
-        }
-    }
-    Ok(())
-}
-
 impl Attention for LocalAttention {
     fn name(&self) -> &str {
         "local"
@@ -72,16 +45,7 @@ impl Attention for LocalAttention {
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
-        check(
-            shape,
-            &[
-                ("q", q.len()),
-                ("k", k.len()),
-                ("v", v.len()),
-                ("out", out.len()),
-            ],
-            lse.len(),
-        )?;
+        shape.check_forward(q, k, v, out, lse)?;
         self.kernels
             .attention_forward(&causal_call(shape), q, k, v, out, lse);
         Ok(())
@@ -100,17 +64,7 @@ impl Attention for LocalAttention {
         dk: &mut [f32],
         dv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let buffers = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-            ("dout", dout.len()),
-            ("dq", dq.len()),
-            ("dk", dk.len()),
-            ("dv", dv.len()),
-        ];
-        check(shape, &buffers, lse.len())?;
+        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
         for g in [&mut *dq, &mut *dk, &mut *dv] {
             g.fill(0.0);
         }

@@ -43,6 +43,69 @@ impl AttnShape {
     pub fn lse_len(&self) -> usize {
         self.batch * self.n_head * self.len
     }
+
+    /// Checks the buffers of an [`Attention::forward`] call.
+    pub fn check_forward(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+    ) -> Result<(), AttentionError> {
+        let tensors = [("q", q), ("k", k), ("v", v), ("out", out)];
+        self.check(&tensors, lse)
+    }
+
+    /// Checks the buffers of an [`Attention::backward`] call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_backward(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &[f32],
+        dk: &[f32],
+        dv: &[f32],
+    ) -> Result<(), AttentionError> {
+        let tensors = [
+            ("q", q),
+            ("k", k),
+            ("v", v),
+            ("out", out),
+            ("dout", dout),
+            ("dq", dq),
+            ("dk", dk),
+            ("dv", dv),
+        ];
+        self.check(&tensors, lse)
+    }
+
+    /// `tensors` must hold [`Self::qkv_len`] elements each, `lse` [`Self::lse_len`].
+    fn check(&self, tensors: &[(&'static str, &[f32])], lse: &[f32]) -> Result<(), AttentionError> {
+        let expected = |name| {
+            if name == "lse" {
+                self.lse_len()
+            } else {
+                self.qkv_len()
+            }
+        };
+        for &(buffer, data) in tensors.iter().chain(&[("lse", lse)]) {
+            let expected = expected(buffer);
+            if data.len() != expected {
+                return Err(AttentionError::Shape {
+                    buffer,
+                    actual: data.len(),
+                    expected,
+                    shape: *self,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why an attention call failed.

@@ -108,13 +108,8 @@ impl Attention for RingAttention {
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-        ];
-        let call = CpCall::new("p2p", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        shape.check_forward(q, k, v, out, lse)?;
+        let call = CpCall::new("p2p", &*self.group, shape)?;
         let (p, r, n) = (self.group.size(), call.rank, q.len());
         let (prev, next) = self.neighbours();
         let mut kv = [k, v].concat();
@@ -157,17 +152,8 @@ impl Attention for RingAttention {
         dk: &mut [f32],
         dv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let tensors = [
-            ("q", q.len()),
-            ("k", k.len()),
-            ("v", v.len()),
-            ("out", out.len()),
-            ("dout", dout.len()),
-            ("dq", dq.len()),
-            ("dk", dk.len()),
-            ("dv", dv.len()),
-        ];
-        let call = CpCall::new("p2p", &*self.group, shape, &tensors, &[("lse", lse.len())])?;
+        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
+        let call = CpCall::new("p2p", &*self.group, shape)?;
         let (p, r, n) = (self.group.size(), call.rank, q.len());
         let (prev, next) = self.neighbours();
         let d = shape.head_dim;

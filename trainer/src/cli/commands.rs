@@ -1,7 +1,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use appctx::{CancellationToken, ContextBuilder, Environment, PreparedContext};
+use appctx::{CancellationToken, ContextBuilder, Environment};
 
 use super::{Cli, Command, RunArgs, build_environment};
 use crate::checkpoint::import_hf_gpt2;
@@ -24,7 +24,7 @@ pub fn execute(cli: Cli) -> Result<(), CommandError> {
             Ok(())
         }
         Command::Components => {
-            let prepared = prepare(env, None)?;
+            let prepared = context_builder(env).prepare()?;
             print!("{}", prepared.condition_report());
             Ok(())
         }
@@ -34,15 +34,9 @@ pub fn execute(cli: Cli) -> Result<(), CommandError> {
     }
 }
 
-fn prepare(
-    env: Environment,
-    options: Option<RunOptions>,
-) -> Result<PreparedContext, appctx::Error> {
-    let mut builder = ContextBuilder::new().name("cptrain").environment(env);
-    if let Some(options) = options {
-        builder = builder.instance(Arc::new(options));
-    }
-    builder.prepare()
+/// The process context of every command, before anything run-specific.
+fn context_builder(env: Environment) -> ContextBuilder {
+    ContextBuilder::new().name("cptrain").environment(env)
 }
 
 /// The plan as the run would compute it, from the bound sections alone.
@@ -69,7 +63,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
 
 fn check(env: Environment) -> Result<(), CommandError> {
     let plan = plan_of(&env)?;
-    let prepared = prepare(env, None)?;
+    let prepared = context_builder(env).prepare()?;
     let data: DataConfig = prepared.environment().bind("data")?;
     let source = open_data_source(&data, &plan.model, plan.train.seed)?;
     if let Some(init) = &plan.model.init {
@@ -85,7 +79,7 @@ fn check(env: Environment) -> Result<(), CommandError> {
     }
     writeln!(
         out,
-        "\nOK: configuration and wiring are valid; nothing was run."
+        "\nOK: configuration, wiring, data and initial weights are valid; nothing was trained."
     )?;
     print!("{out}");
     Ok(())
@@ -111,9 +105,7 @@ fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
     };
     let token = CancellationToken::new();
     let _signals = appctx::signals::cancel_on_signals(&token)?;
-    let context = ContextBuilder::new()
-        .name("cptrain")
-        .environment(env)
+    let context = context_builder(env)
         .instance(Arc::new(options))
         .shutdown_token(token)
         .prepare()?

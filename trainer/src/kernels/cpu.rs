@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 
 use super::{
-    BatchedAttention, LossSum, TargetOutOfRange, Threads, check_targets, cross_entropy, gelu, gemm,
-    layernorm, residual,
+    BatchedAttention, HeadLayout, LossSum, TargetOutOfRange, Threads, check_targets, cross_entropy,
+    gelu, gemm, heads, layernorm, residual,
 };
 
 /// Every numeric kernel the model and the attention strategies call.
@@ -92,6 +92,28 @@ pub trait Kernels: Send + Sync {
 
     /// `out = a + b`.
     fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]);
+
+    /// Head-major `dst` = the heads at column `col0` of the `width`-wide
+    /// token-major `src` (see [`HeadLayout`]).
+    fn split_heads(
+        &self,
+        layout: &HeadLayout,
+        src: &[f32],
+        width: usize,
+        col0: usize,
+        dst: &mut [f32],
+    );
+
+    /// The inverse of [`Kernels::split_heads`]: writes the head-major `src`
+    /// into columns `col0..` of the token-major `dst`, leaving the others.
+    fn merge_heads(
+        &self,
+        layout: &HeadLayout,
+        src: &[f32],
+        dst: &mut [f32],
+        width: usize,
+        col0: usize,
+    );
 
     /// Per-row log-sum-exp into `lse`; the summed loss of counted targets.
     fn cross_entropy_forward(
@@ -339,6 +361,39 @@ impl Kernels for CpuKernels {
         self.split(out, |start, out| {
             let end = start + out.len();
             residual::residual_add(&a[start..end], &b[start..end], out)
+        });
+    }
+
+    fn split_heads(
+        &self,
+        layout: &HeadLayout,
+        src: &[f32],
+        width: usize,
+        col0: usize,
+        dst: &mut [f32],
+    ) {
+        heads::check_split(layout, src, width, col0, dst);
+        let block = layout.head_block();
+        let per_part = self.rows_per_part(layout.batch * layout.n_head, block);
+        self.threads
+            .for_each_chunk(dst, per_part * block, |i, part| {
+                heads::split_heads(layout, src, width, col0, i * per_part, part)
+            });
+    }
+
+    fn merge_heads(
+        &self,
+        layout: &HeadLayout,
+        src: &[f32],
+        dst: &mut [f32],
+        width: usize,
+        col0: usize,
+    ) {
+        heads::check_split(layout, dst, width, col0, src);
+        let seq = layout.len * width;
+        let per_part = self.rows_per_part(layout.batch, seq);
+        self.threads.for_each_chunk(dst, per_part * seq, |i, part| {
+            heads::merge_heads(layout, src, part, width, col0, i * per_part)
         });
     }
 

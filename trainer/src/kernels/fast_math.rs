@@ -1,8 +1,8 @@
-//! `exp` and `tanh` in branch-free f32 arithmetic that LLVM vectorizes.
+//! `exp` in branch-free f32 arithmetic that LLVM vectorizes.
 //!
-//! libm's `expf`/`tanhf` are scalar calls; in attention, GELU and
-//! cross-entropy they were over a third of a training step. These versions
-//! use only `+ − × ÷`, comparisons and bit casts, so a loop over a slice
+//! libm's `expf` is a scalar call; in attention, GELU and
+//! cross-entropy it was over a third of a training step. This version
+//! uses only `+ − × ÷`, comparisons and bit casts, so a loop over a slice
 //! becomes SIMD code (see [`simd_dispatch!`](super::simd::simd_dispatch)).
 //!
 //! * [`exp`]: range reduction `x = n·ln2 + r`, `|r| ≤ ln2/2` (ln2 split in two
@@ -11,8 +11,6 @@
 //!   Relative error ≤ 2 ulp for results above `f32::MIN_POSITIVE`; inputs
 //!   below −87.3 give 0 (no subnormals), inputs above 88 give `exp(88)`;
 //!   NaN gives NaN.
-//! * [`tanh`]: an odd polynomial for `|x| < 0.625` (Cephes `tanhf`), else
-//!   `1 − 2/(e^{2|x|} + 1)` with the sign restored. Error ≤ 3 ulp.
 //!
 //! Bounds are checked against f64 on dense grids in the tests.
 
@@ -54,25 +52,6 @@ pub fn exp(x: f32) -> f32 {
     let pow2 = f32::from_bits(biased << 23);
     let y = er * pow2;
     if x < EXP_LO { 0.0 } else { y }
-}
-
-/// `tanh(x)` (see the module docs for accuracy).
-#[inline(always)]
-pub fn tanh(x: f32) -> f32 {
-    let a = x.abs();
-    // Small |x|: odd polynomial, no cancellation.
-    let z = x * x;
-    let mut p = -5.704_988_7e-3_f32;
-    p = p * z + 2.063_909e-2;
-    p = p * z - 5.373_971_6e-2;
-    p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328e-1;
-    let small = p * z * x + x;
-    // Larger |x|: 1 − 2/(e^{2|x|} + 1), saturating to 1 (exp clamps at 88).
-    let e = exp(2.0 * a);
-    let large = 1.0 - 2.0 / (e + 1.0);
-    let large = f32::from_bits(large.to_bits() | (x.to_bits() & 0x8000_0000));
-    if a < 0.625 { small } else { large }
 }
 
 #[cfg(test)]
@@ -121,20 +100,5 @@ mod tests {
         assert_eq!(exp(f32::INFINITY), exp(88.0));
         assert!(exp(88.0).is_finite() && exp(88.0) > 1e38);
         assert!(exp(f32::NAN).is_nan());
-    }
-
-    #[test]
-    fn tanh_is_within_3_ulp_of_f64_and_odd() {
-        let worst = grid(-12.0, 12.0, 2_000_000)
-            .chain(grid(-1e-3, 1e-3, 20_000))
-            .map(|x| (ulps(tanh(x), (x as f64).tanh()), x))
-            .max_by_key(|&(u, _)| u)
-            .unwrap();
-        assert!(worst.0 <= 3, "worst {} ulp at x = {}", worst.0, worst.1);
-        for x in [0.1f32, 0.7, 3.0, 20.0, 1e4] {
-            assert_eq!(tanh(-x), -tanh(x));
-        }
-        assert_eq!(tanh(f32::INFINITY), 1.0);
-        assert_eq!(tanh(0.0), 0.0);
     }
 }

@@ -1,14 +1,11 @@
-//! Matrix products, through `matrixmultiply`'s sgemm.
+//! Matrix products, through the `gemm` crate's f32 kernels.
 //!
-//! Why `matrixmultiply` and not `gemm` 0.19: on this project's machine
-//! (2 vCPU Intel Xeon with AVX-512, measured 2026, release, best of 7; table in
-//! the [`kernels`](super) module docs) `matrixmultiply` 0.3.11 reached 145-168 GFLOP/s on one
-//! thread for the model's shapes (2048×128 @ 128×{256,384,512}, 2048×512 @
-//! 512×128, 2048×256 @ 256×{256,768,1024}) against 69-106 GFLOP/s for `gemm`
-//! 0.19, whose AVX-512 kernels need a nightly feature. `matrixmultiply` is
-//! also the lighter build. Its own threading reads a process-wide variable,
-//! so it is used single-threaded and the kernels split the output rows over
-//! the rank's [`Threads`] instead.
+//! `gemm` 0.19 is built with its `x86-v4` feature: AVX-512 micro-kernels,
+//! chosen at run time (AVX2/FMA and scalar kernels remain for other CPUs).
+//! On stable Rust ≥ 1.89 that feature needs no nightly. The measurements
+//! behind the choice are in the [`kernels`](super) module docs. Each call runs
+//! single-threaded; the kernels split the output rows over the rank's
+//! [`Threads`] instead of handing `gemm` a thread pool.
 //!
 //! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
 //! layout `[in, out]`, so a linear layer is `y = x·W + b`.
@@ -108,24 +105,32 @@ pub fn gemm_serial(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
         c.iter_mut().for_each(|x| *x *= beta);
         return;
     }
+    // `gemm` computes dst = alpha·dst + beta·lhs·rhs, reading dst only when
+    // asked to.
+    let accumulate = beta != 0.0;
     // SAFETY: the asserts above keep every element the strides reach inside
     // the borrowed slices, and `c` is exclusively borrowed.
     unsafe {
-        matrixmultiply::sgemm(
+        gemm::gemm(
             m,
-            k,
             n,
-            1.0,
-            a.data.as_ptr(),
-            a.row_stride as isize,
-            a.col_stride as isize,
-            b.data.as_ptr(),
-            b.row_stride as isize,
-            b.col_stride as isize,
-            beta,
+            k,
             c.as_mut_ptr(),
-            n as isize,
             1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            beta,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         );
     }
 }

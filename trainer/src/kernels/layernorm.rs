@@ -12,18 +12,28 @@ pub const LAYERNORM_EPS: f32 = 1e-5;
 
 const LANES: usize = 16;
 
-/// `Σ f(i)` over `0..n` with lane-wise partial sums.
+/// `Σ f(a[i], b[i], c[i])` with lane-wise partial sums (whole 16-element
+/// chunks, then the tail), so the loop vectorizes without reassociation.
 #[inline(always)]
-fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+fn lane_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
-    let whole = n - n % LANES;
-    for i0 in (0..whole).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i0 + l);
+    let (ca, cb, cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    let tails = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .zip(cc.remainder());
+    for ((ca, cb), cc) in ca.zip(cb).zip(cc) {
+        for (s, ((&a, &b), &c)) in acc.iter_mut().zip(ca.iter().zip(cb).zip(cc)) {
+            *s += f(a, b, c);
         }
     }
-    for (l, a) in acc.iter_mut().enumerate().take(n - whole) {
-        *a += f(whole + l);
+    for (s, ((&a, &b), &c)) in acc.iter_mut().zip(tails) {
+        *s += f(a, b, c);
     }
     acc.iter().sum()
 }
@@ -46,8 +56,8 @@ simd_dispatch! {
         assert_eq!(mean.len(), rstd.len());
         let rows = x.chunks_exact(c).zip(out.chunks_exact_mut(c));
         for ((x, y), (mu, rs)) in rows.zip(mean.iter_mut().zip(rstd.iter_mut())) {
-            let m = lane_sum(c, |i| x[i]) / c as f32;
-            let var = lane_sum(c, |i| (x[i] - m) * (x[i] - m)) / c as f32;
+            let m = lane_sum(x, x, x, |x, _, _| x) / c as f32;
+            let var = lane_sum(x, x, x, |x, _, _| (x - m) * (x - m)) / c as f32;
             let s = 1.0 / (var + LAYERNORM_EPS).sqrt();
             for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
                 *y = (x - m) * s * w + b;
@@ -84,13 +94,14 @@ simd_dispatch! {
         for (((dy, x), dx), (&m, &s)) in rows.zip(mean.iter().zip(rstd)) {
             // With xhat = (x − m)·s and g = dy·w:
             // dx = s·(g − mean(g) − xhat·mean(g·xhat)).
-            let g_mean = lane_sum(c, |i| dy[i] * weight[i]) / c as f32;
-            let gx_mean = lane_sum(c, |i| dy[i] * weight[i] * (x[i] - m) * s) / c as f32;
-            for i in 0..c {
-                let xhat = (x[i] - m) * s;
-                dbias[i] += dy[i];
-                dweight[i] += dy[i] * xhat;
-                dx[i] += s * (dy[i] * weight[i] - g_mean - xhat * gx_mean);
+            let g_mean = lane_sum(dy, weight, weight, |dy, w, _| dy * w) / c as f32;
+            let gx_mean = lane_sum(dy, weight, x, |dy, w, x| dy * w * (x - m) * s) / c as f32;
+            let rows = dbias.iter_mut().zip(dweight.iter_mut()).zip(dx.iter_mut());
+            for (((db, dw), dx), ((&dy, &x), &w)) in rows.zip(dy.iter().zip(x).zip(weight)) {
+                let xhat = (x - m) * s;
+                *db += dy;
+                *dw += dy * xhat;
+                *dx += s * (dy * w - g_mean - xhat * gx_mean);
             }
         }
     }

@@ -5,24 +5,29 @@
 //! implementation ([`CpuKernels`]) as a whole. Parallel kernels run on the
 //! rank's own [`Threads`], never on rayon's global pool.
 //!
-//! # GEMM choice (measured 2026, this project's 2-vCPU Intel Xeon, AVX-512)
+//! # GEMM choice (measured 2026-11, this project's 2-vCPU Intel Xeon, AVX-512)
 //!
-//! Release build, best of 7, GFLOP/s; A^T = A read transposed (weight grads).
+//! Release build, one thread, best of 40 (5 for the 124M shapes), GFLOP/s;
+//! A^T / B^T = operand read transposed (weight and input gradients). Same
+//! run; MKL (PyTorch) reached 172-182 on the first four shapes.
 //!
-//! | shape (M×K @ K×N)       | gemm 0.19 1T | matrixmultiply 0.3.11 1T | gemm 2T | mm 2T (own threading) |
-//! |-------------------------|-------------:|-------------------------:|--------:|----------------------:|
-//! | 2048×128 @ 128×384      | 100-105      | 156-159                  | 103     | 152                   |
-//! | 2048×128 @ 128×512      | 99-103       | 141-168                  | 103     | 162                   |
-//! | 2048×512 @ 512×128      | 103-106      | 145-147                  | 106     | 150                   |
-//! | 128×2048 @ 2048×384 A^T | 82-88        | 129                      | 76      | 132                   |
-//! | 2048×256 @ 256×768      | 45-74        | 164                      | 79      | 163                   |
-//! | 2048×1024 @ 1024×256    | 104-106      | 109-148                  | 93      | 135                   |
-//! | 256×2048 @ 2048×1024 A^T| 70-94        | 70-140                   | 65      | 111                   |
+//! | shape (M×K @ K×N)           | `gemm` 0.19 `x86-v4` | `matrixmultiply` 0.3.11 |
+//! |-----------------------------|---------------------:|------------------------:|
+//! | 2048×2048 @ 2048×2048       | 155                  | 126                     |
+//! | 2048×128 @ 128×384          | 154                  | 133                     |
+//! | 2048×512 @ 512×128          | 171                  | 125                     |
+//! | 2048×384 @ 384×128 B^T      | 174                  | 131                     |
+//! | 128×2048 @ 2048×384 A^T     | 150                  | 151                     |
+//! | 512×2048 @ 2048×128 A^T     | 148                  | 133                     |
+//! | 2048×1024 @ 1024×256        | 178                  | 146                     |
+//! | 4096×768 @ 768×2304         | 131                  | 94                      |
+//! | 768×4096 @ 4096×2304 A^T    | 133                  | 101                     |
 //!
-//! `matrixmultiply` wins (its AVX-512 kernel is on by default; `gemm`'s needs
-//! nightly). A second thread gives little on this VM, so the default is one
-//! GEMM thread per rank; with more, [`gemm`] splits output rows over the
-//! rank's pool.
+//! `gemm` with its `x86-v4` feature (AVX-512 kernels; stable Rust since 1.89,
+//! chosen at run time) wins by 0-40 %. An earlier measurement without that
+//! feature had `gemm` on its AVX2 kernels at 45-106 and `matrixmultiply`
+//! ahead. Every call is single-threaded; [`gemm`] splits output rows over
+//! the rank's pool.
 
 mod attention_batched;
 mod attention_block;
@@ -34,6 +39,7 @@ mod cross_entropy;
 mod fast_math;
 mod gelu;
 mod gemm;
+mod heads;
 mod layernorm;
 mod residual;
 mod rowops;
@@ -63,6 +69,7 @@ pub use gemm::{
     MatRef, column_sum_into, gemm, gemm_serial, linear_backward, linear_forward,
     tied_head_backward, tied_head_forward,
 };
+pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
 pub use residual::residual_add;
 pub use threads::{Threads, ThreadsError};

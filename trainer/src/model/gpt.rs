@@ -5,12 +5,11 @@
 //! Parameters and gradients are flat slices in [`ParamLayout::gpt2`] order;
 //! gradients ACCUMULATE so micro-batches can be summed.
 
-use super::heads::HeadLayout;
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
 use crate::attention::{Attention, AttnShape};
-use crate::kernels::{Kernels, LossSum, check_targets};
+use crate::kernels::{HeadLayout, Kernels, LossSum, check_targets};
 
 /// One micro-batch: `tokens` and `targets` are `[batch, len]`
 /// (`targets` may hold [`IGNORE_TARGET`](crate::kernels::IGNORE_TARGET));
@@ -159,13 +158,13 @@ impl Gpt {
             t = acts.profile.stop(t, F, Phase::LayerNorm);
             kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut acts.qkv, c, 3 * c);
             t = acts.profile.stop(t, F, Phase::QkvMatmul);
-            heads.split_heads(&acts.qkv, 3 * c, 0, &mut ba.q);
-            heads.split_heads(&acts.qkv, 3 * c, c, &mut ba.k);
-            heads.split_heads(&acts.qkv, 3 * c, 2 * c, &mut ba.v);
+            kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
+            kernels.split_heads(&heads, &acts.qkv, 3 * c, c, &mut ba.k);
+            kernels.split_heads(&heads, &acts.qkv, 3 * c, 2 * c, &mut ba.v);
             t = acts.profile.stop(t, F, Phase::HeadReshape);
             attn.forward(shape, &ba.q, &ba.k, &ba.v, &mut ba.ctx, &mut ba.lse)?;
             t = acts.profile.stop(t, F, Phase::Attention);
-            heads.merge_heads(&ba.ctx, &mut ba.atty, c, 0);
+            kernels.merge_heads(&heads, &ba.ctx, &mut ba.atty, c, 0);
             t = acts.profile.stop(t, F, Phase::HeadReshape);
             kernels.linear_forward(
                 &ba.atty,
@@ -315,16 +314,16 @@ impl Gpt {
                 c,
             );
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
-            heads.split_heads(&a.d_narrow, c, 0, &mut a.d_ctx);
+            kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);
             t = a.profile.stop(t, B, Phase::HeadReshape);
             attn.backward(
                 shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
                 &mut a.dv,
             )?;
             t = a.profile.stop(t, B, Phase::Attention);
-            heads.merge_heads(&a.dq, &mut a.qkv, 3 * c, 0);
-            heads.merge_heads(&a.dk, &mut a.qkv, 3 * c, c);
-            heads.merge_heads(&a.dv, &mut a.qkv, 3 * c, 2 * c);
+            kernels.merge_heads(&heads, &a.dq, &mut a.qkv, 3 * c, 0);
+            kernels.merge_heads(&heads, &a.dk, &mut a.qkv, 3 * c, c);
+            kernels.merge_heads(&heads, &a.dv, &mut a.qkv, 3 * c, 2 * c);
             t = a.profile.stop(t, B, Phase::HeadReshape);
             kernels.linear_backward(
                 &a.qkv,

@@ -5,7 +5,6 @@ mod config;
 mod error;
 mod estimate;
 mod gpt;
-mod heads;
 mod init;
 mod params;
 mod profile;

@@ -72,6 +72,19 @@ impl Threads {
         self.count
     }
 
+    /// Runs `f` on one of this rank's worker threads and returns its result.
+    ///
+    /// Kernels called from inside `f` then split their work from a worker
+    /// that takes a share itself, instead of handing every call from an
+    /// outside thread to the pool and sleeping until it is done: one thread
+    /// wake-up fewer per parallel kernel.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            None => f(),
+            Some(pool) => pool.install(f),
+        }
+    }
+
     /// Calls `f(i, chunk)` for consecutive `chunk_len`-element chunks of
     /// `data` (the last may be shorter), in parallel on this rank's pool.
     pub fn for_each_chunk<T, F>(&self, data: &mut [T], chunk_len: usize, f: F)

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use cptrain::attention::LocalAttention;
+use cptrain::attention::{Attention, LocalAttention};
 use cptrain::kernels::{CpuKernels, Kernels, Threads};
 use cptrain::model::{Activations, Batch, Gpt, ModelConfig, flops_per_token, init_params};
 use divan::{Bencher, counter::ItemsCount};
@@ -40,7 +40,7 @@ fn forward_backward(bencher: Bencher, case: &str) {
     let attn = LocalAttention::new(kernels.clone());
     let params = init_params(&cfg, 1);
     let mut grads = vec![0.0; params.len()];
-    let mut acts = Activations::new(&cfg, batch, seq_len);
+    let mut acts = Activations::new(&cfg, batch, seq_len, attn.qkv_layout());
     let tokens: Vec<u32> = (0..batch * seq_len)
         .map(|i| (i * 31 % vocab_size) as u32)
         .collect();

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::{Attention, AttentionError, AttnShape};
-use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
+use super::{Attention, AttentionError, AttnShape, QkvLayout};
+use crate::kernels::{BatchedAttention, Kernels, Mask, PackedAttention, Rows};
 
 /// Causal self-attention with no context parallelism (cp = 1).
 #[derive(Clone)]
@@ -31,9 +31,64 @@ fn causal_call(shape: AttnShape) -> BatchedAttention {
     }
 }
 
+/// The packed call for `shape`.
+fn packed_call(shape: AttnShape) -> PackedAttention {
+    PackedAttention {
+        batch: shape.batch,
+        len: shape.len,
+        n_head: shape.n_head,
+        head_dim: shape.head_dim,
+        scale: 1.0 / (shape.head_dim as f32).sqrt(),
+    }
+}
+
 impl Attention for LocalAttention {
     fn name(&self) -> &str {
         "local"
+    }
+
+    /// Packed: the model skips splitting q, k, v into heads and merging the
+    /// output back.
+    fn qkv_layout(&self) -> QkvLayout {
+        QkvLayout::Packed
+    }
+
+    fn forward_packed(
+        &self,
+        shape: AttnShape,
+        qkv: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        shape.check_packed_forward(qkv, out, lse)?;
+        self.kernels
+            .attention_forward_packed(&packed_call(shape), qkv, out, lse);
+        Ok(())
+    }
+
+    fn backward_packed(
+        &self,
+        shape: AttnShape,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        shape.check_packed_backward(qkv, out, lse, dout, dq, dk, dv)?;
+        self.kernels.attention_backward_packed(
+            &packed_call(shape),
+            qkv,
+            out,
+            lse,
+            dout,
+            dq,
+            dk,
+            dv,
+        );
+        Ok(())
     }
 
     fn forward(

@@ -16,11 +16,27 @@ pub use all_gather::AllGatherAttention;
 pub use local::LocalAttention;
 pub use p2p::RingAttention;
 
+/// How a strategy takes its queries, keys and values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkvLayout {
+    /// Separate head-major `q`, `k`, `v` `[batch, n_head, len, head_dim]`
+    /// ([`Attention::forward`], [`Attention::backward`]).
+    HeadMajor,
+    /// The token-major output of the qkv projection as it is
+    /// ([`Attention::forward_packed`], [`Attention::backward_packed`]).
+    Packed,
+}
+
 /// Shape of one attention call on this rank.
 ///
-/// `q`, `k`, `v`, `out` and their gradients are `[batch, n_head, len, head_dim]`
-/// row-major; `lse` is `[batch, n_head, len]` (natural log-sum-exp of the
-/// scaled scores, f32). `len` is the number of tokens this rank holds.
+/// Head-major calls: `q`, `k`, `v`, `out` and their gradients are
+/// `[batch, n_head, len, head_dim]` row-major; `lse` is `[batch, n_head,
+/// len]` (natural log-sum-exp of the scaled scores, f32). Packed calls:
+/// `qkv` is `[batch, len, 3·n_head·head_dim]` (all queries, then all keys,
+/// then all values of a token, heads in order), `out` and `dout` are
+/// `[batch, len, n_head·head_dim]`, `lse` is `[batch, len, n_head]`, and
+/// `dq`, `dk`, `dv` stay head-major. `len` is the number of tokens this rank
+/// holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttnShape {
     /// Sequences in the micro-batch.
@@ -84,6 +100,58 @@ impl AttnShape {
         self.check(&tensors, lse)
     }
 
+    /// Checks the buffers of an [`Attention::forward_packed`] call.
+    pub fn check_packed_forward(
+        &self,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+    ) -> Result<(), AttentionError> {
+        self.check_len("qkv", qkv, 3 * self.qkv_len())?;
+        self.check(&[("out", out)], lse)
+    }
+
+    /// Checks the buffers of an [`Attention::backward_packed`] call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn check_packed_backward(
+        &self,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &[f32],
+        dk: &[f32],
+        dv: &[f32],
+    ) -> Result<(), AttentionError> {
+        self.check_len("qkv", qkv, 3 * self.qkv_len())?;
+        let tensors = [
+            ("out", out),
+            ("dout", dout),
+            ("dq", dq),
+            ("dk", dk),
+            ("dv", dv),
+        ];
+        self.check(&tensors, lse)
+    }
+
+    fn check_len(
+        &self,
+        buffer: &'static str,
+        data: &[f32],
+        expected: usize,
+    ) -> Result<(), AttentionError> {
+        if data.len() == expected {
+            Ok(())
+        } else {
+            Err(AttentionError::Shape {
+                buffer,
+                actual: data.len(),
+                expected,
+                shape: *self,
+            })
+        }
+    }
+
     /// `tensors` must hold [`Self::qkv_len`] elements each, `lse` [`Self::lse_len`].
     fn check(&self, tensors: &[(&'static str, &[f32])], lse: &[f32]) -> Result<(), AttentionError> {
         let expected = |name| {
@@ -94,15 +162,7 @@ impl AttnShape {
             }
         };
         for &(buffer, data) in tensors.iter().chain(&[("lse", lse)]) {
-            let expected = expected(buffer);
-            if data.len() != expected {
-                return Err(AttentionError::Shape {
-                    buffer,
-                    actual: data.len(),
-                    expected,
-                    shape: *self,
-                });
-            }
+            self.check_len(buffer, data, expected(buffer))?;
         }
         Ok(())
     }
@@ -143,6 +203,51 @@ pub enum AttentionError {
 pub trait Attention: Send + Sync {
     /// Short name for reports (`local`, `p2p`, `all_gather`, `a2a`).
     fn name(&self) -> &str;
+
+    /// Which pair of methods the model calls: [`QkvLayout::HeadMajor`]
+    /// (`forward`/`backward`, every strategy) unless the strategy reads the
+    /// packed qkv projection itself.
+    fn qkv_layout(&self) -> QkvLayout {
+        QkvLayout::HeadMajor
+    }
+
+    /// [`Attention::forward`] on the packed layout (see [`AttnShape`]); only
+    /// strategies whose [`Attention::qkv_layout`] is [`QkvLayout::Packed`]
+    /// implement it.
+    fn forward_packed(
+        &self,
+        shape: AttnShape,
+        qkv: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        let _ = (shape, qkv, out, lse);
+        Err(AttentionError::Unsupported {
+            strategy: "head-major",
+            problem: format!("`{}` does not take packed qkv", self.name()),
+        })
+    }
+
+    /// [`Attention::backward`] on the packed layout: `dout` token-major,
+    /// `dq`, `dk`, `dv` head-major and overwritten.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_packed(
+        &self,
+        shape: AttnShape,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) -> Result<(), AttentionError> {
+        let _ = (shape, qkv, out, lse, dout, dq, dk, dv);
+        Err(AttentionError::Unsupported {
+            strategy: "head-major",
+            problem: format!("`{}` does not take packed qkv", self.name()),
+        })
+    }
 
     /// Computes `out` and `lse` for this rank's queries against every key
     /// that precedes them in the global sequence.

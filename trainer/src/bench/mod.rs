@@ -23,7 +23,7 @@ pub use report::{BenchReport, StepSample};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::attention::LocalAttention;
+use crate::attention::{Attention, LocalAttention};
 use crate::kernels::{CpuKernels, Kernels, Threads, ThreadsError};
 use crate::model::{
     Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
@@ -116,7 +116,7 @@ pub fn run_step_benchmark(
         AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout())).with_threads(thread_count);
     let len = cfg.model.seq_len;
     let n_tokens = cfg.batch * len;
-    let mut acts = Activations::new(&cfg.model, cfg.batch, len);
+    let mut acts = Activations::new(&cfg.model, cfg.batch, len, attn.qkv_layout());
     let (tokens, targets) = synthetic_tokens(n_tokens, cfg.model.vocab_size);
     let positions: Vec<usize> = (0..len).collect();
     let batch = Batch {

@@ -32,7 +32,8 @@ use super::attention_tile::{
 use super::fast_math::exp as fast_exp;
 use super::rowops::{dot, exp_scaled_sum, row_max, scale_in_place, softmax_grad_row};
 
-const ROW_TILE: usize = 64;
+/// Query rows per tile; a caller splitting rows keeps to multiples of it.
+pub(super) const ROW_TILE: usize = 64;
 const KEY_TILE: usize = 128;
 
 /// One thread's working memory, reused from call to call: the packed Kᵀ and

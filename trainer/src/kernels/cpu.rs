@@ -3,8 +3,8 @@
 use std::sync::Mutex;
 
 use super::{
-    BatchedAttention, HeadLayout, LossSum, TargetOutOfRange, Threads, check_targets, cross_entropy,
-    gelu, gemm, heads, layernorm, residual,
+    BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange, Threads,
+    check_targets, cross_entropy, gelu, gemm, heads, layernorm, residual,
 };
 
 /// Every numeric kernel the model and the attention strategies call.
@@ -141,6 +141,30 @@ pub trait Kernels: Send + Sync {
         v: &[f32],
         out: &mut [f32],
         lse: &mut [f32],
+    );
+
+    /// Causal attention read from packed `qkv` (see
+    /// [`PackedAttention::forward`]).
+    fn attention_forward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    );
+
+    /// Its backward, overwriting head-major `dq`, `dk`, `dv` (see
+    /// [`PackedAttention::backward`]).
+    fn attention_backward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
     );
 
     /// Batched attention block backward, accumulating (see
@@ -466,5 +490,29 @@ impl Kernels for CpuKernels {
         dv: &mut [f32],
     ) {
         call.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+    }
+
+    fn attention_forward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: &[f32],
+        out: &mut [f32],
+        lse: &mut [f32],
+    ) {
+        call.forward(&self.threads, qkv, out, lse);
+    }
+
+    fn attention_backward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: &[f32],
+        out: &[f32],
+        lse: &[f32],
+        dout: &[f32],
+        dq: &mut [f32],
+        dk: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        call.backward(&self.threads, qkv, out, lse, dout, dq, dk, dv);
     }
 }

@@ -1,8 +1,13 @@
 //! Every activation of one micro-batch, allocated once per (batch, len) and
 //! reused across steps (llm.c style). `N = batch·len` rows, `C = n_embd`.
+//!
+//! What a block keeps for attention depends on the strategy's
+//! [`QkvLayout`]: the packed qkv projection `[N, 3C]` (no head copies), or
+//! head-major `q`, `k`, `v` and the attention output `[B, H, len, hd]`.
 
 use super::ModelConfig;
 use super::profile::Profile;
+use crate::attention::QkvLayout;
 
 /// What one transformer block keeps from forward for backward.
 #[derive(Debug)]
@@ -11,7 +16,11 @@ pub(crate) struct BlockActs {
     pub ln1: Vec<f32>,
     pub ln1_mean: Vec<f32>,
     pub ln1_rstd: Vec<f32>,
-    /// Queries, keys, values, attention output `[B, H, len, hd]`; lse `[B, H, len]`.
+    /// Packed layout: the qkv projection `[N, 3C]` (empty otherwise).
+    pub qkv: Vec<f32>,
+    /// Head-major layout: queries, keys, values, attention output
+    /// `[B, H, len, hd]` (empty otherwise). lse `[B, H, len]` or, packed,
+    /// `[N, H]`.
     pub q: Vec<f32>,
     pub k: Vec<f32>,
     pub v: Vec<f32>,
@@ -35,6 +44,7 @@ pub(crate) struct BlockActs {
 pub struct Activations {
     pub(crate) batch: usize,
     pub(crate) len: usize,
+    pub(crate) layout: QkvLayout,
     /// Residual stream entering block `l` (`l = n_layer`: leaving the last block).
     pub(crate) residual: Vec<Vec<f32>>,
     pub(crate) blocks: Vec<BlockActs>,
@@ -44,7 +54,8 @@ pub struct Activations {
     /// Logits `[N, V]`; backward turns them into their gradient in place.
     pub(crate) logits: Vec<f32>,
     pub(crate) ce_lse: Vec<f32>,
-    /// `[N, 3C]`: the qkv projection in forward, its gradient in backward.
+    /// `[N, 3C]`: the gradient of the qkv projection in backward; in the
+    /// head-major layout also the projection itself in forward.
     pub(crate) qkv: Vec<f32>,
     /// `[N, C]`: a projection output before its residual add (forward).
     pub(crate) proj: Vec<f32>,
@@ -54,7 +65,8 @@ pub struct Activations {
     pub(crate) d_narrow: Vec<f32>,
     /// Backward: gradient of the MLP hidden layer `[N, 4C]`.
     pub(crate) d_wide: Vec<f32>,
-    /// Backward: gradients of ctx, q, k, v `[B, H, len, hd]`.
+    /// Backward: gradients of ctx (head-major layout only), q, k, v
+    /// `[B, H, len, hd]`.
     pub(crate) d_ctx: Vec<f32>,
     pub(crate) dq: Vec<f32>,
     pub(crate) dk: Vec<f32>,
@@ -63,36 +75,48 @@ pub struct Activations {
     pub(crate) profile: Profile,
 }
 
-/// `f32` elements [`Activations::new`] allocates, as `(name, count)` pairs
-/// of one block and of the rest.
-fn block_floats(cfg: &ModelConfig, n: usize) -> usize {
+/// `f32` elements [`Activations::new`] allocates per block.
+fn block_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
     let c = cfg.n_embd;
-    // ln1, q, k, v, ctx, atty, res1, ln2: 8·N·C; fch, fch_gelu: 8·N·C;
-    // 4 LayerNorm stats of N; lse N·H.
-    16 * n * c + 4 * n + n * cfg.n_head
+    // ln1, atty, res1, ln2: 4·N·C; qkv 3·N·C, or q, k, v, ctx 4·N·C;
+    // fch, fch_gelu: 8·N·C; 4 LayerNorm stats of N; lse N·H.
+    let attention = match layout {
+        QkvLayout::Packed => 3 * n * c,
+        QkvLayout::HeadMajor => 4 * n * c,
+    };
+    12 * n * c + attention + 4 * n + n * cfg.n_head
 }
 
-fn other_floats(cfg: &ModelConfig, n: usize) -> usize {
+/// `f32` elements [`Activations::new`] allocates outside the blocks.
+fn other_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
     let c = cfg.n_embd;
-    // residual (L+1)·N·C counted here; lnf N·C + 2N; logits N·V + N;
-    // qkv 3NC, proj NC, d_res NC, d_narrow NC, d_wide 4NC, d_ctx/dq/dk/dv 4NC.
-    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 14 * n * c
+    // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NC, proj NC,
+    // d_res NC, d_narrow NC, d_wide 4NC, dq/dk/dv 3NC, d_ctx NC (head-major).
+    let d_ctx = match layout {
+        QkvLayout::Packed => 0,
+        QkvLayout::HeadMajor => n * c,
+    };
+    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 13 * n * c + d_ctx
 }
 
 impl Activations {
-    /// Buffers for micro-batches of `batch` sequences of `len` tokens.
-    pub fn new(cfg: &ModelConfig, batch: usize, len: usize) -> Self {
+    /// Buffers for micro-batches of `batch` sequences of `len` tokens, for
+    /// an attention strategy that takes `layout`.
+    pub fn new(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> Self {
         let (n, c) = (batch * len, cfg.n_embd);
         let z = |k: usize| vec![0.0f32; k];
+        let packed = layout == QkvLayout::Packed;
+        let head_major = |k: usize| z(if packed { 0 } else { k });
         let blocks = (0..cfg.n_layer)
             .map(|_| BlockActs {
                 ln1: z(n * c),
                 ln1_mean: z(n),
                 ln1_rstd: z(n),
-                q: z(n * c),
-                k: z(n * c),
-                v: z(n * c),
-                ctx: z(n * c),
+                qkv: z(if packed { 3 * n * c } else { 0 }),
+                q: head_major(n * c),
+                k: head_major(n * c),
+                v: head_major(n * c),
+                ctx: head_major(n * c),
                 lse: z(n * cfg.n_head),
                 atty: z(n * c),
                 res1: z(n * c),
@@ -106,6 +130,7 @@ impl Activations {
         Activations {
             batch,
             len,
+            layout,
             residual: (0..=cfg.n_layer).map(|_| z(n * c)).collect(),
             blocks,
             lnf: z(n * c),
@@ -118,7 +143,7 @@ impl Activations {
             d_res: z(n * c),
             d_narrow: z(n * c),
             d_wide: z(4 * n * c),
-            d_ctx: z(n * c),
+            d_ctx: head_major(n * c),
             dq: z(n * c),
             dk: z(n * c),
             dv: z(n * c),
@@ -141,12 +166,12 @@ impl Activations {
         self.batch * self.len == 0
     }
 
-    /// Bytes [`Activations::new`] allocates for `cfg`, `batch`, `len`
-    /// (forward activations and backward scratch; excludes parameters,
-    /// gradients and optimizer state).
-    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize) -> usize {
+    /// Bytes [`Activations::new`] allocates for `cfg`, `batch`, `len`,
+    /// `layout` (forward activations and backward scratch; excludes
+    /// parameters, gradients and optimizer state).
+    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> usize {
         let n = batch * len;
-        4 * (cfg.n_layer * block_floats(cfg, n) + other_floats(cfg, n))
+        4 * (cfg.n_layer * block_floats(cfg, n, layout) + other_floats(cfg, n, layout))
     }
 
     /// Turns the per-phase timers of forward and backward on or off (and
@@ -188,13 +213,20 @@ mod tests {
             seq_len: 8,
             init: None,
         };
-        let a = Activations::new(&cfg, 3, 5);
+        for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
+            let a = Activations::new(&cfg, 3, 5, layout);
+            assert_eq!(Activations::bytes(&cfg, 3, 5, layout), 4 * allocated(&a));
+        }
+    }
+
+    fn allocated(a: &Activations) -> usize {
         let mut floats = a.residual.iter().map(Vec::len).sum::<usize>();
         for b in &a.blocks {
             floats += [
                 &b.ln1,
                 &b.ln1_mean,
                 &b.ln1_rstd,
+                &b.qkv,
                 &b.q,
                 &b.k,
                 &b.v,
@@ -231,6 +263,6 @@ mod tests {
         .iter()
         .map(|v| v.len())
         .sum::<usize>();
-        assert_eq!(Activations::bytes(&cfg, 3, 5), 4 * floats);
+        floats
     }
 }

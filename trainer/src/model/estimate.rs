@@ -1,6 +1,7 @@
 //! Cost estimates for plans and MFU.
 
 use super::{Activations, ModelConfig, ParamLayout};
+use crate::attention::QkvLayout;
 
 /// Parameters that enter matrix products: all but `wpe` (a lookup).
 pub fn matmul_params(cfg: &ModelConfig) -> usize {
@@ -15,7 +16,8 @@ pub fn flops_per_token(cfg: &ModelConfig) -> f64 {
 }
 
 /// Bytes of activations and backward scratch for micro-batches of `batch`
-/// sequences of `len` tokens (see [`Activations::bytes`]).
-pub fn activation_bytes(cfg: &ModelConfig, batch: usize, len: usize) -> usize {
-    Activations::bytes(cfg, batch, len)
+/// sequences of `len` tokens, for attention taking `layout` (see
+/// [`Activations::bytes`]).
+pub fn activation_bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> usize {
+    Activations::bytes(cfg, batch, len, layout)
 }

@@ -8,7 +8,7 @@
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
-use crate::attention::{Attention, AttnShape};
+use crate::attention::{Attention, AttnShape, QkvLayout};
 use crate::kernels::{HeadLayout, Kernels, LossSum, check_targets};
 
 /// One micro-batch: `tokens` and `targets` are `[batch, len]`
@@ -156,16 +156,23 @@ impl Gpt {
                 &mut ba.ln1_rstd,
             );
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut acts.qkv, c, 3 * c);
-            t = acts.profile.stop(t, F, Phase::QkvMatmul);
-            kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
-            kernels.split_heads(&heads, &acts.qkv, 3 * c, c, &mut ba.k);
-            kernels.split_heads(&heads, &acts.qkv, 3 * c, 2 * c, &mut ba.v);
-            t = acts.profile.stop(t, F, Phase::HeadReshape);
-            attn.forward(shape, &ba.q, &ba.k, &ba.v, &mut ba.ctx, &mut ba.lse)?;
-            t = acts.profile.stop(t, F, Phase::Attention);
-            kernels.merge_heads(&heads, &ba.ctx, &mut ba.atty, c, 0);
-            t = acts.profile.stop(t, F, Phase::HeadReshape);
+            if acts.layout == QkvLayout::Packed {
+                kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut ba.qkv, c, 3 * c);
+                t = acts.profile.stop(t, F, Phase::QkvMatmul);
+                attn.forward_packed(shape, &ba.qkv, &mut ba.atty, &mut ba.lse)?;
+                t = acts.profile.stop(t, F, Phase::Attention);
+            } else {
+                kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut acts.qkv, c, 3 * c);
+                t = acts.profile.stop(t, F, Phase::QkvMatmul);
+                kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
+                kernels.split_heads(&heads, &acts.qkv, 3 * c, c, &mut ba.k);
+                kernels.split_heads(&heads, &acts.qkv, 3 * c, 2 * c, &mut ba.v);
+                t = acts.profile.stop(t, F, Phase::HeadReshape);
+                attn.forward(shape, &ba.q, &ba.k, &ba.v, &mut ba.ctx, &mut ba.lse)?;
+                t = acts.profile.stop(t, F, Phase::Attention);
+                kernels.merge_heads(&heads, &ba.ctx, &mut ba.atty, c, 0);
+                t = acts.profile.stop(t, F, Phase::HeadReshape);
+            }
             kernels.linear_forward(
                 &ba.atty,
                 bp.attn_proj_w,
@@ -314,12 +321,25 @@ impl Gpt {
                 c,
             );
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
-            kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);
-            t = a.profile.stop(t, B, Phase::HeadReshape);
-            attn.backward(
-                shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
-                &mut a.dv,
-            )?;
+            if a.layout == QkvLayout::Packed {
+                attn.backward_packed(
+                    shape,
+                    &ba.qkv,
+                    &ba.atty,
+                    &ba.lse,
+                    &a.d_narrow,
+                    &mut a.dq,
+                    &mut a.dk,
+                    &mut a.dv,
+                )?;
+            } else {
+                kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);
+                t = a.profile.stop(t, B, Phase::HeadReshape);
+                attn.backward(
+                    shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
+                    &mut a.dv,
+                )?;
+            }
             t = a.profile.stop(t, B, Phase::Attention);
             kernels.merge_heads(&heads, &a.dq, &mut a.qkv, 3 * c, 0);
             kernels.merge_heads(&heads, &a.dk, &mut a.qkv, 3 * c, c);

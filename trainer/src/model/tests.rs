@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::attention::LocalAttention;
+use crate::attention::{LocalAttention, QkvLayout};
 use crate::kernels::test_support::uniform;
 use crate::kernels::{CpuKernels, IGNORE_TARGET, Kernels, LossSum, Threads};
 
@@ -87,7 +87,12 @@ fn gradients_of_every_tensor_match_central_differences() {
         targets: &targets,
         positions: &positions,
     };
-    let mut acts = Activations::new(s.gpt.config(), 2, 5);
+    for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
+        check_gradients(&s, batch, Activations::new(s.gpt.config(), 2, 5, layout));
+    }
+}
+
+fn check_gradients(s: &Setup, batch: Batch<'_>, mut acts: Activations) {
     let mut params = test_params(&s.gpt);
     let mut grads = vec![0.0; params.len()];
     s.grads(&params, batch, &mut acts, &mut grads);
@@ -123,6 +128,32 @@ fn gradients_of_every_tensor_match_central_differences() {
     assert_eq!(checked, 3 * s.gpt.layout().specs().len());
 }
 
+/// The packed path (attention reading the qkv projection in place) and the
+/// head-major one (split, attention, merge) run the same arithmetic in the
+/// same order, so loss and gradients agree bit for bit.
+#[test]
+fn both_qkv_layouts_give_identical_results() {
+    let model = cfg(2, 4, 32, 40, 130);
+    let s = setup(model.clone(), 2);
+    let tokens: Vec<u32> = (0..2 * 130).map(|i| (i * 11 % 40) as u32).collect();
+    let targets: Vec<u32> = tokens.iter().map(|t| (t + 3) % 40).collect();
+    let positions: Vec<usize> = (0..130).collect();
+    let batch = Batch {
+        tokens: &tokens,
+        targets: &targets,
+        positions: &positions,
+    };
+    let params = test_params(&s.gpt);
+    let run = |layout| {
+        let mut acts = Activations::new(&model, 2, 130, layout);
+        let mut grads = vec![0.0; params.len()];
+        let loss = s.loss(&params, batch, &mut acts).unwrap().sum;
+        s.grads(&params, batch, &mut acts, &mut grads);
+        (loss, grads)
+    };
+    assert_eq!(run(QkvLayout::Packed), run(QkvLayout::HeadMajor));
+}
+
 #[test]
 fn gradients_accumulate_and_thread_count_does_not_change_results() {
     let model = cfg(2, 4, 16, 32, 64);
@@ -140,7 +171,7 @@ fn gradients_accumulate_and_thread_count_does_not_change_results() {
     for threads in [1, 2] {
         let s = setup(model.clone(), threads);
         let params = init_params(&model, 5);
-        let mut acts = Activations::new(&model, 3, 40);
+        let mut acts = Activations::new(&model, 3, 40, QkvLayout::Packed);
         let mut once = vec![0.0; params.len()];
         s.grads(&params, batch, &mut acts, &mut once);
         let mut twice = vec![0.0; params.len()];
@@ -178,7 +209,7 @@ fn an_untrained_model_predicts_nearly_uniformly() {
             targets: &targets,
             positions: &positions,
         };
-        let mut acts = Activations::new(&model, 2, 16);
+        let mut acts = Activations::new(&model, 2, 16, QkvLayout::Packed);
         let loss = s.loss(&init_params(&model, 1), batch, &mut acts).unwrap();
         assert_eq!(loss.count, 32);
         // ln_f's output has unit scale, so logits have std ≈ 0.02·√C ≈ 0.11:
@@ -203,7 +234,7 @@ fn position_embeddings_are_looked_up_by_the_given_positions() {
         targets: &targets,
         positions: &positions,
     };
-    let mut acts = Activations::new(&model, 1, 3);
+    let mut acts = Activations::new(&model, 1, 3, QkvLayout::Packed);
     let base = s.loss(&params, batch, &mut acts).unwrap().sum;
     let wpe = s
         .gpt
@@ -231,7 +262,7 @@ fn bad_inputs_are_errors_not_panics() {
     let model = cfg(1, 1, 4, 8, 4);
     let s = setup(model.clone(), 1);
     let params = init_params(&model, 0);
-    let mut acts = Activations::new(&model, 1, 2);
+    let mut acts = Activations::new(&model, 1, 2, QkvLayout::Packed);
     let pos = [0, 1];
     let run = |tokens: &[u32], targets: &[u32], positions: &[usize], acts: &mut Activations| {
         s.loss(
@@ -297,5 +328,6 @@ fn flops_follow_the_6n_plus_attention_convention() {
         flops_per_token(&gpt2),
         6.0 * n as f64 + 12.0 * 12.0 * 768.0 * 1024.0
     );
-    assert!(activation_bytes(&gpt2, 1, 1024) > activation_bytes(&gpt2, 1, 512));
+    let layout = QkvLayout::Packed;
+    assert!(activation_bytes(&gpt2, 1, 1024, layout) > activation_bytes(&gpt2, 1, 512, layout));
 }

@@ -1,6 +1,7 @@
 use std::fmt;
 
 use super::TrainError;
+use crate::attention::QkvLayout;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
 use crate::kernels::KernelsConfig;
 use crate::model::{ModelConfig, ParamLayout, activation_bytes, flops_per_token};
@@ -135,12 +136,27 @@ impl TrainPlan {
         (self.train.batch_size * self.model.seq_len) as u64
     }
 
+    /// How the rank's attention takes q, k, v: packed for whole sequences
+    /// (the `local` strategy, chosen when `parallel.cp = 1`), head-major for
+    /// every context-parallel strategy.
+    pub fn qkv_layout(&self) -> QkvLayout {
+        if self.parallel.cp == 1 {
+            QkvLayout::Packed
+        } else {
+            QkvLayout::HeadMajor
+        }
+    }
+
     /// Estimated bytes each rank holds: parameters, gradients and the two
     /// AdamW moments (f32 each), and the activations of one micro-batch.
     pub fn memory_per_rank(&self) -> MemoryEstimate {
         let state = 4 * 4 * self.params;
-        let activations =
-            activation_bytes(&self.model, self.micro_batch_size(), self.local_seq_len());
+        let activations = activation_bytes(
+            &self.model,
+            self.micro_batch_size(),
+            self.local_seq_len(),
+            self.qkv_layout(),
+        );
         MemoryEstimate { state, activations }
     }
 }

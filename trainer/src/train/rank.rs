@@ -90,7 +90,12 @@ impl RankTrainer {
         let micro = (0..micro_batches)
             .map(|_| batches.new_micro_batch())
             .collect();
-        let acts = Activations::new(&plan.model, plan.micro_batch_size(), plan.local_seq_len());
+        let acts = Activations::new(
+            &plan.model,
+            plan.micro_batch_size(),
+            plan.local_seq_len(),
+            attention.qkv_layout(),
+        );
         let state = RankState {
             params: start.params.clone(),
             grads: vec![0.0; start.params.len()],

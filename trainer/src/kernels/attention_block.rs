@@ -26,11 +26,10 @@
 
 use std::cell::RefCell;
 
-use super::attention_tile::{
-    Bounds, Fused, Lhs, MIN_W, MulAdd, Out, Rhs, Unfused, block_rows, pack_transposed_tiles,
-};
+use super::attention_tile::{Bounds, Lhs, MIN_W, Out, Rhs, block_rows, pack_transposed_tiles};
 use super::fast_math::exp as fast_exp;
 use super::rowops::{dot, exp_scaled_sum, row_max, scale_in_place, softmax_grad_row};
+use super::simd::{Fused, MulAdd, Unfused};
 
 /// Query rows per tile; a caller splitting rows keeps to multiples of it.
 pub(super) const ROW_TILE: usize = 64;
@@ -290,7 +289,7 @@ fn forward_slab<M: MulAdd, const W: usize>(
                 // scale > 0, so the max of the scaled row is the scaled max.
                 let tile_max = scale * row_max(&s_row[..visible]);
                 let new_max = run_max[r].max(tile_max);
-                let correction = fast_exp(run_max[r] - new_max);
+                let correction = fast_exp::<M>(run_max[r] - new_max);
                 let sum = exp_scaled_sum(&mut s_row[..visible], scale, new_max);
                 s_row[visible..].fill(0.0);
                 row_sum[r] = row_sum[r] * correction + sum;

@@ -16,38 +16,14 @@
 
 use std::ops::Range;
 
+use super::simd::MulAdd;
+#[cfg(test)]
+use super::simd::Unfused;
+
 /// Rows of `C` computed together.
 const R: usize = 4;
 /// Narrowest vector block; column counts of packed tiles are multiples of it.
 pub(super) const MIN_W: usize = 16;
-
-/// How `a·b + c` is evaluated: fused where the CPU has FMA (one rounding,
-/// twice the throughput), else as a multiply and an add.
-pub(super) trait MulAdd {
-    /// `a·b + c`.
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-
-/// `f32::mul_add`, for code compiled with the `fma` target feature.
-pub(super) struct Fused;
-
-/// `a * b + c`, for code compiled without `fma` (where `mul_add` would be a
-/// slow library call).
-pub(super) struct Unfused;
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-impl MulAdd for Unfused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
 
 /// Left operand: `A(i, k) = data[i·row_stride + k·k_stride]`.
 #[derive(Clone, Copy)]

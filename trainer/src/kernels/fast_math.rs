@@ -14,6 +14,8 @@
 //!
 //! Bounds are checked against f64 on dense grids in the tests.
 
+use super::simd::MulAdd;
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2 = LN2_HI + LN2_LO`, `LN2_HI` with few mantissa bits so `n·LN2_HI`
 /// is exact for the `n` that occur.
@@ -27,9 +29,10 @@ const EXP_HI: f32 = 88.0;
 /// Below this the result is under `f32::MIN_POSITIVE` and flushed to 0.
 const EXP_LO: f32 = -87.336_55;
 
-/// `e^x` (see the module docs for range and accuracy).
+/// `e^x` (see the module docs for range and accuracy), with its
+/// multiply-adds evaluated as `M` says (fused in FMA builds).
 #[inline(always)]
-pub fn exp(x: f32) -> f32 {
+pub(crate) fn exp<M: MulAdd>(x: f32) -> f32 {
     let clamped = if x > EXP_HI { EXP_HI } else { x };
     let clamped = if clamped < EXP_LO - 1.0 {
         EXP_LO - 1.0
@@ -38,14 +41,14 @@ pub fn exp(x: f32) -> f32 {
     };
     let shifted = clamped * LOG2E + ROUND_MAGIC;
     let n = shifted - ROUND_MAGIC;
-    let r = clamped - n * LN2_HI - n * LN2_LO;
+    let r = M::mul_add(-n, LN2_LO, M::mul_add(-n, LN2_HI, clamped));
     let mut p = 1.987_569_1e-4_f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5e-1;
-    let er = p * (r * r) + r + 1.0;
+    p = M::mul_add(p, r, 1.398_199_9e-3);
+    p = M::mul_add(p, r, 8.333_452e-3);
+    p = M::mul_add(p, r, 4.166_579_6e-2);
+    p = M::mul_add(p, r, 1.666_666_5e-1);
+    p = M::mul_add(p, r, 5e-1);
+    let er = M::mul_add(p, r * r, r) + 1.0;
     // The low bits of `shifted` hold n (two's complement); n + 127 in the
     // exponent field is 2^n, and the shift drops the magic's own bits.
     let biased = shifted.to_bits().wrapping_add(127);
@@ -57,6 +60,7 @@ pub fn exp(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::{Fused, Unfused};
 
     /// Distance in units in the last place between `got` and the f64 truth
     /// rounded to f32.
@@ -76,8 +80,14 @@ mod tests {
         (0..=n).map(move |i| lo + (hi - lo) * i as f32 / n as f32)
     }
 
+    /// Both evaluations: fused (FMA builds) and unfused (baseline).
     #[test]
     fn exp_is_within_2_ulp_of_f64_on_its_normal_range() {
+        within_2_ulp(exp::<Fused>);
+        within_2_ulp(exp::<Unfused>);
+    }
+
+    fn within_2_ulp(exp: fn(f32) -> f32) {
         let worst = grid(-87.0, 88.0, 2_000_000)
             .chain(grid(-1.0, 1.0, 200_000))
             .map(|x| (ulps(exp(x), (x as f64).exp()), x))
@@ -88,17 +98,19 @@ mod tests {
 
     #[test]
     fn exp_edges_flush_saturate_and_keep_nan() {
-        let cases = [
-            (0.0f32, 1.0f32),
-            (f32::NEG_INFINITY, 0.0),
-            (-1000.0, 0.0),
-            (-87.4, 0.0),
-        ];
-        for (x, want) in cases {
-            assert_eq!(exp(x), want, "exp({x})");
+        for exp in [exp::<Fused>, exp::<Unfused>] {
+            let cases = [
+                (0.0f32, 1.0f32),
+                (f32::NEG_INFINITY, 0.0),
+                (-1000.0, 0.0),
+                (-87.4, 0.0),
+            ];
+            for (x, want) in cases {
+                assert_eq!(exp(x), want, "exp({x})");
+            }
+            assert_eq!(exp(f32::INFINITY), exp(88.0));
+            assert!(exp(88.0).is_finite() && exp(88.0) > 1e38);
+            assert!(exp(f32::NAN).is_nan());
         }
-        assert_eq!(exp(f32::INFINITY), exp(88.0));
-        assert!(exp(88.0).is_finite() && exp(88.0) > 1e38);
-        assert!(exp(f32::NAN).is_nan());
     }
 }

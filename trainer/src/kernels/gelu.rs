@@ -8,26 +8,26 @@
 //! is within a few ulp of f64.
 
 use super::fast_math::exp;
-use super::simd::simd_dispatch;
+use super::simd::{MulAdd, simd_dispatch};
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 const CUBIC: f32 = 0.044_715;
 
 /// `σ(2u)` and `du/dx` at `x`.
 #[inline(always)]
-fn gate(x: f32) -> (f32, f32) {
+fn gate<M: MulAdd>(x: f32) -> (f32, f32) {
     let x2 = x * x;
-    let u = SQRT_2_OVER_PI * (x + CUBIC * x2 * x);
-    let sigma = 1.0 / (1.0 + exp(-2.0 * u));
-    let du = SQRT_2_OVER_PI * (1.0 + 3.0 * CUBIC * x2);
+    let u = SQRT_2_OVER_PI * M::mul_add(CUBIC * x2, x, x);
+    let sigma = 1.0 / (1.0 + exp::<M>(-2.0 * u));
+    let du = SQRT_2_OVER_PI * M::mul_add(3.0 * CUBIC, x2, 1.0);
     (sigma, du)
 }
 
 /// `gelu'(x) = σ + x·σ·(1 − σ)·2·du/dx` with `σ = σ(2u)`.
 #[inline(always)]
-fn gelu_derivative(x: f32) -> f32 {
-    let (s, du) = gate(x);
-    s + 2.0 * x * s * (1.0 - s) * du
+fn gelu_derivative<M: MulAdd>(x: f32) -> f32 {
+    let (s, du) = gate::<M>(x);
+    M::mul_add(2.0 * x * s, (1.0 - s) * du, s)
 }
 
 simd_dispatch! {
@@ -35,7 +35,7 @@ simd_dispatch! {
     pub fn gelu_forward(x: &[f32], out: &mut [f32]) {
         assert_eq!(x.len(), out.len());
         for (y, &x) in out.iter_mut().zip(x) {
-            *y = x * gate(x).0;
+            *y = x * gate::<M>(x).0;
         }
     }
 }
@@ -47,7 +47,7 @@ simd_dispatch! {
         assert_eq!(x.len(), dout.len());
         assert_eq!(x.len(), dx.len());
         for ((dx, &dy), &x) in dx.iter_mut().zip(dout).zip(x) {
-            *dx = dy * gelu_derivative(x);
+            *dx = dy * gelu_derivative::<M>(x);
         }
     }
 }
@@ -57,7 +57,7 @@ simd_dispatch! {
     pub fn gelu_backward_inplace(x: &[f32], grad: &mut [f32]) {
         assert_eq!(x.len(), grad.len());
         for (g, &x) in grad.iter_mut().zip(x) {
-            *g *= gelu_derivative(x);
+            *g *= gelu_derivative::<M>(x);
         }
     }
 }

@@ -32,12 +32,12 @@ simd_dispatch! {
         let mut chunks = x.chunks_exact_mut(LANES);
         for c in &mut chunks {
             for (a, v) in acc.iter_mut().zip(c) {
-                *v = exp(*v * scale - shift);
+                *v = exp::<M>(*v * scale - shift);
                 *a += *v;
             }
         }
         for (a, v) in acc.iter_mut().zip(chunks.into_remainder()) {
-            *v = exp(*v * scale - shift);
+            *v = exp::<M>(*v * scale - shift);
             *a += *v;
         }
         acc.iter().sum()
@@ -52,11 +52,11 @@ simd_dispatch! {
         let rest = chunks.remainder();
         for c in chunks {
             for (a, &v) in acc.iter_mut().zip(c) {
-                *a += exp(v - shift);
+                *a += exp::<M>(v - shift);
             }
         }
         for (a, &v) in acc.iter_mut().zip(rest) {
-            *a += exp(v - shift);
+            *a += exp::<M>(v - shift);
         }
         acc.iter().sum()
     }
@@ -66,7 +66,7 @@ simd_dispatch! {
     /// `x ← scale · e^(x − shift)`.
     pub(crate) fn scaled_exp(x: &mut [f32], shift: f32, scale: f32) {
         for v in x {
-            *v = scale * exp(*v - shift);
+            *v = scale * exp::<M>(*v - shift);
         }
     }
 }

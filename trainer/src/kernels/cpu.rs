@@ -90,14 +90,14 @@ pub trait Kernels: Send + Sync {
         db: &mut [f32],
     );
 
-    /// `out = gelu(x)` (tanh approximation).
-    fn gelu_forward(&self, x: &[f32], out: &mut [f32]);
+    /// `pre += bias` per row, then `out = gelu(pre)` (tanh approximation).
+    fn bias_gelu_forward(&self, bias: &[f32], pre: &mut [f32], out: &mut [f32]);
 
     /// `grad ← grad · gelu'(x)` in place.
     fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]);
 
-    /// `out = a + b`.
-    fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]);
+    /// `out = a + (b + bias)`, `bias` added to every row.
+    fn residual_add(&self, a: &[f32], b: &[f32], bias: &[f32], out: &mut [f32]);
 
     /// Head-major `dst` = the heads at column `col0` of the `width`-wide
     /// token-major `src` (see [`HeadLayout`]).
@@ -375,11 +375,14 @@ impl Kernels for CpuKernels {
         }
     }
 
-    fn gelu_forward(&self, x: &[f32], out: &mut [f32]) {
-        assert_eq!(x.len(), out.len());
-        self.split(out, |start, out| {
-            gelu::gelu_forward(&x[start..start + out.len()], out)
-        });
+    fn bias_gelu_forward(&self, bias: &[f32], pre: &mut [f32], out: &mut [f32]) {
+        let width = bias.len();
+        assert_eq!(pre.len(), out.len());
+        let rows = self.rows_per_part(pre.len() / width.max(1), width);
+        self.threads
+            .for_each_chunk2(pre, rows * width, out, rows * width, |_, pre, out| {
+                gelu::bias_gelu_forward(bias, pre, out)
+            });
     }
 
     fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]) {
@@ -389,12 +392,14 @@ impl Kernels for CpuKernels {
         });
     }
 
-    fn residual_add(&self, a: &[f32], b: &[f32], out: &mut [f32]) {
+    fn residual_add(&self, a: &[f32], b: &[f32], bias: &[f32], out: &mut [f32]) {
+        let width = bias.len();
         assert_eq!(a.len(), out.len());
         assert_eq!(b.len(), out.len());
-        self.split(out, |start, out| {
-            let end = start + out.len();
-            residual::residual_add(&a[start..end], &b[start..end], out)
+        let rows = self.rows_per_part(out.len() / width.max(1), width);
+        self.threads.for_each_chunk(out, rows * width, |i, out| {
+            let span = i * rows * width..i * rows * width + out.len();
+            residual::residual_add(&a[span.clone()], &b[span], bias, out)
         });
     }
 

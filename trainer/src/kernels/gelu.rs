@@ -41,6 +41,24 @@ simd_dispatch! {
 }
 
 simd_dispatch! {
+    /// Adds `bias` to every `bias.len()`-wide row of `pre` in place and
+    /// writes `out = gelu(pre)`: the bias of the linear layer that feeds the
+    /// GELU, applied in the GELU's own pass over the data.
+    pub fn bias_gelu_forward(bias: &[f32], pre: &mut [f32], out: &mut [f32]) {
+        assert_eq!(pre.len(), out.len());
+        assert!(!bias.is_empty() && pre.len().is_multiple_of(bias.len()), "rows are not bias-wide");
+        let rows = pre.chunks_exact_mut(bias.len()).zip(out.chunks_exact_mut(bias.len()));
+        for (pre, out) in rows {
+            for ((p, y), &b) in pre.iter_mut().zip(out.iter_mut()).zip(bias) {
+                let x = *p + b;
+                *p = x;
+                *y = x * gate::<M>(x).0;
+            }
+        }
+    }
+}
+
+simd_dispatch! {
     /// Overwrites `dx = dout · gelu'(x)`. `dx` may not alias `dout`; use
     /// [`gelu_backward_inplace`] to turn `dout` into `dx` in place.
     pub fn gelu_backward(x: &[f32], dout: &[f32], dx: &mut [f32]) {
@@ -71,6 +89,20 @@ mod tests {
     fn gelu_f64(x: f64) -> f64 {
         let u = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
         x / (1.0 + (-2.0 * u).exp())
+    }
+
+    /// The fused bias + GELU equals adding the bias row by row, then GELU.
+    #[test]
+    fn bias_gelu_adds_the_bias_per_row_then_applies_gelu() {
+        let bias = [0.5f32, -1.0, 2.0];
+        let x: Vec<f32> = (0..12).map(|i| i as f32 * 0.3 - 1.7).collect();
+        let (mut pre, mut out) = (x.clone(), vec![0.0; 12]);
+        bias_gelu_forward(&bias, &mut pre, &mut out);
+        let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % 3]).collect();
+        let mut want = vec![0.0; 12];
+        gelu_forward(&shifted, &mut want);
+        assert_eq!(pre, shifted);
+        assert_eq!(out, want);
     }
 
     /// Relative error against f64 on a dense grid. Rounding `u` in f32 moves

@@ -173,16 +173,11 @@ impl Gpt {
                 kernels.merge_heads(&heads, &ba.ctx, &mut ba.atty, c, 0);
                 t = acts.profile.stop(t, F, Phase::HeadReshape);
             }
-            kernels.linear_forward(
-                &ba.atty,
-                bp.attn_proj_w,
-                Some(bp.attn_proj_b),
-                &mut acts.proj,
-                c,
-                c,
-            );
+            // Biases of the projections and of fc are added by the kernel
+            // that reads their output next (residual add, GELU).
+            kernels.linear_forward(&ba.atty, bp.attn_proj_w, None, &mut acts.proj, c, c);
             t = acts.profile.stop(t, F, Phase::AttnProjMatmul);
-            kernels.residual_add(x, &acts.proj, &mut ba.res1);
+            kernels.residual_add(x, &acts.proj, bp.attn_proj_b, &mut ba.res1);
             t = acts.profile.stop(t, F, Phase::Residual);
             kernels.layernorm_forward(
                 &ba.res1,
@@ -193,20 +188,13 @@ impl Gpt {
                 &mut ba.ln2_rstd,
             );
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            kernels.linear_forward(&ba.ln2, bp.fc_w, Some(bp.fc_b), &mut ba.fch, c, 4 * c);
+            kernels.linear_forward(&ba.ln2, bp.fc_w, None, &mut ba.fch, c, 4 * c);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
-            kernels.gelu_forward(&ba.fch, &mut ba.fch_gelu);
+            kernels.bias_gelu_forward(bp.fc_b, &mut ba.fch, &mut ba.fch_gelu);
             t = acts.profile.stop(t, F, Phase::Gelu);
-            kernels.linear_forward(
-                &ba.fch_gelu,
-                bp.mlp_proj_w,
-                Some(bp.mlp_proj_b),
-                &mut acts.proj,
-                4 * c,
-                c,
-            );
+            kernels.linear_forward(&ba.fch_gelu, bp.mlp_proj_w, None, &mut acts.proj, 4 * c, c);
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
-            kernels.residual_add(&ba.res1, &acts.proj, x_next);
+            kernels.residual_add(&ba.res1, &acts.proj, bp.mlp_proj_b, x_next);
             t = acts.profile.stop(t, F, Phase::Residual);
         }
 

@@ -156,14 +156,16 @@ impl Gpt {
                 &mut ba.ln1_rstd,
             );
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            if acts.layout == QkvLayout::Packed {
-                kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut ba.qkv, c, 3 * c);
-                t = acts.profile.stop(t, F, Phase::QkvMatmul);
+            // Packed: the block keeps the projection and attention reads it
+            // in place; head-major: split it into per-layer q, k, v.
+            let packed = acts.layout == QkvLayout::Packed;
+            let qkv = if packed { &mut ba.qkv } else { &mut acts.qkv };
+            kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), qkv, c, 3 * c);
+            t = acts.profile.stop(t, F, Phase::QkvMatmul);
+            if packed {
                 attn.forward_packed(shape, &ba.qkv, &mut ba.atty, &mut ba.lse)?;
                 t = acts.profile.stop(t, F, Phase::Attention);
             } else {
-                kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), &mut acts.qkv, c, 3 * c);
-                t = acts.profile.stop(t, F, Phase::QkvMatmul);
                 kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
                 kernels.split_heads(&heads, &acts.qkv, 3 * c, c, &mut ba.k);
                 kernels.split_heads(&heads, &acts.qkv, 3 * c, 2 * c, &mut ba.v);

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 
 use super::Threads;
 use super::attention_block::{Mask, ROW_TILE, attention_block_backward, attention_block_forward};
+use super::heads::{gather_rows, scatter_rows};
 
 /// One causal self-attention call over packed `qkv`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,20 +46,11 @@ thread_local! {
     static GATHERED: RefCell<Gathered> = RefCell::default();
 }
 
-/// Copies `rows` rows of `width` values, `stride` apart in `src`, into `dst`
-/// (resized, reusing its capacity).
+/// Gathers `rows` rows of `width` values, `stride` apart in `src`, into
+/// `dst` (resized, reusing its capacity).
 fn gather(src: &[f32], rows: usize, width: usize, stride: usize, dst: &mut Vec<f32>) {
     dst.resize(rows * width, 0.0);
-    for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(stride)) {
-        d.copy_from_slice(&s[..width]);
-    }
-}
-
-/// The inverse of [`gather`]: row `i` of `src` goes to `dst[i·stride ..]`.
-fn scatter(src: &[f32], width: usize, stride: usize, dst: &mut [f32]) {
-    for (s, d) in src.chunks_exact(width).zip(dst.chunks_mut(stride)) {
-        d[..width].copy_from_slice(s);
-    }
+    gather_rows(src, width, stride, dst);
 }
 
 impl PackedAttention {
@@ -134,8 +126,8 @@ impl PackedAttention {
                         &mut g.out,
                         &mut g.lse,
                     );
-                    scatter(&g.out, d, c, &mut out[col..]);
-                    scatter(&g.lse, 1, heads, &mut lse[h..]);
+                    scatter_rows(&g.out, d, c, &mut out[col..]);
+                    scatter_rows(&g.lse, 1, heads, &mut lse[h..]);
                 }
             });
         });

@@ -48,10 +48,12 @@ pub fn split_heads(
             (first_block + i) / layout.n_head,
             (first_block + i) % layout.n_head,
         );
-        let rows = src[b * layout.len * width..].chunks(width);
-        for (out, row) in block.chunks_exact_mut(hd).zip(rows) {
-            copy(out, &row[col0 + h * hd..][..hd]);
-        }
+        gather_rows(
+            &src[b * layout.len * width + col0 + h * hd..],
+            hd,
+            width,
+            block,
+        );
     }
 }
 
@@ -71,10 +73,24 @@ pub fn merge_heads(
         let heads =
             src[(first_seq + i) * seq_block..][..seq_block].chunks_exact(layout.head_block());
         for (h, head) in heads.enumerate() {
-            for (row, from) in seq.chunks_exact_mut(width).zip(head.chunks_exact(hd)) {
-                copy(&mut row[col0 + h * hd..][..hd], from);
-            }
+            scatter_rows(head, hd, width, &mut seq[col0 + h * hd..]);
         }
+    }
+}
+
+/// Copies rows of `width` values that start `stride` apart in `src` into
+/// the contiguous `dst` (as many rows as `dst` holds).
+pub(super) fn gather_rows(src: &[f32], width: usize, stride: usize, dst: &mut [f32]) {
+    for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(stride)) {
+        copy(d, &s[..width]);
+    }
+}
+
+/// The inverse of [`gather_rows`]: row `i` of the contiguous `src` goes to
+/// `dst[i·stride ..][..width]`.
+pub(super) fn scatter_rows(src: &[f32], width: usize, stride: usize, dst: &mut [f32]) {
+    for (s, d) in src.chunks_exact(width).zip(dst.chunks_mut(stride)) {
+        copy(&mut d[..width], s);
     }
 }
 

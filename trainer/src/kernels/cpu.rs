@@ -411,7 +411,7 @@ impl Kernels for CpuKernels {
         col0: usize,
         dst: &mut [f32],
     ) {
-        heads::check_split(layout, src, width, col0, dst);
+        layout.check(src, width, col0, dst);
         let block = layout.head_block();
         let per_part = self.rows_per_part(layout.batch * layout.n_head, block);
         self.threads
@@ -428,7 +428,7 @@ impl Kernels for CpuKernels {
         width: usize,
         col0: usize,
     ) {
-        heads::check_split(layout, dst, width, col0, src);
+        layout.check(dst, width, col0, src);
         let seq = layout.len * width;
         let per_part = self.rows_per_part(layout.batch, seq);
         self.threads.for_each_chunk(dst, per_part * seq, |i, part| {

@@ -22,13 +22,16 @@ impl HeadLayout {
         self.len * self.head_dim
     }
 
-    /// Checks that a `width`-wide token-major buffer of `token_major` elements
-    /// holds the head-major tensor at `col0`, which has `head_major` elements.
-    fn check(&self, token_major: usize, width: usize, col0: usize, head_major: usize) {
+    /// Checks that the `width`-wide `token_major` buffer holds the
+    /// head-major tensor at `col0`, which `head_major` has room for.
+    pub(crate) fn check(&self, token_major: &[f32], width: usize, col0: usize, head_major: &[f32]) {
         let heads_width = self.n_head * self.head_dim;
         assert!(col0 + heads_width <= width, "head columns exceed the row");
-        assert_eq!(token_major, self.batch * self.len * width);
-        assert_eq!(head_major, self.batch * self.n_head * self.head_block());
+        assert_eq!(token_major.len(), self.batch * self.len * width);
+        assert_eq!(
+            head_major.len(),
+            self.batch * self.n_head * self.head_block()
+        );
     }
 }
 
@@ -107,17 +110,6 @@ fn copy(dst: &mut [f32], src: &[f32]) {
     d.into_remainder().copy_from_slice(s.remainder());
 }
 
-/// Whole-call checks shared by the threaded entry points.
-pub(crate) fn check_split(
-    layout: &HeadLayout,
-    src: &[f32],
-    width: usize,
-    col0: usize,
-    dst: &[f32],
-) {
-    layout.check(src.len(), width, col0, dst.len());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,7 +126,7 @@ mod tests {
         let src: Vec<f32> = (0..2 * 3 * width).map(|i| i as f32).collect();
         let mut k = vec![0.0; 2 * 2 * 3 * 17];
         let col0 = 2 * 17;
-        check_split(&layout, &src, width, col0, &k);
+        layout.check(&src, width, col0, &k);
         split_heads(&layout, &src, width, col0, 0, &mut k);
         // k[b=1, h=1, t=2, d=16] comes from src[b=1, t=2, col0 + 17 + 16].
         let at = ((2 + 1) * 3 + 2) * 17 + 16;

@@ -73,21 +73,11 @@ impl Attention for LocalAttention {
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        shape.check_packed_backward(qkv, out, lse, dout, dq, dk, dv)?;
-        self.kernels.attention_backward_packed(
-            &packed_call(shape),
-            qkv,
-            out,
-            lse,
-            dout,
-            dq,
-            dk,
-            dv,
-        );
+        shape.check_packed_backward(qkv, out, lse, dout, dqkv)?;
+        self.kernels
+            .attention_backward_packed(&packed_call(shape), qkv, out, lse, dout, dqkv);
         Ok(())
     }
 

@@ -112,26 +112,17 @@ impl AttnShape {
     }
 
     /// Checks the buffers of an [`Attention::backward_packed`] call.
-    #[allow(clippy::too_many_arguments)]
     pub fn check_packed_backward(
         &self,
         qkv: &[f32],
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &[f32],
-        dk: &[f32],
-        dv: &[f32],
+        dqkv: &[f32],
     ) -> Result<(), AttentionError> {
         self.check_len("qkv", qkv, 3 * self.qkv_len())?;
-        let tensors = [
-            ("out", out),
-            ("dout", dout),
-            ("dq", dq),
-            ("dk", dk),
-            ("dv", dv),
-        ];
-        self.check(&tensors, lse)
+        self.check_len("dqkv", dqkv, 3 * self.qkv_len())?;
+        self.check(&[("out", out), ("dout", dout)], lse)
     }
 
     fn check_len(
@@ -229,8 +220,7 @@ pub trait Attention: Send + Sync {
     }
 
     /// [`Attention::backward`] on the packed layout: `dout` token-major,
-    /// `dq`, `dk`, `dv` head-major and overwritten.
-    #[allow(clippy::too_many_arguments)]
+    /// and `dqkv`, the gradient of `qkv` in its layout, overwritten.
     fn backward_packed(
         &self,
         shape: AttnShape,
@@ -238,11 +228,9 @@ pub trait Attention: Send + Sync {
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
     ) -> Result<(), AttentionError> {
-        let _ = (shape, qkv, out, lse, dout, dq, dk, dv);
+        let _ = (shape, qkv, out, lse, dout, dqkv);
         Err(AttentionError::Unsupported {
             strategy: "head-major",
             problem: format!("`{}` does not take packed qkv", self.name()),

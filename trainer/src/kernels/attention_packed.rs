@@ -14,6 +14,7 @@ use std::cell::RefCell;
 
 use super::Threads;
 use super::attention_block::{Mask, ROW_TILE, attention_block_backward, attention_block_forward};
+use super::disjoint::DisjointWrites;
 use super::heads::{gather_rows, scatter_rows};
 
 /// One causal self-attention call over packed `qkv`.
@@ -31,7 +32,8 @@ pub struct PackedAttention {
     pub scale: f32,
 }
 
-/// One thread's gathered slab: q, k, v, out, dout `[rows, head_dim]` and lse.
+/// One thread's gathered slab: q, k, v, out, dout `[rows, head_dim]` and
+/// lse, and in backward the slab's dq, dk, dv before they are scattered.
 #[derive(Default)]
 struct Gathered {
     q: Vec<f32>,
@@ -40,6 +42,9 @@ struct Gathered {
     out: Vec<f32>,
     dout: Vec<f32>,
     lse: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
 }
 
 thread_local! {
@@ -134,8 +139,8 @@ impl PackedAttention {
     }
 
     /// Given the forward's `out` and `lse` and the gradient `dout [batch,
-    /// len, C]`, OVERWRITES `dq`, `dk`, `dv` (head-major `[batch, n_head,
-    /// len, head_dim]`), in parallel over (sequence, head) slabs.
+    /// len, C]`, OVERWRITES `dqkv [batch, len, 3C]`, the gradient of `qkv`
+    /// in its own packed layout, in parallel over (sequence, head) slabs.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -144,29 +149,18 @@ impl PackedAttention {
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
     ) {
         self.check(qkv, out, lse);
         assert_eq!(dout.len(), out.len(), "dout is not [batch, len, C]");
-        for g in [&*dq, &*dk, &*dv] {
-            assert_eq!(
-                g.len(),
-                out.len(),
-                "dq/dk/dv are not [batch, n_head, len, head_dim]"
-            );
-        }
+        assert_eq!(dqkv.len(), qkv.len(), "dqkv is not [batch, len, 3C]");
         let (c, d, len, heads) = (self.width(), self.head_dim, self.len, self.n_head);
-        let slab = len * d;
-        if slab == 0 {
+        if len * d == 0 {
             return;
         }
-        threads.for_each_chunk3(dq, slab, dk, slab, dv, slab, |s, dq, dk, dv| {
+        let dqkv = DisjointWrites::new(dqkv);
+        threads.for_each_index(self.batch * heads, |s| {
             let (b, h) = (s / heads, s % heads);
-            for grad in [&mut *dq, &mut *dk, &mut *dv] {
-                grad.fill(0.0);
-            }
             let seq = &qkv[b * len * 3 * c..];
             let (tokens, col) = (b * len * c, h * d);
             GATHERED.with_borrow_mut(|g| {
@@ -176,6 +170,10 @@ impl PackedAttention {
                 gather(&out[tokens + col..], len, d, c, &mut g.out);
                 gather(&dout[tokens + col..], len, d, c, &mut g.dout);
                 gather(&lse[b * len * heads + h..], len, 1, heads, &mut g.lse);
+                for grad in [&mut g.dq, &mut g.dk, &mut g.dv] {
+                    grad.clear();
+                    grad.resize(len * d, 0.0);
+                }
                 attention_block_backward(
                     &g.q,
                     &g.k,
@@ -186,10 +184,16 @@ impl PackedAttention {
                     d,
                     self.scale,
                     Mask::Causal,
-                    dq,
-                    dk,
-                    dv,
+                    &mut g.dq,
+                    &mut g.dk,
+                    &mut g.dv,
                 );
+                let first = 3 * tokens;
+                for (third, grad) in [&g.dq, &g.dk, &g.dv].into_iter().enumerate() {
+                    // SAFETY: slab (b, h) alone writes columns `third·C +
+                    // h·hd ..` of the rows of sequence b.
+                    unsafe { dqkv.scatter_rows(first + third * c + col, grad, d, 3 * c) };
+                }
             });
         });
     }
@@ -224,9 +228,8 @@ mod tests {
             };
             let (mut out, mut lse) = (vec![0.0; n * c], vec![0.0; n * n_head]);
             call.forward(&threads, &qkv, &mut out, &mut lse);
-            let mut grads = [vec![9.0; n * c], vec![9.0; n * c], vec![9.0; n * c]];
-            let [dq, dk, dv] = &mut grads;
-            call.backward(&threads, &qkv, &out, &lse, &dout, dq, dk, dv);
+            let mut dqkv = vec![9.0; n * 3 * c];
+            call.backward(&threads, &qkv, &out, &lse, &dout, &mut dqkv);
 
             let layout = HeadLayout {
                 batch,
@@ -265,6 +268,11 @@ mod tests {
             let [wq, wk, wv] = &mut want;
             let d_ctx = split(&dout, c, 0);
             reference.backward(&threads, &q, &k, &v, &ctx, &lse_hm, &d_ctx, wq, wk, wv);
+            let grads = [
+                split(&dqkv, 3 * c, 0),
+                split(&dqkv, 3 * c, c),
+                split(&dqkv, 3 * c, 2 * c),
+            ];
             assert_eq!(grads, want, "dq, dk, dv");
         }
     }

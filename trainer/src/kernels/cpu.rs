@@ -153,7 +153,7 @@ pub trait Kernels: Send + Sync {
         lse: &mut [f32],
     );
 
-    /// Its backward, overwriting head-major `dq`, `dk`, `dv` (see
+    /// Its backward, overwriting the packed `dqkv` (see
     /// [`PackedAttention::backward`]).
     fn attention_backward_packed(
         &self,
@@ -162,9 +162,7 @@ pub trait Kernels: Send + Sync {
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
     );
 
     /// Batched attention block backward, accumulating (see
@@ -514,10 +512,8 @@ impl Kernels for CpuKernels {
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        dqkv: &mut [f32],
     ) {
-        call.backward(&self.threads, qkv, out, lse, dout, dq, dk, dv);
+        call.backward(&self.threads, qkv, out, lse, dout, dqkv);
     }
 }

@@ -100,7 +100,7 @@ pub(super) fn scatter_rows(src: &[f32], width: usize, stride: usize, dst: &mut [
 /// Copies a short run in 16-float pieces the compiler moves with vector
 /// registers, instead of one `memcpy` call per head row.
 #[inline(always)]
-fn copy(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy(dst: &mut [f32], src: &[f32]) {
     let mut d = dst.chunks_exact_mut(16);
     let mut s = src.chunks_exact(16);
     for (d, s) in (&mut d).zip(&mut s) {

@@ -37,6 +37,7 @@ mod attention_tile;
 mod config;
 mod cpu;
 mod cross_entropy;
+mod disjoint;
 mod fast_math;
 mod gelu;
 mod gemm;

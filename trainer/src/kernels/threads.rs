@@ -85,6 +85,18 @@ impl Threads {
         }
     }
 
+    /// Calls `f(i)` for every `i` in `0..count`, in parallel on this rank's
+    /// pool.
+    pub fn for_each_index<F>(&self, count: usize, f: F)
+    where
+        F: Fn(usize) + Sync + Send,
+    {
+        match &self.pool {
+            None => (0..count).for_each(f),
+            Some(pool) => pool.install(|| (0..count).into_par_iter().for_each(f)),
+        }
+    }
+
     /// Calls `f(i, chunk)` for consecutive `chunk_len`-element chunks of
     /// `data` (the last may be shorter), in parallel on this rank's pool.
     pub fn for_each_chunk<T, F>(&self, data: &mut [T], chunk_len: usize, f: F)

@@ -65,8 +65,8 @@ pub struct Activations {
     pub(crate) d_narrow: Vec<f32>,
     /// Backward: gradient of the MLP hidden layer `[N, 4C]`.
     pub(crate) d_wide: Vec<f32>,
-    /// Backward: gradients of ctx (head-major layout only), q, k, v
-    /// `[B, H, len, hd]`.
+    /// Backward, head-major layout only (empty otherwise): gradients of
+    /// ctx, q, k, v `[B, H, len, hd]`.
     pub(crate) d_ctx: Vec<f32>,
     pub(crate) dq: Vec<f32>,
     pub(crate) dk: Vec<f32>,
@@ -91,12 +91,13 @@ fn block_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
 fn other_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
     let c = cfg.n_embd;
     // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NC, proj NC,
-    // d_res NC, d_narrow NC, d_wide 4NC, dq/dk/dv 3NC, d_ctx NC (head-major).
-    let d_ctx = match layout {
+    // d_res NC, d_narrow NC, d_wide 4NC; head-major only: d_ctx, dq, dk,
+    // dv 4NC.
+    let head_grads = match layout {
         QkvLayout::Packed => 0,
-        QkvLayout::HeadMajor => n * c,
+        QkvLayout::HeadMajor => 4 * n * c,
     };
-    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 13 * n * c + d_ctx
+    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 10 * n * c + head_grads
 }
 
 impl Activations {
@@ -144,9 +145,9 @@ impl Activations {
             d_narrow: z(n * c),
             d_wide: z(4 * n * c),
             d_ctx: head_major(n * c),
-            dq: z(n * c),
-            dk: z(n * c),
-            dv: z(n * c),
+            dq: head_major(n * c),
+            dk: head_major(n * c),
+            dv: head_major(n * c),
             profile: Profile::default(),
         }
     }

@@ -312,16 +312,9 @@ impl Gpt {
             );
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
             if a.layout == QkvLayout::Packed {
-                attn.backward_packed(
-                    shape,
-                    &ba.qkv,
-                    &ba.atty,
-                    &ba.lse,
-                    &a.d_narrow,
-                    &mut a.dq,
-                    &mut a.dk,
-                    &mut a.dv,
-                )?;
+                // The gradient lands in the packed layout of the projection.
+                attn.backward_packed(shape, &ba.qkv, &ba.atty, &ba.lse, &a.d_narrow, &mut a.qkv)?;
+                t = a.profile.stop(t, B, Phase::Attention);
             } else {
                 kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);
                 t = a.profile.stop(t, B, Phase::HeadReshape);
@@ -329,12 +322,12 @@ impl Gpt {
                     shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
                     &mut a.dv,
                 )?;
+                t = a.profile.stop(t, B, Phase::Attention);
+                kernels.merge_heads(&heads, &a.dq, &mut a.qkv, 3 * c, 0);
+                kernels.merge_heads(&heads, &a.dk, &mut a.qkv, 3 * c, c);
+                kernels.merge_heads(&heads, &a.dv, &mut a.qkv, 3 * c, 2 * c);
+                t = a.profile.stop(t, B, Phase::HeadReshape);
             }
-            t = a.profile.stop(t, B, Phase::Attention);
-            kernels.merge_heads(&heads, &a.dq, &mut a.qkv, 3 * c, 0);
-            kernels.merge_heads(&heads, &a.dk, &mut a.qkv, 3 * c, c);
-            kernels.merge_heads(&heads, &a.dv, &mut a.qkv, 3 * c, 2 * c);
-            t = a.profile.stop(t, B, Phase::HeadReshape);
             kernels.linear_backward(
                 &a.qkv,
                 &ba.ln1,

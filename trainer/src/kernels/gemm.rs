@@ -10,11 +10,14 @@
 //! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
 //! layout `[in, out]`, so a linear layer is `y = x·W + b`.
 
-use super::Threads;
+use super::{Threads, column_sum};
 
 /// Products smaller than this many multiply-adds stay on one thread: handing
 /// work to another thread costs more than it saves.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// Column sums over fewer elements than this stay on one thread.
+const PARALLEL_MIN_SUM: usize = 1 << 16;
 
 /// A read-only matrix view: `rows × cols` with element `(i, j)` at
 /// `data[i·row_stride + j·col_stride]`.
@@ -192,15 +195,29 @@ pub fn linear_backward(
     gemm(threads, dy_m, MatRef::new(w, d_in, d_out).t(), 0.0, dx);
     gemm(threads, MatRef::new(x, rows, d_in).t(), dy_m, 1.0, dw);
     if let Some(db) = db {
-        column_sum_into(dy, db);
+        column_sum_into(threads, dy, db);
     }
 }
 
-/// `acc += Σ_rows m[row]` for a row-major matrix with `acc.len()` columns.
-pub fn column_sum_into(m: &[f32], acc: &mut [f32]) {
-    for row in m.chunks_exact(acc.len()) {
-        acc.iter_mut().zip(row).for_each(|(a, &r)| *a += r);
+/// `acc += Σ_rows m[row]` for a row-major matrix with `acc.len()` columns,
+/// split by columns over `threads` (each column sums its rows in order, so
+/// the result does not depend on the thread count).
+pub fn column_sum_into(threads: &Threads, m: &[f32], acc: &mut [f32]) {
+    let n = acc.len();
+    if n == 0 {
+        return;
     }
+    assert_eq!(m.len() % n, 0, "matrix is not rows × acc.len()");
+    let parts = if m.len() < PARALLEL_MIN_SUM {
+        1
+    } else {
+        threads.count()
+    };
+    // Column blocks of whole cache lines.
+    let cols = n.div_ceil(parts).next_multiple_of(16);
+    threads.for_each_chunk(acc, cols, |i, acc| {
+        column_sum::column_sum_into(m, n, i * cols, acc)
+    });
 }
 
 /// Tied output head forward: `logits[rows, vocab] = x[rows, c] · wteᵀ` with

@@ -34,6 +34,7 @@ mod attention_block;
 mod attention_merge;
 mod attention_packed;
 mod attention_tile;
+mod column_sum;
 mod config;
 mod cpu;
 mod cross_entropy;

@@ -149,6 +149,36 @@ fn linear_layer_matches_reference_and_accumulates_grads_on_any_thread_count() {
     }
 }
 
+/// Bias gradients: the column split over threads (above the size where it
+/// starts) sums each column's rows in order, so every thread count gives
+/// the serial result bit for bit, and that result is the f64 sum to f32
+/// rounding.
+#[test]
+fn column_sums_accumulate_and_do_not_depend_on_the_thread_count() {
+    for (rows, cols) in [(3, 5), (700, 130), (64, 1100)] {
+        let m = uniform(21, rows * cols);
+        let start = uniform(22, cols);
+        let serial = {
+            let mut acc = start.clone();
+            column_sum_into(&Threads::single(), &m, &mut acc);
+            acc
+        };
+        for threads in [2, 3] {
+            let mut acc = start.clone();
+            column_sum_into(&Threads::new(threads).unwrap(), &m, &mut acc);
+            assert_eq!(acc, serial, "{rows}×{cols}, {threads} threads");
+        }
+        let want: Vec<f64> = (0..cols)
+            .map(|j| {
+                f64::from(start[j]) + (0..rows).map(|i| f64::from(m[i * cols + j])).sum::<f64>()
+            })
+            .collect();
+        // Up to 700 f32 additions of values in [-1, 1]: rounding stays
+        // well under 1e-4 relative to the column's magnitude.
+        assert_close("column sums", &serial, &want, 1e-4);
+    }
+}
+
 #[test]
 fn tied_head_is_a_linear_layer_with_the_transposed_embedding() {
     let (rows, c, vocab) = (6, 5, 11);

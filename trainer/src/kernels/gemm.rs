@@ -10,11 +10,21 @@
 //! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
 //! layout `[in, out]`, so a linear layer is `y = x·W + b`.
 
-use super::{Threads, column_sum};
+use std::cell::RefCell;
+
+use super::{Threads, column_sum, residual};
 
 /// Products smaller than this many multiply-adds stay on one thread: handing
 /// work to another thread costs more than it saves.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
+
+/// A split along the inner dimension gives each part at least this many of
+/// its steps.
+const K_SPLIT_MIN_PER_PART: usize = 64;
+
+/// The most `f32` elements (64 MiB) the partial products of
+/// [`gemm_accumulate_k_split`] may take on one thread.
+const K_SPLIT_MAX_FLOATS: usize = 1 << 24;
 
 /// Column sums over fewer elements than this stay on one thread.
 const PARALLEL_MIN_SUM: usize = 1 << 16;
@@ -52,6 +62,11 @@ impl<'a> MatRef<'a> {
             col_stride: self.row_stride,
             ..self
         }
+    }
+
+    /// Columns `start..start + count` of this view.
+    fn columns(self, start: usize, count: usize) -> Self {
+        self.t().rows(start, count).t()
     }
 
     /// Rows `start..start + count` of this view.
@@ -93,6 +108,53 @@ pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut 
             gemm_serial(a.rows(start, c_part.len() / n), b, beta, c_part);
         });
     }
+}
+
+/// `c += a·b`, split over `threads` along the inner dimension: part `i`
+/// multiplies its share of the columns of `a` by the matching rows of `b`
+/// into a partial product of its own, and the partials are then added to
+/// `c` in part order.
+///
+/// Meant for weight gradients `xᵀ·dy`, whose inner dimension is the token
+/// count: each thread reads only its share of the tokens (the rows the
+/// row-split kernels before it wrote on that thread), where a split by
+/// output rows makes every thread read all of them. Falls back to
+/// [`gemm`] when the product is small or the partials would take more
+/// than 64 MiB.
+pub fn gemm_accumulate_k_split(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions differ");
+    assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
+    let parts = threads.count();
+    let split = parts > 1
+        && m * k * n >= PARALLEL_MIN_MACS
+        && k >= K_SPLIT_MIN_PER_PART * parts
+        && parts * m * n <= K_SPLIT_MAX_FLOATS;
+    if !split {
+        gemm(threads, a, b, 1.0, c);
+        return;
+    }
+    thread_local! {
+        /// The partial products, kept between calls so a step allocates
+        /// nothing.
+        static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+    PARTIALS.with_borrow_mut(|partials| {
+        partials.resize(parts * m * n, 0.0);
+        let per_part = k.div_ceil(parts);
+        threads.for_each_chunk(partials, m * n, |i, partial| {
+            let start = (i * per_part).min(k);
+            let len = per_part.min(k - start);
+            gemm_serial(a.columns(start, len), b.rows(start, len), 0.0, partial);
+        });
+        let partials = &*partials;
+        let chunk = (m * n).div_ceil(parts).next_multiple_of(16);
+        threads.for_each_chunk(c, chunk, |i, c| {
+            for partial in partials.chunks_exact(m * n) {
+                residual::add_assign(c, &partial[i * chunk..][..c.len()]);
+            }
+        });
+    });
 }
 
 /// `c = a·b + beta·c` on the calling thread.
@@ -193,7 +255,7 @@ pub fn linear_backward(
     let rows = x.len() / d_in.max(1);
     let dy_m = MatRef::new(dy, rows, d_out);
     gemm(threads, dy_m, MatRef::new(w, d_in, d_out).t(), 0.0, dx);
-    gemm(threads, MatRef::new(x, rows, d_in).t(), dy_m, 1.0, dw);
+    gemm_accumulate_k_split(threads, MatRef::new(x, rows, d_in).t(), dy_m, dw);
     if let Some(db) = db {
         column_sum_into(threads, dy, db);
     }
@@ -249,5 +311,5 @@ pub fn tied_head_backward(
     let rows = x.len() / c.max(1);
     let dl = MatRef::new(dlogits, rows, vocab);
     gemm(threads, dl, MatRef::new(wte, vocab, c), 0.0, dx);
-    gemm(threads, dl.t(), MatRef::new(x, rows, c), 1.0, dwte);
+    gemm_accumulate_k_split(threads, dl.t(), MatRef::new(x, rows, c), dwte);
 }

@@ -149,6 +149,42 @@ fn linear_layer_matches_reference_and_accumulates_grads_on_any_thread_count() {
     }
 }
 
+/// Weight gradients split over threads along the token dimension: every
+/// thread count (1 falls back to the row split; 2 and 3 add partials)
+/// accumulates `aᵀ·b` onto `c` to f32 rounding of the f64 product. With
+/// k = 700 terms in [-1, 1] the rounding stays near 1e-6 of the largest
+/// entry; 1e-5 leaves room without hiding a missed or doubled part.
+#[test]
+fn k_split_products_accumulate_like_the_plain_product() {
+    for (k, m, n) in [(700, 24, 40), (701, 33, 17), (9, 5, 3)] {
+        let (a, b, c0) = (uniform(31, k * m), uniform(32, k * n), uniform(33, m * n));
+        let want: Vec<f64> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                let dot: f64 = (0..k)
+                    .map(|p| f64::from(a[p * m + i]) * f64::from(b[p * n + j]))
+                    .sum();
+                f64::from(c0[e]) + dot
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let mut c = c0.clone();
+            gemm_accumulate_k_split(
+                &Threads::new(threads).unwrap(),
+                MatRef::new(&a, k, m).t(),
+                MatRef::new(&b, k, n),
+                &mut c,
+            );
+            assert_close(
+                &format!("k-split {k}×{m}×{n}, {threads} threads"),
+                &c,
+                &want,
+                1e-5,
+            );
+        }
+    }
+}
+
 /// Bias gradients: the column split over threads (above the size where it
 /// starts) sums each column's rows in order, so every thread count gives
 /// the serial result bit for bit, and that result is the f64 sum to f32

@@ -23,7 +23,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 const K_SPLIT_MIN_PER_PART: usize = 64;
 
 /// The most `f32` elements (64 MiB) the partial products of
-/// [`gemm_accumulate_k_split`] may take on one thread.
+/// [`weight_gradient`] may take on one thread.
 const K_SPLIT_MAX_FLOATS: usize = 1 << 24;
 
 /// Column sums over fewer elements than this stay on one thread.
@@ -62,6 +62,14 @@ impl<'a> MatRef<'a> {
             col_stride: self.row_stride,
             ..self
         }
+    }
+
+    /// Whether the view is the whole of a dense row-major matrix from the
+    /// start of its buffer.
+    fn is_dense(&self) -> bool {
+        self.col_stride == 1
+            && self.row_stride == self.cols
+            && self.data.len() >= self.rows * self.cols
     }
 
     /// Columns `start..start + count` of this view.
@@ -110,50 +118,77 @@ pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut 
     }
 }
 
-/// `c += a·b`, split over `threads` along the inner dimension: part `i`
-/// multiplies its share of the columns of `a` by the matching rows of `b`
-/// into a partial product of its own, and the partials are then added to
-/// `c` in part order.
+/// Weight and bias gradients of a linear layer: `c += a·b` with `a = xᵀ`
+/// and `b = dy`, and, when `column_sums` is given, `column_sums +=` the
+/// column sums of the dense `b`.
 ///
-/// Meant for weight gradients `xᵀ·dy`, whose inner dimension is the token
-/// count: each thread reads only its share of the tokens (the rows the
-/// row-split kernels before it wrote on that thread), where a split by
-/// output rows makes every thread read all of them. Falls back to
-/// [`gemm`] when the product is small or the partials would take more
-/// than 64 MiB.
-pub fn gemm_accumulate_k_split(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, c: &mut [f32]) {
+/// The work is split over `threads` along the inner dimension, the token
+/// count: part `i` multiplies its share of the columns of `a` by the
+/// matching rows of `b` into a partial product of its own, sums those rows
+/// of `b` while they are in its cache, and the partials are then added in
+/// part order. Each thread thus reads only its share of the tokens (the
+/// rows the row-split kernels before it wrote on that thread), where a split
+/// by output rows makes every thread read all of them. Small products, and
+/// ones whose partials would take more than 64 MiB, use [`gemm`] and
+/// [`column_sum_into`] instead.
+pub fn weight_gradient(
+    threads: &Threads,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    column_sums: Option<&mut [f32]>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
+    let sums_len = column_sums.as_ref().map_or(0, |s| s.len());
+    if column_sums.is_some() {
+        assert!(b.is_dense(), "column sums need a dense row-major b");
+        assert_eq!(sums_len, n, "column sums are not b.cols long");
+    }
     let parts = threads.count();
+    let slot = m * n + sums_len;
     let split = parts > 1
         && m * k * n >= PARALLEL_MIN_MACS
         && k >= K_SPLIT_MIN_PER_PART * parts
-        && parts * m * n <= K_SPLIT_MAX_FLOATS;
+        && parts * slot <= K_SPLIT_MAX_FLOATS;
     if !split {
         gemm(threads, a, b, 1.0, c);
+        if let Some(sums) = column_sums {
+            column_sum_into(threads, &b.data[..k * n], sums);
+        }
         return;
     }
     thread_local! {
-        /// The partial products, kept between calls so a step allocates
-        /// nothing.
+        /// Each part's partial product and column sums, kept between calls
+        /// so a step allocates nothing.
         static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
     PARTIALS.with_borrow_mut(|partials| {
-        partials.resize(parts * m * n, 0.0);
+        partials.resize(parts * slot, 0.0);
         let per_part = k.div_ceil(parts);
-        threads.for_each_chunk(partials, m * n, |i, partial| {
+        threads.for_each_chunk(partials, slot, |i, slot| {
             let start = (i * per_part).min(k);
             let len = per_part.min(k - start);
-            gemm_serial(a.columns(start, len), b.rows(start, len), 0.0, partial);
+            let (product, sums) = slot.split_at_mut(m * n);
+            gemm_serial(a.columns(start, len), b.rows(start, len), 0.0, product);
+            if !sums.is_empty() {
+                sums.fill(0.0);
+                column_sum::column_sum_into(&b.data[start * n..(start + len) * n], n, 0, sums);
+            }
         });
         let partials = &*partials;
         let chunk = (m * n).div_ceil(parts).next_multiple_of(16);
         threads.for_each_chunk(c, chunk, |i, c| {
-            for partial in partials.chunks_exact(m * n) {
-                residual::add_assign(c, &partial[i * chunk..][..c.len()]);
+            for slot in partials.chunks_exact(slot) {
+                residual::add_assign(c, &slot[i * chunk..][..c.len()]);
             }
         });
+        if let Some(sums) = column_sums {
+            for slot in partials.chunks_exact(slot) {
+                residual::add_assign(sums, &slot[m * n..]);
+            }
+        }
     });
 }
 
@@ -255,10 +290,7 @@ pub fn linear_backward(
     let rows = x.len() / d_in.max(1);
     let dy_m = MatRef::new(dy, rows, d_out);
     gemm(threads, dy_m, MatRef::new(w, d_in, d_out).t(), 0.0, dx);
-    gemm_accumulate_k_split(threads, MatRef::new(x, rows, d_in).t(), dy_m, dw);
-    if let Some(db) = db {
-        column_sum_into(threads, dy, db);
-    }
+    weight_gradient(threads, MatRef::new(x, rows, d_in).t(), dy_m, dw, db);
 }
 
 /// `acc += Σ_rows m[row]` for a row-major matrix with `acc.len()` columns,
@@ -311,5 +343,5 @@ pub fn tied_head_backward(
     let rows = x.len() / c.max(1);
     let dl = MatRef::new(dlogits, rows, vocab);
     gemm(threads, dl, MatRef::new(wte, vocab, c), 0.0, dx);
-    gemm_accumulate_k_split(threads, dl.t(), MatRef::new(x, rows, c), dwte);
+    weight_gradient(threads, dl.t(), MatRef::new(x, rows, c), dwte, None);
 }

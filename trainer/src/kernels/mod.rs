@@ -70,8 +70,8 @@ pub use cross_entropy::{
 };
 pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_inplace, gelu_forward};
 pub use gemm::{
-    MatRef, column_sum_into, gemm, gemm_accumulate_k_split, gemm_serial, linear_backward,
-    linear_forward, tied_head_backward, tied_head_forward,
+    MatRef, column_sum_into, gemm, gemm_serial, linear_backward, linear_forward,
+    tied_head_backward, tied_head_forward, weight_gradient,
 };
 pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};

@@ -151,13 +151,15 @@ fn linear_layer_matches_reference_and_accumulates_grads_on_any_thread_count() {
 
 /// Weight gradients split over threads along the token dimension: every
 /// thread count (1 falls back to the row split; 2 and 3 add partials)
-/// accumulates `aᵀ·b` onto `c` to f32 rounding of the f64 product. With
-/// k = 700 terms in [-1, 1] the rounding stays near 1e-6 of the largest
-/// entry; 1e-5 leaves room without hiding a missed or doubled part.
+/// accumulates `aᵀ·b` onto `c`, and the column sums of `b` onto the bias
+/// gradient, to f32 rounding of the f64 results. With k ≈ 700 terms in
+/// [-1, 1] the rounding stays near 1e-6 of the largest entry; 1e-5 leaves
+/// room without hiding a missed or doubled part.
 #[test]
-fn k_split_products_accumulate_like_the_plain_product() {
+fn weight_gradients_match_the_plain_product_on_any_thread_count() {
     for (k, m, n) in [(700, 24, 40), (701, 33, 17), (9, 5, 3)] {
-        let (a, b, c0) = (uniform(31, k * m), uniform(32, k * n), uniform(33, m * n));
+        let (a, b) = (uniform(31, k * m), uniform(32, k * n));
+        let (c0, sums0) = (uniform(33, m * n), uniform(34, n));
         let want: Vec<f64> = (0..m * n)
             .map(|e| {
                 let (i, j) = (e / n, e % n);
@@ -167,20 +169,21 @@ fn k_split_products_accumulate_like_the_plain_product() {
                 f64::from(c0[e]) + dot
             })
             .collect();
+        let want_sums: Vec<f64> = (0..n)
+            .map(|j| f64::from(sums0[j]) + (0..k).map(|p| f64::from(b[p * n + j])).sum::<f64>())
+            .collect();
         for threads in [1, 2, 3] {
-            let mut c = c0.clone();
-            gemm_accumulate_k_split(
+            let (mut c, mut sums) = (c0.clone(), sums0.clone());
+            weight_gradient(
                 &Threads::new(threads).unwrap(),
                 MatRef::new(&a, k, m).t(),
                 MatRef::new(&b, k, n),
                 &mut c,
+                Some(&mut sums),
             );
-            assert_close(
-                &format!("k-split {k}×{m}×{n}, {threads} threads"),
-                &c,
-                &want,
-                1e-5,
-            );
+            let what = format!("{k}×{m}×{n}, {threads} threads");
+            assert_close(&format!("product {what}"), &c, &want, 1e-5);
+            assert_close(&format!("column sums {what}"), &sums, &want_sums, 1e-5);
         }
     }
 }

@@ -96,6 +96,19 @@ impl<'a> MatRef<'a> {
 /// `c = a·b + beta·c` with `c` dense row-major `[a.rows, b.cols]`, split by
 /// rows of `c` over `threads`.
 pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+    gemm_rows(threads, a, b, c, |_| beta);
+}
+
+/// Splits `c = a·b` by rows over `threads`; each part first calls
+/// `init(rows)`, which may fill its rows of `c`, and gets back the `beta`
+/// its product adds to them with.
+fn gemm_rows(
+    threads: &Threads,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    init: impl Fn(&mut [f32]) -> f32 + Sync + Send,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
@@ -109,10 +122,12 @@ pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut 
     };
     let rows_per_part = m.div_ceil(parts);
     if parts == 1 {
+        let beta = init(c);
         gemm_serial(a, b, beta, c);
     } else {
         threads.for_each_chunk(c, rows_per_part * n, |i, c_part| {
             let start = i * rows_per_part;
+            let beta = init(c_part);
             gemm_serial(a.rows(start, c_part.len() / n), b, beta, c_part);
         });
     }
@@ -255,21 +270,24 @@ pub fn linear_forward(
     d_out: usize,
 ) {
     let rows = x.len() / d_in.max(1);
-    let beta = match bias {
-        Some(b) => {
-            assert_eq!(b.len(), d_out, "bias length is not d_out");
-            out.chunks_exact_mut(d_out)
-                .for_each(|row| row.copy_from_slice(b));
-            1.0
-        }
-        None => 0.0,
-    };
-    gemm(
+    if let Some(b) = bias {
+        assert_eq!(b.len(), d_out, "bias length is not d_out");
+    }
+    // Each part writes the bias into its own rows right before its product
+    // reads them back: in parallel, and while they are in its cache.
+    gemm_rows(
         threads,
         MatRef::new(x, rows, d_in),
         MatRef::new(w, d_in, d_out),
-        beta,
         out,
+        |rows| match bias {
+            Some(b) => {
+                rows.chunks_exact_mut(d_out)
+                    .for_each(|row| row.copy_from_slice(b));
+                1.0
+            }
+            None => 0.0,
+        },
     );
 }
 

@@ -1,6 +1,10 @@
 // Links every plugin crate, so their components are registered.
 use cptrain_app as _;
 
+/// Large buffers (activations, weights, optimizer state) on huge pages.
+#[global_allocator]
+static ALLOC: cptrain::HugePageAlloc = cptrain::HugePageAlloc;
+
 fn main() -> std::process::ExitCode {
     cptrain::cli::main()
 }

@@ -16,6 +16,10 @@ use cptrain::kernels::Threads;
 use cptrain::model::ModelConfig;
 use serde_json::json;
 
+/// The allocator the `cptrain` binary uses, so both measure the same thing.
+#[global_allocator]
+static ALLOC: cptrain::HugePageAlloc = cptrain::HugePageAlloc;
+
 const USAGE: &str = "usage: step_bench --layers L --embd D --heads H --seq T --batch B --vocab V \
 [--threads N] [--steps S] [--warmup W] [--profile] [--matmul-peak]";
 

@@ -9,9 +9,12 @@ pub mod checkpoint;
 pub mod cli;
 pub mod components;
 pub mod data;
+mod huge_pages;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parallel;
 pub mod train;
+
+pub use huge_pages::HugePageAlloc;

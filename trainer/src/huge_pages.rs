@@ -7,14 +7,14 @@ use std::alloc::{GlobalAlloc, Layout, System};
 ///
 /// A training step streams through every activation buffer several times;
 /// with 4 KiB pages each pass walks thousands of TLB entries. On Linux,
-/// every allocation of at least 1 MiB gets a 2 MiB aligned, 2 MiB rounded
-/// block marked `MADV_HUGEPAGE` before its first touch, so the kernel backs
-/// it with 2 MiB pages whenever `/sys/kernel/mm/transparent_hugepage/enabled`
-/// is `madvise` or `always` (PyTorch does the same for its large CPU
-/// tensors). On the tiny benchmark configuration this gave 20–25 % more
-/// tokens/s, for 23 MiB more peak RSS (docs/performance.md). Smaller
-/// allocations, and every allocation on other systems, go straight to
-/// [`System`].
+/// every allocation of at least 2 MiB starts on a 2 MiB boundary and is
+/// marked `MADV_HUGEPAGE` before its first touch, so the kernel backs its
+/// whole 2 MiB pages with huge pages whenever
+/// `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`
+/// (PyTorch does the same for its large CPU tensors). Sizes are not rounded
+/// up, so no memory is added: the tail short of a whole huge page keeps
+/// 4 KiB pages. Smaller allocations, and every allocation on other systems,
+/// go straight to [`System`]. Measured effect in docs/performance.md.
 ///
 /// A library cannot choose the allocator of the program it is linked into;
 /// the `cptrain` binary and the benchmarks opt in with
@@ -27,19 +27,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HugePageAlloc;
 
-/// Allocations from this size up are given huge pages.
-const MIN_SIZE: usize = 1 << 20;
-/// The transparent huge page size on x86-64 and most aarch64 kernels.
+/// The transparent huge page size on x86-64 and most aarch64 kernels;
+/// allocations from this size up are given huge pages.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// The layout a large request is served with: whole, aligned huge pages.
-/// `None` for requests that stay on ordinary pages.
+/// The layout a large request is served with: the same size, aligned to a
+/// huge page. `None` for requests that stay on ordinary pages.
 fn huge_layout(layout: Layout) -> Option<Layout> {
-    if !cfg!(target_os = "linux") || layout.size() < MIN_SIZE {
+    if !cfg!(target_os = "linux") || layout.size() < HUGE_PAGE {
         return None;
     }
-    let size = layout.size().checked_next_multiple_of(HUGE_PAGE)?;
-    Layout::from_size_align(size, layout.align().max(HUGE_PAGE)).ok()
+    Layout::from_size_align(layout.size(), layout.align().max(HUGE_PAGE)).ok()
 }
 
 /// Asks the kernel for huge pages over `len` bytes at `ptr`. Failure (THP
@@ -116,13 +114,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_blocks_are_whole_aligned_huge_pages_and_small_ones_untouched() {
-        let small = Layout::from_size_align(MIN_SIZE - 1, 8).unwrap();
+    fn large_blocks_start_on_a_huge_page_and_keep_their_size() {
+        let small = Layout::from_size_align(HUGE_PAGE - 1, 8).unwrap();
         assert_eq!(huge_layout(small), None);
-        let large = Layout::from_size_align(3 * MIN_SIZE + 5, 64).unwrap();
+        let large = Layout::from_size_align(3 * HUGE_PAGE + 5, 64).unwrap();
         if cfg!(target_os = "linux") {
             let huge = huge_layout(large).unwrap();
-            assert_eq!((huge.size(), huge.align()), (2 * HUGE_PAGE, HUGE_PAGE));
+            assert_eq!((huge.size(), huge.align()), (3 * HUGE_PAGE + 5, HUGE_PAGE));
         }
     }
 
@@ -146,7 +144,7 @@ mod tests {
                 ptr = a.realloc(ptr, old, size);
                 assert!(!ptr.is_null());
                 assert!((0..700).all(|i| *ptr.add(i) == (i % 251) as u8));
-                if size >= MIN_SIZE {
+                if size >= HUGE_PAGE {
                     assert_eq!(ptr as usize % HUGE_PAGE, 0, "huge blocks are aligned");
                 }
                 old = Layout::from_size_align(size, 16).unwrap();

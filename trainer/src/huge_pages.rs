@@ -7,14 +7,16 @@ use std::alloc::{GlobalAlloc, Layout, System};
 ///
 /// A training step streams through every activation buffer several times;
 /// with 4 KiB pages each pass walks thousands of TLB entries. On Linux,
-/// every allocation of at least 2 MiB starts on a 2 MiB boundary and is
-/// marked `MADV_HUGEPAGE` before its first touch, so the kernel backs its
-/// whole 2 MiB pages with huge pages whenever
+/// every allocation of at least 2 MiB gets its own anonymous mapping that
+/// starts on a 2 MiB boundary and is marked `MADV_HUGEPAGE`, so the kernel
+/// backs its whole 2 MiB pages with huge pages whenever
 /// `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`
 /// (PyTorch does the same for its large CPU tensors). Sizes are not rounded
-/// up, so no memory is added: the tail short of a whole huge page keeps
-/// 4 KiB pages. Smaller allocations, and every allocation on other systems,
-/// go straight to [`System`]. Measured effect in docs/performance.md.
+/// up to whole huge pages, and fresh mappings are zero without being
+/// touched, so memory a program never writes still costs nothing: the tail
+/// short of a whole huge page keeps 4 KiB pages. Smaller allocations, and
+/// every allocation on other systems, go straight to [`System`]. Measured
+/// effect in docs/performance.md.
 ///
 /// A library cannot choose the allocator of the program it is linked into;
 /// the `cptrain` binary and the benchmarks opt in with
@@ -31,64 +33,118 @@ pub struct HugePageAlloc;
 /// allocations from this size up are given huge pages.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// The layout a large request is served with: the same size, aligned to a
-/// huge page. `None` for requests that stay on ordinary pages.
-fn huge_layout(layout: Layout) -> Option<Layout> {
-    if !cfg!(target_os = "linux") || layout.size() < HUGE_PAGE {
-        return None;
-    }
-    Layout::from_size_align(layout.size(), layout.align().max(HUGE_PAGE)).ok()
+/// Whether a request gets a huge-page mapping of its own.
+fn is_huge(layout: Layout) -> bool {
+    cfg!(target_os = "linux") && layout.size() >= HUGE_PAGE && layout.align() <= HUGE_PAGE
 }
 
-/// Asks the kernel for huge pages over `len` bytes at `ptr`. Failure (THP
-/// off, an old kernel) leaves ordinary pages, which is only slower.
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    // SAFETY: the range is one block this allocator just obtained; the
-    // advice changes how its pages are backed, never their contents.
-    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_HUGEPAGE) };
+mod mapping {
+    use super::HUGE_PAGE;
+
+    /// Bytes mapped for a `size`-byte block: whole pages of the system.
+    fn mapped_len(size: usize) -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        size.next_multiple_of(usize::try_from(page).unwrap_or(4096).max(1))
+    }
+
+    /// A zeroed, huge-page aligned mapping of at least `size` bytes marked
+    /// `MADV_HUGEPAGE`, or null.
+    pub(super) fn map(size: usize) -> *mut u8 {
+        let len = mapped_len(size);
+        let Some(total) = len.checked_add(HUGE_PAGE) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: an anonymous private mapping at an address of the
+        // kernel's choosing; the result is checked before use.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return std::ptr::null_mut();
+        }
+        let start = base as usize;
+        let head = start.next_multiple_of(HUGE_PAGE) - start;
+        let tail = total - head - len;
+        // SAFETY: the head and tail are page-aligned parts of the mapping
+        // just made, outside the block handed out. Advice failure (THP off,
+        // an old kernel) leaves ordinary pages, which is only slower.
+        unsafe {
+            if head > 0 {
+                libc::munmap(base, head);
+            }
+            if tail > 0 {
+                libc::munmap(base.cast::<u8>().add(head + len).cast(), tail);
+            }
+            let block = base.cast::<u8>().add(head);
+            libc::madvise(block.cast(), len, libc::MADV_HUGEPAGE);
+            block
+        }
+    }
+
+    /// Unmaps a block [`map`] returned for `size` bytes.
+    ///
+    /// # Safety
+    /// `ptr` must come from `map(size)` and not be used afterwards.
+    pub(super) unsafe fn unmap(ptr: *mut u8, size: usize) {
+        // SAFETY: forwarded from the caller.
+        unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_ptr: *mut u8, _len: usize) {}
+mod mapping {
+    pub(super) fn map(_size: usize) -> *mut u8 {
+        unreachable!("huge-page mappings are only made on Linux")
+    }
 
-// SAFETY: every block comes from `System` with a layout at least as large
-// and as aligned as the one requested, and goes back to `System` with the
-// same layout (`huge_layout` is a function of the requested layout alone).
+    pub(super) unsafe fn unmap(_ptr: *mut u8, _size: usize) {
+        unreachable!("huge-page mappings are only made on Linux")
+    }
+}
+
+// SAFETY: large blocks are mappings of their own, at least `size` bytes,
+// aligned to 2 MiB (≥ the requested alignment), unmapped only in `dealloc`;
+// everything else is `System`'s, with the caller's layout.
 unsafe impl GlobalAlloc for HugePageAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(huge) = huge_layout(layout) else {
+        if is_huge(layout) {
+            mapping::map(layout.size())
+        } else {
             // SAFETY: forwarded from the caller.
-            return unsafe { System.alloc(layout) };
-        };
-        // SAFETY: `huge` has a non-zero size.
-        let ptr = unsafe { System.alloc(huge) };
-        if !ptr.is_null() {
-            advise_huge_pages(ptr, huge.size());
+            unsafe { System.alloc(layout) }
         }
-        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if huge_layout(layout).is_none() {
+        if is_huge(layout) {
+            // A fresh anonymous mapping reads as zero; leaving it untouched
+            // keeps unwritten pages out of the resident set.
+            mapping::map(layout.size())
+        } else {
             // SAFETY: forwarded from the caller.
-            return unsafe { System.alloc_zeroed(layout) };
+            unsafe { System.alloc_zeroed(layout) }
         }
-        // Advise before the zeroing touches the pages, so they are huge
-        // from their first fault.
-        // SAFETY: forwarded from the caller.
-        let ptr = unsafe { self.alloc(layout) };
-        if !ptr.is_null() {
-            // SAFETY: the block holds at least `layout.size()` bytes.
-            unsafe { ptr.write_bytes(0, layout.size()) };
-        }
-        ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with this layout, i.e. from
-        // `System` with the layout computed here again.
-        unsafe { System.dealloc(ptr, huge_layout(layout).unwrap_or(layout)) }
+        // SAFETY: `ptr` came from `alloc` with this layout, so from the
+        // same branch.
+        unsafe {
+            if is_huge(layout) {
+                mapping::unmap(ptr, layout.size());
+            } else {
+                System.dealloc(ptr, layout);
+            }
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -96,7 +152,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         // filled from the old one before the old one is freed.
         unsafe {
             let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-            if huge_layout(layout).is_none() && huge_layout(new_layout).is_none() {
+            if !is_huge(layout) && !is_huge(new_layout) {
                 return System.realloc(ptr, layout, new_size);
             }
             let new = self.alloc(new_layout);
@@ -114,14 +170,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn large_blocks_start_on_a_huge_page_and_keep_their_size() {
-        let small = Layout::from_size_align(HUGE_PAGE - 1, 8).unwrap();
-        assert_eq!(huge_layout(small), None);
-        let large = Layout::from_size_align(3 * HUGE_PAGE + 5, 64).unwrap();
-        if cfg!(target_os = "linux") {
-            let huge = huge_layout(large).unwrap();
-            assert_eq!((huge.size(), huge.align()), (3 * HUGE_PAGE + 5, HUGE_PAGE));
-        }
+    fn only_large_blocks_with_ordinary_alignment_get_mappings() {
+        let layout = |size, align| Layout::from_size_align(size, align).unwrap();
+        assert!(!is_huge(layout(HUGE_PAGE - 1, 8)));
+        assert_eq!(
+            is_huge(layout(3 * HUGE_PAGE + 5, 64)),
+            cfg!(target_os = "linux")
+        );
+        assert!(!is_huge(layout(3 * HUGE_PAGE, 2 * HUGE_PAGE)));
     }
 
     #[test]
@@ -144,7 +200,7 @@ mod tests {
                 ptr = a.realloc(ptr, old, size);
                 assert!(!ptr.is_null());
                 assert!((0..700).all(|i| *ptr.add(i) == (i % 251) as u8));
-                if size >= HUGE_PAGE {
+                if size >= HUGE_PAGE && cfg!(target_os = "linux") {
                     assert_eq!(ptr as usize % HUGE_PAGE, 0, "huge blocks are aligned");
                 }
                 old = Layout::from_size_align(size, 16).unwrap();
@@ -153,6 +209,7 @@ mod tests {
             let zeroed = Layout::from_size_align(4 << 20, 8).unwrap();
             let z = a.alloc_zeroed(zeroed);
             assert!((0..4 << 20).step_by(4093).all(|i| *z.add(i) == 0));
+            z.add((4 << 20) - 1).write(7);
             a.dealloc(z, zeroed);
         }
     }

@@ -5,10 +5,11 @@
 //! `A` is read one scalar at a time (broadcast) through a row stride and a
 //! `k` stride, so a transposed `A` (`Pᵀ`, `dSᵀ`) costs no copy, and `B` is a
 //! row-major operand (`V`, `K`, `Q`, `dO`) or a key tile transposed once per
-//! slab by [`pack_transposed_tiles`]. `R × W` output values stay in registers
-//! for the whole `k` loop; LLVM vectorizes the `W` loop for the ISA the
-//! caller was compiled for (`W` = 32 on AVX-512, 16 on AVX2). Nothing is
-//! packed per call and nothing is allocated.
+//! slab by [`pack_transposed_tiles`]. A block of rows × `W` output values
+//! stays in registers for the whole `k` loop (8 rows on AVX-512, 4 on AVX2);
+//! LLVM vectorizes the `W` loop for the ISA the caller was compiled for
+//! (`W` = 32 on AVX-512, 16 on AVX2). Nothing is packed per call and nothing
+//! is allocated.
 //!
 //! [`block_rows`] lets the caller shrink the `k` range and the column count
 //! per block of `R` rows, which is how masked (causal) parts of a tile are
@@ -20,7 +21,7 @@ use super::simd::MulAdd;
 #[cfg(test)]
 use super::simd::Unfused;
 
-/// Rows of `C` computed together.
+/// Rows of `C` computed together (twice as many on AVX-512).
 const R: usize = 4;
 /// Narrowest vector block; column counts of packed tiles are multiples of it.
 pub(super) const MIN_W: usize = 16;

@@ -4,8 +4,9 @@
 //! chosen at run time (AVX2/FMA and scalar kernels remain for other CPUs).
 //! On stable Rust ≥ 1.89 that feature needs no nightly. The measurements
 //! behind the choice are in the [`kernels`](super) module docs. Each call runs
-//! single-threaded; the kernels split the output rows over the rank's
-//! [`Threads`] instead of handing `gemm` a thread pool.
+//! single-threaded; the kernels split the work over the rank's [`Threads`]
+//! instead of handing `gemm` a thread pool: by output rows, or for weight
+//! gradients by tokens ([`weight_gradient`]).
 //!
 //! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
 //! layout `[in, out]`, so a linear layer is `y = x·W + b`.

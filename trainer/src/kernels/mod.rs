@@ -27,7 +27,8 @@
 //! chosen at run time) wins by 0-40 %. An earlier measurement without that
 //! feature had `gemm` on its AVX2 kernels at 45-106 and `matrixmultiply`
 //! ahead. Every call is single-threaded; [`gemm`] splits output rows over
-//! the rank's pool.
+//! the rank's pool, and [`weight_gradient`] splits weight gradients along
+//! the token dimension.
 
 mod attention_batched;
 mod attention_block;

@@ -252,6 +252,38 @@ fn environment_variables_override_files() {
     );
 }
 
+/// `CPTRAIN_HUGE_PAGES` picks how the binary's allocator places large
+/// buffers: each mode checks a run, a value it does not know is one error
+/// naming the variable and the choices.
+#[test]
+fn each_huge_page_mode_runs_and_a_bad_one_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |mode: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
+            .args(["check"])
+            .env("CPTRAIN_HUGE_PAGES", mode)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for mode in ["all", "large", "off"] {
+        let out = run(mode);
+        assert!(
+            out.status.success(),
+            "{mode}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run("yes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .contains("CPTRAIN_HUGE_PAGES=\"yes\": expected `all` (the default), `large` or `off`"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn bench_times_steps_and_shows_where_the_time_goes() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ pub fn cptrain(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
+        .env_remove("CPTRAIN_HUGE_PAGES")
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("the cptrain binary runs")

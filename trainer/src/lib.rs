@@ -17,4 +17,4 @@ pub mod optim;
 pub mod parallel;
 pub mod train;
 
-pub use huge_pages::HugePageAlloc;
+pub use huge_pages::{HUGE_PAGES_VAR, HugePageAlloc, HugePages, HugePagesError};

@@ -19,6 +19,10 @@ use clap::Parser;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    if let Err(error) = crate::HugePages::from_env() {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
     match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

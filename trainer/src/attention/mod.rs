@@ -187,6 +187,14 @@ pub enum AttentionError {
     },
 }
 
+/// The error of a packed call to a strategy that takes head-major q, k, v.
+fn packed_unsupported(strategy: &str) -> AttentionError {
+    AttentionError::Unsupported {
+        strategy: "head-major",
+        problem: format!("`{strategy}` does not take packed qkv"),
+    }
+}
+
 /// Causal self-attention over the tokens this rank holds.
 ///
 /// Implementations keep whatever per-rank state they need (process group,
@@ -213,10 +221,7 @@ pub trait Attention: Send + Sync {
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
         let _ = (shape, qkv, out, lse);
-        Err(AttentionError::Unsupported {
-            strategy: "head-major",
-            problem: format!("`{}` does not take packed qkv", self.name()),
-        })
+        Err(packed_unsupported(self.name()))
     }
 
     /// [`Attention::backward`] on the packed layout: `dout` token-major,
@@ -231,10 +236,7 @@ pub trait Attention: Send + Sync {
         dqkv: &mut [f32],
     ) -> Result<(), AttentionError> {
         let _ = (shape, qkv, out, lse, dout, dqkv);
-        Err(AttentionError::Unsupported {
-            strategy: "head-major",
-            problem: format!("`{}` does not take packed qkv", self.name()),
-        })
+        Err(packed_unsupported(self.name()))
     }
 
     /// Computes `out` and `lse` for this rank's queries against every key

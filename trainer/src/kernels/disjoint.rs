@@ -17,10 +17,9 @@ pub(super) struct DisjointWrites<'a> {
     _buffer: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: the type only hands out writes the caller guarantees disjoint (see
-// `scatter_rows`), and it borrows the buffer mutably for its whole life.
-unsafe impl Send for DisjointWrites<'_> {}
-// SAFETY: as for `Send`.
+// SAFETY: shared between tasks, the type only hands out writes the caller
+// guarantees disjoint (see `scatter_rows`), and it borrows the buffer
+// mutably for its whole life.
 unsafe impl Sync for DisjointWrites<'_> {}
 
 impl<'a> DisjointWrites<'a> {

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    AllGatherAttention, Attention, AttentionError, AttnShape, RingAttention, UlyssesAttention,
+    AllGatherAttention, Attention, AttentionError, AttnShape, QkvLayout, RingAttention,
+    UlyssesAttention,
 };
 use crate::kernels::Threads;
 use crate::kernels::test_support::{assert_close, uniform};
@@ -402,6 +403,45 @@ fn wrong_buffer_sizes_are_shape_errors() {
         assert!(
             matches!(err, AttentionError::Shape { buffer: "k", .. }),
             "{strategy:?}: {err}"
+        );
+    }
+}
+
+/// Every context-parallel strategy takes head-major q, k, v (the layout
+/// `TrainPlan::qkv_layout` assumes for cp > 1), and a packed call is an
+/// error naming the strategy, not a wrong answer.
+#[test]
+fn context_parallel_strategies_take_head_major_qkv_only() {
+    let world = LocalWorld::new(1, Duration::from_secs(5));
+    let group: Arc<dyn ProcessGroup> = Arc::new(world.world_group(0).unwrap());
+    let shape = AttnShape {
+        batch: 1,
+        n_head: 2,
+        len: 4,
+        head_dim: 3,
+    };
+    let n = shape.qkv_len();
+    for strategy in STRATEGIES {
+        let attention = build(strategy, group.clone(), true);
+        assert_eq!(attention.qkv_layout(), QkvLayout::HeadMajor, "{strategy:?}");
+        let (mut out, mut lse) = (vec![0.0; n], vec![0.0; shape.lse_len()]);
+        let qkv = vec![0.0; 3 * n];
+        let err = attention
+            .forward_packed(shape, &qkv, &mut out, &mut lse)
+            .unwrap_err();
+        let name = attention.name().to_owned();
+        assert!(
+            err.to_string()
+                .contains(&format!("`{name}` does not take packed qkv")),
+            "{err}"
+        );
+        let mut dqkv = vec![0.0; 3 * n];
+        let err = attention
+            .backward_packed(shape, &qkv, &out, &lse, &out, &mut dqkv)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not take packed qkv"),
+            "{err}"
         );
     }
 }

@@ -418,6 +418,23 @@ mod tests {
         assert!(AttentionBalance::ratio(&b.contiguous) > 6.9);
     }
 
+    /// The plan sizes activations for the layout of the strategy the rank
+    /// context wires: `local` (packed) at cp = 1, a context-parallel one
+    /// (head-major, see the CP strategy tests) above.
+    #[test]
+    fn the_plan_estimates_activations_for_the_wired_strategys_layout() {
+        use crate::attention::{Attention, LocalAttention};
+        use crate::kernels::CpuKernels;
+        let (m, t, mut p, k) = sections();
+        let local = LocalAttention::new(std::sync::Arc::new(CpuKernels::default()));
+        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        assert_eq!(plan.qkv_layout(), local.qkv_layout());
+        p.world_size = 2;
+        p.cp = 2;
+        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        assert_eq!(plan.qkv_layout(), QkvLayout::HeadMajor);
+    }
+
     #[test]
     fn the_plan_shows_each_ranks_zigzag_chunks() {
         let (m, t, mut p, k) = sections();

@@ -126,40 +126,33 @@ pub fn run_step_benchmark(
     };
 
     let mut samples = Vec::with_capacity(cfg.steps);
-    let mut steps = || -> Result<(), BenchError> {
-        for step in 0..cfg.warmup + cfg.steps {
-            let timed = step >= cfg.warmup;
-            if step == cfg.warmup {
-                acts.set_profiling(cfg.profile);
-            }
-            let t0 = Instant::now();
-            grads.fill(0.0);
-            acts.profile_mut()
-                .add(Pass::Update, Phase::Optimizer, t0.elapsed());
-            let loss = gpt.forward(&*kernels, &attn, &params, batch, &mut acts)?;
-            let scale = 1.0 / loss.count.max(1) as f32;
-            gpt.backward(
-                &*kernels, &attn, &params, batch, scale, &mut acts, &mut grads,
-            )?;
-            let t_opt = Instant::now();
-            adamw.step(&mut params, &grads, cfg.optimizer.lr);
-            acts.profile_mut()
-                .add(Pass::Update, Phase::Optimizer, t_opt.elapsed());
-            let sample = StepSample {
-                seconds: t0.elapsed().as_secs_f64(),
-                loss: loss.mean(),
-            };
-            if timed {
-                on_step(samples.len(), &sample);
-                samples.push(sample);
-            }
+    for step in 0..cfg.warmup + cfg.steps {
+        let timed = step >= cfg.warmup;
+        if step == cfg.warmup {
+            acts.set_profiling(cfg.profile);
         }
-        Ok(())
-    };
-    // As the trainer does: the loop runs on the kernels' threads.
-    let mut result = Ok(());
-    kernels.install(&mut || result = steps());
-    result?;
+        let t0 = Instant::now();
+        grads.fill(0.0);
+        acts.profile_mut()
+            .add(Pass::Update, Phase::Optimizer, t0.elapsed());
+        let loss = gpt.forward(&*kernels, &attn, &params, batch, &mut acts)?;
+        let scale = 1.0 / loss.count.max(1) as f32;
+        gpt.backward(
+            &*kernels, &attn, &params, batch, scale, &mut acts, &mut grads,
+        )?;
+        let t_opt = Instant::now();
+        adamw.step(&mut params, &grads, cfg.optimizer.lr);
+        acts.profile_mut()
+            .add(Pass::Update, Phase::Optimizer, t_opt.elapsed());
+        let sample = StepSample {
+            seconds: t0.elapsed().as_secs_f64(),
+            loss: loss.mean(),
+        };
+        if timed {
+            on_step(samples.len(), &sample);
+            samples.push(sample);
+        }
+    }
     Ok(BenchReport {
         samples,
         tokens_per_step: n_tokens,

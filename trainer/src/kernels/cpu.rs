@@ -22,12 +22,6 @@ pub trait Kernels: Send + Sync {
     /// Worker threads one call may use.
     fn threads(&self) -> usize;
 
-    /// Runs `f` on the kernels' own worker threads (see
-    /// [`Threads::install`]): parallel kernels called inside `f` then take a
-    /// share of the work on the calling worker instead of waking the pool
-    /// from outside on every call. A training loop runs inside this.
-    fn install(&self, f: &mut (dyn FnMut() + Send));
-
     /// `out = x·w + bias` with `w` in Conv1D layout `[d_in, d_out]`.
     fn linear_forward(
         &self,
@@ -246,10 +240,6 @@ impl Kernels for CpuKernels {
 
     fn threads(&self) -> usize {
         self.threads.count()
-    }
-
-    fn install(&self, f: &mut (dyn FnMut() + Send)) {
-        self.threads.install(f)
     }
 
     fn linear_forward(

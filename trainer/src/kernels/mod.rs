@@ -3,7 +3,7 @@
 //! Each file holds one concept as plain functions on slices; [`Kernels`] puts
 //! them behind one object-safe trait so a device plugin can replace the CPU
 //! implementation ([`CpuKernels`]) as a whole. Parallel kernels run on the
-//! rank's own [`Threads`], never on rayon's global pool.
+//! rank's own [`Threads`], never on a process-wide pool.
 //!
 //! # GEMM choice (measured 2026-11, this project's 2-vCPU Intel Xeon, AVX-512)
 //!
@@ -48,6 +48,7 @@ mod layernorm;
 mod residual;
 mod rowops;
 mod simd;
+mod team;
 mod threads;
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! Per-rank worker threads for the kernels.
 //!
 //! Each rank owns one [`Threads`] value: either nothing (one thread: every
-//! kernel runs on the caller's thread) or a dedicated rayon pool. Kernels never
-//! touch rayon's global pool, so several ranks in one process do not share, or
+//! kernel runs on the caller's thread) or a [`Team`] of helper threads of its
+//! own that the caller works alongside. Kernels never use a process-wide pool
+//! such as rayon's, so several ranks in one process do not share, or
 //! deadlock on, one set of workers (docs/crates.md §5), and `kernels.threads`
 //! divided among the ranks bounds the total number of busy cores.
 
 use std::sync::Arc;
 
-use rayon::prelude::*;
+use super::team::Team;
 
 /// Why a thread pool could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -16,14 +17,15 @@ use rayon::prelude::*;
 pub struct ThreadsError {
     /// Threads asked for.
     pub requested: usize,
-    /// What the operating system or rayon said.
+    /// What the operating system said.
     pub reason: String,
 }
 
-/// The worker threads one rank's kernels may use.
+/// The worker threads one rank's kernels may use: the calling thread plus,
+/// for more than one, a [`Team`] of helpers.
 #[derive(Clone, Debug)]
 pub struct Threads {
-    pool: Option<Arc<rayon::ThreadPool>>,
+    team: Option<Arc<Team>>,
     count: usize,
 }
 
@@ -33,17 +35,48 @@ impl Default for Threads {
     }
 }
 
+/// A raw base pointer that parallel tasks turn into disjoint sub-slices.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+
+// SAFETY: tasks only form non-overlapping sub-slices from it (see `chunk`).
+unsafe impl<T: Send> Send for SharedMut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// Chunk `i` of `len`-element chunks of a `total`-element buffer.
+    ///
+    /// # Safety
+    /// The buffer must be alive and borrowed for the call, and each `i` used
+    /// by one task only.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn chunk(&self, i: usize, len: usize, total: usize) -> &mut [T] {
+        let start = (i * len).min(total);
+        let end = (start + len).min(total);
+        // SAFETY: per the contract, `start..end` is inside the buffer and no
+        // other task holds it.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), end - start) }
+    }
+}
+
+/// Chunks of `len` elements (the last may be shorter) a buffer of `total`
+/// elements splits into.
+fn chunk_count(total: usize, len: usize) -> usize {
+    total.div_ceil(len.max(1))
+}
+
 impl Threads {
     /// Runs every kernel on the calling thread.
     pub fn single() -> Self {
         Threads {
-            pool: None,
+            team: None,
             count: 1,
         }
     }
 
-    /// `count` worker threads (`0` = all cores of the machine). One thread
-    /// builds no pool at all.
+    /// `count` threads (`0` = all cores of the machine): the caller and
+    /// `count − 1` helpers. One thread starts no helper.
     pub fn new(count: usize) -> Result<Self, ThreadsError> {
         let count = if count == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -53,16 +86,12 @@ impl Threads {
         if count == 1 {
             return Ok(Self::single());
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(count)
-            .thread_name(|i| format!("cptrain-kernel-{i}"))
-            .build()
-            .map_err(|e| ThreadsError {
-                requested: count,
-                reason: e.to_string(),
-            })?;
+        let team = Team::new(count - 1, "cptrain-kernel").map_err(|e| ThreadsError {
+            requested: count,
+            reason: e.to_string(),
+        })?;
         Ok(Threads {
-            pool: Some(Arc::new(pool)),
+            team: Some(Arc::new(team)),
             count,
         })
     }
@@ -72,54 +101,37 @@ impl Threads {
         self.count
     }
 
-    /// Runs `f` on one of this rank's worker threads and returns its result.
-    ///
-    /// Kernels called from inside `f` then split their work from a worker
-    /// that takes a share itself, instead of handing every call from an
-    /// outside thread to the pool and sleeping until it is done: one thread
-    /// wake-up fewer per parallel kernel.
-    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match &self.pool {
-            None => f(),
-            Some(pool) => pool.install(f),
-        }
-    }
-
-    /// Calls `f(i)` for every `i` in `0..count`, in parallel on this rank's
-    /// pool.
+    /// Calls `f(i)` for every `i` in `0..count`, in parallel over this
+    /// rank's threads.
     pub fn for_each_index<F>(&self, count: usize, f: F)
     where
         F: Fn(usize) + Sync + Send,
     {
-        match &self.pool {
+        match &self.team {
             None => (0..count).for_each(f),
-            Some(pool) => pool.install(|| (0..count).into_par_iter().for_each(f)),
+            Some(team) => team.run(count, &f),
         }
     }
 
     /// Calls `f(i, chunk)` for consecutive `chunk_len`-element chunks of
-    /// `data` (the last may be shorter), in parallel on this rank's pool.
+    /// `data` (the last may be shorter), in parallel over this rank's
+    /// threads.
     pub fn for_each_chunk<T, F>(&self, data: &mut [T], chunk_len: usize, f: F)
     where
         T: Send,
         F: Fn(usize, &mut [T]) + Sync + Send,
     {
-        let chunk_len = chunk_len.max(1);
-        match &self.pool {
-            None => data
-                .chunks_mut(chunk_len)
-                .enumerate()
-                .for_each(|(i, c)| f(i, c)),
-            Some(pool) => pool.install(|| {
-                data.par_chunks_mut(chunk_len)
-                    .enumerate()
-                    .for_each(|(i, c)| f(i, c))
-            }),
-        }
+        let (len, total) = (chunk_len.max(1), data.len());
+        let base = SharedMut(data.as_mut_ptr());
+        self.for_each_index(chunk_count(total, len), |i| {
+            // SAFETY: `data` is borrowed for this call; chunk `i` is task i's.
+            f(i, unsafe { base.chunk(i, len, total) })
+        });
     }
 
     /// Like [`Threads::for_each_chunk`] over two buffers chunked in step:
-    /// chunk `i` of `a` (`a_len` elements) goes with chunk `i` of `b`.
+    /// chunk `i` of `a` (`a_len` elements) goes with chunk `i` of `b`. Runs
+    /// as many tasks as the buffer with fewer chunks has.
     pub fn for_each_chunk2<A, B, F>(
         &self,
         a: &mut [A],
@@ -133,19 +145,15 @@ impl Threads {
         F: Fn(usize, &mut [A], &mut [B]) + Sync + Send,
     {
         let (a_len, b_len) = (a_len.max(1), b_len.max(1));
-        match &self.pool {
-            None => a
-                .chunks_mut(a_len)
-                .zip(b.chunks_mut(b_len))
-                .enumerate()
-                .for_each(|(i, (x, y))| f(i, x, y)),
-            Some(pool) => pool.install(|| {
-                a.par_chunks_mut(a_len)
-                    .zip(b.par_chunks_mut(b_len))
-                    .enumerate()
-                    .for_each(|(i, (x, y))| f(i, x, y))
-            }),
-        }
+        let (a_total, b_total) = (a.len(), b.len());
+        let (pa, pb) = (SharedMut(a.as_mut_ptr()), SharedMut(b.as_mut_ptr()));
+        let tasks = chunk_count(a_total, a_len).min(chunk_count(b_total, b_len));
+        self.for_each_index(tasks, |i| {
+            // SAFETY: both buffers are borrowed for this call; chunk `i` of
+            // each is task i's.
+            let (x, y) = unsafe { (pa.chunk(i, a_len, a_total), pb.chunk(i, b_len, b_total)) };
+            f(i, x, y)
+        });
     }
 
     /// Like [`Threads::for_each_chunk`] over three buffers chunked in step.
@@ -166,21 +174,27 @@ impl Threads {
         F: Fn(usize, &mut [A], &mut [B], &mut [C]) + Sync + Send,
     {
         let (a_len, b_len, c_len) = (a_len.max(1), b_len.max(1), c_len.max(1));
-        match &self.pool {
-            None => a
-                .chunks_mut(a_len)
-                .zip(b.chunks_mut(b_len))
-                .zip(c.chunks_mut(c_len))
-                .enumerate()
-                .for_each(|(i, ((x, y), z))| f(i, x, y, z)),
-            Some(pool) => pool.install(|| {
-                a.par_chunks_mut(a_len)
-                    .zip(b.par_chunks_mut(b_len))
-                    .zip(c.par_chunks_mut(c_len))
-                    .enumerate()
-                    .for_each(|(i, ((x, y), z))| f(i, x, y, z))
-            }),
-        }
+        let (a_total, b_total, c_total) = (a.len(), b.len(), c.len());
+        let (pa, pb, pc) = (
+            SharedMut(a.as_mut_ptr()),
+            SharedMut(b.as_mut_ptr()),
+            SharedMut(c.as_mut_ptr()),
+        );
+        let tasks = chunk_count(a_total, a_len)
+            .min(chunk_count(b_total, b_len))
+            .min(chunk_count(c_total, c_len));
+        self.for_each_index(tasks, |i| {
+            // SAFETY: the buffers are borrowed for this call; chunk `i` of
+            // each is task i's.
+            let (x, y, z) = unsafe {
+                (
+                    pa.chunk(i, a_len, a_total),
+                    pb.chunk(i, b_len, b_total),
+                    pc.chunk(i, c_len, c_total),
+                )
+            };
+            f(i, x, y, z)
+        });
     }
 }
 

@@ -121,17 +121,6 @@ impl RankTrainer {
     /// Trains from the start step to `train.steps`, or until `stop()` returns
     /// true on any rank (all ranks agree on the step at which they stop).
     pub fn train(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
-        let mut outcome = None;
-        self.kernels
-            .install(&mut || outcome = Some(self.train_on_kernel_threads(stop)));
-        outcome.expect("Kernels::install runs its closure")
-    }
-
-    /// [`RankTrainer::train`], run on the kernels' threads.
-    fn train_on_kernel_threads(
-        &self,
-        stop: &(dyn Fn() -> bool + Sync),
-    ) -> Result<RankOutcome, TrainError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let steps = self.plan.train.steps;
         let mut step = self.first_step;

@@ -28,7 +28,9 @@ use std::cell::RefCell;
 
 use super::attention_tile::{Bounds, Lhs, MIN_W, Out, Rhs, block_rows, pack_transposed_tiles};
 use super::fast_math::exp as fast_exp;
-use super::rowops::{dot, exp_scaled_sum, row_max, scale_in_place, softmax_grad_row};
+use super::rowops::{
+    dot, scale_in_place, softmax_grad_row, vectors_exp_scaled_sum, vectors_max,
+};
 use super::simd::{Fused, MulAdd, Unfused};
 
 /// Query rows per tile; a caller splitting rows keeps to multiples of it.
@@ -142,6 +144,20 @@ impl Slab<'_> {
             .saturating_sub(i0)
             .min(br)
     }
+}
+
+/// Prepares a score row of which the first `visible` of `bc` keys count:
+/// sets the masked scores up to the next whole vector to `−inf` (so they
+/// drop out of the max and their probability is 0) and zeroes the rest of
+/// the `bc` columns. Returns that vector-rounded length.
+#[inline(always)]
+fn pad_masked(row: &mut [f32], visible: usize, bc: usize) -> usize {
+    let padded = visible.next_multiple_of(MIN_W);
+    row[visible..padded].fill(f32::NEG_INFINITY);
+    if padded < bc {
+        row[padded..bc].fill(0.0);
+    }
+    padded
 }
 
 /// Score tile `scores[r][j] = q_blk[r] · k[j0 + j]` for the columns each
@@ -281,17 +297,17 @@ fn forward_slab<M: MulAdd, const W: usize>(
             score_tile::<M, W>(&s, q_blk, kt_tile, (i0, br), (j0, bc), scores);
             for r in 0..br {
                 let visible = s.tile_keys(i0 + r, j0, bc);
-                let s_row = &mut scores[r * KEY_TILE..r * KEY_TILE + bc];
+                let s_row = &mut scores[r * KEY_TILE..(r + 1) * KEY_TILE];
                 if visible == 0 {
-                    s_row.fill(0.0);
+                    s_row[..bc].fill(0.0);
                     continue;
                 }
+                let padded = pad_masked(s_row, visible, bc);
                 // scale > 0, so the max of the scaled row is the scaled max.
-                let tile_max = scale * row_max(&s_row[..visible]);
+                let tile_max = scale * vectors_max(&s_row[..padded]);
                 let new_max = run_max[r].max(tile_max);
                 let correction = fast_exp::<M>(run_max[r] - new_max);
-                let sum = exp_scaled_sum(&mut s_row[..visible], scale, new_max);
-                s_row[visible..].fill(0.0);
+                let sum = vectors_exp_scaled_sum::<M>(&mut s_row[..padded], scale, new_max);
                 row_sum[r] = row_sum[r] * correction + sum;
                 run_max[r] = new_max;
                 if correction != 1.0 {
@@ -345,7 +361,7 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, scratch: &mut Scr
         let dout_blk = &g.dout[rows.clone()];
         for (r, dot_r) in row_dot[..br].iter_mut().enumerate() {
             let row = (i0 + r) * d..(i0 + r + 1) * d;
-            *dot_r = dot(&g.out[row.clone()], &g.dout[row]);
+            *dot_r = dot::<M>(&g.out[row.clone()], &g.dout[row]);
         }
         let kv_end = s.tile_keys(i0 + br - 1, 0, usize::MAX);
         for j0 in (0..kv_end).step_by(KEY_TILE) {
@@ -357,18 +373,19 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, scratch: &mut Scr
             for (r, &dot_r) in row_dot[..br].iter().enumerate() {
                 let visible = s.tile_keys(i0 + r, j0, bc);
                 let row_lse = g.lse[i0 + r];
-                let tile_row = r * KEY_TILE..r * KEY_TILE + bc;
+                let tile_row = r * KEY_TILE..(r + 1) * KEY_TILE;
                 let p_row = &mut probs[tile_row.clone()];
                 let ds_row = &mut dscores[tile_row];
                 if visible == 0 || row_lse == f32::NEG_INFINITY {
-                    p_row.fill(0.0);
-                    ds_row.fill(0.0);
+                    p_row[..bc].fill(0.0);
+                    ds_row[..bc].fill(0.0);
                     continue;
                 }
-                exp_scaled_sum(&mut p_row[..visible], s.scale, row_lse);
-                softmax_grad_row(&mut ds_row[..visible], &p_row[..visible], s.scale, dot_r);
-                p_row[visible..].fill(0.0);
-                ds_row[visible..].fill(0.0);
+                let padded = pad_masked(p_row, visible, bc);
+                vectors_exp_scaled_sum::<M>(&mut p_row[..padded], s.scale, row_lse);
+                // Zero probabilities zero the padding's gradient too.
+                softmax_grad_row(&mut ds_row[..padded], &p_row[..padded], s.scale, dot_r);
+                ds_row[padded.min(bc)..bc].fill(0.0);
             }
             let (tile_rows, tile_keys) = ((i0, br), (j0, bc));
             tile_t_times::<M, W>(

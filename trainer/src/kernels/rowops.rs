@@ -1,11 +1,37 @@
 //! Vectorized row operations shared by the softmax-style kernels
 //! (attention, cross-entropy): reductions keep 16 partial lanes so LLVM can
 //! vectorize them without reassociating a serial float sum.
+//!
+//! The generic `#[inline(always)]` versions are for kernels that are
+//! themselves compiled per ISA (the attention tile loops call them once per
+//! row, where a dispatched call would cost more than a short row's math);
+//! the dispatched ones are for everything else.
 
 use super::fast_math::exp;
-use super::simd::simd_dispatch;
+use super::simd::{MulAdd, simd_dispatch};
 
 const LANES: usize = 16;
+
+/// Combines the lanes of `acc` pairwise (8 + 8, 4 + 4, ...) with `f`: a few
+/// vector shuffles, where a left-to-right fold is a chain of 15 dependent
+/// scalar operations that the compiler may not reorder.
+#[inline(always)]
+pub(crate) fn lane_tree(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for i in 0..width {
+            acc[i] = f(acc[i], acc[i + width]);
+        }
+        width /= 2;
+    }
+    acc[0]
+}
+
+/// The larger of two non-NaN values, as one vector instruction.
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if b > a { b } else { a }
+}
 
 simd_dispatch! {
     /// The largest element (`−inf` for an empty row; NaN-free input assumed).
@@ -15,33 +41,49 @@ simd_dispatch! {
         let rest = chunks.remainder();
         for c in chunks {
             for (a, &v) in acc.iter_mut().zip(c) {
-                *a = if v > *a { v } else { *a };
+                *a = max(*a, v);
             }
         }
         for (a, &v) in acc.iter_mut().zip(rest) {
-            *a = if v > *a { v } else { *a };
+            *a = max(*a, v);
         }
-        acc.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+        lane_tree(acc, max)
     }
 }
 
-simd_dispatch! {
-    /// `x ← e^(x·scale − shift)` in place; returns the sum of the new values.
-    pub(crate) fn exp_scaled_sum(x: &mut [f32], scale: f32, shift: f32) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = x.chunks_exact_mut(LANES);
-        for c in &mut chunks {
-            for (a, v) in acc.iter_mut().zip(c) {
-                *v = exp::<M>(*v * scale - shift);
-                *a += *v;
-            }
+/// Whole vectors of `x` (`x.len()` a multiple of 16: the attention tiles pad
+/// each row with `−inf` scores), so the accumulators stay in registers.
+#[inline(always)]
+fn vectors(x: &[f32]) -> std::slice::ChunksExact<'_, f32> {
+    assert!(x.len().is_multiple_of(LANES), "row is not whole vectors");
+    x.chunks_exact(LANES)
+}
+
+/// [`row_max`] of a row of whole vectors, inlined into its caller.
+#[inline(always)]
+pub(crate) fn vectors_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    for c in vectors(x) {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = max(*a, v);
         }
-        for (a, v) in acc.iter_mut().zip(chunks.into_remainder()) {
-            *v = exp::<M>(*v * scale - shift);
+    }
+    lane_tree(acc, max)
+}
+
+/// `x ← e^(x·scale − shift)` in place over a row of whole vectors; returns
+/// the sum of the new values. `−inf` entries become 0.
+#[inline(always)]
+pub(crate) fn vectors_exp_scaled_sum<M: MulAdd>(x: &mut [f32], scale: f32, shift: f32) -> f32 {
+    assert!(x.len().is_multiple_of(LANES), "row is not whole vectors");
+    let mut acc = [0.0f32; LANES];
+    for c in x.chunks_exact_mut(LANES) {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *v = exp::<M>(M::mul_add(*v, scale, -shift));
             *a += *v;
         }
-        acc.iter().sum()
     }
+    lane_tree(acc, |a, b| a + b)
 }
 
 simd_dispatch! {
@@ -71,45 +113,43 @@ simd_dispatch! {
     }
 }
 
-simd_dispatch! {
-    /// `ds ← scale · p · (ds − dot)`: the softmax backward of one row.
-    pub(crate) fn softmax_grad_row(ds: &mut [f32], p: &[f32], scale: f32, dot: f32) {
-        for (g, &p) in ds.iter_mut().zip(p) {
-            *g = scale * p * (*g - dot);
-        }
+/// `ds ← scale · p · (ds − dot)`: the softmax backward of one row.
+#[inline(always)]
+pub(crate) fn softmax_grad_row(ds: &mut [f32], p: &[f32], scale: f32, dot: f32) {
+    for (g, &p) in ds.iter_mut().zip(p) {
+        *g = scale * p * (*g - dot);
     }
 }
 
-simd_dispatch! {
-    /// `x ← x·s`.
-    pub(crate) fn scale_in_place(x: &mut [f32], s: f32) {
-        for v in x {
-            *v *= s;
-        }
+/// `x ← x·s`.
+#[inline(always)]
+pub(crate) fn scale_in_place(x: &mut [f32], s: f32) {
+    for v in x {
+        *v *= s;
     }
 }
 
-simd_dispatch! {
-    /// `Σ a·b` with lane-wise partial sums.
-    pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-        let mut acc = [0.0f32; LANES];
-        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-        let (ra, rb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for i in 0..LANES {
-                acc[i] += x[i] * y[i];
-            }
+/// `Σ a·b` with lane-wise partial sums.
+#[inline(always)]
+pub(crate) fn dot<M: MulAdd>(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] = M::mul_add(x[i], y[i], acc[i]);
         }
-        for (i, (&x, &y)) in ra.iter().zip(rb).enumerate() {
-            acc[i] += x * y;
-        }
-        acc.iter().sum()
     }
+    for (i, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+        acc[i] = M::mul_add(x, y, acc[i]);
+    }
+    lane_tree(acc, |a, b| a + b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::simd::{Fused, Unfused};
 
     /// Row lengths around the lane width and its multiples.
     const LENS: [usize; 6] = [0, 1, 15, 16, 17, 100];
@@ -134,11 +174,19 @@ mod tests {
                 .iter()
                 .map(|&v| (v as f64 * scale as f64 - shift as f64).exp())
                 .collect();
-            let mut got = x.clone();
-            let sum = exp_scaled_sum(&mut got, scale, shift);
+            // The whole-vector forms see the row padded with −inf.
+            let mut padded = x.clone();
+            padded.resize(n.next_multiple_of(LANES), f32::NEG_INFINITY);
+            assert_eq!(vectors_max(&padded), want_max, "vectors_max n={n}");
+            let mut got = padded.clone();
+            let sum = vectors_exp_scaled_sum::<Unfused>(&mut got, scale, shift);
+            let mut fused = padded.clone();
+            let fused_sum = vectors_exp_scaled_sum::<Fused>(&mut fused, scale, shift);
+            assert!((fused_sum - sum).abs() <= 1e-5 * sum.max(1.0), "fused sum n={n}");
             for (g, w) in got.iter().zip(&want) {
                 assert!((*g as f64 - w).abs() <= 1e-5 * w, "exp n={n}: {g} vs {w}");
             }
+            assert!(got[n..].iter().chain(&fused[n..]).all(|&p| p == 0.0));
             let want_sum: f64 = want.iter().sum();
             let plain: f64 = x.iter().map(|&v| (v as f64 - shift as f64).exp()).sum();
             let got_plain = exp_sum(&x, shift) as f64;
@@ -159,7 +207,8 @@ mod tests {
 
             let y: Vec<f32> = x.iter().map(|v| v * 0.5 + 1.0).collect();
             let want_dot: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let got_dot = dot(&x, &y) as f64;
+            let got_dot = dot::<Unfused>(&x, &y) as f64;
+            assert!((dot::<Fused>(&x, &y) as f64 - got_dot).abs() <= 1e-5 * got_dot.abs().max(1.0));
             assert!(
                 (got_dot - want_dot).abs() <= 1e-5 * want_dot.abs().max(1.0),
                 "dot n={n}"

@@ -5,12 +5,12 @@
 //! Row reductions keep 16 partial lanes so they vectorize; both functions
 //! work on any number of whole rows, so callers can split rows over threads.
 
+use super::rowops::{LANES, lane_tree};
 use super::simd::simd_dispatch;
 
 /// GPT-2's LayerNorm epsilon.
 pub const LAYERNORM_EPS: f32 = 1e-5;
 
-const LANES: usize = 16;
 
 /// `Σ f(a[i], b[i], c[i])` with lane-wise partial sums (whole 16-element
 /// chunks, then the tail), so the loop vectorizes without reassociation.
@@ -35,7 +35,7 @@ fn lane_sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -
     for (s, ((&a, &b), &c)) in acc.iter_mut().zip(tails) {
         *s += f(a, b, c);
     }
-    acc.iter().sum()
+    lane_tree(acc, |a, b| a + b)
 }
 
 simd_dispatch! {

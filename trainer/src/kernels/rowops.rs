@@ -10,7 +10,8 @@
 use super::fast_math::exp;
 use super::simd::{MulAdd, simd_dispatch};
 
-const LANES: usize = 16;
+/// Lanes of the partial sums (one AVX-512 vector).
+pub(crate) const LANES: usize = 16;
 
 /// Combines the lanes of `acc` pairwise (8 + 8, 4 + 4, ...) with `f`: a few
 /// vector shuffles, where a left-to-right fold is a chain of 15 dependent
@@ -100,7 +101,7 @@ simd_dispatch! {
         for (a, &v) in acc.iter_mut().zip(rest) {
             *a += exp::<M>(v - shift);
         }
-        acc.iter().sum()
+        lane_tree(acc, |a, b| a + b)
     }
 }
 

@@ -107,13 +107,13 @@ pub fn run_step_benchmark(
     }
     let threads = Threads::new(cfg.threads)?;
     let thread_count = threads.count();
-    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
+    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads.clone()));
     let attn = LocalAttention::new(kernels.clone());
     let gpt = Gpt::new(cfg.model.clone());
     let mut params = init_params(&cfg.model, cfg.seed);
     let mut grads = vec![0.0f32; params.len()];
     let mut adamw =
-        AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout())).with_threads(thread_count);
+        AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout())).with_threads(threads);
     let len = cfg.model.seq_len;
     let n_tokens = cfg.batch * len;
     let mut acts = Activations::new(&cfg.model, cfg.batch, len, attn.qkv_layout());

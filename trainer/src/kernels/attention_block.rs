@@ -28,9 +28,7 @@ use std::cell::RefCell;
 
 use super::attention_tile::{Bounds, Lhs, MIN_W, Out, Rhs, block_rows, pack_transposed_tiles};
 use super::fast_math::exp as fast_exp;
-use super::rowops::{
-    dot, scale_in_place, softmax_grad_row, vectors_exp_scaled_sum, vectors_max,
-};
+use super::rowops::{dot, scale_in_place, softmax_grad_row, vectors_exp_scaled_sum, vectors_max};
 use super::simd::{Fused, MulAdd, Unfused};
 
 /// Query rows per tile; a caller splitting rows keeps to multiples of it.

@@ -11,7 +11,6 @@ use super::simd::simd_dispatch;
 /// GPT-2's LayerNorm epsilon.
 pub const LAYERNORM_EPS: f32 = 1e-5;
 
-
 /// `Σ f(a[i], b[i], c[i])` with lane-wise partial sums (whole 16-element
 /// chunks, then the tail), so the loop vectorizes without reassociation.
 #[inline(always)]

@@ -183,7 +183,10 @@ mod tests {
             let sum = vectors_exp_scaled_sum::<Unfused>(&mut got, scale, shift);
             let mut fused = padded.clone();
             let fused_sum = vectors_exp_scaled_sum::<Fused>(&mut fused, scale, shift);
-            assert!((fused_sum - sum).abs() <= 1e-5 * sum.max(1.0), "fused sum n={n}");
+            assert!(
+                (fused_sum - sum).abs() <= 1e-5 * sum.max(1.0),
+                "fused sum n={n}"
+            );
             for (g, w) in got.iter().zip(&want) {
                 assert!((*g as f64 - w).abs() <= 1e-5 * w, "exp n={n}: {g} vs {w}");
             }

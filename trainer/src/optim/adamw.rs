@@ -1,9 +1,10 @@
 use super::OptimizerConfig;
+use crate::kernels::Threads;
 use crate::model::ParamLayout;
 use std::ops::Range;
 
 /// Elements per thread below which the update runs on the calling thread:
-/// spawning costs more than updating a few thousand floats.
+/// handing work over costs more than updating a few thousand floats.
 const MIN_ELEMENTS_PER_THREAD: usize = 1 << 16;
 
 /// Which elements of the flat buffer get weight decay: sorted, disjoint ranges.
@@ -123,7 +124,7 @@ struct StepCoefficients {
 /// For each element, at step `t` (1-based) with learning rate `lr`:
 /// `p ← p·(1 − lr·wd)` (decayed elements only), `m ← β1·m + (1−β1)·g`,
 /// `v ← β2·v + (1−β2)·g²`, `p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`.
-/// The update is one fused pass, split over `threads` threads.
+/// The update is one fused pass, split over the rank's kernel threads.
 #[derive(Clone, Debug)]
 pub struct AdamW {
     beta1: f64,
@@ -132,7 +133,7 @@ pub struct AdamW {
     weight_decay: f64,
     mask: DecayMask,
     state: AdamWState,
-    threads: usize,
+    threads: Threads,
 }
 
 impl AdamW {
@@ -151,13 +152,13 @@ impl AdamW {
                 m: vec![0.0; len],
                 v: vec![0.0; len],
             },
-            threads: 1,
+            threads: Threads::single(),
         }
     }
 
-    /// Uses up to `threads` threads (at least 1) for the update of large buffers.
-    pub fn with_threads(mut self, threads: usize) -> Self {
-        self.threads = threads.max(1);
+    /// Splits the update of large buffers over `threads`.
+    pub fn with_threads(mut self, threads: Threads) -> Self {
+        self.threads = threads;
         self
     }
 
@@ -199,25 +200,19 @@ impl AdamW {
             bias_correction2_sqrt: (1.0 - self.beta2.powi(t)).sqrt() as f32,
             decay_factor: (1.0 - lr * self.weight_decay) as f32,
         };
-        let threads = self.threads.min(len / MIN_ELEMENTS_PER_THREAD).max(1);
-        let chunk = len.div_ceil(threads).max(1);
-        let mask = &self.mask;
-        let AdamWState { m, v, .. } = &mut self.state;
-        let chunks = params
-            .chunks_mut(chunk)
-            .zip(grads.chunks(chunk))
-            .zip(m.chunks_mut(chunk).zip(v.chunks_mut(chunk)))
-            .enumerate();
-        std::thread::scope(|scope| {
-            for (i, ((p, g), (m, v))) in chunks {
-                let offset = i * chunk;
-                let mut work = move || update_chunk(mask, offset, p, g, m, v, coefficients);
-                if offset + chunk >= len {
-                    work();
-                } else {
-                    scope.spawn(work);
-                }
-            }
+        let AdamW {
+            mask,
+            state,
+            threads,
+            ..
+        } = self;
+        let parts = threads.count().min(len / MIN_ELEMENTS_PER_THREAD).max(1);
+        let chunk = len.div_ceil(parts).max(1);
+        let AdamWState { m, v, .. } = state;
+        threads.for_each_chunk3(params, chunk, m, chunk, v, chunk, |i, p, m, v| {
+            let offset = i * chunk;
+            let g = &grads[offset..offset + p.len()];
+            update_chunk(mask, offset, p, g, m, v, coefficients);
         });
     }
 }
@@ -349,6 +344,7 @@ mod tests {
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
         let run = |threads| {
+            let threads = Threads::new(threads).unwrap();
             let mut adamw = AdamW::new(&cfg(), mask.clone()).with_threads(threads);
             let mut p: Vec<f32> = (0..len).map(|i| (i % 13) as f32).collect();
             adamw.step(&mut p, &grads, 1e-2);

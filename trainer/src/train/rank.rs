@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{RankGroups, Reporter, StartState, TrainError, TrainPlan};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, Threads};
 use crate::model::{Activations, Batch, Gpt};
 use crate::optim::{
     AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
@@ -63,8 +63,9 @@ struct RankState {
 }
 
 impl RankTrainer {
-    /// Builds rank `info.rank`'s state from the shared start state; `reporter`
-    /// is given to the rank that writes metrics and checkpoints.
+    /// Builds rank `info.rank`'s state from the shared start state; `threads`
+    /// are the rank's kernel threads (the optimizer shares them), and
+    /// `reporter` is given to the rank that writes metrics and checkpoints.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         info: RankInfo,
@@ -73,14 +74,15 @@ impl RankTrainer {
         start: &StartState,
         data: Arc<dyn DataSource>,
         kernels: Arc<dyn Kernels>,
+        threads: Threads,
         attention: Arc<dyn Attention>,
         groups: Arc<RankGroups>,
         reporter: Option<Reporter>,
     ) -> Result<Self, TrainError> {
         optimizer.validate()?;
         let gpt = Gpt::new(plan.model.clone());
-        let mut adamw = AdamW::new(optimizer, DecayMask::from_layout(gpt.layout()))
-            .with_threads(plan.threads_per_rank);
+        let mut adamw =
+            AdamW::new(optimizer, DecayMask::from_layout(gpt.layout())).with_threads(threads);
         if let Some(resumed) = &start.resumed {
             adamw.load_state(resumed.optimizer.clone())?;
         }

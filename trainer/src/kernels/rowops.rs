@@ -28,11 +28,6 @@ pub(crate) fn lane_tree(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f
     acc[0]
 }
 
-/// The larger of two non-NaN values, as one vector instruction.
-#[inline(always)]
-fn max(a: f32, b: f32) -> f32 {
-    if b > a { b } else { a }
-}
 
 simd_dispatch! {
     /// The largest element (`−inf` for an empty row; NaN-free input assumed).
@@ -42,47 +37,62 @@ simd_dispatch! {
         let rest = chunks.remainder();
         for c in chunks {
             for (a, &v) in acc.iter_mut().zip(c) {
-                *a = max(*a, v);
+                *a = a.max(v);
             }
         }
         for (a, &v) in acc.iter_mut().zip(rest) {
-            *a = max(*a, v);
+            *a = a.max(v);
         }
-        lane_tree(acc, max)
+        lane_tree(acc, f32::max)
     }
 }
 
-/// Whole vectors of `x` (`x.len()` a multiple of 16: the attention tiles pad
-/// each row with `−inf` scores), so the accumulators stay in registers.
+/// The whole vectors of `x` (`x.len()` a multiple of 16: the attention
+/// tiles pad each row with `−inf` scores).
 #[inline(always)]
-fn vectors(x: &[f32]) -> std::slice::ChunksExact<'_, f32> {
-    assert!(x.len().is_multiple_of(LANES), "row is not whole vectors");
-    x.chunks_exact(LANES)
+fn vectors(x: &[f32]) -> &[[f32; LANES]] {
+    let (whole, rest) = x.as_chunks::<LANES>();
+    assert!(rest.is_empty(), "row is not whole vectors");
+    whole
 }
+
+/// As [`vectors`], mutable.
+#[inline(always)]
+fn vectors_mut(x: &mut [f32]) -> &mut [[f32; LANES]] {
+    let (whole, rest) = x.as_chunks_mut::<LANES>();
+    assert!(rest.is_empty(), "row is not whole vectors");
+    whole
+}
+
+// The two functions below index fixed-size arrays: written with `iter_mut`
+// over the accumulator, LLVM kept it in memory (behind a run-time alias
+// check); and `f32::max` is what it turns into whole-vector `vmaxps` here (a
+// compare-and-select became 2-lane pieces).
 
 /// [`row_max`] of a row of whole vectors, inlined into its caller.
 #[inline(always)]
 pub(crate) fn vectors_max(x: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
-    for c in vectors(x) {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = max(*a, v);
+    for v in vectors(x) {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(v[i]);
         }
     }
-    lane_tree(acc, max)
+    lane_tree(acc, f32::max)
 }
 
 /// `x ← e^(x·scale − shift)` in place over a row of whole vectors; returns
 /// the sum of the new values. `−inf` entries become 0.
 #[inline(always)]
 pub(crate) fn vectors_exp_scaled_sum<M: MulAdd>(x: &mut [f32], scale: f32, shift: f32) -> f32 {
-    assert!(x.len().is_multiple_of(LANES), "row is not whole vectors");
     let mut acc = [0.0f32; LANES];
-    for c in x.chunks_exact_mut(LANES) {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *v = exp::<M>(M::mul_add(*v, scale, -shift));
-            *a += *v;
+    for v in vectors_mut(x) {
+        let mut e = *v;
+        for i in 0..LANES {
+            e[i] = exp::<M>(M::mul_add(e[i], scale, -shift));
+            acc[i] += e[i];
         }
+        *v = e;
     }
     lane_tree(acc, |a, b| a + b)
 }

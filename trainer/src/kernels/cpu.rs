@@ -84,11 +84,13 @@ pub trait Kernels: Send + Sync {
         db: &mut [f32],
     );
 
-    /// `pre += bias` per row, then `out = gelu(pre)` (tanh approximation).
+    /// With `x = pre + bias` per row: `out = gelu(x)` (tanh approximation),
+    /// and `pre` is overwritten with the slope `gelu′(x)` for the backward.
     fn bias_gelu_forward(&self, bias: &[f32], pre: &mut [f32], out: &mut [f32]);
 
-    /// `grad ← grad · gelu'(x)` in place.
-    fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]);
+    /// `grad ← grad · slope` in place, with the slope that
+    /// [`Kernels::bias_gelu_forward`] left.
+    fn gelu_backward(&self, slope: &[f32], grad: &mut [f32]);
 
     /// `out = a + (b + bias)`, `bias` added to every row.
     fn residual_add(&self, a: &[f32], b: &[f32], bias: &[f32], out: &mut [f32]);
@@ -373,10 +375,10 @@ impl Kernels for CpuKernels {
             });
     }
 
-    fn gelu_backward_inplace(&self, x: &[f32], grad: &mut [f32]) {
-        assert_eq!(x.len(), grad.len());
+    fn gelu_backward(&self, slope: &[f32], grad: &mut [f32]) {
+        assert_eq!(slope.len(), grad.len());
         self.split(grad, |start, grad| {
-            gelu::gelu_backward_inplace(&x[start..start + grad.len()], grad)
+            gelu::gelu_backward_from_slope(&slope[start..start + grad.len()], grad)
         });
     }
 

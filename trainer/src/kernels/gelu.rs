@@ -23,11 +23,17 @@ fn gate<M: MulAdd>(x: f32) -> (f32, f32) {
     (sigma, du)
 }
 
-/// `gelu'(x) = σ + x·σ·(1 − σ)·2·du/dx` with `σ = σ(2u)`.
+/// `gelu'(x) = σ + x·σ·(1 − σ)·2·du/dx`, given `σ = σ(2u)` and `du/dx`.
+#[inline(always)]
+fn slope<M: MulAdd>(x: f32, s: f32, du: f32) -> f32 {
+    M::mul_add(2.0 * x * s, (1.0 - s) * du, s)
+}
+
+/// `gelu'(x)`.
 #[inline(always)]
 fn gelu_derivative<M: MulAdd>(x: f32) -> f32 {
     let (s, du) = gate::<M>(x);
-    M::mul_add(2.0 * x * s, (1.0 - s) * du, s)
+    slope::<M>(x, s, du)
 }
 
 simd_dispatch! {
@@ -41,9 +47,11 @@ simd_dispatch! {
 }
 
 simd_dispatch! {
-    /// Adds `bias` to every `bias.len()`-wide row of `pre` in place and
-    /// writes `out = gelu(pre)`: the bias of the linear layer that feeds the
-    /// GELU, applied in the GELU's own pass over the data.
+    /// The GELU of an fc layer, with its bias, in one pass: adds `bias` to
+    /// every `bias.len()`-wide row of `pre`, writes `out = gelu(pre)` and
+    /// leaves in `pre` the slope `gelu′(pre)`, which is all the backward
+    /// needs ([`gelu_backward_from_slope`]): it then multiplies instead of
+    /// evaluating an `exp` and a division per element a second time.
     pub fn bias_gelu_forward(bias: &[f32], pre: &mut [f32], out: &mut [f32]) {
         assert_eq!(pre.len(), out.len());
         assert!(!bias.is_empty() && pre.len().is_multiple_of(bias.len()), "rows are not bias-wide");
@@ -51,16 +59,16 @@ simd_dispatch! {
         for (pre, out) in rows {
             for ((p, y), &b) in pre.iter_mut().zip(out.iter_mut()).zip(bias) {
                 let x = *p + b;
-                *p = x;
-                *y = x * gate::<M>(x).0;
+                let (s, du) = gate::<M>(x);
+                *y = x * s;
+                *p = slope::<M>(x, s, du);
             }
         }
     }
 }
 
 simd_dispatch! {
-    /// Overwrites `dx = dout · gelu'(x)`. `dx` may not alias `dout`; use
-    /// [`gelu_backward_inplace`] to turn `dout` into `dx` in place.
+    /// Overwrites `dx = dout · gelu'(x)`.
     pub fn gelu_backward(x: &[f32], dout: &[f32], dx: &mut [f32]) {
         assert_eq!(x.len(), dout.len());
         assert_eq!(x.len(), dx.len());
@@ -71,11 +79,12 @@ simd_dispatch! {
 }
 
 simd_dispatch! {
-    /// Turns `grad` (holding dout) into `dout · gelu'(x)` in place.
-    pub fn gelu_backward_inplace(x: &[f32], grad: &mut [f32]) {
-        assert_eq!(x.len(), grad.len());
-        for (g, &x) in grad.iter_mut().zip(x) {
-            *g *= gelu_derivative::<M>(x);
+    /// Turns `grad` (holding dout) into `dout · gelu′(x)` in place, given
+    /// the slope `gelu′(x)` that [`bias_gelu_forward`] saved.
+    pub fn gelu_backward_from_slope(slope: &[f32], grad: &mut [f32]) {
+        assert_eq!(slope.len(), grad.len());
+        for (g, &s) in grad.iter_mut().zip(slope) {
+            *g *= s;
         }
     }
 }
@@ -91,7 +100,8 @@ mod tests {
         x / (1.0 + (-2.0 * u).exp())
     }
 
-    /// The fused bias + GELU equals adding the bias row by row, then GELU.
+    /// The fused bias + GELU equals adding the bias row by row, then GELU,
+    /// and the slope it leaves gives the same gradient as the derivative.
     #[test]
     fn bias_gelu_adds_the_bias_per_row_then_applies_gelu() {
         let bias = [0.5f32, -1.0, 2.0];
@@ -101,8 +111,12 @@ mod tests {
         let shifted: Vec<f32> = x.iter().enumerate().map(|(i, v)| v + bias[i % 3]).collect();
         let mut want = vec![0.0; 12];
         gelu_forward(&shifted, &mut want);
-        assert_eq!(pre, shifted);
         assert_eq!(out, want);
+        let dout: Vec<f32> = (0..12).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let (mut from_slope, mut from_x) = (dout.clone(), vec![0.0; 12]);
+        gelu_backward_from_slope(&pre, &mut from_slope);
+        gelu_backward(&shifted, &dout, &mut from_x);
+        assert_eq!(from_slope, from_x);
     }
 
     /// Relative error against f64 on a dense grid. Rounding `u` in f32 moves

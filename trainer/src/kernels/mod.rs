@@ -70,7 +70,7 @@ pub use cross_entropy::{
     IGNORE_TARGET, LossSum, TargetOutOfRange, check_targets, cross_entropy_backward,
     cross_entropy_forward,
 };
-pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_inplace, gelu_forward};
+pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_from_slope, gelu_forward};
 pub use gemm::{
     MatRef, column_sum_into, gemm, gemm_serial, linear_backward, linear_forward,
     tied_head_backward, tied_head_forward, weight_gradient,

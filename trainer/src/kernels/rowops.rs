@@ -28,7 +28,6 @@ pub(crate) fn lane_tree(mut acc: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f
     acc[0]
 }
 
-
 simd_dispatch! {
     /// The largest element (`−inf` for an empty row; NaN-free input assumed).
     pub(crate) fn row_max(x: &[f32]) -> f32 {

@@ -72,17 +72,14 @@ fn gelu_matches_f64_reference_and_finite_differences() {
         1e-6,
     );
     let r = uniform(6, x.len());
-    let mut grad = r.clone();
-    gelu_backward_inplace(&x, &mut grad);
     let mut dx = vec![0.0; x.len()];
     gelu_backward(&x, &r, &mut dx);
-    assert_eq!(grad, dx);
     let rw = wide(&r);
     let g = central_difference(
         |x| x.iter().zip(&rw).map(|(&x, r)| gelu_ref(x) * r).sum(),
         &xw,
     );
-    assert_close("gelu dx", &grad, &g, GRAD_TOL);
+    assert_close("gelu dx", &dx, &g, GRAD_TOL);
 }
 
 fn linear_ref(x: &[f64], w: &[f64], b: &[f64], d_in: usize, d_out: usize) -> Vec<f64> {

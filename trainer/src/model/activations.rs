@@ -34,8 +34,10 @@ pub(crate) struct BlockActs {
     pub ln2: Vec<f32>,
     pub ln2_mean: Vec<f32>,
     pub ln2_rstd: Vec<f32>,
-    /// MLP pre-activation and GELU output `[N, 4C]`.
-    pub fch: Vec<f32>,
+    /// MLP: the fc output, overwritten by the forward with the GELU's slope
+    /// there (`gelu′`, what the backward needs), and the GELU output
+    /// `[N, 4C]`.
+    pub fc_slope: Vec<f32>,
     pub fch_gelu: Vec<f32>,
 }
 
@@ -79,7 +81,7 @@ pub struct Activations {
 fn block_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
     let c = cfg.n_embd;
     // ln1, atty, res1, ln2: 4·N·C; qkv 3·N·C, or q, k, v, ctx 4·N·C;
-    // fch, fch_gelu: 8·N·C; 4 LayerNorm stats of N; lse N·H.
+    // fc_slope, fch_gelu: 8·N·C; 4 LayerNorm stats of N; lse N·H.
     let attention = match layout {
         QkvLayout::Packed => 3 * n * c,
         QkvLayout::HeadMajor => 4 * n * c,
@@ -124,7 +126,7 @@ impl Activations {
                 ln2: z(n * c),
                 ln2_mean: z(n),
                 ln2_rstd: z(n),
-                fch: z(4 * n * c),
+                fc_slope: z(4 * n * c),
                 fch_gelu: z(4 * n * c),
             })
             .collect();
@@ -238,7 +240,7 @@ mod tests {
                 &b.ln2,
                 &b.ln2_mean,
                 &b.ln2_rstd,
-                &b.fch,
+                &b.fc_slope,
                 &b.fch_gelu,
             ]
             .iter()

@@ -190,9 +190,10 @@ impl Gpt {
                 &mut ba.ln2_rstd,
             );
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            kernels.linear_forward(&ba.ln2, bp.fc_w, None, &mut ba.fch, c, 4 * c);
+            kernels.linear_forward(&ba.ln2, bp.fc_w, None, &mut ba.fc_slope, c, 4 * c);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
-            kernels.bias_gelu_forward(bp.fc_b, &mut ba.fch, &mut ba.fch_gelu);
+            // The fc output becomes the GELU's slope, which is what backward needs.
+            kernels.bias_gelu_forward(bp.fc_b, &mut ba.fc_slope, &mut ba.fch_gelu);
             t = acts.profile.stop(t, F, Phase::Gelu);
             kernels.linear_forward(&ba.fch_gelu, bp.mlp_proj_w, None, &mut acts.proj, 4 * c, c);
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
@@ -275,7 +276,7 @@ impl Gpt {
                 c,
             );
             t = a.profile.stop(t, B, Phase::MlpProjMatmul);
-            kernels.gelu_backward_inplace(&ba.fch, &mut a.d_wide);
+            kernels.gelu_backward(&ba.fc_slope, &mut a.d_wide);
             t = a.profile.stop(t, B, Phase::Gelu);
             kernels.linear_backward(
                 &a.d_wide,

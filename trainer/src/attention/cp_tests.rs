@@ -18,8 +18,8 @@ use super::{
     AllGatherAttention, Attention, AttentionError, AttnShape, QkvLayout, RingAttention,
     UlyssesAttention,
 };
-use crate::kernels::Threads;
 use crate::kernels::test_support::{assert_close, uniform};
+use crate::kernels::{PackedQkv, Threads};
 use crate::parallel::{CommStats, LocalWorld, Op, ProcessGroup, ZigzagLayout, run_ranks};
 
 const TOL: f64 = 1e-5;
@@ -425,9 +425,16 @@ fn context_parallel_strategies_take_head_major_qkv_only() {
         let attention = build(strategy, group.clone(), true);
         assert_eq!(attention.qkv_layout(), QkvLayout::HeadMajor, "{strategy:?}");
         let (mut out, mut lse) = (vec![0.0; n], vec![0.0; shape.lse_len()]);
-        let qkv = vec![0.0; 3 * n];
+        let (data, bias) = (
+            vec![0.0; 3 * n],
+            vec![0.0; 3 * shape.n_head * shape.head_dim],
+        );
+        let qkv = PackedQkv {
+            data: &data,
+            bias: &bias,
+        };
         let err = attention
-            .forward_packed(shape, &qkv, &mut out, &mut lse)
+            .forward_packed(shape, qkv, &mut out, &mut lse)
             .unwrap_err();
         let name = attention.name().to_owned();
         assert!(
@@ -437,7 +444,7 @@ fn context_parallel_strategies_take_head_major_qkv_only() {
         );
         let mut dqkv = vec![0.0; 3 * n];
         let err = attention
-            .backward_packed(shape, &qkv, &out, &lse, &out, &mut dqkv)
+            .backward_packed(shape, qkv, &out, &lse, &out, &mut dqkv)
             .unwrap_err();
         assert!(
             err.to_string().contains("does not take packed qkv"),

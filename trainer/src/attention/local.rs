@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Attention, AttentionError, AttnShape, QkvLayout};
-use crate::kernels::{BatchedAttention, Kernels, Mask, PackedAttention, Rows};
+use crate::kernels::{BatchedAttention, Kernels, Mask, PackedAttention, PackedQkv, Rows};
 
 /// Causal self-attention with no context parallelism (cp = 1).
 #[derive(Clone)]
@@ -56,7 +56,7 @@ impl Attention for LocalAttention {
     fn forward_packed(
         &self,
         shape: AttnShape,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
@@ -69,7 +69,7 @@ impl Attention for LocalAttention {
     fn backward_packed(
         &self,
         shape: AttnShape,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
         dout: &[f32],

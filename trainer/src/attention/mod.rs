@@ -16,14 +16,17 @@ pub use all_gather::AllGatherAttention;
 pub use local::LocalAttention;
 pub use p2p::RingAttention;
 
+use crate::kernels::PackedQkv;
+
 /// How a strategy takes its queries, keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QkvLayout {
     /// Separate head-major `q`, `k`, `v` `[batch, n_head, len, head_dim]`
     /// ([`Attention::forward`], [`Attention::backward`]).
     HeadMajor,
-    /// The token-major output of the qkv projection as it is
-    /// ([`Attention::forward_packed`], [`Attention::backward_packed`]).
+    /// The token-major output of the qkv projection as it is, without its
+    /// bias ([`PackedQkv`], [`Attention::forward_packed`],
+    /// [`Attention::backward_packed`]).
     Packed,
 }
 
@@ -103,26 +106,31 @@ impl AttnShape {
     /// Checks the buffers of an [`Attention::forward_packed`] call.
     pub fn check_packed_forward(
         &self,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
     ) -> Result<(), AttentionError> {
-        self.check_len("qkv", qkv, 3 * self.qkv_len())?;
+        self.check_packed_qkv(qkv)?;
         self.check(&[("out", out)], lse)
     }
 
     /// Checks the buffers of an [`Attention::backward_packed`] call.
     pub fn check_packed_backward(
         &self,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
         dqkv: &[f32],
     ) -> Result<(), AttentionError> {
-        self.check_len("qkv", qkv, 3 * self.qkv_len())?;
+        self.check_packed_qkv(qkv)?;
         self.check_len("dqkv", dqkv, 3 * self.qkv_len())?;
         self.check(&[("out", out), ("dout", dout)], lse)
+    }
+
+    fn check_packed_qkv(&self, qkv: PackedQkv) -> Result<(), AttentionError> {
+        self.check_len("qkv", qkv.data, 3 * self.qkv_len())?;
+        self.check_len("qkv bias", qkv.bias, 3 * self.n_head * self.head_dim)
     }
 
     fn check_len(
@@ -210,13 +218,14 @@ pub trait Attention: Send + Sync {
         QkvLayout::HeadMajor
     }
 
-    /// [`Attention::forward`] on the packed layout (see [`AttnShape`]); only
+    /// [`Attention::forward`] on the packed layout (see [`AttnShape`]), the
+    /// projection's bias added as it is read ([`PackedQkv`]); only
     /// strategies whose [`Attention::qkv_layout`] is [`QkvLayout::Packed`]
     /// implement it.
     fn forward_packed(
         &self,
         shape: AttnShape,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &mut [f32],
         lse: &mut [f32],
     ) -> Result<(), AttentionError> {
@@ -229,7 +238,7 @@ pub trait Attention: Send + Sync {
     fn backward_packed(
         &self,
         shape: AttnShape,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
         dout: &[f32],

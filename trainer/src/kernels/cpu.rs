@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use super::{
-    BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange, Threads,
+    BatchedAttention, HeadLayout, LossSum, PackedAttention, PackedQkv, TargetOutOfRange, Threads,
     check_targets, cross_entropy, gelu, gemm, heads, layernorm, residual,
 };
 
@@ -144,7 +144,7 @@ pub trait Kernels: Send + Sync {
     fn attention_forward_packed(
         &self,
         call: &PackedAttention,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &mut [f32],
         lse: &mut [f32],
     );
@@ -154,7 +154,7 @@ pub trait Kernels: Send + Sync {
     fn attention_backward_packed(
         &self,
         call: &PackedAttention,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
         dout: &[f32],
@@ -490,7 +490,7 @@ impl Kernels for CpuKernels {
     fn attention_forward_packed(
         &self,
         call: &PackedAttention,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &mut [f32],
         lse: &mut [f32],
     ) {
@@ -500,7 +500,7 @@ impl Kernels for CpuKernels {
     fn attention_backward_packed(
         &self,
         call: &PackedAttention,
-        qkv: &[f32],
+        qkv: PackedQkv,
         out: &[f32],
         lse: &[f32],
         dout: &[f32],

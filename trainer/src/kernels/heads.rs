@@ -89,6 +89,22 @@ pub(super) fn gather_rows(src: &[f32], width: usize, stride: usize, dst: &mut [f
     }
 }
 
+/// [`gather_rows`] adding `bias` (`width` values) to every row.
+pub(super) fn gather_rows_plus(
+    src: &[f32],
+    width: usize,
+    stride: usize,
+    bias: &[f32],
+    dst: &mut [f32],
+) {
+    assert_eq!(bias.len(), width);
+    for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(stride)) {
+        for ((d, &s), &b) in d.iter_mut().zip(&s[..width]).zip(bias) {
+            *d = s + b;
+        }
+    }
+}
+
 /// The inverse of [`gather_rows`]: row `i` of the contiguous `src` goes to
 /// `dst[i·stride ..][..width]`.
 pub(super) fn scatter_rows(src: &[f32], width: usize, stride: usize, dst: &mut [f32]) {

@@ -63,7 +63,7 @@ mod threaded_tests;
 pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};
 pub use attention_merge::{clear_partial, merge_partial};
-pub use attention_packed::PackedAttention;
+pub use attention_packed::{PackedAttention, PackedQkv};
 pub use config::KernelsConfig;
 pub use cpu::{CpuKernels, Kernels};
 pub use cross_entropy::{

@@ -9,7 +9,7 @@ use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
 use crate::attention::{Attention, AttnShape, QkvLayout};
-use crate::kernels::{HeadLayout, Kernels, LossSum, check_targets};
+use crate::kernels::{HeadLayout, Kernels, LossSum, PackedQkv, check_targets};
 
 /// One micro-batch: `tokens` and `targets` are `[batch, len]`
 /// (`targets` may hold [`IGNORE_TARGET`](crate::kernels::IGNORE_TARGET));
@@ -159,11 +159,20 @@ impl Gpt {
             // Packed: the block keeps the projection and attention reads it
             // in place; head-major: split it into per-layer q, k, v.
             let packed = acts.layout == QkvLayout::Packed;
-            let qkv = if packed { &mut ba.qkv } else { &mut acts.qkv };
-            kernels.linear_forward(&ba.ln1, bp.qkv_w, Some(bp.qkv_b), qkv, c, 3 * c);
+            if packed {
+                // The attention adds the bias as it reads the projection.
+                kernels.linear_forward(&ba.ln1, bp.qkv_w, None, &mut ba.qkv, c, 3 * c);
+            } else {
+                let bias = Some(bp.qkv_b);
+                kernels.linear_forward(&ba.ln1, bp.qkv_w, bias, &mut acts.qkv, c, 3 * c);
+            }
             t = acts.profile.stop(t, F, Phase::QkvMatmul);
             if packed {
-                attn.forward_packed(shape, &ba.qkv, &mut ba.atty, &mut ba.lse)?;
+                let qkv = PackedQkv {
+                    data: &ba.qkv,
+                    bias: bp.qkv_b,
+                };
+                attn.forward_packed(shape, qkv, &mut ba.atty, &mut ba.lse)?;
                 t = acts.profile.stop(t, F, Phase::Attention);
             } else {
                 kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
@@ -314,7 +323,11 @@ impl Gpt {
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
             if a.layout == QkvLayout::Packed {
                 // The gradient lands in the packed layout of the projection.
-                attn.backward_packed(shape, &ba.qkv, &ba.atty, &ba.lse, &a.d_narrow, &mut a.qkv)?;
+                let qkv = PackedQkv {
+                    data: &ba.qkv,
+                    bias: bp.qkv_b,
+                };
+                attn.backward_packed(shape, qkv, &ba.atty, &ba.lse, &a.d_narrow, &mut a.qkv)?;
                 t = a.profile.stop(t, B, Phase::Attention);
             } else {
                 kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);

@@ -235,6 +235,9 @@ impl CpuKernels {
 /// thread: below it a hand-off costs more than it saves.
 const ELEMENTWISE_MIN_PER_THREAD: usize = 1 << 15;
 
+/// `f32`s in one 64-byte cache line.
+const CACHE_LINE_FLOATS: usize = 16;
+
 impl Kernels for CpuKernels {
     fn name(&self) -> &str {
         "cpu"
@@ -336,15 +339,20 @@ impl Kernels for CpuKernels {
         assert_eq!(db.len(), c);
         // Each part sums its rows' weight gradients into its own slot; the
         // slots are then added in part order, so results do not depend on
-        // thread timing.
+        // thread timing. Every row updates its whole slot, so slots start on
+        // cache lines of their own: two threads writing one line (a slot's
+        // end and the next one's start) made two threads slower than one.
         let parts = rows.div_ceil(rows_per_part);
+        let slot_len = (2 * c).next_multiple_of(CACHE_LINE_FLOATS);
         let mut partials = self.partials.lock().unwrap_or_else(|e| e.into_inner());
         partials.clear();
-        partials.resize(parts * 2 * c, 0.0);
+        partials.resize(parts * slot_len + CACHE_LINE_FLOATS, 0.0);
+        let start = partials.as_ptr().align_offset(64).min(CACHE_LINE_FLOATS);
+        let slots = &mut partials[start..start + parts * slot_len];
         let chunk = rows_per_part * c;
         self.threads
-            .for_each_chunk2(dx, chunk, &mut partials, 2 * c, |i, dx, slot| {
-                let (pw, pb) = slot.split_at_mut(c);
+            .for_each_chunk2(dx, chunk, slots, slot_len, |i, dx, slot| {
+                let (pw, pb) = slot[..2 * c].split_at_mut(c);
                 let r = i * rows_per_part..i * rows_per_part + dx.len() / c;
                 let span = r.start * c..r.end * c;
                 layernorm::layernorm_backward(
@@ -358,8 +366,8 @@ impl Kernels for CpuKernels {
                     pb,
                 );
             });
-        for slot in partials.chunks_exact(2 * c) {
-            let (pw, pb) = slot.split_at(c);
+        for slot in slots.chunks_exact(slot_len) {
+            let (pw, pb) = slot[..2 * c].split_at(c);
             residual::add_assign(dw, pw);
             residual::add_assign(db, pb);
         }

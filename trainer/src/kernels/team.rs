@@ -94,16 +94,21 @@ impl Shared {
     /// Runs tasks of `generation` until none is left.
     fn work(&self, generation: u64) {
         while let Some(i) = self.claim(generation) {
-            // SAFETY: a task of this generation is claimed and not yet
-            // counted done, so the caller is still waiting in `Team::run`
-            // and the job it published for this generation is alive.
-            let job = unsafe { &*self.job.load(Ordering::Acquire) };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (job.f)(i))) {
-                let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
-                slot.get_or_insert(payload);
-            }
-            self.done.fetch_add(1, Ordering::Release);
+            self.run_claimed(i);
         }
+    }
+
+    /// Runs claimed task `i` of the current job and counts it done.
+    fn run_claimed(&self, i: usize) {
+        // SAFETY: a task of the current generation is claimed and not yet
+        // counted done, so the caller is still waiting in `Team::run` and
+        // the job it published for this generation is alive.
+        let job = unsafe { &*self.job.load(Ordering::Acquire) };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (job.f)(i))) {
+            let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(payload);
+        }
+        self.done.fetch_add(1, Ordering::Release);
     }
 
     /// Waits for a generation after `seen` (or shutdown): polls, then
@@ -215,10 +220,16 @@ impl Team {
             &job as *const Job<'_> as *mut Job<'static>,
             Ordering::Release,
         );
+        // The caller keeps task 0, so a split into one task per thread puts
+        // the same part on the same thread call after call, and the rows a
+        // kernel writes stay in the cache of the thread whose next kernel
+        // reads them (LayerNorm's backward on two threads was slower than
+        // on one when the parts changed hands).
         shared
             .state
-            .store(pack(generation, tasks, 0), Ordering::SeqCst);
+            .store(pack(generation, tasks, 1), Ordering::SeqCst);
         shared.wake_sleepers();
+        shared.run_claimed(0);
         shared.work(generation);
         let start = Instant::now();
         while shared.done.load(Ordering::Acquire) < tasks {

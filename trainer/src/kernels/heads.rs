@@ -84,7 +84,11 @@ pub fn merge_heads(
 /// Copies rows of `width` values that start `stride` apart in `src` into
 /// the contiguous `dst` (as many rows as `dst` holds).
 pub(super) fn gather_rows(src: &[f32], width: usize, stride: usize, dst: &mut [f32]) {
-    for (i, (d, s)) in dst.chunks_exact_mut(width).zip(src.chunks(stride)).enumerate() {
+    for (i, (d, s)) in dst
+        .chunks_exact_mut(width)
+        .zip(src.chunks(stride))
+        .enumerate()
+    {
         prefetch_row(src, (i + PREFETCH_ROWS) * stride, width);
         copy(d, &s[..width]);
     }
@@ -99,7 +103,11 @@ pub(super) fn gather_rows_plus(
     dst: &mut [f32],
 ) {
     assert_eq!(bias.len(), width);
-    for (i, (d, s)) in dst.chunks_exact_mut(width).zip(src.chunks(stride)).enumerate() {
+    for (i, (d, s)) in dst
+        .chunks_exact_mut(width)
+        .zip(src.chunks(stride))
+        .enumerate()
+    {
         prefetch_row(src, (i + PREFETCH_ROWS) * stride, width);
         for ((d, &s), &b) in d.iter_mut().zip(&s[..width]).zip(bias) {
             *d = s + b;

@@ -99,7 +99,7 @@ pub fn synthetic_tokens(n: usize, vocab: usize) -> (Vec<u32>, Vec<u32>) {
 /// `on_step(i, sample)` sees each timed step as it finishes.
 pub fn run_step_benchmark(
     cfg: &BenchConfig,
-    mut on_step: impl FnMut(usize, &StepSample) + Send,
+    mut on_step: impl FnMut(usize, &StepSample),
 ) -> Result<BenchReport, BenchError> {
     cfg.model.validate()?;
     if cfg.batch == 0 {

@@ -8,8 +8,9 @@
 //! for a while ([`SPIN`], then [`YIELD`] with `yield_now` so other runnable
 //! threads get the core), and only then park, as OpenMP runtimes do.
 //!
-//! One job at a time: [`Team::run`] calls `f(i)` for `i` in `0..n`, tasks
-//! handed out one by one from a shared counter, the caller taking its share.
+//! One job at a time: [`Team::run`] calls `f(i)` for `i` in `0..n`. The
+//! caller runs task 0 itself, then every member takes the next unclaimed
+//! task from a shared counter until none is left.
 //! A call made while the team is busy (from inside a task, or from another
 //! thread) runs on its caller alone. A panic in a task is re-raised on the
 //! caller once every started task has finished.
@@ -280,6 +281,23 @@ mod tests {
                 });
             }
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 50));
+        }
+    }
+
+    /// Task 0 runs on the caller, so with one task per thread each part of
+    /// a split stays on the same thread from call to call.
+    #[test]
+    fn the_caller_runs_task_0() {
+        let team = Team::new(1, "test-team").unwrap();
+        let caller = std::thread::current().id();
+        for _ in 0..100 {
+            let first = Mutex::new(None);
+            team.run(2, &|i| {
+                if i == 0 {
+                    *first.lock().unwrap() = Some(std::thread::current().id());
+                }
+            });
+            assert_eq!(first.into_inner().unwrap(), Some(caller));
         }
     }
 

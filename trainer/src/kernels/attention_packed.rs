@@ -174,7 +174,8 @@ impl PackedAttention {
 
     /// Given the forward's `out` and `lse` and the gradient `dout [batch,
     /// len, C]`, OVERWRITES `dqkv [batch, len, 3C]`, the gradient of the
-    /// (biased) projection in its packed layout, in parallel over (sequence, head) slabs.
+    /// (biased) projection in its packed layout, in parallel over
+    /// (sequence, head) slabs.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
@@ -240,8 +241,9 @@ mod tests {
 
     /// The packed path, adding the bias as it reads, equals the head-major
     /// one (bias added, split, batched causal call, merge) exactly: the same
-    /// block kernel sums in the same order, only the addressing differs. Row blocks split one sequence when the
-    /// batch is smaller than the thread count.
+    /// block kernel sums in the same order, only the addressing differs.
+    /// Row blocks split one sequence when the batch is smaller than the
+    /// thread count.
     #[test]
     fn packed_attention_equals_the_head_major_call() {
         for (batch, len, n_head, head_dim, threads) in

@@ -376,8 +376,9 @@ fn a2a_names_the_head_count_it_cannot_split() {
     assert!(message.contains("p2p"), "{message}");
 }
 
-#[test]
-fn wrong_buffer_sizes_are_shape_errors() {
+/// A one-rank world (kept alive by the caller), its group and a small
+/// attention shape, for the error-path tests.
+fn one_rank_small_shape() -> (LocalWorld, Arc<dyn ProcessGroup>, AttnShape) {
     let world = LocalWorld::new(1, Duration::from_secs(5));
     let group: Arc<dyn ProcessGroup> = Arc::new(world.world_group(0).unwrap());
     let shape = AttnShape {
@@ -386,6 +387,12 @@ fn wrong_buffer_sizes_are_shape_errors() {
         len: 4,
         head_dim: 3,
     };
+    (world, group, shape)
+}
+
+#[test]
+fn wrong_buffer_sizes_are_shape_errors() {
+    let (_world, group, shape) = one_rank_small_shape();
     let n = shape.qkv_len();
     for strategy in STRATEGIES {
         let attention = build(strategy, group.clone(), true);
@@ -412,14 +419,7 @@ fn wrong_buffer_sizes_are_shape_errors() {
 /// error naming the strategy, not a wrong answer.
 #[test]
 fn context_parallel_strategies_take_head_major_qkv_only() {
-    let world = LocalWorld::new(1, Duration::from_secs(5));
-    let group: Arc<dyn ProcessGroup> = Arc::new(world.world_group(0).unwrap());
-    let shape = AttnShape {
-        batch: 1,
-        n_head: 2,
-        len: 4,
-        head_dim: 3,
-    };
+    let (_world, group, shape) = one_rank_small_shape();
     let n = shape.qkv_len();
     for strategy in STRATEGIES {
         let attention = build(strategy, group.clone(), true);

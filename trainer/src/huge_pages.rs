@@ -43,6 +43,10 @@ const HUGE_PAGE: usize = 2 << 20;
 /// The environment variable that picks the [`HugePages`] mode.
 pub const HUGE_PAGES_VAR: &str = "CPTRAIN_HUGE_PAGES";
 
+/// [`HUGE_PAGES_VAR`] for `getenv`, which the allocator calls because it
+/// must not allocate (a test checks the two agree).
+const HUGE_PAGES_VAR_C: &std::ffi::CStr = c"CPTRAIN_HUGE_PAGES";
+
 /// Which allocations [`HugePageAlloc`] puts on huge pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HugePages {
@@ -121,7 +125,7 @@ fn env_mode() -> HugePages {
     // SAFETY: the name is NUL-terminated. getenv races only with writers
     // of the environment, and nothing here writes it (Rust's `set_var` is
     // `unsafe` and unused in this code base).
-    let value = unsafe { libc::getenv(c"CPTRAIN_HUGE_PAGES".as_ptr()) };
+    let value = unsafe { libc::getenv(HUGE_PAGES_VAR_C.as_ptr()) };
     if value.is_null() {
         return HugePages::default();
     }
@@ -299,6 +303,7 @@ mod tests {
         assert!(message.contains("CPTRAIN_HUGE_PAGES=\"yes\""), "{message}");
         assert!(message.contains("`large`"), "{message}");
         assert_eq!(HugePages::Off.min_size(), usize::MAX);
+        assert_eq!(HUGE_PAGES_VAR_C.to_str(), Ok(HUGE_PAGES_VAR));
     }
 
     #[test]

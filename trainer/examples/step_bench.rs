@@ -64,6 +64,10 @@ fn parse(args: &[String]) -> Result<(BenchConfig, bool), String> {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = cptrain::HugePages::from_env() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cfg, matmul) = match parse(&args) {
         Ok(parsed) => parsed,

@@ -2,6 +2,9 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
+#[cfg(target_os = "linux")]
+mod spare_blocks;
+
 /// A global allocator that backs large allocations with transparent huge
 /// pages.
 ///
@@ -12,8 +15,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 /// with 2 MiB pages whenever `/sys/kernel/mm/transparent_hugepage/enabled`
 /// is `madvise` or `always` (PyTorch does the same for its large CPU
 /// tensors). Fresh mappings read as zero without being touched, so pages a
-/// program never writes cost no memory. Smaller allocations, and every
-/// allocation on other systems, go straight to [`System`].
+/// program never writes cost no memory. A freed block is kept (up to 16
+/// blocks, 64 MiB in all) and handed to the next allocation of the same
+/// mapped size, so a buffer a library allocates on every call faults its
+/// pages in once, not on every call; zeroed allocations always get a fresh
+/// mapping. Smaller allocations, and every allocation on other systems, go
+/// straight to [`System`].
 ///
 /// `CPTRAIN_HUGE_PAGES` chooses which allocations ([`HugePages`]):
 ///
@@ -165,9 +172,17 @@ mod mapping {
         size.next_multiple_of(usize::try_from(page).unwrap_or(4096).max(1))
     }
 
-    /// A zeroed, huge-page aligned mapping of at least `size` bytes marked
-    /// `MADV_HUGEPAGE`, or null.
+    /// A huge-page aligned block of at least `size` bytes marked
+    /// `MADV_HUGEPAGE`, or null: a kept block of the same mapped length
+    /// ([`spare_blocks`](super::spare_blocks)) if there is one, with the
+    /// bytes its last user left, else a fresh zeroed mapping.
     pub(super) fn map(size: usize) -> *mut u8 {
+        super::spare_blocks::take(mapped_len(size)).unwrap_or_else(|| map_zeroed(size))
+    }
+
+    /// A fresh zeroed, huge-page aligned mapping of at least `size` bytes
+    /// marked `MADV_HUGEPAGE`, or null.
+    pub(super) fn map_zeroed(size: usize) -> *mut u8 {
         let len = mapped_len(size);
         let Some(total) = len.checked_add(HUGE_PAGE) else {
             return std::ptr::null_mut();
@@ -206,19 +221,29 @@ mod mapping {
         }
     }
 
-    /// Unmaps a block [`map`] returned for `size` bytes.
+    /// Frees a block [`map`] or [`map_zeroed`] returned for `size` bytes:
+    /// keeps it for a later [`map`] of the same length while the spare
+    /// blocks have room, else unmaps it.
     ///
     /// # Safety
-    /// `ptr` must come from `map(size)` and not be used afterwards.
+    /// `ptr` must come from `map(size)` or `map_zeroed(size)` and not be
+    /// used afterwards.
     pub(super) unsafe fn unmap(ptr: *mut u8, size: usize) {
-        // SAFETY: forwarded from the caller.
-        unsafe { libc::munmap(ptr.cast(), mapped_len(size)) };
+        let len = mapped_len(size);
+        if !super::spare_blocks::keep(ptr, len) {
+            // SAFETY: forwarded from the caller.
+            unsafe { libc::munmap(ptr.cast(), len) };
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod mapping {
     pub(super) fn map(_size: usize) -> *mut u8 {
+        unreachable!("huge-page mappings are only made on Linux")
+    }
+
+    pub(super) fn map_zeroed(_size: usize) -> *mut u8 {
         unreachable!("huge-page mappings are only made on Linux")
     }
 
@@ -244,7 +269,7 @@ unsafe impl GlobalAlloc for HugePageAlloc {
         if is_huge(layout) {
             // A fresh anonymous mapping reads as zero; leaving it untouched
             // keeps unwritten pages out of the resident set.
-            mapping::map(layout.size())
+            mapping::map_zeroed(layout.size())
         } else {
             // SAFETY: forwarded from the caller.
             unsafe { System.alloc_zeroed(layout) }
@@ -304,6 +329,35 @@ mod tests {
         assert!(message.contains("`large`"), "{message}");
         assert_eq!(HugePages::Off.min_size(), usize::MAX);
         assert_eq!(HUGE_PAGES_VAR_C.to_str(), Ok(HUGE_PAGES_VAR));
+    }
+
+    /// A freed block comes back for a plain request of its size, never for
+    /// a zeroed one. (The size is one no other test of this module maps.)
+    #[test]
+    fn freed_blocks_are_reused_but_not_for_zeroed_requests() {
+        let a = HugePageAlloc;
+        let layout = Layout::from_size_align((7 << 20) + 12345, 64).unwrap();
+        if !is_huge(layout) {
+            return; // Not Linux, or CPTRAIN_HUGE_PAGES=off: System's blocks.
+        }
+        // SAFETY: each block is used within its size and freed once.
+        unsafe {
+            let dirty = a.alloc(layout);
+            assert!(!dirty.is_null());
+            dirty.write_bytes(0xAB, layout.size());
+            a.dealloc(dirty, layout);
+            let zeroed = a.alloc_zeroed(layout);
+            assert_ne!(zeroed, dirty, "the kept block is still mapped");
+            assert!(
+                (0..layout.size())
+                    .step_by(4093)
+                    .all(|i| *zeroed.add(i) == 0)
+            );
+            let reused = a.alloc(layout);
+            assert_eq!(reused, dirty, "the kept block is handed back");
+            a.dealloc(reused, layout);
+            a.dealloc(zeroed, layout);
+        }
     }
 
     #[test]

@@ -1,0 +1,121 @@
+//! Freed huge-page blocks, kept for the next request of the same size.
+//!
+//! Some libraries allocate a scratch buffer on every call: the `gemm` crate
+//! packs its operands into a fresh buffer per product, a few MiB for the
+//! larger layers. Unmapping such a block on free and mapping a new one on
+//! the next call costs a page fault and the kernel zeroing a whole 2 MiB
+//! page each time (on the small benchmark model, about 30 per training step
+//! on two threads), plus a TLB shootdown on the other threads. Keeping a
+//! few freed blocks and handing one back to the next request of the same
+//! mapped length avoids all of that; blocks past [`MAX_BLOCKS`] or
+//! [`MAX_BYTES`] are unmapped as before.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Most blocks kept at once.
+const MAX_BLOCKS: usize = 16;
+
+/// Most bytes kept at once, over all blocks.
+const MAX_BYTES: usize = 64 << 20;
+
+/// Kept blocks: address and mapped length; a zero address is a free slot.
+struct SpareBlocks {
+    blocks: [(usize, usize); MAX_BLOCKS],
+    bytes: usize,
+}
+
+impl SpareBlocks {
+    const fn new() -> Self {
+        SpareBlocks {
+            blocks: [(0, 0); MAX_BLOCKS],
+            bytes: 0,
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Option<*mut u8> {
+        let slot = self
+            .blocks
+            .iter_mut()
+            .find(|(addr, kept)| *addr != 0 && *kept == len)?;
+        let addr = std::mem::replace(&mut slot.0, 0);
+        self.bytes -= len;
+        Some(addr as *mut u8)
+    }
+
+    fn keep(&mut self, ptr: *mut u8, len: usize) -> bool {
+        if self.bytes + len > MAX_BYTES {
+            return false;
+        }
+        let Some(slot) = self.blocks.iter_mut().find(|(addr, _)| *addr == 0) else {
+            return false;
+        };
+        *slot = (ptr as usize, len);
+        self.bytes += len;
+        true
+    }
+}
+
+/// The process's kept blocks.
+static SPARE: Mutex<SpareBlocks> = Mutex::new(SpareBlocks::new());
+
+fn spare() -> MutexGuard<'static, SpareBlocks> {
+    // Nothing panics while the lock is held; a poisoned lock would still
+    // hold consistent data.
+    SPARE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A kept block of exactly `len` mapped bytes, if there is one. Its bytes
+/// are whatever its last user left there.
+pub(super) fn take(len: usize) -> Option<*mut u8> {
+    spare().take(len)
+}
+
+/// Keeps the block at `ptr` of `len` mapped bytes for a later [`take`].
+/// Returns false, keeping nothing, when that would pass the limits: the
+/// caller then unmaps the block.
+pub(super) fn keep(ptr: *mut u8, len: usize) -> bool {
+    spare().keep(ptr, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fake addresses, never dereferenced.
+    #[test]
+    fn blocks_come_back_by_exact_length_within_the_limits() {
+        let mut spare = SpareBlocks::new();
+        let (len, other) = (3 << 20, 5 << 20);
+        let (a, b) = (0x1000_0000 as *mut u8, 0x2000_0000 as *mut u8);
+        assert!(spare.keep(a, len));
+        assert!(spare.keep(b, len));
+        assert_eq!(
+            spare.take(other),
+            None,
+            "a different length is not handed out"
+        );
+        let first = spare.take(len).unwrap();
+        let second = spare.take(len).unwrap();
+        let mut got = [first, second];
+        got.sort();
+        assert_eq!(got, [a, b], "each kept block comes back once");
+        assert_eq!(spare.take(len), None);
+        assert_eq!(spare.bytes, 0);
+    }
+
+    #[test]
+    fn blocks_past_the_count_or_byte_limit_are_refused() {
+        let mut spare = SpareBlocks::new();
+        let fake = |i: usize| ((i + 1) << 24) as *mut u8;
+        assert!(
+            !spare.keep(fake(0), MAX_BYTES + 4096),
+            "over the byte limit"
+        );
+        for i in 0..MAX_BLOCKS {
+            assert!(spare.keep(fake(i), 4096), "block {i}");
+        }
+        assert!(!spare.keep(fake(MAX_BLOCKS), 4096), "over the count limit");
+        assert!(spare.take(4096).is_some());
+        assert!(spare.keep(fake(MAX_BLOCKS), 4096), "a freed slot is reused");
+    }
+}

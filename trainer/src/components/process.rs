@@ -40,6 +40,9 @@ fn train_plan(
         &kernels,
         backend.local_ranks().len(),
     )?;
+    if let Some(warning) = &plan.oversubscription {
+        tracing::warn!("{warning}");
+    }
     Ok(Arc::new(plan))
 }
 component!(train_plan);

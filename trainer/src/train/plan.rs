@@ -26,6 +26,9 @@ pub struct TrainPlan {
     pub grid: ParallelGrid,
     /// Kernel threads of each rank.
     pub threads_per_rank: usize,
+    /// Why the ranks and their kernel threads oversubscribe the cores, if
+    /// they do ([`KernelsConfig::oversubscription`]).
+    pub oversubscription: Option<String>,
     /// Parameters of the model (with `wpe`).
     pub params: usize,
 }
@@ -81,6 +84,7 @@ impl TrainPlan {
             train: train.clone(),
             parallel: parallel.clone(),
             threads_per_rank: kernels.threads_per_rank(local_ranks),
+            oversubscription: kernels.oversubscription(local_ranks),
             params: ParamLayout::gpt2(model).len(),
             grid,
         };
@@ -254,6 +258,9 @@ impl fmt::Display for TrainPlan {
             cp_comm,
             self.threads_per_rank
         )?;
+        if let Some(warning) = &self.oversubscription {
+            writeln!(f, "warning    {warning}")?;
+        }
         writeln!(
             f,
             "sequence   {} tokens/rank: each sequence is split into {} chunks (zigzag)",

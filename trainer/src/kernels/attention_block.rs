@@ -16,11 +16,13 @@
 //! `ROW_TILE × KEY_TILE` score tile (32 KiB, L1-resident) lives in per-thread
 //! scratch.
 //! The products inside a tile are the register-blocked loops of
-//! [`attention_tile`](super::attention_tile): K (and, for the backward, V) is
-//! transposed once per call into per-thread scratch, every other operand is
-//! read in place, and the masked part of each tile (columns right of a row
-//! block's last visible key, query rows above a key block's first viewer) is
-//! skipped. Each call is compiled for AVX-512, AVX2+FMA and the baseline and
+//! [`attention_tile`](super::attention_tile). The forward computes each
+//! score tile transposed (keys × query rows) against a packed `Qᵀ` of the
+//! row tile, so its online softmax reduces down the keys with a vector lane
+//! per query row; the backward transposes K and V once per call. Every
+//! other operand is read in place, and the masked part of each tile (keys
+//! a block of rows cannot see yet, query rows above a key block's first
+//! viewer) is skipped in whole vectors. Each call is compiled for AVX-512, AVX2+FMA and the baseline and
 //! picks one at run time.
 //! A row that sees no key gets `lse = −inf` and output 0.
 
@@ -28,31 +30,37 @@ use std::cell::RefCell;
 
 use super::attention_tile::{Bounds, Lhs, MIN_W, Out, Rhs, block_rows, pack_transposed_tiles};
 use super::fast_math::exp as fast_exp;
-use super::rowops::{dot, scale_in_place, softmax_grad_row, vectors_exp_scaled_sum, vectors_max};
+use super::rowops::{dot, scale_in_place, softmax_grad_row, vectors_exp_scaled_sum};
 use super::simd::{Fused, MulAdd, Unfused};
 
 /// Query rows per tile; a caller splitting rows keeps to multiples of it.
 pub(super) const ROW_TILE: usize = 64;
 const KEY_TILE: usize = 128;
 
-/// One thread's working memory, reused from call to call: the packed Kᵀ and
-/// Vᵀ tiles and two `ROW_TILE × KEY_TILE` score tiles.
+/// One thread's working memory, reused from call to call: packed
+/// transposed operands (the forward's `Qᵀ` tile, the backward's Kᵀ and Vᵀ
+/// tiles) and two `ROW_TILE × KEY_TILE` score tiles (transposed in the
+/// forward).
 struct Scratch {
-    kt: Vec<f32>,
-    vt: Vec<f32>,
+    transposed_a: Vec<f32>,
+    transposed_b: Vec<f32>,
     tile_a: Vec<f32>,
     tile_b: Vec<f32>,
 }
 
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch {
-            kt: Vec::new(),
-            vt: Vec::new(),
+impl Scratch {
+    const fn new() -> Self {
+        Scratch {
+            transposed_a: Vec::new(),
+            transposed_b: Vec::new(),
             tile_a: Vec::new(),
             tile_b: Vec::new(),
-        })
-    };
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
 /// A score tile from `buf`, allocated on a thread's first call only.
@@ -190,7 +198,10 @@ fn score_tile<M: MulAdd, const W: usize>(
             k_max: d,
             cols_max: bc.next_multiple_of(MIN_W),
         },
-        |_, last| (0..d, s.tile_keys(i0 + last, j0, bc).next_multiple_of(MIN_W)),
+        |_, last| {
+            let visible = s.tile_keys(i0 + last, j0, bc);
+            (0..d, 0..visible.next_multiple_of(MIN_W))
+        },
     );
 }
 
@@ -226,7 +237,7 @@ fn tile_times<M: MulAdd, const W: usize>(
             k_max: bc,
             cols_max: d,
         },
-        |_, last| (0..s.tile_keys(i0 + last, j0, bc), d),
+        |_, last| (0..s.tile_keys(i0 + last, j0, bc), 0..d),
     );
 }
 
@@ -262,11 +273,17 @@ fn tile_t_times<M: MulAdd, const W: usize>(
             k_max: br,
             cols_max: d,
         },
-        |first, _| (s.rows_before_viewer(j0 + first, i0, br)..br, d),
+        |first, _| (s.rows_before_viewer(j0 + first, i0, br)..br, 0..d),
     );
 }
 
 /// The forward of one slab.
+///
+/// Each score tile is computed transposed, `Sᵀ[key][row] = k · q` against a
+/// packed `Qᵀ` of the row tile, so the online softmax runs down the keys
+/// with one vector lane per query row: the running max, the exponentials
+/// and the row sums need no horizontal reduction. `P·V` then reads `Pᵀ`
+/// through its strides.
 #[inline(always)]
 fn forward_slab<M: MulAdd, const W: usize>(
     s: Slab,
@@ -275,45 +292,38 @@ fn forward_slab<M: MulAdd, const W: usize>(
     lse: &mut [f32],
 ) {
     let Dims { m, d, .. } = s.dims;
-    let kt = &mut scratch.kt;
-    pack_transposed_tiles(s.k, d, KEY_TILE, kt);
+    let qt = &mut scratch.transposed_a;
     let scores = tile(&mut scratch.tile_a);
-    let scale = s.scale;
     let mut run_max = [0.0f32; ROW_TILE];
     let mut row_sum = [0.0f32; ROW_TILE];
     for i0 in (0..m).step_by(ROW_TILE) {
         let br = ROW_TILE.min(m - i0);
-        let q_blk = &s.q[i0 * d..(i0 + br) * d];
+        pack_transposed_tiles(&s.q[i0 * d..(i0 + br) * d], d, ROW_TILE, qt);
         let out_blk = &mut out[i0 * d..(i0 + br) * d];
         out_blk.fill(0.0);
-        run_max[..br].fill(f32::NEG_INFINITY);
-        row_sum[..br].fill(0.0);
+        run_max.fill(f32::NEG_INFINITY);
+        row_sum.fill(0.0);
         let kv_end = s.tile_keys(i0 + br - 1, 0, usize::MAX);
         for j0 in (0..kv_end).step_by(KEY_TILE) {
             let bc = KEY_TILE.min(kv_end - j0);
-            let kt_tile = &kt[j0 * d..(j0 + KEY_TILE) * d];
-            score_tile::<M, W>(&s, q_blk, kt_tile, (i0, br), (j0, bc), scores);
-            for r in 0..br {
-                let visible = s.tile_keys(i0 + r, j0, bc);
-                let s_row = &mut scores[r * KEY_TILE..(r + 1) * KEY_TILE];
-                if visible == 0 {
-                    s_row[..bc].fill(0.0);
-                    continue;
-                }
-                let padded = pad_masked(s_row, visible, bc);
-                // scale > 0, so the max of the scaled row is the scaled max.
-                let tile_max = scale * vectors_max(&s_row[..padded]);
-                let new_max = run_max[r].max(tile_max);
-                let correction = fast_exp::<M>(run_max[r] - new_max);
-                let sum = vectors_exp_scaled_sum::<M>(&mut s_row[..padded], scale, new_max);
-                row_sum[r] = row_sum[r] * correction + sum;
-                run_max[r] = new_max;
-                if correction != 1.0 {
-                    scale_in_place(&mut out_blk[r * d..(r + 1) * d], correction);
+            let keys = &s.k[j0 * d..(j0 + bc) * d];
+            let hidden = |j| s.rows_before_viewer(j0 + j, i0, br);
+            keys_times_rows::<M, W>(d, keys, qt, bc, scores, hidden);
+            let correction = online_softmax_down_keys::<M>(
+                &s,
+                (i0, br),
+                (j0, bc),
+                scores,
+                &mut run_max,
+                &mut row_sum,
+            );
+            for (r, &c) in correction[..br].iter().enumerate() {
+                if c != 1.0 {
+                    scale_in_place(&mut out_blk[r * d..(r + 1) * d], c);
                 }
             }
             let v_tile = &s.v[j0 * d..(j0 + bc) * d];
-            tile_times::<M, W>(&s, scores, v_tile, (i0, br), (j0, bc), out_blk);
+            rows_times_tile::<M, W>(&s, scores, v_tile, (i0, br), (j0, bc), out_blk);
         }
         for r in 0..br {
             let o = &mut out_blk[r * d..(r + 1) * d];
@@ -326,6 +336,139 @@ fn forward_slab<M: MulAdd, const W: usize>(
             }
         }
     }
+}
+
+/// `tile[j][r] = keys[j] · rows[r]` for the `bc` rows of `keys` (`[bc, d]`,
+/// row-major) and the [`ROW_TILE`] columns of `rows_t`, a packed `[d,
+/// ROW_TILE]` transpose of a row tile (columns past its rows are zero).
+/// `hidden(j)` is how many leading columns key `j` is masked from (growing
+/// with `j`); whole vectors of those are skipped and hold stale values.
+#[inline(always)]
+fn keys_times_rows<M: MulAdd, const W: usize>(
+    d: usize,
+    keys: &[f32],
+    rows_t: &[f32],
+    bc: usize,
+    tile: &mut [f32],
+    hidden: impl Fn(usize) -> usize,
+) {
+    block_rows::<M, W>(
+        Lhs {
+            data: keys,
+            row_stride: d,
+            k_stride: 1,
+        },
+        Rhs {
+            data: rows_t,
+            row_stride: ROW_TILE,
+        },
+        Out {
+            data: tile,
+            row_stride: ROW_TILE,
+            accumulate: false,
+        },
+        Bounds {
+            rows: bc,
+            k_max: d,
+            cols_max: ROW_TILE,
+        },
+        |first, _| {
+            let skipped = hidden(first) / MIN_W * MIN_W;
+            (0..d, skipped..ROW_TILE)
+        },
+    );
+}
+
+/// One key tile of the online softmax on the transposed scores: masks what
+/// each query row may not see, folds the tile's max into `run_max`, turns
+/// the scores into `exp(scale·s − max)` in place and adds them to
+/// `row_sum`. Returns the factor each row's earlier output must be scaled
+/// by (`exp(old max − new max)`).
+#[inline(always)]
+fn online_softmax_down_keys<M: MulAdd>(
+    s: &Slab,
+    (i0, br): (usize, usize),
+    (j0, bc): (usize, usize),
+    scores: &mut [f32],
+    run_max: &mut [f32; ROW_TILE],
+    row_sum: &mut [f32; ROW_TILE],
+) -> [f32; ROW_TILE] {
+    let scale = s.scale;
+    let rows = scores[..bc * ROW_TILE].chunks_exact_mut(ROW_TILE);
+    let mut tile_max = [f32::NEG_INFINITY; ROW_TILE];
+    for (j, row) in rows.enumerate() {
+        // Key j0 + j is hidden from the rows above its first viewer.
+        let hidden = s.rows_before_viewer(j0 + j, i0, br);
+        row[..hidden].fill(f32::NEG_INFINITY);
+        let row: &[f32; ROW_TILE] = (&*row).try_into().expect("a whole tile row");
+        for (mx, &x) in tile_max.iter_mut().zip(row) {
+            *mx = mx.max(x);
+        }
+    }
+    let mut shift = [0.0f32; ROW_TILE];
+    let mut correction = [0.0f32; ROW_TILE];
+    for r in 0..ROW_TILE {
+        // scale > 0, so the max of the scaled scores is the scaled max.
+        let new_max = run_max[r].max(scale * tile_max[r]);
+        // A row that has seen no key yet keeps −inf; shifting it by 0 makes
+        // its exponentials 0 instead of NaN.
+        shift[r] = if new_max == f32::NEG_INFINITY {
+            0.0
+        } else {
+            new_max
+        };
+        correction[r] = fast_exp::<M>(run_max[r] - shift[r]);
+        run_max[r] = new_max;
+    }
+    let mut sums = [0.0f32; ROW_TILE];
+    for row in scores[..bc * ROW_TILE].chunks_exact_mut(ROW_TILE) {
+        let row: &mut [f32; ROW_TILE] = row.try_into().expect("a whole tile row");
+        for ((x, &sh), sum) in row.iter_mut().zip(&shift).zip(&mut sums) {
+            *x = fast_exp::<M>(M::mul_add(*x, scale, -sh));
+            *sum += *x;
+        }
+    }
+    for ((total, &c), &sum) in row_sum.iter_mut().zip(&correction).zip(&sums) {
+        *total = M::mul_add(*total, c, sum);
+    }
+    correction
+}
+
+/// `out[r] += Σ_j tile[j][r] · rhs[j]` over a transposed tile (`[bc,
+/// ROW_TILE]`) and `rhs` `[bc, d]`: for the query rows `i0..i0 + br`, each
+/// block of rows sums over the keys its last row sees.
+#[inline(always)]
+fn rows_times_tile<M: MulAdd, const W: usize>(
+    s: &Slab,
+    tile: &[f32],
+    rhs: &[f32],
+    (i0, br): (usize, usize),
+    (j0, bc): (usize, usize),
+    out: &mut [f32],
+) {
+    let d = s.dims.d;
+    block_rows::<M, W>(
+        Lhs {
+            data: tile,
+            row_stride: 1,
+            k_stride: ROW_TILE,
+        },
+        Rhs {
+            data: rhs,
+            row_stride: d,
+        },
+        Out {
+            data: out,
+            row_stride: d,
+            accumulate: true,
+        },
+        Bounds {
+            rows: br,
+            k_max: bc,
+            cols_max: d,
+        },
+        |_, last| (0..s.tile_keys(i0 + last, j0, bc), 0..d),
+    );
 }
 
 /// The backward's extra inputs and its outputs for one slab.
@@ -343,8 +486,8 @@ struct Grads<'a> {
 fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, scratch: &mut Scratch) {
     let Dims { m, d, .. } = s.dims;
     let Scratch {
-        kt,
-        vt,
+        transposed_a: kt,
+        transposed_b: vt,
         tile_a,
         tile_b,
     } = scratch;
@@ -522,12 +665,7 @@ mod tests {
     /// Runs one instantiation of the slab kernels: `(out, lse, dq, dk, dv)`.
     fn run<M: MulAdd, const W: usize>(s: Slab, dout: &[f32]) -> [Vec<f32>; 5] {
         let Dims { m, n, d } = s.dims;
-        let mut scratch = Scratch {
-            kt: Vec::new(),
-            vt: Vec::new(),
-            tile_a: Vec::new(),
-            tile_b: Vec::new(),
-        };
+        let mut scratch = Scratch::new();
         let (mut out, mut lse) = (vec![0.0; m * d], vec![0.0; m]);
         forward_slab::<M, W>(s, &mut scratch, &mut out, &mut lse);
         let (mut dq, mut dk, mut dv) = (vec![0.0; m * d], vec![0.0; n * d], vec![0.0; n * d]);

@@ -11,7 +11,7 @@
 //! (`W` = 32 on AVX-512, 16 on AVX2). Nothing is packed per call and nothing
 //! is allocated.
 //!
-//! [`block_rows`] lets the caller shrink the `k` range and the column count
+//! [`block_rows`] lets the caller shrink the `k` range and the column range
 //! per block of `R` rows, which is how masked (causal) parts of a tile are
 //! skipped.
 
@@ -59,16 +59,17 @@ pub(super) struct Bounds {
 
 /// `C (+)= A·B` over `bounds.rows` rows, in blocks of up to [`R`] rows.
 /// `extent(first, last)` gives, for the block of rows `first..=last`, the
-/// `k` range to sum over and the number of leading columns to write; other
-/// columns of those rows are left untouched (with an empty `k` range and
-/// `accumulate == false` the columns are set to 0).
+/// `k` range to sum over and the range of columns to write (its start a
+/// multiple of [`MIN_W`]); other columns of those rows are left untouched
+/// (with an empty `k` range and `accumulate == false` the columns are set
+/// to 0).
 #[inline(always)]
 pub(super) fn block_rows<M: MulAdd, const W: usize>(
     a: Lhs,
     b: Rhs,
     c: Out,
     bounds: Bounds,
-    extent: impl Fn(usize, usize) -> (Range<usize>, usize),
+    extent: impl Fn(usize, usize) -> (Range<usize>, Range<usize>),
 ) {
     let Bounds {
         rows,
@@ -102,7 +103,12 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
     while i < rows {
         let take = rows_per_block.min(rows - i);
         let (k, cols) = extent(i, i + take - 1);
-        assert!(k.end <= k_max && k.start <= k.end && cols <= cols_max);
+        assert!(k.end <= k_max && k.start <= k.end);
+        assert!(cols.end <= cols_max && cols.start <= cols.end);
+        assert!(
+            cols.start.is_multiple_of(MIN_W),
+            "columns start off a vector"
+        );
         let at = BlockAt {
             a: a.data[i * a.row_stride..].as_ptr(),
             a_rs: a.row_stride,
@@ -115,7 +121,7 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
             k,
         };
         // SAFETY: rows i..i+take, k in k.start..k.end ≤ k_max and columns
-        // below cols ≤ cols_max are inside the extents asserted above.
+        // below cols.end ≤ cols_max are inside the extents asserted above.
         unsafe { rows_block::<M, W>(&at, take, cols) };
         i += take;
     }
@@ -127,7 +133,7 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
 /// # Safety
 /// As for [`row_block`], for rows `0..take`.
 #[inline(always)]
-unsafe fn rows_block<M: MulAdd, const W: usize>(at: &BlockAt, take: usize, cols: usize) {
+unsafe fn rows_block<M: MulAdd, const W: usize>(at: &BlockAt, take: usize, cols: Range<usize>) {
     const R2: usize = 2 * R;
     // SAFETY (all calls): forwarded from the caller.
     unsafe {
@@ -143,10 +149,10 @@ unsafe fn rows_block<M: MulAdd, const W: usize>(at: &BlockAt, take: usize, cols:
                 ..*at
             };
             if r + R <= take {
-                row_block::<M, R, W>(&from_r, cols);
+                row_block::<M, R, W>(&from_r, cols.clone());
                 r += R;
             } else {
-                row_block::<M, 1, W>(&from_r, cols);
+                row_block::<M, 1, W>(&from_r, cols.clone());
                 r += 1;
             }
         }
@@ -166,14 +172,14 @@ struct BlockAt {
     k: Range<usize>,
 }
 
-/// All `cols` columns of `RR` rows: `W`-wide blocks, then one 16-wide block
+/// Columns `cols` of `RR` rows: `W`-wide blocks, then one 16-wide block
 /// when `W` is wider, then a scalar tail.
 ///
 /// # Safety
-/// Rows `0..RR`, the `k` range and columns `0..cols` must be in bounds.
+/// Rows `0..RR`, the `k` range and columns `cols` must be in bounds.
 #[inline(always)]
-unsafe fn row_block<M: MulAdd, const RR: usize, const W: usize>(at: &BlockAt, cols: usize) {
-    let mut j = 0;
+unsafe fn row_block<M: MulAdd, const RR: usize, const W: usize>(at: &BlockAt, cols: Range<usize>) {
+    let (mut j, cols) = (cols.start, cols.end);
     while j + W <= cols {
         // SAFETY: forwarded from the caller.
         unsafe { micro::<M, RR, W>(at, j, W) };
@@ -356,7 +362,7 @@ mod tests {
                         k_max: kdim,
                         cols_max: cols,
                     };
-                    block_rows::<Unfused, 32>(a, b, out, bounds, |_, _| (0..kdim, cols));
+                    block_rows::<Unfused, 32>(a, b, out, bounds, |_, _| (0..kdim, 0..cols));
                     let want = reference(a, b, rows, 0..kdim, cols);
                     for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
                         let w = if accumulate {
@@ -376,7 +382,7 @@ mod tests {
 
     #[test]
     fn extents_limit_k_and_columns_per_row_block() {
-        let (rows, kdim, cols) = (9, 12, 20);
+        let (rows, kdim, cols) = (9, 12, 40);
         let a_data = values(4, rows * kdim);
         let a = Lhs {
             data: &a_data,
@@ -399,17 +405,21 @@ mod tests {
             k_max: kdim,
             cols_max: cols,
         };
-        // Block of rows f..=l: k in f..l+2, first l+3 columns.
-        let extent = |f: usize, l: usize| (f..(l + 2).min(kdim), (l + 3).min(cols));
+        // Block of rows f..=l: k in f..l+2, columns from 0 or 16 (every
+        // other block) to l+23.
+        let extent = |f: usize, l: usize| {
+            let start = 16 * (f / R % 2);
+            (f..(l + 2).min(kdim), start..(l + 23).min(cols))
+        };
         block_rows::<Unfused, 16>(a, b, out, bounds, extent);
         for first in (0..rows).step_by(R) {
             let last = (first + R - 1).min(rows - 1);
-            let (k, ncols) = extent(first, last);
+            let (k, written) = extent(first, last);
             let want = reference(a, b, rows, k, cols);
             for i in first..=last {
                 for j in 0..cols {
                     let got = c[i * cols + j];
-                    if j < ncols {
+                    if written.contains(&j) {
                         assert!(
                             (f64::from(got) - want[i * cols + j]).abs() < 1e-5,
                             "({i},{j})"

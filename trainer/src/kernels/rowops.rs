@@ -49,36 +49,15 @@ simd_dispatch! {
 /// The whole vectors of `x` (`x.len()` a multiple of 16: the attention
 /// tiles pad each row with `−inf` scores).
 #[inline(always)]
-fn vectors(x: &[f32]) -> &[[f32; LANES]] {
-    let (whole, rest) = x.as_chunks::<LANES>();
-    assert!(rest.is_empty(), "row is not whole vectors");
-    whole
-}
-
-/// As [`vectors`], mutable.
-#[inline(always)]
 fn vectors_mut(x: &mut [f32]) -> &mut [[f32; LANES]] {
     let (whole, rest) = x.as_chunks_mut::<LANES>();
     assert!(rest.is_empty(), "row is not whole vectors");
     whole
 }
 
-// The two functions below index fixed-size arrays: written with `iter_mut`
+// The function below indexes fixed-size arrays: written with `iter_mut`
 // over the accumulator, LLVM kept it in memory (behind a run-time alias
-// check); and `f32::max` is what it turns into whole-vector `vmaxps` here (a
-// compare-and-select became 2-lane pieces).
-
-/// [`row_max`] of a row of whole vectors, inlined into its caller.
-#[inline(always)]
-pub(crate) fn vectors_max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    for v in vectors(x) {
-        for i in 0..LANES {
-            acc[i] = acc[i].max(v[i]);
-        }
-    }
-    lane_tree(acc, f32::max)
-}
+// check).
 
 /// `x ← e^(x·scale − shift)` in place over a row of whole vectors; returns
 /// the sum of the new values. `−inf` entries become 0.
@@ -187,7 +166,6 @@ mod tests {
             // The whole-vector forms see the row padded with −inf.
             let mut padded = x.clone();
             padded.resize(n.next_multiple_of(LANES), f32::NEG_INFINITY);
-            assert_eq!(vectors_max(&padded), want_max, "vectors_max n={n}");
             let mut got = padded.clone();
             let sum = vectors_exp_scaled_sum::<Unfused>(&mut got, scale, shift);
             let mut fused = padded.clone();

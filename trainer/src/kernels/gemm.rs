@@ -145,7 +145,7 @@ fn gemm_rows(
 /// part order. Each thread thus reads only its share of the tokens (the
 /// rows the row-split kernels before it wrote on that thread), where a split
 /// by output rows makes every thread read all of them. Small products, and
-/// ones whose partials would take more than 64 MiB, use [`gemm`] and
+/// ones whose partials would take more than 64 MiB, use [`gemm()`] and
 /// [`column_sum_into`] instead.
 pub fn weight_gradient(
     threads: &Threads,

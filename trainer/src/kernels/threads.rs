@@ -22,7 +22,8 @@ pub struct ThreadsError {
 }
 
 /// The worker threads one rank's kernels may use: the calling thread plus,
-/// for more than one, a [`Team`] of helpers.
+/// for more than one, a team of helpers that spin briefly between jobs
+/// (`kernels/team.rs`).
 #[derive(Clone, Debug)]
 pub struct Threads {
     team: Option<Arc<Team>>,

@@ -310,4 +310,22 @@ fn bench_times_steps_and_shows_where_the_time_goes() {
         assert!(out.contains(text), "`{text}` in:\n{out}");
     }
     assert!(!dir.path().join("runs").exists(), "bench writes nothing");
+    assert!(!out.contains("note:"), "{out}");
+    let ranks = cptrain_ok(
+        dir.path(),
+        &["bench", "--steps", "1", "--warmup", "0", "--no-profile"]
+            .into_iter()
+            .chain([
+                "--set",
+                "model.seq_len=32",
+                "--set",
+                "parallel.world_size=2",
+            ])
+            .collect::<Vec<_>>(),
+    );
+    assert!(
+        ranks.contains("note: bench times one rank")
+            && ranks.contains("metrics.phase_profile=true"),
+        "{ranks}"
+    );
 }

@@ -168,3 +168,59 @@ fn resuming_without_a_checkpoint_says_what_to_do() {
     assert!(stderr.contains("no complete checkpoint"), "{stderr}");
     assert!(stderr.contains("without --resume"), "{stderr}");
 }
+
+#[test]
+fn the_phase_profile_shows_each_ranks_communication_and_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp2 = ["parallel.world_size=2", "parallel.cp=2"].map(String::from);
+    let run = |out: &Path, profile: bool| {
+        let mut tail = short_run(out, 6, 0);
+        for set in cp2
+            .iter()
+            .cloned()
+            .chain([format!("metrics.phase_profile={profile}")])
+        {
+            tail.extend(["--set".to_string(), set]);
+        }
+        cptrain_ok(dir.path(), &args(&["run"], &tail))
+    };
+    let (plain, profiled) = (dir.path().join("plain"), dir.path().join("profiled"));
+    run(&plain, false);
+    let stdout = run(&profiled, true);
+
+    let a: Vec<_> = metrics(&plain).iter().map(deterministic).collect();
+    let b: Vec<_> = metrics(&profiled).iter().map(deterministic).collect();
+    assert_eq!(a, b, "timing the phases changes no loss or gradient");
+    assert!(!plain.join("profile.txt").exists(), "off by default");
+
+    let report = std::fs::read_to_string(profiled.join("profile.txt")).unwrap();
+    assert!(
+        report.starts_with("per-phase time over 6 training steps, rank 0 of 2:"),
+        "{report}"
+    );
+    assert!(
+        stdout.contains(&report),
+        "shown after the summary:\n{stdout}"
+    );
+    let row = |name: &str| -> Vec<f64> {
+        let line = report
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("a `{name}` row in:\n{report}"));
+        line.split_whitespace()
+            .filter_map(|w| w.trim_end_matches('%').parse().ok())
+            .collect()
+    };
+    for phase in ["attention", "optimizer", "mlp_fc_matmul"] {
+        assert!(row(phase)[..3].iter().sum::<f64>() > 0.0, "{phase}");
+    }
+    // The ring's waits inside attention may all be hidden behind compute;
+    // the gradient all-reduce between the ranks never is.
+    let comm = row("communication");
+    assert!(comm[2] > 0.0, "the gradient all-reduce: {comm:?}");
+    for rank in ["0", "1"] {
+        let line = row(rank);
+        assert_eq!(line.len(), 4, "rank, total, communication, share: {line:?}");
+        assert!(line[2] > 0.0 && line[2] < line[1], "rank {rank}: {line:?}");
+    }
+}

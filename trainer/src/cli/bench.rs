@@ -9,16 +9,19 @@ use crate::data::TrainConfig;
 use crate::kernels::{KernelsConfig, Threads};
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
+use crate::parallel::ParallelConfig;
 
 /// `cptrain bench`: the configured model (`[model]`), one rank with all of
 /// `kernels.threads`, `train.batch_size` sequences per step; prints the step
 /// times, throughput, MFU against the matmul rate measured in the same run,
-/// and the per-phase profile.
+/// and the per-phase profile. `[parallel]` is not used: with several ranks
+/// configured it says so and how to profile them (`metrics.phase_profile`).
 pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     let model: ModelConfig = env.bind("model")?;
     let train: TrainConfig = env.bind("train")?;
     let kernels: KernelsConfig = env.bind("kernels")?;
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
+    let parallel: ParallelConfig = env.bind("parallel")?;
     optimizer.validate()?;
     let mut cfg = BenchConfig::new(model, train.batch_size);
     cfg.threads = kernels.threads_per_rank(1);
@@ -75,6 +78,15 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     }
     if let Some(profile) = &report.profile {
         writeln!(out, "\n{}", profile.table())?;
+    }
+    if parallel.world_size > 1 {
+        writeln!(
+            out,
+            "note: bench times one rank without communication (parallel.world_size = {} is not \
+             used); for every rank's phases, communication included, run `cptrain run --set \
+             metrics.phase_profile=true` with the same settings",
+            parallel.world_size
+        )?;
     }
     print!("{out}");
     Ok(())

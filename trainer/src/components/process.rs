@@ -147,7 +147,12 @@ fn machine_peak(
 component!(machine_peak);
 
 /// The trainer, run by `ctx.run()`.
-fn trainer(context: ContextHandle, backend: Arc<dyn Backend>) -> Arc<dyn Runner> {
-    Arc::new(TrainRunner::new(context, backend, super::RANK_SCOPE))
+fn trainer(
+    context: ContextHandle,
+    backend: Arc<dyn Backend>,
+    metrics: Config<MetricsConfig>,
+) -> Arc<dyn Runner> {
+    let runner = TrainRunner::new(context, backend, super::RANK_SCOPE);
+    Arc::new(runner.with_phase_profile(metrics.phase_profile))
 }
 component!(trainer);

@@ -3,7 +3,8 @@ use serde::{Deserialize, Serialize};
 /// The `[metrics]` section: how progress is shown and MFU computed.
 ///
 /// Defaults: `log_every = 10`, `progress = "auto"`, `peak_gflops` unset
-/// (MFU is then reported only if the trainer measured a peak).
+/// (MFU is then reported only if the trainer measured a peak),
+/// `phase_profile = false`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -14,6 +15,10 @@ pub struct MetricsConfig {
     pub progress: ProgressMode,
     /// Peak GFLOP/s of the hardware for MFU; unset: measured or none.
     pub peak_gflops: Option<f64>,
+    /// Time every phase of every training step on every rank (forward and
+    /// backward per layer kind, attention, communication, optimizer) and
+    /// show the totals after the run (console and `profile.txt`).
+    pub phase_profile: bool,
 }
 
 impl Default for MetricsConfig {
@@ -22,6 +27,7 @@ impl Default for MetricsConfig {
             log_every: 10,
             progress: ProgressMode::Auto,
             peak_gflops: None,
+            phase_profile: false,
         }
     }
 }

@@ -99,12 +99,17 @@ impl MetricsSink for ConsoleSink {
             path: "the console".into(),
             source,
         };
+        let profile = summary
+            .phase_profile
+            .as_deref()
+            .map(|p| format!("\n{p}"))
+            .unwrap_or_default();
         match &mut self.output {
             Output::Bar(bar) => {
                 bar.finish_and_clear();
-                eprintln!("{summary}");
+                eprintln!("{summary}{profile}");
             }
-            Output::Lines(out) => writeln!(out, "{summary}")
+            Output::Lines(out) => writeln!(out, "{summary}{profile}")
                 .and_then(|()| out.flush())
                 .map_err(console)?,
         }

@@ -21,6 +21,9 @@ pub struct RunSummary {
     pub final_loss: Option<f64>,
     /// Last evaluation loss.
     pub final_eval_loss: Option<f64>,
+    /// The per-phase report (`metrics.phase_profile`), shown after the
+    /// summary line.
+    pub phase_profile: Option<String>,
 }
 
 impl RunSummary {
@@ -48,6 +51,7 @@ impl RunSummary {
             peak_rss_bytes: super::peak_rss_bytes(),
             final_loss: None,
             final_eval_loss: None,
+            phase_profile: None,
         }
     }
 }

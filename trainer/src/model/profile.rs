@@ -152,6 +152,38 @@ impl Profile {
         }
     }
 
+    /// Moves up to `elapsed` of `(pass, from)` to `(pass, to)`: time a
+    /// phase's timer caught that belongs to another (a collective's wait
+    /// inside attention). Never takes more than `from` holds.
+    pub fn move_time(&mut self, pass: Pass, from: Phase, to: Phase, elapsed: Duration) {
+        let row = &mut self.totals[pass as usize];
+        let moved = elapsed.min(row[from.index()]);
+        row[from.index()] -= moved;
+        row[to.index()] += moved;
+    }
+
+    /// Number of values [`Profile::to_seconds`] gives.
+    pub const VALUES: usize = PASSES * Phase::ALL.len();
+
+    /// Every total in seconds, pass-major (for sending between ranks).
+    pub fn to_seconds(&self) -> [f64; Self::VALUES] {
+        let mut out = [0.0; Self::VALUES];
+        for (o, d) in out.iter_mut().zip(self.totals.iter().flatten()) {
+            *o = d.as_secs_f64();
+        }
+        out
+    }
+
+    /// An enabled profile holding the totals [`Profile::to_seconds`] gave
+    /// (negative or non-finite values read as 0).
+    pub fn from_seconds(values: &[f64; Self::VALUES]) -> Self {
+        let mut profile = Profile::new(true);
+        for (d, &v) in profile.totals.iter_mut().flatten().zip(values) {
+            *d = Duration::try_from_secs_f64(v).unwrap_or_default();
+        }
+        profile
+    }
+
     /// Time accumulated for `(pass, phase)`.
     pub fn get(&self, pass: Pass, phase: Phase) -> Duration {
         self.totals[pass as usize][phase.index()]
@@ -229,5 +261,48 @@ mod tests {
         );
         on.clear();
         assert!(on.total().is_zero() && on.is_enabled());
+    }
+
+    #[test]
+    fn time_moves_between_phases_and_totals_round_trip_through_seconds() {
+        let mut p = Profile::new(true);
+        p.add(Pass::Forward, Phase::Attention, Duration::from_millis(7));
+        p.move_time(
+            Pass::Forward,
+            Phase::Attention,
+            Phase::Communication,
+            Duration::from_millis(3),
+        );
+        assert_eq!(
+            p.get(Pass::Forward, Phase::Attention),
+            Duration::from_millis(4)
+        );
+        assert_eq!(
+            p.get(Pass::Forward, Phase::Communication),
+            Duration::from_millis(3)
+        );
+        p.move_time(
+            Pass::Forward,
+            Phase::Attention,
+            Phase::Communication,
+            Duration::from_secs(1),
+        );
+        assert!(
+            p.get(Pass::Forward, Phase::Attention).is_zero(),
+            "no more than it holds"
+        );
+        assert_eq!(p.total(), Duration::from_millis(7));
+        p.add(Pass::Update, Phase::Optimizer, Duration::from_micros(1500));
+        let back = Profile::from_seconds(&p.to_seconds());
+        for pass in [Pass::Forward, Pass::Backward, Pass::Update] {
+            for phase in Phase::ALL {
+                let (a, b) = (p.get(pass, phase), back.get(pass, phase));
+                assert!(a.abs_diff(b) < Duration::from_nanos(2), "{phase:?}");
+            }
+        }
+        let mut bad = [0.0; Profile::VALUES];
+        bad[0] = f64::NAN;
+        bad[1] = -1.0;
+        assert!(Profile::from_seconds(&bad).total().is_zero());
     }
 }

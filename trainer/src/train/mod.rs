@@ -3,6 +3,7 @@
 
 mod error;
 mod groups;
+mod phase_report;
 mod plan;
 mod rank;
 mod reporter;

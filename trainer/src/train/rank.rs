@@ -1,10 +1,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::{RankGroups, Reporter, StartState, TrainError, TrainPlan};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
 use crate::kernels::{Kernels, Threads};
-use crate::model::{Activations, Batch, Gpt};
+use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
 use crate::optim::{
     AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
 };
@@ -120,6 +121,17 @@ impl RankTrainer {
         })
     }
 
+    /// Whether to time every phase of every step (`metrics.phase_profile`);
+    /// after training, every rank's totals then reach the reporter. Set it
+    /// on every rank or on none: gathering the totals is a collective.
+    pub fn set_phase_profile(&self, enabled: bool) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .acts
+            .set_profiling(enabled);
+    }
+
     /// Trains from the start step to `train.steps`, or until `stop()` returns
     /// true on any rank (all ranks agree on the step at which they stop).
     pub fn train(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
@@ -154,8 +166,16 @@ impl RankTrainer {
                 }
             }
         }
+        let profiles = if state.acts.profile().is_enabled() {
+            Some(self.gather_profiles(state.acts.profile())?)
+        } else {
+            None
+        };
         if let Some(reporter) = &self.reporter {
             let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(profiles) = &profiles {
+                reporter.phase_profiles(step - self.first_step, profiles)?;
+            }
             if step > self.first_step {
                 reporter.checkpoint(step, &state.params, state.adamw.state())?;
             }
@@ -190,9 +210,13 @@ impl RankTrainer {
             local_count += batch.target_count();
         }
         let mut counts = [local_count as f64, f64::from(u8::from(stop_here))];
+        let timer = acts.profile().start();
         self.groups
             .dp_cp
             .all_reduce_f64(&mut counts, ReduceOp::Sum)?;
+        let _ = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Communication);
         if counts[1] > 0.0 {
             return Ok(None);
         }
@@ -210,15 +234,22 @@ impl RankTrainer {
                 positions: &batch.positions,
             };
             let (k, a) = (&*self.kernels, &*self.attention);
+            let waited = self.cp_wait();
             loss_sum += self.gpt.forward(k, a, params, batch, acts)?.sum;
+            let waited = self.attention_wait(acts, Pass::Forward, waited);
             self.gpt
                 .backward(k, a, params, batch, loss_scale, acts, grads)?;
+            self.attention_wait(acts, Pass::Backward, waited);
         }
+        let timer = acts.profile().start();
         if self.groups.dp_cp.size() > 1 {
             self.groups.dp_cp.all_reduce(grads, ReduceOp::Sum)?;
         }
         let mut loss = [loss_sum];
         self.groups.dp_cp.all_reduce_f64(&mut loss, ReduceOp::Sum)?;
+        let timer = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Communication);
         let loss = loss[0] / counts[0];
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
@@ -241,11 +272,48 @@ impl RankTrainer {
         }
         let lr = self.schedule.lr_at(step);
         adamw.step(params, grads, lr);
+        let _ = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Optimizer);
         Ok(Some(StepOutcome {
             loss,
             grad_norm,
             lr,
         }))
+    }
+
+    /// Seconds this rank has waited on its CP group so far.
+    fn cp_wait(&self) -> f64 {
+        self.groups.cp.stats().wait.as_secs_f64()
+    }
+
+    /// Moves the CP group's wait since `before` (seconds, from
+    /// [`Self::cp_wait`]), which the attention phase's timer caught, to the
+    /// communication phase of `pass`; returns the wait so far.
+    fn attention_wait(&self, acts: &mut Activations, pass: Pass, before: f64) -> f64 {
+        let now = self.cp_wait();
+        let waited = Duration::try_from_secs_f64(now - before).unwrap_or_default();
+        let profile = acts.profile_mut();
+        if profile.is_enabled() {
+            profile.move_time(pass, Phase::Attention, Phase::Communication, waited);
+        }
+        now
+    }
+
+    /// Every rank's phase totals, in global rank order, on every rank (a
+    /// collective over DP×CP, which holds every rank while `tp = 1`).
+    fn gather_profiles(&self, mine: &Profile) -> Result<Vec<Profile>, TrainError> {
+        let group = &self.groups.dp_cp;
+        let mut all = vec![0.0; group.size() * Profile::VALUES];
+        all[group.rank() * Profile::VALUES..][..Profile::VALUES]
+            .copy_from_slice(&mine.to_seconds());
+        group.all_reduce_f64(&mut all, ReduceOp::Sum)?;
+        Ok(all
+            .as_chunks::<{ Profile::VALUES }>()
+            .0
+            .iter()
+            .map(Profile::from_seconds)
+            .collect())
     }
 
     /// Mean loss over the fixed validation batches (`train.eval_batches`),
@@ -262,6 +330,24 @@ impl RankTrainer {
             micro,
             ..
         } = state;
+        // Evaluation is not part of a training step's profile.
+        let training_profile = std::mem::take(acts.profile_mut());
+        let sums = self.validation_sums(params, acts, builder, micro, batches);
+        *acts.profile_mut() = training_profile;
+        let mut sums = sums?;
+        self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
+        Ok((sums[1] > 0.0).then(|| sums[0] / sums[1]))
+    }
+
+    /// This rank's loss sum and target count over the validation batches.
+    fn validation_sums(
+        &self,
+        params: &[f32],
+        acts: &mut Activations,
+        builder: &mut BatchBuilder,
+        micro: &mut [MicroBatch],
+        batches: usize,
+    ) -> Result<[f64; 2], TrainError> {
         let mut sums = [0.0, 0.0];
         for e in 0..batches as u64 {
             for (m, batch) in micro.iter_mut().enumerate() {
@@ -278,7 +364,6 @@ impl RankTrainer {
                 sums[1] += loss.count as f64;
             }
         }
-        self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
-        Ok((sums[1] > 0.0).then(|| sums[0] / sums[1]))
+        Ok(sums)
     }
 }

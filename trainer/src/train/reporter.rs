@@ -2,13 +2,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use super::phase_report::phase_report;
 use super::{RunOptions, StartState, StepOutcome, TrainError, TrainPlan};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
     save_checkpoint,
 };
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
-use crate::model::{ParamLayout, flops_per_token};
+use crate::model::{ParamLayout, Profile, flops_per_token};
 use crate::optim::AdamWState;
 
 /// A metrics sink shared between the context that owns it and the reporting rank.
@@ -26,6 +27,7 @@ pub struct Reporter {
     flops_per_token: f64,
     totals: ResumeMetrics,
     run: RunTotals,
+    phase_profile: Option<String>,
 }
 
 /// What this process trained (a resumed run counts only its own steps).
@@ -65,6 +67,7 @@ impl Reporter {
             peak_gflops,
             totals,
             run: RunTotals::default(),
+            phase_profile: None,
         })
     }
 
@@ -140,6 +143,16 @@ impl Reporter {
         Ok(())
     }
 
+    /// Every rank's phase totals over this run's `steps` steps
+    /// (`metrics.phase_profile`): the report goes to `<out_dir>/profile.txt`
+    /// now and after the run summary at the end.
+    pub fn phase_profiles(&mut self, steps: u64, profiles: &[Profile]) -> Result<(), TrainError> {
+        let text = phase_report(steps, profiles);
+        write_atomically(&self.plan.train.out_dir.join("profile.txt"), &text)?;
+        self.phase_profile = Some(text);
+        Ok(())
+    }
+
     /// Ends the run: the summary goes to every sink.
     pub fn finish(&mut self) -> Result<RunSummary, TrainError> {
         let mut summary = RunSummary::new(
@@ -152,6 +165,7 @@ impl Reporter {
         summary.final_loss = self.totals.last_loss;
         summary.final_eval_loss = self.totals.last_eval_loss;
         summary.peak_rss_bytes = peak_rss_bytes();
+        summary.phase_profile = self.phase_profile.take();
         for sink in &self.sinks {
             sink.lock()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -11,6 +11,7 @@ pub struct TrainRunner {
     context: ContextHandle,
     backend: Arc<dyn Backend>,
     scope: &'static str,
+    phase_profile: bool,
 }
 
 impl TrainRunner {
@@ -20,7 +21,14 @@ impl TrainRunner {
             context,
             backend,
             scope,
+            phase_profile: false,
         }
+    }
+
+    /// Whether every rank times its phases (`metrics.phase_profile`).
+    pub fn with_phase_profile(mut self, enabled: bool) -> Self {
+        self.phase_profile = enabled;
+        self
     }
 }
 
@@ -33,6 +41,7 @@ impl Runner for TrainRunner {
                 .instance(Arc::new(RankInfo { rank }))
                 .build()?;
             let trainer = child.get::<RankTrainer>()?;
+            trainer.set_phase_profile(self.phase_profile);
             let outcome = trainer.train(&|| shutdown.is_cancelled());
             child.close();
             let outcome = outcome?;

@@ -48,14 +48,17 @@ impl KernelsConfig {
         if total <= cores {
             return None;
         }
-        let advice = if self.threads > cores {
-            "set kernels.threads = 0 to share the cores among the ranks".to_owned()
-        } else {
-            format!(
+        let mut advice = Vec::new();
+        if self.threads > cores {
+            advice.push("set kernels.threads = 0 to share the cores among the ranks".to_owned());
+        }
+        if ranks > cores {
+            advice.push(format!(
                 "run at most {cores} rank(s) per process (the mpi backend spreads ranks over \
                  processes and machines)"
-            )
-        };
+            ));
+        }
+        let advice = advice.join(", and ");
         Some(format!(
             "{ranks} rank(s) x {} kernel thread(s) = {total} threads on {cores} core(s): \
              the threads take turns on the cores, which is slower; {advice}",
@@ -106,5 +109,11 @@ mod tests {
             "{over}"
         );
         assert!(over.contains("kernels.threads = 0"), "{over}");
+        assert!(!over.contains("per process"), "{over}");
+        let both = explicit.oversubscription_on(2, 4).unwrap();
+        assert!(
+            both.contains("kernels.threads = 0") && both.contains("at most 2 rank(s) per process"),
+            "{both}"
+        );
     }
 }

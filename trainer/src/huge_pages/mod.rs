@@ -20,8 +20,8 @@ mod spare_blocks;
 /// mapped size, so a buffer a library allocates on every call faults its
 /// pages in once, not on every call. Zeroed allocations always get a fresh
 /// mapping and first unmap as many kept bytes (what keeping blocks costs in
-/// peak memory is measured in `spare_blocks`). Smaller allocations, and every allocation on other systems, go
-/// straight to [`System`].
+/// peak memory is measured in `spare_blocks`). Smaller allocations, and
+/// every allocation on other systems, go straight to [`System`].
 ///
 /// `CPTRAIN_HUGE_PAGES` chooses which allocations ([`HugePages`]):
 ///

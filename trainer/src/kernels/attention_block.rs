@@ -22,8 +22,8 @@
 //! per query row; the backward transposes K and V once per call. Every
 //! other operand is read in place, and the masked part of each tile (keys
 //! a block of rows cannot see yet, query rows above a key block's first
-//! viewer) is skipped in whole vectors. Each call is compiled for AVX-512, AVX2+FMA and the baseline and
-//! picks one at run time.
+//! viewer) is skipped in whole vectors. Each call is compiled for AVX-512,
+//! AVX2+FMA and the baseline and picks one at run time.
 //! A row that sees no key gets `lse = −inf` and output 0.
 
 use std::cell::RefCell;

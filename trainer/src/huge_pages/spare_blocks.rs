@@ -99,7 +99,8 @@ pub(super) fn take(len: usize) -> Option<*mut u8> {
 }
 
 /// Hands kept blocks adding up to at least `len` bytes (or all of them) to
-/// `unmap`, outside the lock: called before mapping `len` fresh bytes.
+/// `unmap`, outside the lock: called before a zeroed request maps `len`
+/// fresh bytes.
 pub(super) fn release(len: usize, unmap: impl Fn(*mut u8, usize)) {
     let evicted = spare().evict(len);
     for (addr, kept) in evicted {

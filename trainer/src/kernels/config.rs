@@ -20,8 +20,10 @@ impl Default for KernelsConfig {
 }
 
 impl KernelsConfig {
-    /// Threads each of `local_ranks` ranks of this process gets (at least 1),
-    /// so ranks and kernels together never oversubscribe the cores.
+    /// Threads each of `local_ranks` ranks of this process gets (at least 1):
+    /// its share of `threads`, so with `threads = 0` ranks and kernels
+    /// together stay within the cores unless there are more ranks than
+    /// cores ([`KernelsConfig::oversubscription`] says when they do not).
     pub fn threads_per_rank(&self, local_ranks: usize) -> usize {
         self.threads_per_rank_on(cores(), local_ranks)
     }

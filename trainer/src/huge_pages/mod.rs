@@ -18,9 +18,10 @@ mod spare_blocks;
 /// program never writes cost no memory. A freed block is kept (up to 16
 /// blocks, 64 MiB in all) and handed to the next allocation of the same
 /// mapped size, so a buffer a library allocates on every call faults its
-/// pages in once, not on every call. Zeroed allocations always get a fresh
-/// mapping and first unmap as many kept bytes (what keeping blocks costs in
-/// peak memory is measured in `spare_blocks`). Smaller allocations, and
+/// pages in once, not on every call. Zeroed allocations take a kept block
+/// too, cleared; when none fits, they unmap as many kept bytes before
+/// mapping fresh memory (what keeping blocks costs in peak memory is
+/// measured in `spare_blocks`). Smaller allocations, and
 /// every allocation on other systems, go straight to [`System`].
 ///
 /// `CPTRAIN_HUGE_PAGES` chooses which allocations ([`HugePages`]):
@@ -181,12 +182,22 @@ mod mapping {
         super::spare_blocks::take(mapped_len(size)).unwrap_or_else(|| fresh(size))
     }
 
-    /// A fresh zeroed block as [`map`] gives. Zeroed requests are how
-    /// programs allocate their lasting buffers (activations, state), so
-    /// kept blocks of as many bytes are unmapped first: what was kept
-    /// while they were freed does not stay on top of them.
+    /// A block as [`map`] gives with its first `size` bytes zero: a kept
+    /// block of the same mapped length, cleared (a buffer made with
+    /// `vec![0.0; n]` on every call then faults nothing in), else a fresh
+    /// mapping. Zeroed requests are also how programs allocate their lasting
+    /// buffers (activations, state), so before a fresh mapping kept blocks
+    /// of as many bytes are unmapped: what was kept while they were freed
+    /// does not stay on top of them.
     pub(super) fn map_zeroed(size: usize) -> *mut u8 {
-        super::spare_blocks::release(mapped_len(size), |ptr, kept| {
+        let len = mapped_len(size);
+        if let Some(block) = super::spare_blocks::take(len) {
+            // SAFETY: a kept block is a whole mapping of `len` ≥ `size`
+            // bytes that nothing else uses.
+            unsafe { block.write_bytes(0, size) };
+            return block;
+        }
+        super::spare_blocks::release(len, |ptr, kept| {
             // SAFETY: a kept block is a whole mapping nothing uses.
             unsafe { libc::munmap(ptr.cast(), kept) };
         });
@@ -350,15 +361,16 @@ mod tests {
     static ALLOCATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// A freed block comes back, as its last user left it, for a plain
-    /// request of its size; a zeroed request gets zeroed memory.
+    /// request of its size, and cleared for a zeroed one.
     #[test]
-    fn freed_blocks_are_reused_but_not_for_zeroed_requests() {
+    fn freed_blocks_are_reused_and_cleared_for_zeroed_requests() {
         let _serial = ALLOCATOR.lock().unwrap_or_else(|e| e.into_inner());
         let a = HugePageAlloc;
         let layout = Layout::from_size_align((7 << 20) + 12345, 64).unwrap();
         if !is_huge(layout) {
             return; // Not Linux, or CPTRAIN_HUGE_PAGES=off: System's blocks.
         }
+        let last = layout.size() - 1;
         // SAFETY: each block is used within its size and freed once.
         unsafe {
             let dirty = a.alloc(layout);
@@ -367,14 +379,16 @@ mod tests {
             a.dealloc(dirty, layout);
             let reused = a.alloc(layout);
             assert_eq!(reused, dirty, "the kept block is handed back");
-            assert_eq!(*reused.add(layout.size() - 1), 0xAB);
+            assert_eq!(*reused.add(last), 0xAB);
             a.dealloc(reused, layout);
             let zeroed = a.alloc_zeroed(layout);
+            assert_eq!(zeroed, dirty, "zeroed requests reuse it too");
             assert!(
                 (0..layout.size())
                     .step_by(4093)
                     .all(|i| *zeroed.add(i) == 0)
             );
+            assert_eq!(*zeroed.add(last), 0);
             a.dealloc(zeroed, layout);
         }
     }

@@ -205,12 +205,15 @@ fn score_tile<M: MulAdd, const W: usize>(
     );
 }
 
-/// `out (+)= tile · rhs` with the tile (`[br, KEY_TILE]`) read row-major:
-/// each block of query rows sums over the keys its last row sees.
+/// `out[r] (+)= Σ_j tile(r, j) · rhs[j]` for the query rows `i0..i0 + br`
+/// and the `bc` keys of `rhs` (`[bc, d]`); `tile` is the score tile as an
+/// [`Lhs`] view, row-major (`[br, KEY_TILE]`, the backward) or transposed
+/// (`[bc, ROW_TILE]`, the forward). Each block of query rows sums over the
+/// keys its last row sees.
 #[inline(always)]
 fn tile_times<M: MulAdd, const W: usize>(
     s: &Slab,
-    tile: &[f32],
+    tile: Lhs,
     rhs: &[f32],
     (i0, br): (usize, usize),
     (j0, bc): (usize, usize),
@@ -218,11 +221,7 @@ fn tile_times<M: MulAdd, const W: usize>(
 ) {
     let d = s.dims.d;
     block_rows::<M, W>(
-        Lhs {
-            data: tile,
-            row_stride: KEY_TILE,
-            k_stride: 1,
-        },
+        tile,
         Rhs {
             data: rhs,
             row_stride: d,
@@ -323,7 +322,12 @@ fn forward_slab<M: MulAdd, const W: usize>(
                 }
             }
             let v_tile = &s.v[j0 * d..(j0 + bc) * d];
-            rows_times_tile::<M, W>(&s, scores, v_tile, (i0, br), (j0, bc), out_blk);
+            let probs_t = Lhs {
+                data: scores,
+                row_stride: 1,
+                k_stride: ROW_TILE,
+            };
+            tile_times::<M, W>(&s, probs_t, v_tile, (i0, br), (j0, bc), out_blk);
         }
         for r in 0..br {
             let o = &mut out_blk[r * d..(r + 1) * d];
@@ -434,43 +438,6 @@ fn online_softmax_down_keys<M: MulAdd>(
     correction
 }
 
-/// `out[r] += Σ_j tile[j][r] · rhs[j]` over a transposed tile (`[bc,
-/// ROW_TILE]`) and `rhs` `[bc, d]`: for the query rows `i0..i0 + br`, each
-/// block of rows sums over the keys its last row sees.
-#[inline(always)]
-fn rows_times_tile<M: MulAdd, const W: usize>(
-    s: &Slab,
-    tile: &[f32],
-    rhs: &[f32],
-    (i0, br): (usize, usize),
-    (j0, bc): (usize, usize),
-    out: &mut [f32],
-) {
-    let d = s.dims.d;
-    block_rows::<M, W>(
-        Lhs {
-            data: tile,
-            row_stride: 1,
-            k_stride: ROW_TILE,
-        },
-        Rhs {
-            data: rhs,
-            row_stride: d,
-        },
-        Out {
-            data: out,
-            row_stride: d,
-            accumulate: true,
-        },
-        Bounds {
-            rows: br,
-            k_max: bc,
-            cols_max: d,
-        },
-        |_, last| (0..s.tile_keys(i0 + last, j0, bc), 0..d),
-    );
-}
-
 /// The backward's extra inputs and its outputs for one slab.
 struct Grads<'a> {
     out: &'a [f32],
@@ -537,9 +504,14 @@ fn backward_slab<M: MulAdd, const W: usize>(s: Slab, g: Grads, scratch: &mut Scr
                 tile_keys,
                 &mut g.dv[keys.clone()],
             );
+            let dscores_rows = Lhs {
+                data: dscores,
+                row_stride: KEY_TILE,
+                k_stride: 1,
+            };
             tile_times::<M, W>(
                 &s,
-                dscores,
+                dscores_rows,
                 &s.k[keys.clone()],
                 tile_rows,
                 tile_keys,

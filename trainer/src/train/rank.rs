@@ -234,7 +234,7 @@ impl RankTrainer {
                 positions: &batch.positions,
             };
             let (k, a) = (&*self.kernels, &*self.attention);
-            let waited = self.cp_wait();
+            let waited = self.cp_wait(acts);
             loss_sum += self.gpt.forward(k, a, params, batch, acts)?.sum;
             let waited = self.attention_wait(acts, Pass::Forward, waited);
             self.gpt
@@ -282,22 +282,28 @@ impl RankTrainer {
         }))
     }
 
-    /// Seconds this rank has waited on its CP group so far.
-    fn cp_wait(&self) -> f64 {
-        self.groups.cp.stats().wait.as_secs_f64()
+    /// Seconds this rank has waited on its CP group so far, when `acts` is
+    /// profiling (the group's counters are not read otherwise).
+    fn cp_wait(&self, acts: &Activations) -> Option<f64> {
+        acts.profile()
+            .is_enabled()
+            .then(|| self.groups.cp.stats().wait.as_secs_f64())
     }
 
     /// Moves the CP group's wait since `before` (seconds, from
     /// [`Self::cp_wait`]), which the attention phase's timer caught, to the
     /// communication phase of `pass`; returns the wait so far.
-    fn attention_wait(&self, acts: &mut Activations, pass: Pass, before: f64) -> f64 {
-        let now = self.cp_wait();
+    fn attention_wait(
+        &self,
+        acts: &mut Activations,
+        pass: Pass,
+        before: Option<f64>,
+    ) -> Option<f64> {
+        let (before, now) = (before?, self.cp_wait(acts)?);
         let waited = Duration::try_from_secs_f64(now - before).unwrap_or_default();
-        let profile = acts.profile_mut();
-        if profile.is_enabled() {
-            profile.move_time(pass, Phase::Attention, Phase::Communication, waited);
-        }
-        now
+        acts.profile_mut()
+            .move_time(pass, Phase::Attention, Phase::Communication, waited);
+        Some(now)
     }
 
     /// Every rank's phase totals, in global rank order, on every rank (a

@@ -189,6 +189,11 @@ impl Profile {
         self.totals[pass as usize][phase.index()]
     }
 
+    /// Time accumulated for `phase` over every pass.
+    pub fn phase_total(&self, phase: Phase) -> Duration {
+        self.totals.iter().map(|row| row[phase.index()]).sum()
+    }
+
     /// Sum over every pass and phase.
     pub fn total(&self) -> Duration {
         self.totals.iter().flatten().sum()
@@ -211,7 +216,7 @@ impl Profile {
         for phase in Phase::ALL {
             let [f, b, u] =
                 [Pass::Forward, Pass::Backward, Pass::Update].map(|p| self.get(p, phase));
-            let sum = f + b + u;
+            let sum = self.phase_total(phase);
             if sum.is_zero() {
                 continue;
             }
@@ -250,6 +255,7 @@ mod tests {
             Duration::from_millis(3)
         );
         assert_eq!(on.total(), Duration::from_millis(10));
+        assert_eq!(on.phase_total(Phase::Gelu), Duration::from_millis(5));
         let table = on.table();
         assert!(
             table.contains("gelu") && table.contains("optimizer"),

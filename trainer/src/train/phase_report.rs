@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Pass, Phase, Profile};
+use crate::model::{Phase, Profile};
 
 /// Rank 0's per-phase table over `steps` steps and, with several ranks, one
 /// line per rank with its total and communication time (a rank that waits
@@ -23,10 +23,7 @@ pub fn phase_report(steps: u64, profiles: &[Profile]) -> String {
         );
         for (rank, profile) in profiles.iter().enumerate() {
             let total = profile.total();
-            let comm = [Pass::Forward, Pass::Backward, Pass::Update]
-                .map(|pass| profile.get(pass, Phase::Communication))
-                .iter()
-                .sum();
+            let comm = profile.phase_total(Phase::Communication);
             let share = 100.0 * ms(comm) / ms(total).max(f64::MIN_POSITIVE);
             // Writing to a String cannot fail.
             let _ = writeln!(
@@ -43,6 +40,7 @@ pub fn phase_report(steps: u64, profiles: &[Profile]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Pass;
     use std::time::Duration;
 
     fn profile(attention_ms: u64, comm_ms: u64) -> Profile {

@@ -302,6 +302,7 @@ fn bench_times_steps_and_shows_where_the_time_goes() {
     for text in [
         "tokens/s",
         "GFLOP/s",
+        "bwd GFLOP/s",
         "mfu",
         "attention",
         "optimizer",

@@ -214,6 +214,16 @@ fn the_phase_profile_shows_each_ranks_communication_and_changes_no_result() {
     for phase in ["attention", "optimizer", "mlp_fc_matmul"] {
         assert!(row(phase)[..3].iter().sum::<f64>() > 0.0, "{phase}");
     }
+    // Product phases get forward and backward GFLOP/s, the others "-".
+    assert!(report.contains("fwd GFLOP/s  bwd GFLOP/s"), "{report}");
+    for phase in ["attention", "mlp_fc_matmul", "qkv_matmul"] {
+        let rates = &row(phase)[4..];
+        assert!(
+            rates.len() == 2 && rates.iter().all(|&r| r > 0.0),
+            "{phase}: {rates:?}"
+        );
+    }
+    assert_eq!(row("layernorm").len(), 4, "no rate without products");
     // The ring's waits inside attention may all be hidden behind compute;
     // the gradient all-reduce between the ranks never is.
     let comm = row("communication");

@@ -105,7 +105,7 @@ fn main() -> ExitCode {
             "per-phase time over {} steps ({} threads):\n{}",
             report.samples.len(),
             report.threads,
-            profile.table()
+            profile.table(Some(&report.phase_flops(&cfg.model)))
         );
     }
     let summary = json!({

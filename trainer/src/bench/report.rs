@@ -1,6 +1,6 @@
 //! What a step benchmark measured, and the figures derived from it.
 
-use crate::model::Profile;
+use crate::model::{ModelConfig, PhaseFlops, Profile};
 
 /// One timed training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,6 +48,12 @@ impl BenchReport {
     /// Model GFLOP/s at the median step time.
     pub fn gflops(&self) -> f64 {
         self.flops_per_step / self.median_seconds() / 1e9
+    }
+
+    /// The FLOPs per phase of `model` (the benchmarked one) over the timed
+    /// steps, which is what [`BenchReport::profile`] covers.
+    pub fn phase_flops(&self, model: &ModelConfig) -> PhaseFlops {
+        PhaseFlops::new(model, (self.tokens_per_step * self.samples.len()) as f64)
     }
 }
 

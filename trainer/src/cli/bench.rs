@@ -77,7 +77,8 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
         writeln!(out, "memory     peak RSS {:.0} MiB", rss as f64 / 1048576.0)?;
     }
     if let Some(profile) = &report.profile {
-        writeln!(out, "\n{}", profile.table())?;
+        let flops = report.phase_flops(&cfg.model);
+        writeln!(out, "\n{}", profile.table(Some(&flops)))?;
     }
     if parallel.world_size > 1 {
         writeln!(

@@ -7,6 +7,7 @@ mod estimate;
 mod gpt;
 mod init;
 mod params;
+mod phase_flops;
 mod profile;
 mod views;
 
@@ -20,5 +21,6 @@ pub use estimate::{activation_bytes, flops_per_token, matmul_params};
 pub use gpt::{Batch, Gpt};
 pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
+pub use phase_flops::PhaseFlops;
 pub use profile::{Pass, Phase, Profile, Timer};
 pub use views::{BlockParams, GptParams};

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::PhaseFlops;
+
 /// What a slice of the step's time was spent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
@@ -81,7 +83,7 @@ impl Phase {
         }
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         Phase::ALL.iter().position(|&p| p == self).unwrap_or(0)
     }
 }
@@ -205,14 +207,20 @@ impl Profile {
     }
 
     /// A plain-text table: one row per phase that took any time, with
-    /// forward, backward and update milliseconds and the share of the total.
-    pub fn table(&self) -> String {
+    /// forward, backward and update milliseconds and the share of the total;
+    /// given the FLOPs these totals cover, also each pass's GFLOP/s for the
+    /// phases with matrix products ("-" for the others).
+    pub fn table(&self, flops: Option<&PhaseFlops>) -> String {
         let total = self.total().as_secs_f64().max(f64::MIN_POSITIVE);
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let mut out = format!(
-            "{:<18} {:>10} {:>10} {:>10} {:>7}\n",
+            "{:<18} {:>10} {:>10} {:>10} {:>7}",
             "phase", "fwd ms", "bwd ms", "update ms", "share"
         );
+        if flops.is_some() {
+            out += &format!(" {:>12} {:>12}", "fwd GFLOP/s", "bwd GFLOP/s");
+        }
+        out.push('\n');
         for phase in Phase::ALL {
             let [f, b, u] =
                 [Pass::Forward, Pass::Backward, Pass::Update].map(|p| self.get(p, phase));
@@ -221,16 +229,32 @@ impl Profile {
                 continue;
             }
             out += &format!(
-                "{:<18} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%\n",
+                "{:<18} {:>10.2} {:>10.2} {:>10.2} {:>6.1}%",
                 phase.name(),
                 ms(f),
                 ms(b),
                 ms(u),
                 100.0 * sum.as_secs_f64() / total
             );
+            if let Some(flops) = flops {
+                for (pass, time) in [(Pass::Forward, f), (Pass::Backward, b)] {
+                    out += &format!(" {:>12}", rate(flops.get(pass, phase), time));
+                }
+            }
+            out.push('\n');
         }
         out += &format!("{:<18} {:>43.2}\n", "total", total * 1e3);
         out
+    }
+}
+
+/// `flops` over `time` in GFLOP/s with one decimal, or "-" when either is
+/// zero.
+fn rate(flops: f64, time: Duration) -> String {
+    if flops > 0.0 && !time.is_zero() {
+        format!("{:.1}", flops / time.as_secs_f64() / 1e9)
+    } else {
+        "-".to_string()
     }
 }
 
@@ -256,11 +280,12 @@ mod tests {
         );
         assert_eq!(on.total(), Duration::from_millis(10));
         assert_eq!(on.phase_total(Phase::Gelu), Duration::from_millis(5));
-        let table = on.table();
+        let table = on.table(None);
         assert!(
             table.contains("gelu") && table.contains("optimizer"),
             "{table}"
         );
+        assert!(!table.contains("GFLOP/s"), "{table}");
         assert!(
             !table.contains("attention"),
             "phases with no time are left out"

@@ -9,7 +9,7 @@ use crate::checkpoint::{
     save_checkpoint,
 };
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
-use crate::model::{ParamLayout, Profile, flops_per_token};
+use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
 use crate::optim::AdamWState;
 
 /// A metrics sink shared between the context that owns it and the reporting rank.
@@ -147,7 +147,11 @@ impl Reporter {
     /// (`metrics.phase_profile`): the report goes to `<out_dir>/profile.txt`
     /// now and after the run summary at the end.
     pub fn phase_profiles(&mut self, steps: u64, profiles: &[Profile]) -> Result<(), TrainError> {
-        let text = phase_report(steps, profiles);
+        // Every rank computes an equal share of the step.
+        let tokens = self.plan.tokens_per_step() as f64 * steps as f64;
+        let rank_tokens = tokens / self.plan.grid.world_size() as f64;
+        let flops = PhaseFlops::new(&self.plan.model, rank_tokens);
+        let text = phase_report(steps, profiles, &flops);
         write_atomically(&self.plan.train.out_dir.join("profile.txt"), &text)?;
         self.phase_profile = Some(text);
         Ok(())

@@ -6,9 +6,11 @@ same model, batch, sequence length and thread count, interleaved A B A B ...
 (one process per run, so each has its own peak RSS), then prints a markdown
 table: step time median/min/max over every timed step of every round,
 tokens/s and model GFLOP/s at the median, MFU against the machine's large
-f32 matmul rate measured at the start of this same run (the faster of
-PyTorch/MKL and cptrain's own GEMM at 2048^3, per thread count), peak RSS, and
-cptrain's tokens/s over PyTorch's.
+f32 matmul rate measured through this same run (the faster of PyTorch/MKL and
+cptrain's own GEMM at 2048^3, per thread count: measured at the start and
+again before every round, MFU uses the median, since one measurement moves
+with the shared host by up to 20 %), peak RSS, and cptrain's tokens/s over
+PyTorch's.
 
   python3 bench/compare.py                       # tiny and small, 1 and 2 threads
   python3 bench/compare.py --configs 124m --threads 2 --rounds 2 --steps 2 --warmup 1
@@ -101,27 +103,48 @@ def main():
         sides.insert(1, Side("cptrain baseline", [os.path.abspath(args.baseline)]))
 
     threads_list = [int(t) for t in args.threads.split(",")]
-    peaks = {}
-    for t in threads_list:
-        tiny = CONFIGS["tiny"]
+    peaks = {t: [] for t in threads_list}
+
+    def measure_peak(t):
+        """One large-matmul measurement per library; keeps the faster."""
         mm = {}
         for side in (cptrain, torch):
-            rows, _ = side.run(tiny, t, 0, 0, ["--matmul-peak"])
+            rows, _ = side.run(CONFIGS["tiny"], t, 0, 0, ["--matmul-peak"])
             mm[side.name] = next(r["gflops"] for r in rows if r["kind"] == "matmul")
-        peaks[t] = max(mm.values())
-        print(f"threads={t}: 2048^3 f32 matmul GFLOP/s: cptrain gemm {mm['cptrain']:.1f}, "
-              f"torch (MKL) {mm['torch eager']:.1f}; machine peak used for MFU {peaks[t]:.1f}",
-              flush=True)
+        peaks[t].append(max(mm.values()))
+        return mm
+
+    for t in threads_list:
+        mm = measure_peak(t)
+        print(f"threads={t}: 2048^3 f32 matmul GFLOP/s at the start: cptrain gemm "
+              f"{mm['cptrain']:.1f}, torch (MKL) {mm['torch eager']:.1f}", flush=True)
 
     header = ("| config | threads | impl | step ms median (min-max) | tokens/s | GFLOP/s | MFU "
               "| peak RSS MiB | tokens/s ratio vs torch eager |")
-    lines = [header, "|" + "---|" * 9]
+
+    def table_rows(name, t, rows, tokens, flops):
+        """One markdown row per side, MFU against the measurements so far."""
+        peak = statistics.median(peaks[t])
+        stats = {s: summarize(v, tokens, flops, peak) for s, v in rows.items()}
+        base = stats["torch eager"]["tok_s"]
+        out = []
+        for side in sides:
+            s = stats[side.name]
+            ratio = "1.00" if side is torch else f"{s['tok_s'] / base:.2f}"
+            out.append(
+                f"| {name} | {t} | {side.name} | {1e3 * s['median']:.1f} "
+                f"({1e3 * s['min']:.1f}-{1e3 * s['max']:.1f}) | {s['tok_s']:.0f} "
+                f"| {s['gflops']:.1f} | {100 * s['mfu']:.0f}% | {s['rss_mib']:.0f} | {ratio} |")
+        return out
+
+    results = []
     for name in args.configs.split(","):
         cfg = CONFIGS[name]
         for t in threads_list:
             rows = {s.name: [] for s in sides}
             tokens = flops = None
             for r in range(args.rounds):
+                measure_peak(t)
                 for side in sides:
                     extra = ["--profile"] if (side is cptrain and args.profile and r == 0) else []
                     out, err = side.run(cfg, t, args.steps, args.warmup, extra)
@@ -131,17 +154,18 @@ def main():
                     summary = next(x for x in out if x["kind"] == "summary")
                     if side is cptrain:
                         tokens, flops = summary["tokens_per_step"], summary["flops_per_step"]
-            stats = {s: summarize(v, tokens, flops, peaks[t]) for s, v in rows.items()}
-            base = stats["torch eager"]["tok_s"]
-            for side in sides:
-                s = stats[side.name]
-                ratio = "1.00" if side is torch else f"{s['tok_s'] / base:.2f}"
-                lines.append(
-                    f"| {name} | {t} | {side.name} | {1e3 * s['median']:.1f} "
-                    f"({1e3 * s['min']:.1f}-{1e3 * s['max']:.1f}) | {s['tok_s']:.0f} "
-                    f"| {s['gflops']:.1f} | {100 * s['mfu']:.0f}% | {s['rss_mib']:.0f} | {ratio} |")
-            print(lines[-len(sides)], *lines[-len(sides) + 1:], sep="\n", flush=True)
-    print("\n" + "\n".join(lines))
+            results.append((name, t, rows, tokens, flops))
+            print(*table_rows(*results[-1]), sep="\n", flush=True)
+
+    print("\n" + header + "\n|" + "---|" * 9)
+    for result in results:
+        print(*table_rows(*result), sep="\n")
+    for t in threads_list:
+        p = peaks[t]
+        print(f"threads={t}: MFU against the median of {len(p)} large-matmul measurements "
+              f"through the run (each the faster library's): {statistics.median(p):.1f} "
+              f"GFLOP/s (range {min(p):.1f}-{max(p):.1f}); rows printed during the run used "
+              f"those taken up to then")
 
 
 if __name__ == "__main__":

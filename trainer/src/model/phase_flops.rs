@@ -11,7 +11,8 @@ use super::{ModelConfig, Pass, Phase};
 /// twice that backward (the full score matrix, of which causal kernels
 /// compute about half). Phases without products (LayerNorm, GELU, the
 /// embedding lookup, ...) count none, and neither do the biases and
-/// LayerNorm gains that `flops_per_token` includes (under 1 % of it).
+/// LayerNorm gains that `flops_per_token` includes (about `1/n_embd` of
+/// it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PhaseFlops {
     forward: [f64; Phase::ALL.len()],

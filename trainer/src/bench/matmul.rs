@@ -1,16 +1,26 @@
 //! The machine's large-matmul rate through cptrain's own GEMM, for MFU.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::kernels::{MatRef, Threads, gemm};
 
-/// Best-of-`reps` GFLOP/s of an `n×n @ n×n` f32 product on `threads`.
+/// Products keep running until this much time has passed, however many
+/// `reps` asked for: on a shared host a best-of over a few dozen
+/// milliseconds can fall entirely inside a pause of the machine (a 1024³
+/// rate once came out at 128 instead of ~330 GFLOP/s, and MFU read 111 %).
+const MIN_DURATION: Duration = Duration::from_millis(250);
+
+/// Best GFLOP/s of an `n×n @ n×n` f32 product on `threads`, over at least
+/// `reps + 1` products (the first warms up) that together take at least
+/// [`MIN_DURATION`].
 pub fn measure_matmul_gflops(threads: &Threads, n: usize, reps: usize) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
     let mut c = vec![0.0f32; n * n];
     let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) + 1 {
+    let start = Instant::now();
+    let mut done = 0;
+    while done <= reps.max(1) || start.elapsed() < MIN_DURATION {
         let t0 = Instant::now();
         gemm(
             threads,
@@ -20,6 +30,7 @@ pub fn measure_matmul_gflops(threads: &Threads, n: usize, reps: usize) -> f64 {
             &mut c,
         );
         best = best.min(t0.elapsed().as_secs_f64());
+        done += 1;
     }
     2.0 * (n * n * n) as f64 / best / 1e9
 }

@@ -70,6 +70,12 @@ impl std::fmt::Display for RunSummary {
         )?;
         if let (Some(mfu), Some(peak)) = (self.mfu, self.peak_gflops) {
             write!(f, " | mfu {:.0}% of {peak:.0} GFLOP/s", mfu * 100.0)?;
+            if mfu > 1.0 {
+                write!(
+                    f,
+                    " (above 100 %: that rate is too low, set metrics.peak_gflops)"
+                )?;
+            }
         }
         if let Some(rss) = self.peak_rss_bytes {
             write!(f, " | peak rss {} MiB", rss >> 20)?;
@@ -108,5 +114,18 @@ mod tests {
              | peak rss 3 MiB | loss 0.5000"
         );
         assert_eq!(RunSummary::new(0, 0, 0.0, 1.0, None).mfu, None);
+    }
+
+    /// 3 GFLOP/s against a peak of 2 cannot be: the summary says the peak
+    /// is wrong and how to set it.
+    #[test]
+    fn an_mfu_above_100_percent_points_at_the_peak() {
+        let text = RunSummary::new(10, 1000, 2.0, 6e6, Some(2.0)).to_string();
+        assert!(
+            text.contains(
+                "mfu 150% of 2 GFLOP/s (above 100 %: that rate is too low, set metrics.peak_gflops)"
+            ),
+            "{text}"
+        );
     }
 }

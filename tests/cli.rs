@@ -153,6 +153,28 @@ fn bad_input_is_one_clear_error() {
             &["run", "--set", "optimizer.lr=-1", "--set", "train.steps=1"],
             &["optimizer.lr"],
         ),
+        (
+            &[
+                "check",
+                "--set",
+                "metrics.trace_steps=2",
+                "--set",
+                "metrics.trace_start=0",
+            ],
+            &["metrics.trace_start = 0", "numbered from 1"],
+        ),
+        (
+            &[
+                "run",
+                "--set",
+                "metrics.trace_steps=2",
+                "--set",
+                "metrics.trace_start=9",
+                "--set",
+                "train.steps=5",
+            ],
+            &["metrics.trace_start = 9", "train.steps = 5"],
+        ),
     ];
     for (args, expected) in cases {
         let out = cptrain(dir.path(), args);

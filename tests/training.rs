@@ -169,6 +169,86 @@ fn resuming_without_a_checkpoint_says_what_to_do() {
     assert!(stderr.contains("without --resume"), "{stderr}");
 }
 
+/// The slices of `pid` in a Chrome trace: (name, category, start, end).
+fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64, f64)> {
+    trace["traceEvents"]
+        .as_array()
+        .expect("a traceEvents array")
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["pid"] == pid)
+        .map(|e| {
+            let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+            let text = |k: &str| e[k].as_str().unwrap().to_string();
+            (text("name"), text("cat"), ts, ts + dur)
+        })
+        .collect()
+}
+
+#[test]
+fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path, trace: bool| {
+        let mut tail = short_run(out, 6, 0);
+        let mut sets = vec!["parallel.world_size=2", "parallel.cp=2"];
+        if trace {
+            // Steps 4 and 5; step 5 ends with an evaluation (eval_every = 5).
+            sets.extend(["metrics.trace_start=4", "metrics.trace_steps=2"]);
+        }
+        for set in sets {
+            tail.extend(["--set".to_string(), set.to_string()]);
+        }
+        cptrain_ok(dir.path(), &args(&["run"], &tail))
+    };
+    let (plain, traced) = (dir.path().join("plain"), dir.path().join("traced"));
+    run(&plain, false);
+    run(&traced, true);
+    let a: Vec<_> = metrics(&plain).iter().map(deterministic).collect();
+    let b: Vec<_> = metrics(&traced).iter().map(deterministic).collect();
+    assert_eq!(a, b, "tracing changes no loss or gradient");
+    assert!(!plain.join("trace.json").exists(), "off by default");
+    assert!(
+        !traced.join("profile.txt").exists(),
+        "a trace does not turn on the phase table"
+    );
+
+    let text = std::fs::read_to_string(traced.join("trace.json")).unwrap();
+    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (pid, label) in [(0, "rank 0 (cp 0, dp 0)"), (1, "rank 1 (cp 1, dp 0)")] {
+        let named = trace["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["ph"] == "M" && e["pid"] == pid && e["args"]["name"] == label);
+        assert!(named, "rank {pid} is a process named `{label}`");
+        let slices = trace_slices(&trace, pid);
+        let steps: Vec<_> = slices.iter().filter(|s| s.1 == "step").collect();
+        let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(names, ["step 4", "step 5"], "rank {pid}");
+        assert!(steps[0].3 <= steps[1].2, "steps follow each other");
+        let phases: Vec<_> = slices.iter().filter(|s| s.1 != "step").collect();
+        for phase in &phases {
+            // Each phase lies inside one step (the evaluation after step 5
+            // is not timed); 1 µs for rounding in the microsecond times.
+            let inside = steps
+                .iter()
+                .any(|s| phase.2 >= s.2 - 1.0 && phase.3 <= s.3 + 1.0);
+            assert!(inside, "rank {pid}: {phase:?} outside {steps:?}");
+            assert!(phase.3 >= phase.2);
+        }
+        for (name, pass) in [
+            ("attention", "forward"),
+            ("attention", "backward"),
+            ("qkv_matmul", "backward"),
+            ("communication", "update"),
+            ("optimizer", "update"),
+        ] {
+            let count = phases.iter().filter(|s| s.0 == name && s.1 == pass).count();
+            // Two steps, each with one slice per layer or per step.
+            assert!(count >= 2, "rank {pid}: {count} `{name}` slices in {pass}");
+        }
+    }
+}
+
 #[test]
 fn the_phase_profile_shows_each_ranks_communication_and_changes_no_result() {
     let dir = tempfile::tempdir().unwrap();

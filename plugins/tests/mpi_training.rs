@@ -84,6 +84,25 @@ fn losses(out: &Path) -> Vec<f64> {
         .collect()
 }
 
+/// `trace.json` holds steps 2 and 3 of each of the 4 ranks, each rank a
+/// process of its own, its phases inside its steps.
+fn assert_traced_steps(out: &Path, name: &str) {
+    let text = std::fs::read_to_string(out.join("trace.json")).expect("trace.json");
+    let trace: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    for rank in 0..4u64 {
+        let mine = || events.iter().filter(move |e| e["pid"] == rank);
+        let steps: Vec<_> = mine()
+            .filter(|e| e["cat"] == "step")
+            .map(|e| e["name"].as_str().expect("a name"))
+            .collect();
+        assert_eq!(steps, ["step 2", "step 3"], "{name}: rank {rank}");
+        let attention = mine().filter(|e| e["name"] == "attention").count();
+        // 2 steps × 2 layers × forward and backward.
+        assert_eq!(attention, 8, "{name}: rank {rank}'s attention slices");
+    }
+}
+
 #[test]
 fn four_mpi_processes_train_the_local_backend_curve() {
     let Some((cptrain, mpirun)) = tools() else {
@@ -115,11 +134,15 @@ fn four_mpi_processes_train_the_local_backend_curve() {
                 .args([
                     "--set".into(),
                     format!("train.out_dir={}", mpi_out.display()),
+                    // A timeline of steps 2 and 3, gathered from every process.
+                    "--set".into(),
+                    "metrics.trace_steps=2".into(),
                 ])
                 .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
             run_ok(mpi, &format!("{name} mpi"));
 
+            assert_traced_steps(&mpi_out, &name);
             let (expected, actual) = (losses(&local_out), losses(&mpi_out));
             assert_eq!(actual.len(), STEPS, "{name}: one record per step");
             assert_eq!(expected.len(), STEPS, "{name}: one record per step");

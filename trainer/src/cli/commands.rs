@@ -7,6 +7,7 @@ use super::{Cli, Command, RunArgs, build_environment};
 use crate::checkpoint::import_hf_gpt2;
 use crate::data::{DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
+use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, ParamLayout};
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
@@ -46,6 +47,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     let parallel: ParallelConfig = env.bind("parallel")?;
     let kernels: KernelsConfig = env.bind("kernels")?;
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
+    let metrics: MetricsConfig = env.bind("metrics")?;
     let local_ranks = if parallel.backend == "local" {
         parallel.world_size
     } else {
@@ -57,6 +59,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
         &optimizer,
         &parallel,
         &kernels,
+        &metrics,
         local_ranks,
     )?)
 }

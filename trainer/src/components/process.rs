@@ -30,6 +30,7 @@ fn train_plan(
     optimizer: Config<OptimizerConfig>,
     parallel: Config<ParallelConfig>,
     kernels: Config<KernelsConfig>,
+    metrics: Config<MetricsConfig>,
     backend: Arc<dyn Backend>,
 ) -> Result<Arc<TrainPlan>, TrainError> {
     let plan = TrainPlan::new(
@@ -38,6 +39,7 @@ fn train_plan(
         &optimizer,
         &parallel,
         &kernels,
+        &metrics,
         backend.local_ranks().len(),
     )?;
     if let Some(warning) = &plan.oversubscription {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Defaults: `log_every = 10`, `progress = "auto"`, `peak_gflops` unset
 /// (MFU is then reported only if the trainer measured a peak),
-/// `phase_profile = false`.
+/// `phase_profile = false`, `trace_steps = 0` (no trace), `trace_start = 2`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -19,6 +19,13 @@ pub struct MetricsConfig {
     /// backward per layer kind, attention, communication, optimizer) and
     /// show the totals after the run (console and `profile.txt`).
     pub phase_profile: bool,
+    /// Write a timeline of this many training steps, every rank and phase,
+    /// to `<out_dir>/trace.json` (Chrome trace format, for Perfetto or
+    /// `chrome://tracing`); 0 writes none.
+    pub trace_steps: u64,
+    /// The first traced step, numbered from 1 as in `metrics.jsonl`; the
+    /// default leaves out the first step's one-time costs.
+    pub trace_start: u64,
 }
 
 impl Default for MetricsConfig {
@@ -28,6 +35,8 @@ impl Default for MetricsConfig {
             progress: ProgressMode::Auto,
             peak_gflops: None,
             phase_profile: false,
+            trace_steps: 0,
+            trace_start: 2,
         }
     }
 }

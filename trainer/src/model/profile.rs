@@ -4,7 +4,9 @@
 //! default, and then a timer is one predictable branch (no clock read). When
 //! on, [`Gpt::forward`](super::Gpt::forward) and
 //! [`Gpt::backward`](super::Gpt::backward) add the wall time of each phase,
-//! and the caller may add its own (optimizer, communication).
+//! and the caller may add its own (optimizer, communication). While a trace
+//! is being recorded, every stopped timer is also kept as a [`PhaseEvent`]
+//! (a timeline rather than totals).
 
 use std::time::{Duration, Instant};
 
@@ -83,7 +85,7 @@ impl Phase {
         }
     }
 
-    pub(super) fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Phase::ALL.iter().position(|&p| p == self).unwrap_or(0)
     }
 }
@@ -101,10 +103,25 @@ pub enum Pass {
 
 const PASSES: usize = 3;
 
-/// Accumulated wall time per (pass, phase); off unless enabled.
+/// One timed phase of a traced step: when it started and ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhaseEvent {
+    /// The pass it ran in.
+    pub pass: Pass,
+    /// What it was.
+    pub phase: Phase,
+    /// When its timer started.
+    pub start: Instant,
+    /// When its timer stopped.
+    pub end: Instant,
+}
+
+/// Accumulated wall time per (pass, phase), off unless enabled, and the
+/// events of a trace while one is recorded.
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
     enabled: bool,
+    trace: Option<Vec<PhaseEvent>>,
     totals: [[Duration; Phase::ALL.len()]; PASSES],
 }
 
@@ -127,21 +144,44 @@ impl Profile {
         self.enabled
     }
 
-    /// Starts a timer; reads the clock only when enabled.
-    #[inline]
-    pub fn start(&self) -> Timer {
-        Timer(self.enabled.then(Instant::now))
+    /// Starts keeping every stopped timer as a [`PhaseEvent`] (timers then
+    /// read the clock even when the totals are off).
+    pub fn start_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
     }
 
-    /// Adds the time since `timer` started to `(pass, phase)` and returns a
-    /// new timer started now, so consecutive phases chain without gaps.
+    /// Stops recording and returns the events since
+    /// [`Profile::start_trace`], in the order their timers stopped.
+    pub fn take_trace(&mut self) -> Vec<PhaseEvent> {
+        self.trace.take().unwrap_or_default()
+    }
+
+    /// Starts a timer; reads the clock only when enabled or tracing.
+    #[inline]
+    pub fn start(&self) -> Timer {
+        Timer((self.enabled || self.trace.is_some()).then(Instant::now))
+    }
+
+    /// Adds the time since `timer` started to `(pass, phase)` (and to the
+    /// trace, when one is recorded) and returns a new timer started now, so
+    /// consecutive phases chain without gaps.
     #[inline]
     pub fn stop(&mut self, timer: Timer, pass: Pass, phase: Phase) -> Timer {
         match timer.0 {
-            Some(t0) => {
-                let now = Instant::now();
-                self.totals[pass as usize][phase.index()] += now - t0;
-                Timer(Some(now))
+            Some(start) => {
+                let end = Instant::now();
+                if self.enabled {
+                    self.totals[pass as usize][phase.index()] += end - start;
+                }
+                if let Some(events) = &mut self.trace {
+                    events.push(PhaseEvent {
+                        pass,
+                        phase,
+                        start,
+                        end,
+                    });
+                }
+                Timer(Some(end))
             }
             None => timer,
         }
@@ -201,9 +241,9 @@ impl Profile {
         self.totals.iter().flatten().sum()
     }
 
-    /// Zeroes every total, keeping the enabled flag.
+    /// Zeroes every total, keeping the enabled flag and any trace.
     pub fn clear(&mut self) {
-        *self = Profile::new(self.enabled);
+        self.totals = Default::default();
     }
 
     /// A plain-text table: one row per phase that took any time, with
@@ -292,6 +332,44 @@ mod tests {
         );
         on.clear();
         assert!(on.total().is_zero() && on.is_enabled());
+    }
+
+    /// A trace keeps each stopped timer in order, chained end to start,
+    /// without turning the totals on; taking it ends the recording.
+    #[test]
+    fn a_trace_records_chained_events_apart_from_the_totals() {
+        let mut p = Profile::new(false);
+        assert!(p.start().0.is_none(), "no clock read when off");
+        p.start_trace();
+        let t = p.start();
+        let t = p.stop(t, Pass::Forward, Phase::LayerNorm);
+        let t = p.stop(t, Pass::Backward, Phase::Gelu);
+        let _ = p.stop(t, Pass::Update, Phase::Optimizer);
+        assert!(p.total().is_zero() && !p.is_enabled(), "totals stay off");
+        let events = p.take_trace();
+        let what: Vec<_> = events.iter().map(|e| (e.pass, e.phase)).collect();
+        assert_eq!(
+            what,
+            [
+                (Pass::Forward, Phase::LayerNorm),
+                (Pass::Backward, Phase::Gelu),
+                (Pass::Update, Phase::Optimizer)
+            ]
+        );
+        for pair in events.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start, "consecutive phases chain");
+            assert!(pair[0].start <= pair[0].end);
+        }
+        assert!(p.take_trace().is_empty(), "taking it ends the recording");
+        assert!(p.start().0.is_none());
+
+        let mut on = Profile::new(true);
+        on.start_trace();
+        on.add(Pass::Forward, Phase::Gelu, Duration::from_millis(2));
+        on.clear();
+        let t = on.start();
+        let _ = on.stop(t, Pass::Forward, Phase::Gelu);
+        assert_eq!(on.take_trace().len(), 1, "clear keeps the trace");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod rank;
 mod reporter;
 mod runner;
 mod start;
+mod trace;
 
 pub use error::TrainError;
 pub use groups::RankGroups;
@@ -17,3 +18,4 @@ pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};
 pub use runner::TrainRunner;
 pub use start::{ResumeFrom, RunOptions, StartState};
+pub use trace::{SliceKind, TraceSlice, TraceWindow, chrome_trace};

@@ -1,9 +1,10 @@
 use std::fmt;
 
-use super::TrainError;
+use super::{TraceWindow, TrainError};
 use crate::attention::QkvLayout;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
 use crate::kernels::KernelsConfig;
+use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, ParamLayout, activation_bytes, flops_per_token};
 use crate::optim::OptimizerConfig;
 use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
@@ -31,17 +32,22 @@ pub struct TrainPlan {
     pub oversubscription: Option<String>,
     /// Parameters of the model (with `wpe`).
     pub params: usize,
+    /// The steps whose timeline goes to `<out_dir>/trace.json`
+    /// (`metrics.trace_start`, `metrics.trace_steps`).
+    pub trace: Option<TraceWindow>,
 }
 
 impl TrainPlan {
     /// Validates the sections, alone and together; `local_ranks` is how many ranks this
     /// process runs (all of them for the local backend).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         model: &ModelConfig,
         train: &TrainConfig,
         optimizer: &OptimizerConfig,
         parallel: &ParallelConfig,
         kernels: &KernelsConfig,
+        metrics: &MetricsConfig,
         local_ranks: usize,
     ) -> Result<Self, TrainError> {
         model.validate()?;
@@ -86,6 +92,7 @@ impl TrainPlan {
             threads_per_rank: kernels.threads_per_rank(local_ranks),
             oversubscription: kernels.oversubscription(local_ranks),
             params: ParamLayout::gpt2(model).len(),
+            trace: TraceWindow::from_config(metrics, train.steps)?,
             grid,
         };
         plan.batch_plan(0)?;
@@ -275,6 +282,15 @@ impl fmt::Display for TrainPlan {
             mib(mem.activations),
             mib(mem.state + mem.activations)
         )?;
+        if let Some(w) = self.trace {
+            writeln!(
+                f,
+                "trace      steps {}-{}, every rank and phase -> {}",
+                w.first,
+                w.last,
+                self.train.out_dir.join("trace.json").display()
+            )?;
+        }
         if p.cp > 1 {
             let balance = AttentionBalance::new(m.seq_len, p.cp);
             writeln!(
@@ -351,6 +367,18 @@ mod tests {
         )
     }
 
+    /// The plan of these sections with the default optimizer and metrics.
+    fn plan_of(
+        m: &ModelConfig,
+        t: &TrainConfig,
+        p: &ParallelConfig,
+        k: &KernelsConfig,
+        local_ranks: usize,
+    ) -> Result<TrainPlan, TrainError> {
+        let (optimizer, metrics) = (OptimizerConfig::default(), MetricsConfig::default());
+        TrainPlan::new(m, t, &optimizer, p, k, &metrics, local_ranks)
+    }
+
     type Edit = fn(&mut ModelConfig, &mut TrainConfig, &mut ParallelConfig);
 
     #[test]
@@ -405,7 +433,7 @@ mod tests {
         for (name, edit, expected) in cases {
             let (mut m, mut t, mut p, k) = sections();
             edit(&mut m, &mut t, &mut p);
-            let err = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, p.world_size)
+            let err = plan_of(&m, &t, &p, &k, p.world_size)
                 .expect_err(name)
                 .to_string();
             assert!(err.contains(expected), "{name}: {err}");
@@ -434,11 +462,11 @@ mod tests {
         use crate::kernels::CpuKernels;
         let (m, t, mut p, k) = sections();
         let local = LocalAttention::new(std::sync::Arc::new(CpuKernels::default()));
-        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        let plan = plan_of(&m, &t, &p, &k, 4).unwrap();
         assert_eq!(plan.qkv_layout(), local.qkv_layout());
         p.world_size = 2;
         p.cp = 2;
-        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        let plan = plan_of(&m, &t, &p, &k, 4).unwrap();
         assert_eq!(plan.qkv_layout(), QkvLayout::HeadMajor);
     }
 
@@ -447,7 +475,7 @@ mod tests {
         let (m, t, mut p, k) = sections();
         p.world_size = 4;
         p.cp = 2;
-        let plan = TrainPlan::new(&m, &t, &OptimizerConfig::default(), &p, &k, 4).unwrap();
+        let plan = plan_of(&m, &t, &p, &k, 4).unwrap();
         assert_eq!(plan.dp(), 2);
         assert_eq!(plan.local_seq_len(), 8);
         let text = plan.to_string();

@@ -1,7 +1,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::{RankGroups, Reporter, StartState, TrainError, TrainPlan};
+use super::trace::gather_slices;
+use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
 use crate::kernels::{Kernels, Threads};
@@ -139,14 +140,28 @@ impl RankTrainer {
         let steps = self.plan.train.steps;
         let mut step = self.first_step;
         let mut interrupted = false;
+        let window = self.trace_window();
+        let mut trace = Vec::new();
+        let mut trace_written = false;
         while step < steps {
-            let started = std::time::Instant::now();
+            let number = step + 1;
+            let traced = window.is_some_and(|w| w.contains(number));
+            if traced {
+                state.acts.profile_mut().start_trace();
+            }
+            let started = Instant::now();
             let comm_before = self.groups.stats();
             let Some(outcome) = self.step(&mut state, step, stop())? else {
+                let _ = state.acts.profile_mut().take_trace();
                 interrupted = true;
                 break;
             };
             let took = started.elapsed();
+            if traced {
+                trace.push(TraceSlice::step(number, started, started + took));
+                let events = state.acts.profile_mut().take_trace();
+                trace.extend(events.iter().map(|e| TraceSlice::phase(number, e)));
+            }
             let comm = self.groups.stats();
             let comm = (comm.0 - comm_before.0, comm.1 - comm_before.1);
             step += 1;
@@ -165,6 +180,15 @@ impl RankTrainer {
                     reporter.checkpoint(step, &state.params, state.adamw.state())?;
                 }
             }
+            if window.is_some_and(|w| w.last == step) {
+                self.write_trace(&std::mem::take(&mut trace))?;
+                trace_written = true;
+            }
+        }
+        // Stopped early inside the window: every rank stopped after the same
+        // step, so they agree on writing what was traced.
+        if window.is_some_and(|w| w.first <= step) && !trace_written {
+            self.write_trace(&trace)?;
         }
         let profiles = if state.acts.profile().is_enabled() {
             Some(self.gather_profiles(state.acts.profile())?)
@@ -185,6 +209,39 @@ impl RankTrainer {
             next_step: step,
             interrupted,
         })
+    }
+
+    /// The traced steps this run still reaches (`metrics.trace_start`,
+    /// `metrics.trace_steps`); the reporting rank warns when a resumed run
+    /// starts after them.
+    fn trace_window(&self) -> Option<TraceWindow> {
+        let window = self.plan.trace?;
+        if window.last > self.first_step {
+            return Some(window);
+        }
+        if self.reporter.is_some() {
+            tracing::warn!(
+                first = window.first,
+                last = window.last,
+                resumed_after = self.first_step,
+                "the traced steps (metrics.trace_start, metrics.trace_steps) were run before \
+                 this resumed run starts: no trace is written"
+            );
+        }
+        None
+    }
+
+    /// Gathers every rank's trace slices (a collective over DP×CP, as for the
+    /// phase totals) and has the reporting rank write `trace.json`.
+    fn write_trace(&self, mine: &[TraceSlice]) -> Result<(), TrainError> {
+        let ranks = gather_slices(&*self.groups.dp_cp, mine)?;
+        match &self.reporter {
+            Some(reporter) => reporter
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .trace(&ranks),
+            None => Ok(()),
+        }
     }
 
     /// One optimizer step (0-based `step`), or `None` when some rank asked to

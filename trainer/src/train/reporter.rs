@@ -3,7 +3,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::phase_report::phase_report;
-use super::{RunOptions, StartState, StepOutcome, TrainError, TrainPlan};
+use super::{RunOptions, StartState, StepOutcome, TraceSlice, TrainError, TrainPlan, chrome_trace};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
     save_checkpoint,
@@ -154,6 +154,19 @@ impl Reporter {
         let text = phase_report(steps, profiles, &flops);
         write_atomically(&self.plan.train.out_dir.join("profile.txt"), &text)?;
         self.phase_profile = Some(text);
+        Ok(())
+    }
+
+    /// Every rank's timeline of the traced steps (`ranks[r]` is rank `r`),
+    /// written to `<out_dir>/trace.json`.
+    pub fn trace(&mut self, ranks: &[Vec<TraceSlice>]) -> Result<(), TrainError> {
+        let path = self.plan.train.out_dir.join("trace.json");
+        write_atomically(&path, &chrome_trace(ranks, &self.plan.grid))?;
+        tracing::info!(
+            path = %path.display(),
+            slices = ranks.iter().map(Vec::len).sum::<usize>(),
+            "step timeline written; open it in https://ui.perfetto.dev"
+        );
         Ok(())
     }
 

@@ -169,8 +169,9 @@ fn resuming_without_a_checkpoint_says_what_to_do() {
     assert!(stderr.contains("without --resume"), "{stderr}");
 }
 
-/// The slices of `pid` in a Chrome trace: (name, category, start, end).
-fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64, f64)> {
+/// The slices of `pid` in a Chrome trace: (name, category, start, end,
+/// time waited for other ranks).
+fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64, f64, f64)> {
     trace["traceEvents"]
         .as_array()
         .expect("a traceEvents array")
@@ -179,7 +180,8 @@ fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64
         .map(|e| {
             let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
             let text = |k: &str| e[k].as_str().unwrap().to_string();
-            (text("name"), text("cat"), ts, ts + dur)
+            let waited = e["args"]["peer_wait_us"].as_f64().unwrap_or(0.0);
+            (text("name"), text("cat"), ts, ts + dur, waited)
         })
         .collect()
 }
@@ -234,6 +236,9 @@ fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
                 .any(|s| phase.2 >= s.2 - 1.0 && phase.3 <= s.3 + 1.0);
             assert!(inside, "rank {pid}: {phase:?} outside {steps:?}");
             assert!(phase.3 >= phase.2);
+            // Waits for the peers' blocks are counted within the slice.
+            assert!(phase.4 <= phase.3 - phase.2 + 1.0, "rank {pid}: {phase:?}");
+            assert!(phase.4 == 0.0 || phase.0 == "attention", "{phase:?}");
         }
         for (name, pass) in [
             ("attention", "forward"),

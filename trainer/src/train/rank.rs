@@ -6,7 +6,7 @@ use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainErro
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
 use crate::kernels::{Kernels, Threads};
-use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
+use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile, WaitProbe};
 use crate::optim::{
     AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
 };
@@ -147,7 +147,8 @@ impl RankTrainer {
             let number = step + 1;
             let traced = window.is_some_and(|w| w.contains(number));
             if traced {
-                state.acts.profile_mut().start_trace();
+                let probe = self.cp_wait_probe();
+                state.acts.profile_mut().start_trace(probe);
             }
             let started = Instant::now();
             let comm_before = self.groups.stats();
@@ -229,6 +230,14 @@ impl RankTrainer {
             );
         }
         None
+    }
+
+    /// Reads the CP group's wait counter for the trace, so each attention
+    /// slice tells how long it waited for its peers' blocks; `None` without
+    /// CP.
+    fn cp_wait_probe(&self) -> Option<WaitProbe> {
+        let cp = self.groups.cp.clone();
+        (cp.size() > 1).then(|| WaitProbe::new(move || cp.stats().wait))
     }
 
     /// Gathers every rank's trace slices (a collective over DP×CP, as for the

@@ -77,13 +77,15 @@ pub struct TraceSlice {
     pub start_us: f64,
     /// Length, µs.
     pub dur_us: f64,
+    /// Of that, µs spent waiting for other ranks (CP attention).
+    pub wait_us: f64,
 }
 
 const PASSES: [Pass; 3] = [Pass::Forward, Pass::Backward, Pass::Update];
 
 impl TraceSlice {
     /// Values per slice in [`TraceSlice::encode`].
-    pub const VALUES: usize = 4;
+    pub const VALUES: usize = 5;
 
     /// The slice of step `step` from `start` to `end`.
     pub fn step(step: u64, start: Instant, end: Instant) -> Self {
@@ -93,7 +95,10 @@ impl TraceSlice {
     /// The slice of a phase timed in step `step`.
     pub fn phase(step: u64, event: &PhaseEvent) -> Self {
         let kind = SliceKind::Phase(event.pass, event.phase);
-        Self::span(kind, step, event.start, event.end)
+        TraceSlice {
+            wait_us: event.waited.as_secs_f64() * 1e6,
+            ..Self::span(kind, step, event.start, event.end)
+        }
     }
 
     fn span(kind: SliceKind, step: u64, start: Instant, end: Instant) -> Self {
@@ -102,11 +107,12 @@ impl TraceSlice {
             step,
             start_us: unix_micros(start),
             dur_us: end.saturating_duration_since(start).as_secs_f64() * 1e6,
+            wait_us: 0.0,
         }
     }
 
     /// As plain numbers, for gathering over a group: kind (−1 for a step,
-    /// else pass·phases + phase), step, start, length.
+    /// else pass·phases + phase), step, start, length, wait.
     pub fn encode(&self) -> [f64; Self::VALUES] {
         let kind = match self.kind {
             SliceKind::Step => -1.0,
@@ -114,13 +120,19 @@ impl TraceSlice {
                 (pass as usize * Phase::ALL.len() + phase.index()) as f64
             }
         };
-        [kind, self.step as f64, self.start_us, self.dur_us]
+        [
+            kind,
+            self.step as f64,
+            self.start_us,
+            self.dur_us,
+            self.wait_us,
+        ]
     }
 
     /// The slice [`TraceSlice::encode`] gave, or `None` for values it cannot
     /// have given.
     pub fn decode(values: &[f64; Self::VALUES]) -> Option<Self> {
-        let [kind, step, start_us, dur_us] = *values;
+        let [kind, step, start_us, dur_us, wait_us] = *values;
         let kind = if kind == -1.0 {
             SliceKind::Step
         } else {
@@ -131,14 +143,14 @@ impl TraceSlice {
             let pass = *PASSES.get(code / Phase::ALL.len())?;
             SliceKind::Phase(pass, Phase::ALL[code % Phase::ALL.len()])
         };
-        (step >= 0.0 && step.fract() == 0.0 && start_us.is_finite() && dur_us >= 0.0).then_some(
-            TraceSlice {
-                kind,
-                step: step as u64,
-                start_us,
-                dur_us,
-            },
-        )
+        let valid = step >= 0.0 && step.fract() == 0.0 && start_us.is_finite();
+        (valid && dur_us >= 0.0 && wait_us >= 0.0).then_some(TraceSlice {
+            kind,
+            step: step as u64,
+            start_us,
+            dur_us,
+            wait_us,
+        })
     }
 }
 
@@ -252,11 +264,14 @@ pub fn chrome_trace(ranks: &[Vec<TraceSlice>], grid: &ParallelGrid) -> String {
                     "step",
                     serde_json::json!({ "step": slice.step }),
                 ),
-                SliceKind::Phase(pass, phase) => (
-                    phase.name().to_string(),
-                    pass_name(pass),
-                    serde_json::json!({ "step": slice.step, "pass": pass_name(pass) }),
-                ),
+                SliceKind::Phase(pass, phase) => {
+                    let mut args =
+                        serde_json::json!({ "step": slice.step, "pass": pass_name(pass) });
+                    if slice.wait_us > 0.0 {
+                        args["peer_wait_us"] = slice.wait_us.into();
+                    }
+                    (phase.name().to_string(), pass_name(pass), args)
+                }
             };
             events.push(Event {
                 name,
@@ -324,8 +339,11 @@ mod tests {
             phase: Phase::Attention,
             start: t0,
             end: t1,
+            waited: Duration::from_micros(250),
         };
-        for slice in [TraceSlice::step(7, t0, t1), TraceSlice::phase(7, &event)] {
+        let (step, phase) = (TraceSlice::step(7, t0, t1), TraceSlice::phase(7, &event));
+        assert_eq!((step.wait_us, phase.wait_us), (0.0, 250.0));
+        for slice in [step, phase] {
             assert!((slice.dur_us - 1500.0).abs() < 1e-6);
             assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
         }
@@ -336,15 +354,17 @@ mod tests {
                     step: 1,
                     start_us: 1.0,
                     dur_us: 0.0,
+                    wait_us: 0.0,
                 };
                 assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
             }
         }
         let too_far = (PASSES.len() * Phase::ALL.len()) as f64;
         for bad in [
-            [too_far, 1.0, 0.0, 0.0],
-            [0.5, 1.0, 0.0, 0.0],
-            [0.0, 1.0, 0.0, -1.0],
+            [too_far, 1.0, 0.0, 0.0, 0.0],
+            [0.5, 1.0, 0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, -1.0, 0.0],
+            [0.0, 1.0, 0.0, 1.0, -1.0],
         ] {
             assert_eq!(TraceSlice::decode(&bad), None, "{bad:?}");
         }
@@ -361,6 +381,7 @@ mod tests {
             // A Unix-epoch time in µs, with a fraction that must survive.
             start_us: 1.8e15 + rank as f64 * 1000.0 + i as f64 + 0.25,
             dur_us: 3.5,
+            wait_us: i as f64,
         };
         let mine = |rank: usize| -> Vec<TraceSlice> {
             (0..[2, 0, 1][rank]).map(|i| slice(rank, i)).collect()
@@ -390,19 +411,24 @@ mod tests {
             order: "tp-cp-dp".into(),
         })
         .unwrap();
-        let phase = |start_us, dur_us| TraceSlice {
+        let phase = |start_us, dur_us, wait_us| TraceSlice {
             kind: SliceKind::Phase(Pass::Forward, Phase::QkvMatmul),
             step: 3,
             start_us,
             dur_us,
+            wait_us,
         };
         let step = TraceSlice {
             kind: SliceKind::Step,
             step: 3,
             start_us: 1000.0,
             dur_us: 50.0,
+            wait_us: 0.0,
         };
-        let ranks = vec![vec![step, phase(1010.0, 5.0)], vec![phase(1002.5, 4.0)]];
+        let ranks = vec![
+            vec![step, phase(1010.0, 5.0, 0.0)],
+            vec![phase(1002.5, 4.0, 1.5)],
+        ];
         let json: serde_json::Value = serde_json::from_str(&chrome_trace(&ranks, &grid)).unwrap();
         assert_eq!(json["displayTimeUnit"], "ms");
         let events = json["traceEvents"].as_array().unwrap();
@@ -422,7 +448,12 @@ mod tests {
         assert_eq!(slices[1]["cat"], "forward");
         assert_eq!(slices[1]["ts"], 10.0);
         assert_eq!(slices[1]["args"]["step"], 3);
+        assert!(
+            slices[1]["args"].get("peer_wait_us").is_none(),
+            "no wait, no key"
+        );
         assert_eq!(slices[2]["pid"], 1);
         assert_eq!(slices[2]["ts"], 2.5);
+        assert_eq!(slices[2]["args"]["peer_wait_us"], 1.5);
     }
 }

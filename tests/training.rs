@@ -98,6 +98,44 @@ fn a_resumed_run_equals_an_uninterrupted_one() {
     );
 }
 
+/// A resumed run traces the window's steps it runs: none when the window
+/// came before it (with a warning), the rest when it started before it.
+#[test]
+fn a_resumed_run_traces_only_the_steps_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    cptrain_ok(dir.path(), &args(&["run"], &short_run(&out, 4, 0)));
+    let step4 = out.join("checkpoints/step-4").display().to_string();
+    let resume = |trace_start: u64| {
+        let mut tail = short_run(&out, 6, 0);
+        for set in [
+            format!("metrics.trace_start={trace_start}"),
+            "metrics.trace_steps=2".to_string(),
+        ] {
+            tail.extend(["--set".to_string(), set]);
+        }
+        let output = cptrain(dir.path(), &args(&["run", "--resume", &step4], &tail));
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = resume(2);
+    assert!(
+        stderr.contains("no trace is written"),
+        "steps 2-3 ran before step 5:\n{stderr}"
+    );
+    assert!(!out.join("trace.json").exists());
+
+    resume(4);
+    let text = std::fs::read_to_string(out.join("trace.json")).unwrap();
+    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let steps: Vec<String> = trace_slices(&trace, 0)
+        .into_iter()
+        .filter(|s| s.1 == "step")
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(steps, ["step 5"], "of steps 4-5, the resumed run runs 5");
+}
+
 #[cfg(unix)]
 #[test]
 fn sigint_finishes_the_step_saves_and_resumes_exactly() {

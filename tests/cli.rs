@@ -348,7 +348,8 @@ fn bench_times_steps_and_shows_where_the_time_goes() {
     );
     assert!(
         ranks.contains("note: bench times one rank")
-            && ranks.contains("metrics.phase_profile=true"),
+            && ranks.contains("metrics.phase_profile=true")
+            && ranks.contains("metrics.trace_steps=2"),
         "{ranks}"
     );
 }

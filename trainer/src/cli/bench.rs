@@ -15,7 +15,8 @@ use crate::parallel::ParallelConfig;
 /// `kernels.threads`, `train.batch_size` sequences per step; prints the step
 /// times, throughput, MFU against the matmul rate measured in the same run,
 /// and the per-phase profile. `[parallel]` is not used: with several ranks
-/// configured it says so and how to profile them (`metrics.phase_profile`).
+/// configured it says so and how to profile them (`metrics.phase_profile`,
+/// `metrics.trace_steps`).
 pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     let model: ModelConfig = env.bind("model")?;
     let train: TrainConfig = env.bind("train")?;
@@ -85,7 +86,8 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
             out,
             "note: bench times one rank without communication (parallel.world_size = {} is not \
              used); for every rank's phases, communication included, run `cptrain run --set \
-             metrics.phase_profile=true` with the same settings",
+             metrics.phase_profile=true` with the same settings, or `--set metrics.trace_steps=2` \
+             for a timeline of two steps (trace.json)",
             parallel.world_size
         )?;
     }

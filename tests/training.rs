@@ -207,9 +207,8 @@ fn resuming_without_a_checkpoint_says_what_to_do() {
     assert!(stderr.contains("without --resume"), "{stderr}");
 }
 
-/// The slices of `pid` in a Chrome trace: (name, category, start, end,
-/// time waited for other ranks).
-fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64, f64, f64)> {
+/// The slices of `pid` in a Chrome trace: (name, category, start, end).
+fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64, f64)> {
     trace["traceEvents"]
         .as_array()
         .expect("a traceEvents array")
@@ -218,8 +217,7 @@ fn trace_slices(trace: &serde_json::Value, pid: u64) -> Vec<(String, String, f64
         .map(|e| {
             let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
             let text = |k: &str| e[k].as_str().unwrap().to_string();
-            let waited = e["args"]["peer_wait_us"].as_f64().unwrap_or(0.0);
-            (text("name"), text("cat"), ts, ts + dur, waited)
+            (text("name"), text("cat"), ts, ts + dur)
         })
         .collect()
 }
@@ -265,18 +263,35 @@ fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
         let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
         assert_eq!(names, ["step 4", "step 5"], "rank {pid}");
         assert!(steps[0].3 <= steps[1].2, "steps follow each other");
-        let phases: Vec<_> = slices.iter().filter(|s| s.1 != "step").collect();
+        let phases: Vec<_> = slices
+            .iter()
+            .filter(|s| s.1 != "step" && s.1 != "wait")
+            .collect();
+        // 1 µs for rounding in the microsecond times.
+        let within = |a: &(String, String, f64, f64), b: &(String, String, f64, f64)| {
+            a.2 >= b.2 - 1.0 && a.3 <= b.3 + 1.0
+        };
         for phase in &phases {
             // Each phase lies inside one step (the evaluation after step 5
-            // is not timed); 1 µs for rounding in the microsecond times.
-            let inside = steps
-                .iter()
-                .any(|s| phase.2 >= s.2 - 1.0 && phase.3 <= s.3 + 1.0);
+            // is not timed).
+            let inside = steps.iter().any(|s| within(phase, s));
             assert!(inside, "rank {pid}: {phase:?} outside {steps:?}");
             assert!(phase.3 >= phase.2);
-            // Waits for the peers' blocks are counted within the slice.
-            assert!(phase.4 <= phase.3 - phase.2 + 1.0, "rank {pid}: {phase:?}");
-            assert!(phase.4 == 0.0 || phase.0 == "attention", "{phase:?}");
+        }
+        // Each wait for the other rank lies inside the phase that waited:
+        // attention for the CP group, the update's all-reduces for DP×CP.
+        let waits: Vec<_> = slices.iter().filter(|s| s.1 == "wait").collect();
+        for wait in &waits {
+            let waiter = if wait.0 == "wait (cp)" {
+                "attention"
+            } else {
+                "communication"
+            };
+            let inside = phases.iter().any(|p| p.0 == waiter && within(wait, p));
+            assert!(inside, "rank {pid}: {wait:?} outside every {waiter} slice");
+        }
+        for group in ["wait (cp)", "wait (dp-cp)"] {
+            assert!(waits.iter().any(|w| w.0 == group), "rank {pid}: no {group}");
         }
         for (name, pass) in [
             ("attention", "forward"),

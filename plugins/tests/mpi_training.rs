@@ -85,7 +85,7 @@ fn losses(out: &Path) -> Vec<f64> {
 }
 
 /// `trace.json` holds steps 2 and 3 of each of the 4 ranks, each rank a
-/// process of its own, its phases inside its steps.
+/// process of its own, with its phases and its waits on both groups.
 fn assert_traced_steps(out: &Path, name: &str) {
     let text = std::fs::read_to_string(out.join("trace.json")).expect("trace.json");
     let trace: serde_json::Value = serde_json::from_str(&text).expect("JSON");
@@ -100,6 +100,11 @@ fn assert_traced_steps(out: &Path, name: &str) {
         let attention = mine().filter(|e| e["name"] == "attention").count();
         // 2 steps × 2 layers × forward and backward.
         assert_eq!(attention, 8, "{name}: rank {rank}'s attention slices");
+        // Every blocking MPI call is a wait slice of its group.
+        for group in ["wait (cp)", "wait (dp-cp)"] {
+            let waits = mine().filter(|e| e["name"] == group).count();
+            assert!(waits > 0, "{name}: rank {rank} has no `{group}` slice");
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::ffi::c_int;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cptrain::parallel::{CommError, CommStats, GroupInfo, Op};
+use cptrain::parallel::{CommError, CommStats, GroupInfo, Op, WaitLog, WaitSpan};
 use mpi::ffi;
 
 use super::runtime::{self, Handle};
@@ -18,6 +18,7 @@ pub(super) struct Core {
     pub(super) comm: Handle<ffi::MPI_Comm>,
     pub(super) timeout: Duration,
     stats: Mutex<CommStats>,
+    waits: WaitLog,
 }
 
 impl Core {
@@ -33,6 +34,7 @@ impl Core {
             comm,
             timeout,
             stats: Mutex::default(),
+            waits: WaitLog::default(),
         }
     }
 
@@ -56,11 +58,23 @@ impl Core {
         stats.bytes_received += received as u64;
     }
 
-    pub(super) fn add_wait(&self, waited: Duration) {
+    /// Counts the wait that started at `started` and ends now (and logs
+    /// it, while [`Core::log_waits`] is on).
+    pub(super) fn add_wait(&self, started: Instant) {
+        let ended = Instant::now();
         self.stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .wait += waited;
+            .wait += ended - started;
+        self.waits.push(started, ended);
+    }
+
+    pub(super) fn log_waits(&self, on: bool) {
+        self.waits.set(on);
+    }
+
+    pub(super) fn take_waits(&self) -> Vec<WaitSpan> {
+        self.waits.take()
     }
 
     pub(super) fn stats(&self) -> CommStats {

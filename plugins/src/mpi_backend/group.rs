@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use cptrain::parallel::{
-    CommError, CommStats, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
+    CommError, CommStats, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle, WaitSpan,
 };
 use mpi::ffi;
 
@@ -56,7 +56,7 @@ impl MpiGroup {
             check(start(&mut owned, core.comm.0, &mut request.0), op.name());
         }
         let done = poll(started, core.timeout, || test(&mut request));
-        core.add_wait(started.elapsed());
+        core.add_wait(started);
         match done {
             Some(_) => Ok(owned),
             None => {
@@ -301,5 +301,13 @@ impl ProcessGroup for MpiGroup {
 
     fn stats(&self) -> CommStats {
         self.core.stats()
+    }
+
+    fn log_waits(&self, on: bool) {
+        self.core.log_waits(on);
+    }
+
+    fn take_waits(&self) -> Vec<WaitSpan> {
+        self.core.take_waits()
     }
 }

@@ -80,7 +80,7 @@ pub(super) fn isend(
         let mut pending = pending;
         let started = Instant::now();
         let done = poll(started, core.timeout, || test(&mut pending.request));
-        core.add_wait(started.elapsed());
+        core.add_wait(started);
         match done {
             Some(_) => Ok(()),
             None => Err(core.timed_out(Op::Send, &[peer])),
@@ -104,7 +104,7 @@ pub(super) fn irecv(core: &Arc<Core>, peer: usize, tag: c_int) -> RecvHandle {
         let pending = pending;
         let started = Instant::now();
         let data = poll(started, core.timeout, || pending.slot.try_take());
-        core.add_wait(started.elapsed());
+        core.add_wait(started);
         match data {
             Some(data) => {
                 core.record(Op::Recv, 0, data.len() * size_of::<f32>());

@@ -22,5 +22,5 @@ pub use gpt::{Batch, Gpt};
 pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
 pub use phase_flops::PhaseFlops;
-pub use profile::{Pass, Phase, PhaseEvent, Profile, Timer, WaitProbe};
+pub use profile::{Pass, Phase, PhaseEvent, Profile, Timer};
 pub use views::{BlockParams, GptParams};

@@ -8,8 +8,6 @@
 //! is being recorded, every stopped timer is also kept as a [`PhaseEvent`]
 //! (a timeline rather than totals).
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::PhaseFlops;
@@ -105,8 +103,7 @@ pub enum Pass {
 
 const PASSES: usize = 3;
 
-/// One timed phase of a traced step: when it started and ended, and how
-/// long of that it waited for other ranks.
+/// One timed phase of a traced step: when it started and ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhaseEvent {
     /// The pass it ran in.
@@ -117,37 +114,6 @@ pub struct PhaseEvent {
     pub start: Instant,
     /// When its timer stopped.
     pub end: Instant,
-    /// What the trace's [`WaitProbe`] counted in between (zero without one).
-    pub waited: Duration,
-}
-
-/// How long this rank has waited for its peers so far (a process group's
-/// wait counter), read at each end of a traced phase.
-#[derive(Clone)]
-pub struct WaitProbe(Arc<dyn Fn() -> Duration + Send + Sync>);
-
-impl WaitProbe {
-    /// A probe reading `waited_so_far`.
-    pub fn new(waited_so_far: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
-        WaitProbe(Arc::new(waited_so_far))
-    }
-
-    fn read(&self) -> Duration {
-        (self.0)()
-    }
-}
-
-impl fmt::Debug for WaitProbe {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WaitProbe")
-    }
-}
-
-/// A trace being recorded: its events so far and its wait probe.
-#[derive(Clone, Debug)]
-struct Recording {
-    events: Vec<PhaseEvent>,
-    probe: Option<WaitProbe>,
 }
 
 /// Accumulated wall time per (pass, phase), off unless enabled, and the
@@ -155,14 +121,14 @@ struct Recording {
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
     enabled: bool,
-    trace: Option<Recording>,
+    trace: Option<Vec<PhaseEvent>>,
     totals: [[Duration; Phase::ALL.len()]; PASSES],
 }
 
 /// A started timer: [`Profile::stop`] adds its elapsed time to a phase.
 #[derive(Clone, Copy, Debug)]
 #[must_use = "a timer adds nothing until stopped"]
-pub struct Timer(Option<(Instant, Duration)>);
+pub struct Timer(Option<Instant>);
 
 impl Profile {
     /// A profile that records (`true`) or ignores (`false`) timers.
@@ -179,31 +145,21 @@ impl Profile {
     }
 
     /// Starts keeping every stopped timer as a [`PhaseEvent`] (timers then
-    /// read the clock even when the totals are off), with what `probe`
-    /// counts during each.
-    pub fn start_trace(&mut self, probe: Option<WaitProbe>) {
-        self.trace = Some(Recording {
-            events: Vec::new(),
-            probe,
-        });
+    /// read the clock even when the totals are off).
+    pub fn start_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
     }
 
     /// Stops recording and returns the events since
     /// [`Profile::start_trace`], in the order their timers stopped.
     pub fn take_trace(&mut self) -> Vec<PhaseEvent> {
-        self.trace.take().map(|r| r.events).unwrap_or_default()
-    }
-
-    /// The trace's wait counter now, zero without a trace or probe.
-    fn waited(&self) -> Duration {
-        let probe = self.trace.as_ref().and_then(|r| r.probe.as_ref());
-        probe.map_or(Duration::ZERO, WaitProbe::read)
+        self.trace.take().unwrap_or_default()
     }
 
     /// Starts a timer; reads the clock only when enabled or tracing.
     #[inline]
     pub fn start(&self) -> Timer {
-        Timer((self.enabled || self.trace.is_some()).then(|| (Instant::now(), self.waited())))
+        Timer((self.enabled || self.trace.is_some()).then(Instant::now))
     }
 
     /// Adds the time since `timer` started to `(pass, phase)` (and to the
@@ -211,24 +167,24 @@ impl Profile {
     /// consecutive phases chain without gaps.
     #[inline]
     pub fn stop(&mut self, timer: Timer, pass: Pass, phase: Phase) -> Timer {
-        let Some((start, waited_before)) = timer.0 else {
-            return timer;
-        };
-        let end = Instant::now();
-        if self.enabled {
-            self.totals[pass as usize][phase.index()] += end - start;
+        match timer.0 {
+            Some(start) => {
+                let end = Instant::now();
+                if self.enabled {
+                    self.totals[pass as usize][phase.index()] += end - start;
+                }
+                if let Some(events) = &mut self.trace {
+                    events.push(PhaseEvent {
+                        pass,
+                        phase,
+                        start,
+                        end,
+                    });
+                }
+                Timer(Some(end))
+            }
+            None => timer,
         }
-        let waited = self.waited();
-        if let Some(recording) = &mut self.trace {
-            recording.events.push(PhaseEvent {
-                pass,
-                phase,
-                start,
-                end,
-                waited: waited.saturating_sub(waited_before),
-            });
-        }
-        Timer(Some((end, waited)))
     }
 
     /// Adds an externally measured duration to the totals (a trace gets no
@@ -385,7 +341,7 @@ mod tests {
     fn a_trace_records_chained_events_apart_from_the_totals() {
         let mut p = Profile::new(false);
         assert!(p.start().0.is_none(), "no clock read when off");
-        p.start_trace(None);
+        p.start_trace();
         let t = p.start();
         let t = p.stop(t, Pass::Forward, Phase::LayerNorm);
         let t = p.stop(t, Pass::Backward, Phase::Gelu);
@@ -405,35 +361,16 @@ mod tests {
             assert_eq!(pair[0].end, pair[1].start, "consecutive phases chain");
             assert!(pair[0].start <= pair[0].end);
         }
-        assert!(events.iter().all(|e| e.waited.is_zero()), "no probe");
         assert!(p.take_trace().is_empty(), "taking it ends the recording");
         assert!(p.start().0.is_none());
 
         let mut on = Profile::new(true);
-        on.start_trace(None);
+        on.start_trace();
         on.add(Pass::Forward, Phase::Gelu, Duration::from_millis(2));
         on.clear();
         let t = on.start();
         let _ = on.stop(t, Pass::Forward, Phase::Gelu);
         assert_eq!(on.take_trace().len(), 1, "clear keeps the trace");
-    }
-
-    /// With a probe, each event gets what the probe counted while it ran.
-    #[test]
-    fn a_traced_event_gets_the_wait_its_probe_counted() {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        let counter = Arc::new(AtomicU64::new(5));
-        let reader = counter.clone();
-        let mut p = Profile::new(false);
-        p.start_trace(Some(WaitProbe::new(move || {
-            Duration::from_micros(reader.load(Ordering::Relaxed))
-        })));
-        let t = p.start();
-        let t = p.stop(t, Pass::Forward, Phase::LayerNorm);
-        counter.store(75, Ordering::Relaxed);
-        let _ = p.stop(t, Pass::Forward, Phase::Attention);
-        let waited: Vec<_> = p.take_trace().iter().map(|e| e.waited).collect();
-        assert_eq!(waited, [Duration::ZERO, Duration::from_micros(70)]);
     }
 
     #[test]

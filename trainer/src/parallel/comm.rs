@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::stats::CommStats;
+use super::wait_log::WaitSpan;
 
 /// How a reduction combines the ranks' values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,4 +241,12 @@ pub trait ProcessGroup: Send + Sync {
 
     /// Counts of calls, bytes and waiting time since the group was created.
     fn stats(&self) -> CommStats;
+
+    /// Starts (`true`) or stops keeping each blocking wait of this rank as
+    /// a [`WaitSpan`] for [`ProcessGroup::take_waits`] (a step timeline);
+    /// off when the group is created.
+    fn log_waits(&self, on: bool);
+
+    /// The waits kept since the last call, oldest first.
+    fn take_waits(&self) -> Vec<WaitSpan>;
 }

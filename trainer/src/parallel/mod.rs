@@ -14,6 +14,7 @@ mod grid;
 mod launch;
 mod local;
 mod stats;
+mod wait_log;
 mod zigzag;
 
 pub use backend::{Backend, LocalBackend, RankError};
@@ -24,4 +25,5 @@ pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
 pub use launch::{RankFailure, RunError, run_ranks};
 pub use local::{AbortCause, LocalGroup, LocalWorld};
 pub use stats::CommStats;
+pub use wait_log::{WaitLog, WaitSpan};
 pub use zigzag::{ZigzagError, zigzag_ranges};

@@ -6,11 +6,11 @@ use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainErro
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
 use crate::kernels::{Kernels, Threads};
-use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile, WaitProbe};
+use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
 use crate::optim::{
     AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
 };
-use crate::parallel::ReduceOp;
+use crate::parallel::{GroupKind, ProcessGroup, ReduceOp};
 
 /// One rank's identity, given to its child context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,13 +147,14 @@ impl RankTrainer {
             let number = step + 1;
             let traced = window.is_some_and(|w| w.contains(number));
             if traced {
-                let probe = self.cp_wait_probe();
-                state.acts.profile_mut().start_trace(probe);
+                state.acts.profile_mut().start_trace();
+                self.log_waits(true);
             }
             let started = Instant::now();
             let comm_before = self.groups.stats();
             let Some(outcome) = self.step(&mut state, step, stop())? else {
                 let _ = state.acts.profile_mut().take_trace();
+                self.log_waits(false);
                 interrupted = true;
                 break;
             };
@@ -162,6 +163,11 @@ impl RankTrainer {
                 trace.push(TraceSlice::step(number, started, started + took));
                 let events = state.acts.profile_mut().take_trace();
                 trace.extend(events.iter().map(|e| TraceSlice::phase(number, e)));
+                for (kind, group) in self.traced_groups() {
+                    let waits = group.take_waits();
+                    trace.extend(waits.iter().map(|w| TraceSlice::wait(number, kind, w)));
+                }
+                self.log_waits(false);
             }
             let comm = self.groups.stats();
             let comm = (comm.0 - comm_before.0, comm.1 - comm_before.1);
@@ -232,12 +238,22 @@ impl RankTrainer {
         None
     }
 
-    /// Reads the CP group's wait counter for the trace, so each attention
-    /// slice tells how long it waited for its peers' blocks; `None` without
-    /// CP.
-    fn cp_wait_probe(&self) -> Option<WaitProbe> {
-        let cp = self.groups.cp.clone();
-        (cp.size() > 1).then(|| WaitProbe::new(move || cp.stats().wait))
+    /// The groups whose waits a trace shows: those with other ranks in them.
+    fn traced_groups(&self) -> impl Iterator<Item = (GroupKind, &dyn ProcessGroup)> {
+        [
+            (GroupKind::Cp, &self.groups.cp),
+            (GroupKind::DpCp, &self.groups.dp_cp),
+        ]
+        .into_iter()
+        .filter(|(_, group)| group.size() > 1)
+        .map(|(kind, group)| (kind, &**group))
+    }
+
+    /// Starts or stops keeping the traced groups' waits.
+    fn log_waits(&self, on: bool) {
+        for (_, group) in self.traced_groups() {
+            group.log_waits(on);
+        }
     }
 
     /// Gathers every rank's trace slices (a collective over DP×CP, as for the

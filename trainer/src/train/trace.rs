@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::TrainError;
 use crate::metrics::MetricsConfig;
 use crate::model::{Pass, Phase, PhaseEvent};
-use crate::parallel::{ParallelGrid, ProcessGroup, ReduceOp};
+use crate::parallel::{GroupKind, ParallelGrid, ProcessGroup, ReduceOp, WaitSpan};
 
 /// The traced steps `first..=last`, numbered from 1 as in `metrics.jsonl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +63,8 @@ pub enum SliceKind {
     Step,
     /// One timed phase inside it.
     Phase(Pass, Phase),
+    /// A blocking wait for the other ranks of a group, inside a phase.
+    Wait(GroupKind),
 }
 
 /// One slice of a rank's timeline, in microseconds since the Unix epoch so
@@ -77,15 +79,13 @@ pub struct TraceSlice {
     pub start_us: f64,
     /// Length, µs.
     pub dur_us: f64,
-    /// Of that, µs spent waiting for other ranks (CP attention).
-    pub wait_us: f64,
 }
 
 const PASSES: [Pass; 3] = [Pass::Forward, Pass::Backward, Pass::Update];
 
 impl TraceSlice {
     /// Values per slice in [`TraceSlice::encode`].
-    pub const VALUES: usize = 5;
+    pub const VALUES: usize = 4;
 
     /// The slice of step `step` from `start` to `end`.
     pub fn step(step: u64, start: Instant, end: Instant) -> Self {
@@ -95,10 +95,12 @@ impl TraceSlice {
     /// The slice of a phase timed in step `step`.
     pub fn phase(step: u64, event: &PhaseEvent) -> Self {
         let kind = SliceKind::Phase(event.pass, event.phase);
-        TraceSlice {
-            wait_us: event.waited.as_secs_f64() * 1e6,
-            ..Self::span(kind, step, event.start, event.end)
-        }
+        Self::span(kind, step, event.start, event.end)
+    }
+
+    /// The slice of a wait on a `group` group in step `step`.
+    pub fn wait(step: u64, group: GroupKind, wait: &WaitSpan) -> Self {
+        Self::span(SliceKind::Wait(group), step, wait.start, wait.end)
     }
 
     fn span(kind: SliceKind, step: u64, start: Instant, end: Instant) -> Self {
@@ -107,51 +109,52 @@ impl TraceSlice {
             step,
             start_us: unix_micros(start),
             dur_us: end.saturating_duration_since(start).as_secs_f64() * 1e6,
-            wait_us: 0.0,
         }
     }
 
     /// As plain numbers, for gathering over a group: kind (−1 for a step,
-    /// else pass·phases + phase), step, start, length, wait.
+    /// pass·phases + phase for a phase, −2 − the group kind's index for a
+    /// wait), step, start, length.
     pub fn encode(&self) -> [f64; Self::VALUES] {
         let kind = match self.kind {
             SliceKind::Step => -1.0,
             SliceKind::Phase(pass, phase) => {
                 (pass as usize * Phase::ALL.len() + phase.index()) as f64
             }
+            SliceKind::Wait(group) => -2.0 - group_index(group) as f64,
         };
-        [
-            kind,
-            self.step as f64,
-            self.start_us,
-            self.dur_us,
-            self.wait_us,
-        ]
+        [kind, self.step as f64, self.start_us, self.dur_us]
     }
 
     /// The slice [`TraceSlice::encode`] gave, or `None` for values it cannot
     /// have given.
     pub fn decode(values: &[f64; Self::VALUES]) -> Option<Self> {
-        let [kind, step, start_us, dur_us, wait_us] = *values;
+        let [kind, step, start_us, dur_us] = *values;
+        if kind.fract() != 0.0 {
+            return None;
+        }
         let kind = if kind == -1.0 {
             SliceKind::Step
+        } else if kind < -1.0 {
+            SliceKind::Wait(*GroupKind::ALL.get((-2.0 - kind) as usize)?)
         } else {
             let code = kind as usize;
-            if kind < 0.0 || code as f64 != kind {
-                return None;
-            }
             let pass = *PASSES.get(code / Phase::ALL.len())?;
             SliceKind::Phase(pass, Phase::ALL[code % Phase::ALL.len()])
         };
         let valid = step >= 0.0 && step.fract() == 0.0 && start_us.is_finite();
-        (valid && dur_us >= 0.0 && wait_us >= 0.0).then_some(TraceSlice {
+        (valid && dur_us >= 0.0).then_some(TraceSlice {
             kind,
             step: step as u64,
             start_us,
             dur_us,
-            wait_us,
         })
     }
+}
+
+/// `group`'s place in [`GroupKind::ALL`].
+fn group_index(group: GroupKind) -> usize {
+    GroupKind::ALL.iter().position(|&g| g == group).unwrap_or(0)
 }
 
 /// Every member's slices, in group rank order, on every member: a
@@ -264,14 +267,16 @@ pub fn chrome_trace(ranks: &[Vec<TraceSlice>], grid: &ParallelGrid) -> String {
                     "step",
                     serde_json::json!({ "step": slice.step }),
                 ),
-                SliceKind::Phase(pass, phase) => {
-                    let mut args =
-                        serde_json::json!({ "step": slice.step, "pass": pass_name(pass) });
-                    if slice.wait_us > 0.0 {
-                        args["peer_wait_us"] = slice.wait_us.into();
-                    }
-                    (phase.name().to_string(), pass_name(pass), args)
-                }
+                SliceKind::Phase(pass, phase) => (
+                    phase.name().to_string(),
+                    pass_name(pass),
+                    serde_json::json!({ "step": slice.step, "pass": pass_name(pass) }),
+                ),
+                SliceKind::Wait(group) => (
+                    format!("wait ({})", group.name()),
+                    "wait",
+                    serde_json::json!({ "step": slice.step, "group": group.name() }),
+                ),
             };
             events.push(Event {
                 name,
@@ -339,32 +344,36 @@ mod tests {
             phase: Phase::Attention,
             start: t0,
             end: t1,
-            waited: Duration::from_micros(250),
         };
-        let (step, phase) = (TraceSlice::step(7, t0, t1), TraceSlice::phase(7, &event));
-        assert_eq!((step.wait_us, phase.wait_us), (0.0, 250.0));
-        for slice in [step, phase] {
+        let wait = WaitSpan { start: t0, end: t1 };
+        for slice in [
+            TraceSlice::step(7, t0, t1),
+            TraceSlice::phase(7, &event),
+            TraceSlice::wait(7, GroupKind::Cp, &wait),
+        ] {
             assert!((slice.dur_us - 1500.0).abs() < 1e-6);
             assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
         }
-        for pass in PASSES {
-            for phase in Phase::ALL {
-                let slice = TraceSlice {
-                    kind: SliceKind::Phase(pass, phase),
-                    step: 1,
-                    start_us: 1.0,
-                    dur_us: 0.0,
-                    wait_us: 0.0,
-                };
-                assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
-            }
+        let phases = PASSES
+            .into_iter()
+            .flat_map(|pass| Phase::ALL.map(|phase| SliceKind::Phase(pass, phase)));
+        let waits = GroupKind::ALL.map(SliceKind::Wait);
+        for kind in phases.chain(waits) {
+            let slice = TraceSlice {
+                kind,
+                step: 1,
+                start_us: 1.0,
+                dur_us: 0.0,
+            };
+            assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
         }
         let too_far = (PASSES.len() * Phase::ALL.len()) as f64;
+        let below_waits = -2.0 - GroupKind::ALL.len() as f64;
         for bad in [
-            [too_far, 1.0, 0.0, 0.0, 0.0],
-            [0.5, 1.0, 0.0, 0.0, 0.0],
-            [0.0, 1.0, 0.0, -1.0, 0.0],
-            [0.0, 1.0, 0.0, 1.0, -1.0],
+            [too_far, 1.0, 0.0, 0.0],
+            [below_waits, 1.0, 0.0, 0.0],
+            [0.5, 1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0, -1.0],
         ] {
             assert_eq!(TraceSlice::decode(&bad), None, "{bad:?}");
         }
@@ -381,7 +390,6 @@ mod tests {
             // A Unix-epoch time in µs, with a fraction that must survive.
             start_us: 1.8e15 + rank as f64 * 1000.0 + i as f64 + 0.25,
             dur_us: 3.5,
-            wait_us: i as f64,
         };
         let mine = |rank: usize| -> Vec<TraceSlice> {
             (0..[2, 0, 1][rank]).map(|i| slice(rank, i)).collect()
@@ -398,8 +406,8 @@ mod tests {
         }
     }
 
-    /// Two ranks: a process each, named by its grid place, with its step
-    /// and phase slices; times measured from the earliest slice.
+    /// Two ranks: a process each, named by its grid place, with its step,
+    /// phase and wait slices; times measured from the earliest slice.
     #[test]
     fn the_chrome_trace_has_a_process_per_rank_and_a_slice_per_phase() {
         let grid = ParallelGrid::new(&GridSpec {
@@ -411,23 +419,19 @@ mod tests {
             order: "tp-cp-dp".into(),
         })
         .unwrap();
-        let phase = |start_us, dur_us, wait_us| TraceSlice {
-            kind: SliceKind::Phase(Pass::Forward, Phase::QkvMatmul),
+        let slice = |kind, start_us, dur_us| TraceSlice {
+            kind,
             step: 3,
             start_us,
             dur_us,
-            wait_us,
         };
-        let step = TraceSlice {
-            kind: SliceKind::Step,
-            step: 3,
-            start_us: 1000.0,
-            dur_us: 50.0,
-            wait_us: 0.0,
-        };
+        let qkv = SliceKind::Phase(Pass::Forward, Phase::QkvMatmul);
         let ranks = vec![
-            vec![step, phase(1010.0, 5.0, 0.0)],
-            vec![phase(1002.5, 4.0, 1.5)],
+            vec![
+                slice(SliceKind::Step, 1000.0, 50.0),
+                slice(qkv, 1010.0, 5.0),
+            ],
+            vec![slice(SliceKind::Wait(GroupKind::Cp), 1002.5, 4.0)],
         ];
         let json: serde_json::Value = serde_json::from_str(&chrome_trace(&ranks, &grid)).unwrap();
         assert_eq!(json["displayTimeUnit"], "ms");
@@ -448,12 +452,10 @@ mod tests {
         assert_eq!(slices[1]["cat"], "forward");
         assert_eq!(slices[1]["ts"], 10.0);
         assert_eq!(slices[1]["args"]["step"], 3);
-        assert!(
-            slices[1]["args"].get("peer_wait_us").is_none(),
-            "no wait, no key"
-        );
         assert_eq!(slices[2]["pid"], 1);
+        assert_eq!(slices[2]["name"], "wait (cp)");
+        assert_eq!(slices[2]["cat"], "wait");
         assert_eq!(slices[2]["ts"], 2.5);
-        assert_eq!(slices[2]["args"]["peer_wait_us"], 1.5);
+        assert_eq!(slices[2]["args"]["group"], "cp");
     }
 }

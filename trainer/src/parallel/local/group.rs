@@ -22,6 +22,7 @@ use crate::parallel::comm::{
     CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
 };
 use crate::parallel::stats::CommStats;
+use crate::parallel::wait_log::{WaitLog, WaitSpan};
 
 /// How often a blocked rank re-checks the world's abort flag.
 const ABORT_POLL: Duration = Duration::from_millis(5);
@@ -75,6 +76,7 @@ struct Core {
     world: Arc<WorldInner>,
     rank: usize,
     stats: Mutex<CommStats>,
+    waits: WaitLog,
 }
 
 impl Core {
@@ -143,10 +145,12 @@ impl Core {
                 .0;
         };
         drop(state);
+        let ended = Instant::now();
         self.stats
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .wait += started.elapsed();
+            .wait += ended - started;
+        self.waits.push(started, ended);
         outcome
     }
 
@@ -176,6 +180,7 @@ impl LocalGroup {
                 world,
                 rank,
                 stats: Mutex::default(),
+                waits: WaitLog::default(),
             }),
             next_round: AtomicU64::new(0),
             send_seq: counters(),
@@ -486,5 +491,13 @@ impl ProcessGroup for LocalGroup {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    fn log_waits(&self, on: bool) {
+        self.core.waits.set(on);
+    }
+
+    fn take_waits(&self) -> Vec<WaitSpan> {
+        self.core.waits.take()
     }
 }

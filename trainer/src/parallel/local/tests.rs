@@ -227,6 +227,42 @@ fn statistics_count_calls_and_bytes() {
     }
 }
 
+/// While logging, each blocking wait is kept as a span: rank 0's barrier,
+/// entered 50 ms before rank 1's, spans those 50 ms (inside the call) and
+/// adds what the wait counter adds; nothing is kept before or after.
+#[test]
+fn logged_waits_are_the_blocking_intervals_the_counter_sums() {
+    let spans = run(2, |rank, world| {
+        let group = world.world_group(rank)?;
+        group.barrier()?;
+        assert!(group.take_waits().is_empty(), "off when created");
+        group.log_waits(true);
+        let before = group.stats().wait;
+        if rank == 1 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let called = Instant::now();
+        group.barrier()?;
+        let returned = Instant::now();
+        let waited = group.stats().wait - before;
+        let spans = group.take_waits();
+        group.log_waits(false);
+        group.barrier()?;
+        assert!(group.take_waits().is_empty(), "off again");
+        for span in &spans {
+            assert!(called <= span.start && span.end <= returned);
+        }
+        let total: Duration = spans.iter().map(|s| s.end - s.start).sum();
+        assert_eq!(total, waited, "the spans are what the counter adds");
+        Ok(total)
+    });
+    assert!(
+        spans[0] >= Duration::from_millis(45),
+        "rank 0 waited: {:?}",
+        spans[0]
+    );
+}
+
 #[test]
 fn a_missing_peer_times_out_naming_operation_group_and_peer() {
     let world = LocalWorld::new(2, Duration::from_millis(200));

@@ -1,7 +1,8 @@
 //! The step timeline of `metrics.trace_steps`: which steps are traced, each
 //! rank's slices of them, and the Chrome trace file (`<out_dir>/trace.json`,
 //! opened by <https://ui.perfetto.dev> and `chrome://tracing`) that shows
-//! every rank as a process and every phase as a slice inside its step.
+//! every rank as a process, every phase as a slice inside its step, and
+//! every blocking wait for other ranks as a slice inside its phase.
 
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -233,8 +234,8 @@ fn pass_name(pass: Pass) -> &'static str {
 
 /// The trace file of every rank's slices (`ranks[r]` is global rank `r`):
 /// a process per rank, named with its place in `grid`, holding one slice
-/// per step with its phases inside; times start at 0 with the earliest
-/// slice, in microseconds.
+/// per step with its phases (and their waits) inside; times start at 0
+/// with the earliest slice, in microseconds.
 pub fn chrome_trace(ranks: &[Vec<TraceSlice>], grid: &ParallelGrid) -> String {
     let origin = ranks
         .iter()

@@ -12,7 +12,7 @@ const MIN_DURATION: Duration = Duration::from_millis(250);
 
 /// Best GFLOP/s of an `n×n @ n×n` f32 product on `threads`, over at least
 /// `reps + 1` products (the first warms up) that together take at least
-/// [`MIN_DURATION`].
+/// 250 ms.
 pub fn measure_matmul_gflops(threads: &Threads, n: usize, reps: usize) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();

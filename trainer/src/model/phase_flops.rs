@@ -72,7 +72,7 @@ mod tests {
         // ln_1, ln_2 (gain, bias) per block, ln_f; the four biases per block.
         let vectors = l * (4.0 * d + 3.0 * d + d + 4.0 * d + d) + 2.0 * d;
         let want = (flops_per_token(&cfg) - 6.0 * vectors) * tokens;
-        let total: f64 = [Pass::Forward, Pass::Backward, Pass::Update]
+        let total: f64 = Pass::ALL
             .iter()
             .flat_map(|&pass| Phase::ALL.map(|phase| flops.get(pass, phase)))
             .sum();
@@ -102,7 +102,7 @@ mod tests {
             Phase::Embedding,
             Phase::Optimizer,
         ] {
-            for pass in [Pass::Forward, Pass::Backward, Pass::Update] {
+            for pass in Pass::ALL {
                 assert_eq!(flops.get(pass, phase), 0.0, "{phase:?}");
             }
         }

@@ -101,7 +101,21 @@ pub enum Pass {
     Update,
 }
 
-const PASSES: usize = 3;
+impl Pass {
+    /// Every pass, in step order (each at its discriminant).
+    pub const ALL: [Pass; 3] = [Pass::Forward, Pass::Backward, Pass::Update];
+
+    /// Short name for traces and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+            Pass::Update => "update",
+        }
+    }
+}
+
+const PASSES: usize = Pass::ALL.len();
 
 /// One timed phase of a traced step: when it started and ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,8 +277,7 @@ impl Profile {
         }
         out.push('\n');
         for phase in Phase::ALL {
-            let [f, b, u] =
-                [Pass::Forward, Pass::Backward, Pass::Update].map(|p| self.get(p, phase));
+            let [f, b, u] = Pass::ALL.map(|p| self.get(p, phase));
             let sum = self.phase_total(phase);
             if sum.is_zero() {
                 continue;
@@ -404,7 +417,7 @@ mod tests {
         assert_eq!(p.total(), Duration::from_millis(7));
         p.add(Pass::Update, Phase::Optimizer, Duration::from_micros(1500));
         let back = Profile::from_seconds(&p.to_seconds());
-        for pass in [Pass::Forward, Pass::Backward, Pass::Update] {
+        for pass in Pass::ALL {
             for phase in Phase::ALL {
                 let (a, b) = (p.get(pass, phase), back.get(pass, phase));
                 assert!(a.abs_diff(b) < Duration::from_nanos(2), "{phase:?}");

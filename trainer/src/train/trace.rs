@@ -82,8 +82,6 @@ pub struct TraceSlice {
     pub dur_us: f64,
 }
 
-const PASSES: [Pass; 3] = [Pass::Forward, Pass::Backward, Pass::Update];
-
 impl TraceSlice {
     /// Values per slice in [`TraceSlice::encode`].
     pub const VALUES: usize = 4;
@@ -140,7 +138,7 @@ impl TraceSlice {
             SliceKind::Wait(*GroupKind::ALL.get((-2.0 - kind) as usize)?)
         } else {
             let code = kind as usize;
-            let pass = *PASSES.get(code / Phase::ALL.len())?;
+            let pass = *Pass::ALL.get(code / Phase::ALL.len())?;
             SliceKind::Phase(pass, Phase::ALL[code % Phase::ALL.len()])
         };
         let valid = step >= 0.0 && step.fract() == 0.0 && start_us.is_finite();
@@ -224,14 +222,6 @@ struct TraceFile {
     trace_events: Vec<Event>,
 }
 
-fn pass_name(pass: Pass) -> &'static str {
-    match pass {
-        Pass::Forward => "forward",
-        Pass::Backward => "backward",
-        Pass::Update => "update",
-    }
-}
-
 /// The trace file of every rank's slices (`ranks[r]` is global rank `r`):
 /// a process per rank, named with its place in `grid`, holding one slice
 /// per step with its phases (and their waits) inside; times start at 0
@@ -270,8 +260,8 @@ pub fn chrome_trace(ranks: &[Vec<TraceSlice>], grid: &ParallelGrid) -> String {
                 ),
                 SliceKind::Phase(pass, phase) => (
                     phase.name().to_string(),
-                    pass_name(pass),
-                    serde_json::json!({ "step": slice.step, "pass": pass_name(pass) }),
+                    pass.name(),
+                    serde_json::json!({ "step": slice.step, "pass": pass.name() }),
                 ),
                 SliceKind::Wait(group) => (
                     format!("wait ({})", group.name()),
@@ -355,7 +345,7 @@ mod tests {
             assert!((slice.dur_us - 1500.0).abs() < 1e-6);
             assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
         }
-        let phases = PASSES
+        let phases = Pass::ALL
             .into_iter()
             .flat_map(|pass| Phase::ALL.map(|phase| SliceKind::Phase(pass, phase)));
         let waits = GroupKind::ALL.map(SliceKind::Wait);
@@ -368,7 +358,7 @@ mod tests {
             };
             assert_eq!(TraceSlice::decode(&slice.encode()), Some(slice));
         }
-        let too_far = (PASSES.len() * Phase::ALL.len()) as f64;
+        let too_far = (Pass::ALL.len() * Phase::ALL.len()) as f64;
         let below_waits = -2.0 - GroupKind::ALL.len() as f64;
         for bad in [
             [too_far, 1.0, 0.0, 0.0],

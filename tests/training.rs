@@ -145,8 +145,13 @@ fn sigint_finishes_the_step_saves_and_resumes_exactly() {
     const STEPS: u64 = 400;
     cptrain_ok(dir.path(), &args(&["run"], &short_run(&whole, STEPS, 0)));
 
+    // Traced from step 2 to the end: the stop falls inside the window.
+    let mut traced_run = short_run(&stopped, STEPS, 0);
+    for set in ["metrics.trace_start=2", "metrics.trace_steps=1000"] {
+        traced_run.extend(["--set".to_string(), set.to_string()]);
+    }
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
-        .args(args(&["run"], &short_run(&stopped, STEPS, 0)))
+        .args(args(&["run"], &traced_run))
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -183,6 +188,16 @@ fn sigint_finishes_the_step_saves_and_resumes_exactly() {
         stderr.contains("--resume"),
         "says how to continue: {stderr}"
     );
+    // What was traced before the stop is written.
+    let text = std::fs::read_to_string(stopped.join("trace.json")).unwrap();
+    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let steps: Vec<String> = trace_slices(&trace, 0)
+        .into_iter()
+        .filter(|s| s.1 == "step")
+        .map(|s| s.0)
+        .collect();
+    let expected: Vec<String> = (2..=done).map(|n| format!("step {n}")).collect();
+    assert_eq!(steps, expected);
 
     cptrain_ok(
         dir.path(),

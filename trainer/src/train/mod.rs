@@ -18,4 +18,4 @@ pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};
 pub use runner::TrainRunner;
 pub use start::{ResumeFrom, RunOptions, StartState};
-pub use trace::{SliceKind, TraceSlice, TraceWindow, chrome_trace};
+pub use trace::{SliceKind, TRACE_FILE, TraceSlice, TraceWindow, chrome_trace};

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::{TraceWindow, TrainError};
+use super::{TRACE_FILE, TraceWindow, TrainError};
 use crate::attention::QkvLayout;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
 use crate::kernels::KernelsConfig;
@@ -288,7 +288,7 @@ impl fmt::Display for TrainPlan {
                 "trace      steps {}-{}, every rank and phase -> {}",
                 w.first,
                 w.last,
-                self.train.out_dir.join("trace.json").display()
+                self.train.out_dir.join(TRACE_FILE).display()
             )?;
         }
         if p.cp > 1 {

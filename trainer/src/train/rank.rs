@@ -142,7 +142,6 @@ impl RankTrainer {
         let mut interrupted = false;
         let window = self.trace_window();
         let mut trace = Vec::new();
-        let mut trace_written = false;
         while step < steps {
             let number = step + 1;
             let traced = window.is_some_and(|w| w.contains(number));
@@ -188,13 +187,14 @@ impl RankTrainer {
                 }
             }
             if window.is_some_and(|w| w.last == step) {
-                self.write_trace(&std::mem::take(&mut trace))?;
-                trace_written = true;
+                self.write_trace(&trace)?;
             }
         }
-        // Stopped early inside the window: every rank stopped after the same
+        // Stopped early inside the window, after tracing some of it (this
+        // run started at `first_step`): every rank stopped after the same
         // step, so they agree on writing what was traced.
-        if window.is_some_and(|w| w.first <= step) && !trace_written {
+        let traced_some = |w: TraceWindow| w.first.max(self.first_step + 1) <= step;
+        if window.is_some_and(|w| traced_some(w) && step < w.last) {
             self.write_trace(&trace)?;
         }
         let profiles = if state.acts.profile().is_enabled() {

@@ -3,7 +3,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::phase_report::phase_report;
-use super::{RunOptions, StartState, StepOutcome, TraceSlice, TrainError, TrainPlan, chrome_trace};
+use super::{
+    RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, TrainError, TrainPlan,
+    chrome_trace,
+};
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
     save_checkpoint,
@@ -160,7 +163,7 @@ impl Reporter {
     /// Every rank's timeline of the traced steps (`ranks[r]` is rank `r`),
     /// written to `<out_dir>/trace.json`.
     pub fn trace(&mut self, ranks: &[Vec<TraceSlice>]) -> Result<(), TrainError> {
-        let path = self.plan.train.out_dir.join("trace.json");
+        let path = self.plan.train.out_dir.join(TRACE_FILE);
         write_atomically(&path, &chrome_trace(ranks, &self.plan.grid))?;
         tracing::info!(
             path = %path.display(),

@@ -14,6 +14,9 @@ use crate::metrics::MetricsConfig;
 use crate::model::{Pass, Phase, PhaseEvent};
 use crate::parallel::{GroupKind, ParallelGrid, ProcessGroup, ReduceOp, WaitSpan};
 
+/// The trace's file name in `train.out_dir`.
+pub const TRACE_FILE: &str = "trace.json";
+
 /// The traced steps `first..=last`, numbered from 1 as in `metrics.jsonl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceWindow {

@@ -308,16 +308,18 @@ fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
         for group in ["wait (cp)", "wait (dp-cp)"] {
             assert!(waits.iter().any(|w| w.0 == group), "rank {pid}: no {group}");
         }
-        for (name, pass) in [
-            ("attention", "forward"),
-            ("attention", "backward"),
-            ("qkv_matmul", "backward"),
-            ("communication", "update"),
-            ("optimizer", "update"),
+        // Two steps of the default 2 layers: per step one slice per layer,
+        // two all-reduce slices (token count, then gradients and loss) and
+        // one optimizer slice.
+        for (name, pass, per_step) in [
+            ("attention", "forward", 2),
+            ("attention", "backward", 2),
+            ("qkv_matmul", "backward", 2),
+            ("communication", "update", 2),
+            ("optimizer", "update", 1),
         ] {
             let count = phases.iter().filter(|s| s.0 == name && s.1 == pass).count();
-            // Two steps, each with one slice per layer or per step.
-            assert!(count >= 2, "rank {pid}: {count} `{name}` slices in {pass}");
+            assert_eq!(count, 2 * per_step, "rank {pid}: `{name}` slices in {pass}");
         }
     }
 }

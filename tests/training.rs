@@ -126,13 +126,7 @@ fn a_resumed_run_traces_only_the_steps_it_runs() {
     assert!(!out.join("trace.json").exists());
 
     resume(4);
-    let text = std::fs::read_to_string(out.join("trace.json")).unwrap();
-    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let steps: Vec<String> = trace_slices(&trace, 0)
-        .into_iter()
-        .filter(|s| s.1 == "step")
-        .map(|s| s.0)
-        .collect();
+    let steps = traced_steps(&read_trace(&out), 0);
     assert_eq!(steps, ["step 5"], "of steps 4-5, the resumed run runs 5");
 }
 
@@ -189,15 +183,8 @@ fn sigint_finishes_the_step_saves_and_resumes_exactly() {
         "says how to continue: {stderr}"
     );
     // What was traced before the stop is written.
-    let text = std::fs::read_to_string(stopped.join("trace.json")).unwrap();
-    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let steps: Vec<String> = trace_slices(&trace, 0)
-        .into_iter()
-        .filter(|s| s.1 == "step")
-        .map(|s| s.0)
-        .collect();
     let expected: Vec<String> = (2..=done).map(|n| format!("step {n}")).collect();
-    assert_eq!(steps, expected);
+    assert_eq!(traced_steps(&read_trace(&stopped), 0), expected);
 
     cptrain_ok(
         dir.path(),
@@ -220,6 +207,18 @@ fn resuming_without_a_checkpoint_says_what_to_do() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no complete checkpoint"), "{stderr}");
     assert!(stderr.contains("without --resume"), "{stderr}");
+}
+
+/// `<out>/trace.json`, parsed.
+fn read_trace(out: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(out.join("trace.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The names of `pid`'s step slices ("step N"), in order.
+fn traced_steps(trace: &serde_json::Value, pid: u64) -> Vec<String> {
+    let slices = trace_slices(trace, pid).into_iter();
+    slices.filter(|s| s.1 == "step").map(|s| s.0).collect()
 }
 
 /// The slices of `pid` in a Chrome trace: (name, category, start, end).
@@ -264,8 +263,7 @@ fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
         "a trace does not turn on the phase table"
     );
 
-    let text = std::fs::read_to_string(traced.join("trace.json")).unwrap();
-    let trace: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let trace = read_trace(&traced);
     for (pid, label) in [(0, "rank 0 (cp 0, dp 0)"), (1, "rank 1 (cp 1, dp 0)")] {
         let named = trace["traceEvents"]
             .as_array()

@@ -306,15 +306,17 @@ fn the_trace_shows_each_ranks_traced_steps_and_changes_no_result() {
         for group in ["wait (cp)", "wait (dp-cp)"] {
             assert!(waits.iter().any(|w| w.0 == group), "rank {pid}: no {group}");
         }
-        // Two steps of the default 2 layers: per step one slice per layer,
-        // two all-reduce slices (token count, then gradients and loss) and
-        // one optimizer slice.
+        // Two steps of the default 2 layers: per step one batch fill, one
+        // slice per layer, two all-reduce slices (token count, then
+        // gradients and loss) and two optimizer slices (zeroing the
+        // gradients, then the update).
         for (name, pass, per_step) in [
+            ("data", "forward", 1),
             ("attention", "forward", 2),
             ("attention", "backward", 2),
             ("qkv_matmul", "backward", 2),
             ("communication", "update", 2),
-            ("optimizer", "update", 1),
+            ("optimizer", "update", 2),
         ] {
             let count = phases.iter().filter(|s| s.0 == name && s.1 == pass).count();
             assert_eq!(count, 2 * per_step, "rank {pid}: `{name}` slices in {pass}");
@@ -364,7 +366,7 @@ fn the_phase_profile_shows_each_ranks_communication_and_changes_no_result() {
             .filter_map(|w| w.trim_end_matches('%').parse().ok())
             .collect()
     };
-    for phase in ["attention", "optimizer", "mlp_fc_matmul"] {
+    for phase in ["data", "attention", "optimizer", "mlp_fc_matmul"] {
         assert!(row(phase)[..3].iter().sum::<f64>() > 0.0, "{phase}");
     }
     // Product phases get forward and backward GFLOP/s, the others "-".

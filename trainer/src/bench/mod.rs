@@ -132,18 +132,21 @@ pub fn run_step_benchmark(
             acts.set_profiling(cfg.profile);
         }
         let t0 = Instant::now();
+        let timer = acts.profile().start();
         grads.fill(0.0);
-        acts.profile_mut()
-            .add(Pass::Update, Phase::Optimizer, t0.elapsed());
+        let _ = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Optimizer);
         let loss = gpt.forward(&*kernels, &attn, &params, batch, &mut acts)?;
         let scale = 1.0 / loss.count.max(1) as f32;
         gpt.backward(
             &*kernels, &attn, &params, batch, scale, &mut acts, &mut grads,
         )?;
-        let t_opt = Instant::now();
+        let timer = acts.profile().start();
         adamw.step(&mut params, &grads, cfg.optimizer.lr);
-        acts.profile_mut()
-            .add(Pass::Update, Phase::Optimizer, t_opt.elapsed());
+        let _ = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Optimizer);
         let sample = StepSample {
             seconds: t0.elapsed().as_secs_f64(),
             loss: loss.mean(),

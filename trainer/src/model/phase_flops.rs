@@ -97,6 +97,7 @@ mod tests {
             4.0 * l * d * 128.0 * tokens
         );
         for phase in [
+            Phase::Data,
             Phase::LayerNorm,
             Phase::Gelu,
             Phase::Embedding,

@@ -15,6 +15,9 @@ use super::PhaseFlops;
 /// What a slice of the step's time was spent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
+    /// Filling the step's batches from the token source (timed by the
+    /// caller).
+    Data,
     /// Token + position embedding lookup (forward) and scatter-add (backward).
     Embedding,
     /// The LayerNorms (ln_1, ln_2, ln_f).
@@ -48,7 +51,8 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in step order.
-    pub const ALL: [Phase; 14] = [
+    pub const ALL: [Phase; 15] = [
+        Phase::Data,
         Phase::Embedding,
         Phase::LayerNorm,
         Phase::QkvMatmul,
@@ -68,6 +72,7 @@ impl Phase {
     /// Short name for tables and JSON.
     pub fn name(self) -> &'static str {
         match self {
+            Phase::Data => "data",
             Phase::Embedding => "embedding",
             Phase::LayerNorm => "layernorm",
             Phase::QkvMatmul => "qkv_matmul",

@@ -286,17 +286,18 @@ impl RankTrainer {
             batches,
             micro,
         } = state;
+        let timer = acts.profile().start();
         let mut local_count = 0;
         for (m, batch) in micro.iter_mut().enumerate() {
             batches.fill(Split::Train, step, m, batch)?;
             local_count += batch.target_count();
         }
+        let timer = acts.profile_mut().stop(timer, Pass::Forward, Phase::Data);
         let mut counts = [local_count as f64, f64::from(u8::from(stop_here))];
-        let timer = acts.profile().start();
         self.groups
             .dp_cp
             .all_reduce_f64(&mut counts, ReduceOp::Sum)?;
-        let _ = acts
+        let timer = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Communication);
         if counts[1] > 0.0 {
@@ -308,6 +309,9 @@ impl RankTrainer {
         let loss_scale = (1.0 / counts[0]) as f32;
 
         grads.fill(0.0);
+        let _ = acts
+            .profile_mut()
+            .stop(timer, Pass::Update, Phase::Optimizer);
         let mut loss_sum = 0.0;
         for batch in micro.iter() {
             let batch = Batch {

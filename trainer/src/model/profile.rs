@@ -4,9 +4,9 @@
 //! default, and then a timer is one predictable branch (no clock read). When
 //! on, [`Gpt::forward`](super::Gpt::forward) and
 //! [`Gpt::backward`](super::Gpt::backward) add the wall time of each phase,
-//! and the caller may add its own (optimizer, communication). While a trace
-//! is being recorded, every stopped timer is also kept as a [`PhaseEvent`]
-//! (a timeline rather than totals).
+//! and the caller may add its own (batch fill, optimizer, communication).
+//! While a trace is being recorded, every stopped timer is also kept as a
+//! [`PhaseEvent`] (a timeline rather than totals).
 
 use std::time::{Duration, Instant};
 

@@ -89,6 +89,31 @@ def main():
                     help="another step_bench binary (e.g. built from an older commit) to run as a "
                          "third side, for before/after figures from the same run")
     args = ap.parse_args()
+    configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        ap.error(f"--configs: unknown {', '.join(map(repr, unknown))}; expected a comma list of "
+                 f"{', '.join(sorted(CONFIGS))}")
+    try:
+        threads_list = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        threads_list = []
+    if not threads_list or min(threads_list) < 1:
+        ap.error(f"--threads: expected a comma list of whole numbers >= 1, got {args.threads!r}")
+    for flag, value, least in (("--rounds", args.rounds, 1), ("--steps", args.steps, 1),
+                               ("--warmup", args.warmup, 0)):
+        if value < least:
+            ap.error(f"{flag}: expected at least {least}, got {value}")
+    try:
+        has_torch = subprocess.run([args.python, "-c", "import torch"],
+                                   capture_output=True).returncode == 0
+    except OSError as err:
+        ap.error(f"--python: cannot run {args.python!r}: {err.strerror}")
+    if not has_torch:
+        raise SystemExit(f"{args.python} cannot import torch: install it with `{args.python} -m pip "
+                         "install torch` (CPU wheels: --index-url "
+                         "https://download.pytorch.org/whl/cpu), or pass --python with an "
+                         "interpreter that has it")
 
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "cptrain", "--example",
@@ -102,7 +127,6 @@ def main():
     if args.baseline:
         sides.insert(1, Side("cptrain baseline", [os.path.abspath(args.baseline)]))
 
-    threads_list = [int(t) for t in args.threads.split(",")]
     peaks = {t: [] for t in threads_list}
 
     def measure_peak(t):
@@ -138,7 +162,7 @@ def main():
         return out
 
     results = []
-    for name in args.configs.split(","):
+    for name in configs:
         cfg = CONFIGS[name]
         for t in threads_list:
             rows = {s.name: [] for s in sides}

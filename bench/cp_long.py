@@ -12,13 +12,16 @@ whole process (all thread-ranks).
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-BINARY = Path(__file__).resolve().parent.parent / "target" / "release" / "cptrain"
+ROOT = Path(__file__).resolve().parent.parent
+BINARY = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "cptrain"
 
 
 def variants():
@@ -45,24 +48,40 @@ def sets(cp, comm, seq_len, steps, out_dir):
     return args
 
 
+def cptrain(command, args):
+    """Runs `cptrain command args`; on failure shows its stderr and stops."""
+    proc = subprocess.run([BINARY, command, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"failed ({proc.returncode}): cptrain {command} {' '.join(args)}")
+    return proc.stdout
+
+
 def activation_mib(args):
-    out = subprocess.run([BINARY, "check", *args], check=True, capture_output=True, text=True).stdout
+    out = cptrain("check", args)
     return float(re.search(r"([\d.]+) MiB activations", out).group(1))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=6, help="per run, the first one warm-up")
     parser.add_argument("--rounds", type=int, default=2)
     opts = parser.parse_args()
+    # Each run's first step is warm-up, so a run needs two.
+    for flag, value, least in (("--seq-len", opts.seq_len, 1), ("--steps", opts.steps, 2),
+                               ("--rounds", opts.rounds, 1)):
+        if value < least:
+            parser.error(f"{flag}: expected at least {least}, got {value}")
+    if not BINARY.is_file():
+        raise SystemExit(f"{BINARY} not found: build it first with `cargo build --release`")
     results = {v: {"tps": [], "rss": 0.0} for v in variants()}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(opts.rounds):
             for cp, comm in variants():
                 out_dir = Path(tmp) / f"r{round_}-cp{cp}-{comm}"
                 args = sets(cp, comm, opts.seq_len, opts.steps, out_dir)
-                subprocess.run([BINARY, "run", *args], check=True, capture_output=True)
+                cptrain("run", args)
                 records = [json.loads(l) for l in (out_dir / "metrics.jsonl").read_text().splitlines()]
                 results[(cp, comm)]["tps"] += [r["tokens_per_s"] for r in records[1:]]
                 rss = max(r.get("peak_rss_bytes", 0) for r in records) / 2**20

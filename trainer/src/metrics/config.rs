@@ -15,9 +15,10 @@ pub struct MetricsConfig {
     pub progress: ProgressMode,
     /// Peak GFLOP/s of the hardware for MFU; unset: measured or none.
     pub peak_gflops: Option<f64>,
-    /// Time every phase of every training step on every rank (forward and
-    /// backward per layer kind, attention, communication, optimizer) and
-    /// show the totals after the run (console and `profile.txt`).
+    /// Time every phase of every training step on every rank (batch fill,
+    /// forward and backward per layer kind, attention, communication,
+    /// optimizer) and show the totals after the run (console and
+    /// `profile.txt`).
     pub phase_profile: bool,
     /// Write a timeline of this many training steps, every rank and phase,
     /// to `<out_dir>/trace.json` (Chrome trace format, for Perfetto or

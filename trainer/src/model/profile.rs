@@ -98,7 +98,7 @@ impl Phase {
 /// Which pass a phase ran in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pass {
-    /// The forward pass.
+    /// The forward pass, and the batch fill before it.
     Forward,
     /// The backward pass.
     Backward,

@@ -5,6 +5,8 @@
 //! token under the returned token's owner with
 //! [`ContextBuilder::shutdown_token`](crate::ContextBuilder::shutdown_token).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::JoinHandle;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -18,6 +20,18 @@ use crate::shutdown::CancellationToken;
 pub struct SignalGuard {
     handle: Handle,
     thread: Option<JoinHandle<()>>,
+    first: Arc<AtomicI32>,
+}
+
+impl SignalGuard {
+    /// The first signal received (`SIGINT` = 2, `SIGTERM` = 15), if any: a
+    /// command line program exits with `128 + signal` after stopping on it.
+    pub fn received(&self) -> Option<i32> {
+        match self.first.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        }
+    }
 }
 
 /// Cancels `token` with cause "received SIGINT" / "received SIGTERM" when
@@ -26,6 +40,8 @@ pub fn cancel_on_signals(token: &CancellationToken) -> std::io::Result<SignalGua
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let handle = signals.handle();
     let token = token.clone();
+    let first = Arc::new(AtomicI32::new(0));
+    let seen = first.clone();
     let thread = std::thread::Builder::new()
         .name("appctx-signals".into())
         .spawn(move || {
@@ -35,6 +51,7 @@ pub fn cancel_on_signals(token: &CancellationToken) -> std::io::Result<SignalGua
                 } else {
                     "SIGTERM"
                 };
+                let _ = seen.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
                 tracing::info!(signal = name, "shutdown requested");
                 token.cancel(format!("received {name}"));
             }
@@ -42,6 +59,7 @@ pub fn cancel_on_signals(token: &CancellationToken) -> std::io::Result<SignalGua
     Ok(SignalGuard {
         handle,
         thread: Some(thread),
+        first,
     })
 }
 

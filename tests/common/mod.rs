@@ -68,3 +68,62 @@ pub fn checkpoint_weights(out_dir: &Path, step: u64) -> Vec<(String, Vec<f32>)> 
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     tensors
 }
+
+/// `cptrain` started in the background with piped stderr.
+pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_cptrain"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("CPTRAIN_HUGE_PAGES")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the cptrain binary starts")
+}
+
+/// Waits until `<out_dir>/metrics.jsonl` holds at least `records` lines;
+/// panics after `limit`.
+pub fn wait_for_records(out_dir: &Path, records: usize, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    let file = out_dir.join("metrics.jsonl");
+    while std::fs::read_to_string(&file).map_or(0, |t| t.lines().count()) < records {
+        assert!(
+            started.elapsed() < limit,
+            "{} did not reach {records} records within {limit:?}",
+            file.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Sends `signal` (e.g. "-INT") to `child` with `kill`.
+pub fn send_signal(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {}", child.id());
+}
+
+/// Waits for `child` at most `limit`; kills it and panics when it takes longer.
+pub fn wait_within(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("cptrain did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// `--set` arguments for each `key=value`.
+pub fn sets(pairs: &[String]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|s| ["--set".to_string(), s.clone()])
+        .collect()
+}

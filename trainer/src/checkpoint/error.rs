@@ -124,4 +124,29 @@ pub enum CheckpointError {
         /// What disagrees.
         what: String,
     },
+    /// A file whose size or checksum differs from its manifest entry.
+    #[error("{} is corrupt: {what}; resume from an earlier checkpoint", path.display())]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// What differs.
+        what: String,
+    },
+    /// Weights or optimizer moments holding NaN or infinity.
+    #[error(
+        "{}: the {what} hold {value} (tensor {tensor}); a checkpoint never holds non-finite \
+         values: resume from an earlier checkpoint, with a lower optimizer.lr or \
+         optimizer.grad_clip",
+        path.display()
+    )]
+    NonFinite {
+        /// The file or checkpoint directory.
+        path: PathBuf,
+        /// "weights", "first moments" or "second moments".
+        what: &'static str,
+        /// The Hugging Face name of the tensor.
+        tensor: String,
+        /// The first such value.
+        value: f32,
+    },
 }

@@ -8,17 +8,28 @@
 //!   F32, F16 or BF16, and a `wpe` at least `seq_len` rows long.
 //! - [`save_checkpoint`] / [`load_checkpoint`] / [`latest_checkpoint`] /
 //!   [`prune_checkpoints`]: `<out_dir>/checkpoints/step-N/` holding
-//!   `model.safetensors`, `optimizer.safetensors`, `trainer_state.json` and a
-//!   `DONE` marker, written into a temporary directory and renamed into place.
+//!   `model.safetensors`, `optimizer.safetensors`, `trainer_state.json`, a
+//!   `MANIFEST.json` of their checksums and a `DONE` marker, written into a
+//!   temporary directory and renamed into place; every load verifies the
+//!   manifest and that the tensors are finite.
 
 mod error;
+mod manifest;
+mod state;
 mod tensors;
+#[cfg(test)]
+mod tests;
 mod training;
 mod weights;
 
 pub use error::CheckpointError;
+pub use manifest::MANIFEST_FILE;
+pub use state::{
+    CHECKPOINT_FORMAT_VERSION, DataPosition, ModelShape, ResumeMetrics, RunIdentity, TrainerState,
+    new_run_id,
+};
 pub use training::{
-    CHECKPOINT_FORMAT_VERSION, Checkpoint, DataPosition, ResumeMetrics, TrainerState,
-    checkpoint_dir, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
+    Checkpoint, checkpoint_dir, latest_checkpoint, load_checkpoint, prune_checkpoints,
+    read_trainer_state, save_checkpoint, step_dirs, temp_dirs,
 };
 pub use weights::{import_hf_gpt2, load_weights, save_weights};

@@ -44,7 +44,43 @@ pub(super) fn write_tensors(
             path: path.to_path_buf(),
             source,
         }
+    })?;
+    match_umask(path)
+}
+
+/// Gives `path` the permissions of a newly created file (0666 less the
+/// process's umask, as for every other file cptrain writes): `safetensors`
+/// writes through a private temporary file (0600), which other users of a
+/// shared cluster filesystem could not read.
+#[cfg(unix)]
+fn match_umask(path: &Path) -> Result<(), CheckpointError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = 0o666 & !process_umask();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        CheckpointError::Io {
+            action: "set permissions of",
+            path: path.to_path_buf(),
+            source,
+        }
     })
+}
+
+#[cfg(not(unix))]
+fn match_umask(_path: &Path) -> Result<(), CheckpointError> {
+    Ok(())
+}
+
+/// The umask, read without changing it (`/proc/self/status`); 022 where
+/// that is unavailable.
+#[cfg(unix)]
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
 }
 
 /// The whole file's bytes.

@@ -68,4 +68,8 @@ pub struct RunArgs {
     /// checkpoint directory.
     #[arg(long, value_name = "CHECKPOINT_DIR", num_args = 0..=1, default_missing_value = "latest")]
     pub resume: Option<PathBuf>,
+    /// With `--resume`: when the newest checkpoint is incomplete or damaged,
+    /// continue from the newest valid one (with a warning) instead of stopping.
+    #[arg(long, requires = "resume")]
+    pub fallback: bool,
 }

@@ -1,9 +1,11 @@
 use std::fmt::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use appctx::{CancellationToken, ContextBuilder, Environment};
 
-use super::{Cli, Command, RunArgs, build_environment};
+use super::resume::{prepare_resume, resume_target};
+use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
 use crate::checkpoint::import_hf_gpt2;
 use crate::data::{DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
@@ -11,28 +13,26 @@ use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, ParamLayout};
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
-use crate::train::{ResumeFrom, RunOptions, TrainPlan};
+use crate::train::{RankOutcome, RunOptions, RunStatus, TrainPlan};
 
 /// A command's failure: printed as one paragraph.
 pub(super) type CommandError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs one parsed command line.
-pub fn execute(cli: Cli) -> Result<(), CommandError> {
+/// Runs one parsed command line; returns the exit code of a command that
+/// did not fail (`run` stopped by a signal: 128 + the signal).
+pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
     let env = build_environment(&cli.layers)?;
     match cli.command {
-        Command::Config => {
-            print!("{}", env.effective());
-            Ok(())
-        }
+        Command::Config => print!("{}", env.effective()),
         Command::Components => {
             let prepared = context_builder(env).prepare()?;
             print!("{}", prepared.condition_report());
-            Ok(())
         }
-        Command::Check => check(env),
-        Command::Bench(args) => super::bench::bench(&env, &args),
-        Command::Run(args) => run(env, &args),
+        Command::Check => check(env)?,
+        Command::Bench(args) => super::bench::bench(&env, &args)?,
+        Command::Run(args) => return run(&cli.layers, env, &args),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The process context of every command, before anything run-specific.
@@ -88,15 +88,16 @@ fn check(env: Environment) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
-    plan_of(&env)?;
-    let resume = args.resume.as_ref().map(|dir| {
-        if dir.as_os_str() == "latest" {
-            ResumeFrom::Latest
-        } else {
-            ResumeFrom::Dir(dir.clone())
+fn run(layers: &ConfigLayers, env: Environment, args: &RunArgs) -> Result<ExitCode, CommandError> {
+    let (env, resume, config_changes) = match &args.resume {
+        None => (env, None, Vec::new()),
+        Some(argument) => {
+            let target = resume_target(argument);
+            let resume = prepare_resume(layers, &env, target.as_deref(), args.fallback)?;
+            (resume.env, Some(resume.point.dir), resume.changes)
         }
-    });
+    };
+    plan_of(&env)?;
     let options = RunOptions {
         resume,
         config_snapshot: env.to_json(),
@@ -105,15 +106,54 @@ fn run(env: Environment, args: &RunArgs) -> Result<(), CommandError> {
             ("config.toml".into(), env.to_toml()),
             ("config.sources.txt".into(), env.effective().to_string()),
         ],
+        config_changes,
     };
     let token = CancellationToken::new();
-    let _signals = appctx::signals::cancel_on_signals(&token)?;
+    let signals = appctx::signals::cancel_on_signals(&token)?;
+    let status = Arc::new(RunStatus::default());
     let context = context_builder(env)
         .instance(Arc::new(options))
+        .instance(status.clone())
         .shutdown_token(token)
         .prepare()?
-        .refresh()?;
-    let result = context.run();
-    context.close();
-    Ok(result?)
+        .refresh();
+    let result = context.and_then(|context| {
+        let result = context.run();
+        context.close();
+        result
+    });
+    result?;
+    let Some(signal) = signals.received() else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    match status.outcome() {
+        Some(outcome) if !outcome.interrupted => return Ok(ExitCode::SUCCESS),
+        outcome => eprintln!("{}", interrupted_message(signal, outcome.as_ref())),
+    }
+    Ok(ExitCode::from(128 + signal as u8))
+}
+
+/// What a run stopped by `signal` says: where its checkpoint is and how to
+/// continue, or that nothing was trained.
+fn interrupted_message(signal: i32, outcome: Option<&RankOutcome>) -> String {
+    let name = if signal == 2 { "SIGINT" } else { "SIGTERM" };
+    match outcome {
+        Some(RankOutcome {
+            next_step,
+            checkpoint: Some(dir),
+            ..
+        }) => format!(
+            "stopped by {name} after step {next_step}; the checkpoint is {}. Continue with \
+             `cptrain run --resume` and the same --config/--profile/--set options (or \
+             `--resume {}`)",
+            dir.display(),
+            dir.display()
+        ),
+        Some(outcome) if outcome.next_step > outcome.first_step => format!(
+            "stopped by {name} after step {}; this process saved no checkpoint (another rank's \
+             process reports)",
+            outcome.next_step
+        ),
+        _ => format!("stopped by {name} before the first step: nothing was trained or saved"),
+    }
 }

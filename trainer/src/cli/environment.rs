@@ -18,8 +18,21 @@ pub const ENV_PREFIX: &str = "CPTRAIN";
 /// Builds the layered environment: embedded defaults < `--config` files <
 /// profiles < `CPTRAIN__…` variables < `--set`.
 pub fn build_environment(layers: &ConfigLayers) -> Result<Environment, appctx::Error> {
-    let mut builder = Environment::builder()
-        .defaults("config/default.toml", DEFAULT_CONFIG)
+    build_environment_over(layers, None)
+}
+
+/// [`build_environment`] with a `(name, TOML text)` layer right above the
+/// embedded defaults: a resumed run's own configuration, which the command
+/// line's layers then override.
+pub fn build_environment_over(
+    layers: &ConfigLayers,
+    base: Option<(&str, &str)>,
+) -> Result<Environment, appctx::Error> {
+    let mut builder = Environment::builder().defaults("config/default.toml", DEFAULT_CONFIG);
+    if let Some((name, text)) = base {
+        builder = builder.defaults(name, text);
+    }
+    builder = builder
         .files(layers.config.iter().cloned())
         .profile_dir("config")
         .profiles(layers.profile.iter().cloned())

@@ -5,17 +5,21 @@ mod bench;
 mod commands;
 mod environment;
 mod logging;
+mod resume;
 
 pub use args::{BenchArgs, Cli, Command, ConfigLayers, RunArgs};
-pub use environment::{BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment};
+pub use environment::{
+    BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
+};
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 /// Parses `std::env::args`, runs the command, prints any error as one
-/// paragraph on stderr, and returns the process exit code (0, or 1 on error;
-/// 2 for command-line usage errors).
+/// paragraph on stderr, and returns the process exit code: 0 when the
+/// command did all it was asked, 1 on error, 2 for command-line usage
+/// errors, 130 / 143 when `run` stopped on SIGINT / SIGTERM (after saving).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
@@ -24,7 +28,7 @@ pub fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     match commands::execute(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE

@@ -14,7 +14,10 @@ use crate::metrics::{
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
-use crate::train::{RunOptions, SharedSink, StartState, TrainError, TrainPlan, TrainRunner};
+use crate::train::{
+    Claim, ResumePoint, RunDir, RunOptions, RunStatus, SharedSink, StartState, TrainError,
+    TrainPlan, TrainRunner,
+};
 
 /// Ranks as threads of this process (`parallel.backend = "local"`).
 fn local(parallel: Config<ParallelConfig>) -> Arc<dyn Backend> {
@@ -62,13 +65,45 @@ component!(open_source, name = "synthetic", select = "data.source");
 component!(open_source, name = "text", select = "data.source");
 component!(open_source, name = "tokens", select = "data.source");
 
-/// The weights every rank starts from (resumed, imported or initialized).
+/// `train.out_dir`, locked for this run and checked to hold no other run's
+/// files, in the process that runs rank 0 (the only one that writes there).
+fn run_dir(
+    plan: Arc<TrainPlan>,
+    options: Option<Arc<RunOptions>>,
+    backend: Arc<dyn Backend>,
+) -> Result<Arc<RunDir>, TrainError> {
+    let out_dir = &plan.train.out_dir;
+    if !reports(&*backend) {
+        return Ok(Arc::new(RunDir::unclaimed(out_dir)));
+    }
+    let claim = match options.as_ref().and_then(|o| o.resume.as_deref()) {
+        Some(dir) => Claim::Resume {
+            run_id: ResumePoint::at(dir)?.state.run.run_id,
+        },
+        None => Claim::Fresh {
+            overwrite: plan.train.overwrite,
+        },
+    };
+    Ok(Arc::new(RunDir::claim(out_dir, &claim)?))
+}
+component!(run_dir);
+
+/// The weights every rank starts from (resumed, imported or initialized),
+/// read once `train.out_dir` is claimed.
 fn start_state(
     plan: Arc<TrainPlan>,
     options: Option<Arc<RunOptions>>,
+    _claimed: Arc<RunDir>,
+    data_config: Config<DataConfig>,
+    data: Arc<dyn DataSource>,
 ) -> Result<Arc<StartState>, TrainError> {
     let options = options.as_deref().cloned().unwrap_or_default();
-    Ok(Arc::new(StartState::load(&plan, &options)?))
+    Ok(Arc::new(StartState::load(
+        &plan,
+        &options,
+        &data_config,
+        &*data,
+    )?))
 }
 component!(start_state);
 
@@ -78,9 +113,9 @@ component!(start_state);
 fn jsonl_metrics(
     plan: Arc<TrainPlan>,
     start: Arc<StartState>,
-    backend: Arc<dyn Backend>,
+    run_dir: Arc<RunDir>,
 ) -> Result<Arc<SharedSink>, MetricsError> {
-    if !reports(&*backend) {
+    if !run_dir.is_claimed() {
         return Ok(Arc::new(Mutex::new(Discard)));
     }
     let resumed = start.resumed.as_ref().map(|c| c.state.step);
@@ -148,13 +183,19 @@ fn machine_peak(
 }
 component!(machine_peak);
 
-/// The trainer, run by `ctx.run()`.
+/// The trainer, run by `ctx.run()`; its outcome goes to the context's
+/// [`RunStatus`], when there is one.
 fn trainer(
     context: ContextHandle,
     backend: Arc<dyn Backend>,
     metrics: Config<MetricsConfig>,
+    status: Option<Arc<RunStatus>>,
 ) -> Arc<dyn Runner> {
-    let runner = TrainRunner::new(context, backend, super::RANK_SCOPE);
-    Arc::new(runner.with_phase_profile(metrics.phase_profile))
+    let mut runner = TrainRunner::new(context, backend, super::RANK_SCOPE)
+        .with_phase_profile(metrics.phase_profile);
+    if let Some(status) = status {
+        runner = runner.with_status(status);
+    }
+    Arc::new(runner)
 }
 component!(trainer);

@@ -8,7 +8,7 @@ use super::{MachinePeak, RANK_SCOPE};
 use crate::attention::{
     AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
 };
-use crate::data::{DataSource, Split};
+use crate::data::DataSource;
 use crate::kernels::{CpuKernels, Kernels, Threads};
 use crate::optim::OptimizerConfig;
 use crate::parallel::Backend;
@@ -125,16 +125,8 @@ fn rank_trainer(
 ) -> Result<Arc<RankTrainer>, TrainError> {
     let reporter = if info.rank == 0 {
         let options = options.as_deref().cloned().unwrap_or_default();
-        let windows = data.num_windows(Split::Train) as u64;
         let peak = Some(peak.gflops);
-        Some(Reporter::new(
-            plan.clone(),
-            sinks,
-            &start,
-            &options,
-            windows,
-            peak,
-        )?)
+        Some(Reporter::new(plan.clone(), sinks, &start, &options, peak)?)
     } else {
         None
     };

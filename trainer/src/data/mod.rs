@@ -18,6 +18,7 @@
 mod batch;
 mod config;
 mod error;
+mod fingerprint;
 mod open;
 mod source;
 mod synthetic;
@@ -27,6 +28,7 @@ mod train_config;
 pub use batch::{BatchBuilder, BatchPlan, BatchPlanError, MicroBatch, RankCoords};
 pub use config::{DataConfig, SyntheticTask};
 pub use error::DataError;
+pub use fingerprint::{DataFingerprint, FileFingerprint};
 pub use open::{BUILTIN_SOURCES, open_data_source};
 pub use source::{DataSource, IGNORE_TARGET, Split};
 pub use synthetic::SyntheticSource;

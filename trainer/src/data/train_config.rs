@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// Defaults: `steps = 200`, `batch_size = 8`, `micro_batch_size` unset (the
 /// whole per-rank batch at once), `seed = 1337`, `out_dir = "runs/default"`,
 /// `eval_every = 50`, `eval_batches = 4`, `checkpoint_every = 0` (only at the
-/// end and on interruption), `keep_last = 3`.
+/// end and on interruption), `keep_last = 3`, `overwrite = false`,
+/// `allow_config_change = false`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -29,6 +30,12 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Complete checkpoints to keep, newest first (0: keep all).
     pub keep_last: usize,
+    /// Let a fresh run start in an `out_dir` that holds another run's files:
+    /// they are moved aside to a sibling directory, never deleted.
+    pub overwrite: bool,
+    /// Let `--resume` change keys that change what the run trains (data,
+    /// model, optimizer, seed); the change is logged and recorded.
+    pub allow_config_change: bool,
 }
 
 impl Default for TrainConfig {
@@ -43,6 +50,8 @@ impl Default for TrainConfig {
             eval_batches: 4,
             checkpoint_every: 0,
             keep_last: 3,
+            overwrite: false,
+            allow_config_change: false,
         }
     }
 }

@@ -35,4 +35,8 @@ pub struct StepRecord {
     /// Peak resident memory of the process so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// On the first step after a resume that changed the run's meaning
+    /// (`train.allow_config_change`): each change, `key: old → new`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_changes: Option<Vec<String>>,
 }

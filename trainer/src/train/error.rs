@@ -43,6 +43,9 @@ pub enum TrainError {
     /// A checkpoint or `model.init` file could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The out_dir is locked by or holds another run.
+    #[error(transparent)]
+    RunDir(#[from] super::RunDirError),
     /// The optimizer state of a checkpoint does not fit the model.
     #[error(transparent)]
     OptimizerState(#[from] OptimStateError),

@@ -33,10 +33,23 @@ pub struct StepOutcome {
 /// How a rank's training ended.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RankOutcome {
+    /// The 0-based step this run started at.
+    pub first_step: u64,
     /// The 0-based step the next run would start at.
     pub next_step: u64,
     /// Whether a shutdown request ended training early.
     pub interrupted: bool,
+    /// The checkpoint holding `next_step` (on the reporting rank, when this
+    /// run trained at least one step).
+    pub checkpoint: Option<std::path::PathBuf>,
+}
+
+/// What an evaluation ended with.
+enum Evaluation {
+    /// The mean validation loss (`None`: evaluation is off or has no data).
+    Loss(Option<f64>),
+    /// A stop was requested during it; the step stays trained.
+    Stopped,
 }
 
 /// The state one rank trains: its copy of the weights, gradients, optimizer
@@ -109,7 +122,7 @@ impl RankTrainer {
             micro,
         };
         Ok(RankTrainer {
-            schedule: LrSchedule::new(optimizer, plan.train.steps),
+            schedule: LrSchedule::new(optimizer, start.identity.schedule_steps),
             grad_clip: optimizer.grad_clip,
             first_step: start.first_step(),
             plan,
@@ -174,7 +187,13 @@ impl RankTrainer {
             let eval_every = self.plan.train.eval_every;
             let eval_loss = if (eval_every > 0 && step.is_multiple_of(eval_every)) || step == steps
             {
-                self.evaluate(&mut state)?
+                match self.evaluate(&mut state, stop)? {
+                    Evaluation::Loss(loss) => loss,
+                    Evaluation::Stopped => {
+                        interrupted = true;
+                        None
+                    }
+                }
             } else {
                 None
             };
@@ -189,6 +208,9 @@ impl RankTrainer {
             if window.is_some_and(|w| w.last == step) {
                 self.write_trace(&trace)?;
             }
+            if interrupted {
+                break;
+            }
         }
         // Stopped early inside the window, after tracing some of it (this
         // run started at `first_step`): every rank stopped after the same
@@ -202,19 +224,22 @@ impl RankTrainer {
         } else {
             None
         };
+        let mut checkpoint = None;
         if let Some(reporter) = &self.reporter {
             let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(profiles) = &profiles {
                 reporter.phase_profiles(step - self.first_step, profiles)?;
             }
             if step > self.first_step {
-                reporter.checkpoint(step, &state.params, state.adamw.state())?;
+                checkpoint = Some(reporter.checkpoint(step, &state.params, state.adamw.state())?);
             }
             reporter.finish()?;
         }
         Ok(RankOutcome {
+            first_step: self.first_step,
             next_step: step,
             interrupted,
+            checkpoint,
         })
     }
 
@@ -409,11 +434,17 @@ impl RankTrainer {
     }
 
     /// Mean loss over the fixed validation batches (`train.eval_batches`),
-    /// or `None` when evaluation is off or there is no validation split.
-    fn evaluate(&self, state: &mut RankState) -> Result<Option<f64>, TrainError> {
+    /// `None` when evaluation is off or there is no validation split; or
+    /// [`Evaluation::Stopped`] when some rank was asked to stop (checked
+    /// before every batch, and agreed on by all ranks).
+    fn evaluate(
+        &self,
+        state: &mut RankState,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Evaluation, TrainError> {
         let batches = self.plan.train.eval_batches;
         if batches == 0 || state.batches.source().num_windows(Split::Val) == 0 {
-            return Ok(None);
+            return Ok(Evaluation::Loss(None));
         }
         let RankState {
             params,
@@ -424,14 +455,18 @@ impl RankTrainer {
         } = state;
         // Evaluation is not part of a training step's profile.
         let training_profile = std::mem::take(acts.profile_mut());
-        let sums = self.validation_sums(params, acts, builder, micro, batches);
+        let sums = self.validation_sums(params, acts, builder, micro, batches, stop);
         *acts.profile_mut() = training_profile;
-        let mut sums = sums?;
+        let Some(mut sums) = sums? else {
+            return Ok(Evaluation::Stopped);
+        };
         self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
-        Ok((sums[1] > 0.0).then(|| sums[0] / sums[1]))
+        Ok(Evaluation::Loss((sums[1] > 0.0).then(|| sums[0] / sums[1])))
     }
 
-    /// This rank's loss sum and target count over the validation batches.
+    /// This rank's loss sum and target count over the validation batches,
+    /// or `None` when some rank asked to stop (every rank leaves at the
+    /// same batch: the decision is reduced over DP×CP before each one).
     fn validation_sums(
         &self,
         params: &[f32],
@@ -439,9 +474,17 @@ impl RankTrainer {
         builder: &mut BatchBuilder,
         micro: &mut [MicroBatch],
         batches: usize,
-    ) -> Result<[f64; 2], TrainError> {
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Option<[f64; 2]>, TrainError> {
         let mut sums = [0.0, 0.0];
         for e in 0..batches as u64 {
+            let mut stopping = [f64::from(u8::from(stop()))];
+            self.groups
+                .dp_cp
+                .all_reduce_f64(&mut stopping, ReduceOp::Sum)?;
+            if stopping[0] > 0.0 {
+                return Ok(None);
+            }
             for (m, batch) in micro.iter_mut().enumerate() {
                 builder.fill(Split::Val, e, m, batch)?;
                 let input = Batch {
@@ -456,6 +499,6 @@ impl RankTrainer {
                 sums[1] += loss.count as f64;
             }
         }
-        Ok(sums)
+        Ok(Some(sums))
     }
 }

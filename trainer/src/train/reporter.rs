@@ -8,12 +8,13 @@ use super::{
     chrome_trace,
 };
 use crate::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, TrainerState, prune_checkpoints,
-    save_checkpoint,
+    CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState,
+    prune_checkpoints, save_checkpoint,
 };
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
 use crate::optim::AdamWState;
+use std::path::PathBuf;
 
 /// A metrics sink shared between the context that owns it and the reporting rank.
 pub type SharedSink = Mutex<dyn MetricsSink>;
@@ -25,7 +26,11 @@ pub struct Reporter {
     layout: ParamLayout,
     sinks: Vec<Arc<SharedSink>>,
     config: serde_json::Value,
-    train_windows: u64,
+    identity: RunIdentity,
+    /// Recorded with the first step, then cleared.
+    config_changes: Option<Vec<String>>,
+    /// The newest checkpoint this run wrote: (step, directory).
+    saved: Option<(u64, PathBuf)>,
     peak_gflops: Option<f64>,
     flops_per_token: f64,
     totals: ResumeMetrics,
@@ -49,7 +54,6 @@ impl Reporter {
         sinks: Vec<Arc<SharedSink>>,
         start: &StartState,
         options: &RunOptions,
-        train_windows: u64,
         peak_gflops: Option<f64>,
     ) -> Result<Self, TrainError> {
         for (name, text) in &options.run_files {
@@ -66,7 +70,10 @@ impl Reporter {
             plan,
             sinks,
             config: options.config_snapshot.clone(),
-            train_windows,
+            identity: start.identity.clone(),
+            config_changes: Some([&options.config_changes[..], &start.data_changes[..]].concat())
+                .filter(|changes| !changes.is_empty()),
+            saved: None,
             peak_gflops,
             totals,
             run: RunTotals::default(),
@@ -111,6 +118,7 @@ impl Reporter {
             comm_bytes: (self.plan.grid.world_size() > 1).then_some(comm_bytes),
             comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm_wait_s),
             peak_rss_bytes: peak_rss_bytes(),
+            config_changes: self.config_changes.take(),
         };
         for sink in &self.sinks {
             sink.lock()
@@ -120,22 +128,27 @@ impl Reporter {
         Ok(())
     }
 
-    /// Writes the checkpoint of `step` completed steps and prunes old ones.
+    /// Writes the checkpoint of `step` completed steps and prunes old ones;
+    /// returns its directory. A step this run already saved (a stop right
+    /// after a scheduled checkpoint) is kept as it is, never rewritten.
     pub fn checkpoint(
         &mut self,
         step: u64,
         params: &[f32],
         optimizer: &AdamWState,
-    ) -> Result<(), TrainError> {
+    ) -> Result<PathBuf, TrainError> {
+        if let Some((saved, dir)) = &self.saved
+            && *saved == step
+        {
+            tracing::info!(step, dir = %dir.display(), "checkpoint of this step already saved; kept");
+            return Ok(dir.clone());
+        }
         let state = TrainerState {
             format_version: CHECKPOINT_FORMAT_VERSION,
             step,
             optimizer_step: optimizer.step,
-            seed: self.plan.train.seed,
-            data: DataPosition {
-                next_step: step,
-                train_windows: self.train_windows,
-            },
+            run: self.identity.clone(),
+            data: DataPosition { next_step: step },
             metrics: self.totals.clone(),
             config: self.config.clone(),
         };
@@ -143,7 +156,8 @@ impl Reporter {
         let dir = save_checkpoint(out_dir, &self.layout, params, optimizer, &state)?;
         tracing::info!(step, dir = %dir.display(), "checkpoint written");
         prune_checkpoints(out_dir, self.plan.train.keep_last)?;
-        Ok(())
+        self.saved = Some((step, dir.clone()));
+        Ok(dir)
     }
 
     /// Every rank's phase totals over this run's `steps` steps

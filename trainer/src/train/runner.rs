@@ -1,9 +1,32 @@
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use appctx::{BoxError, CancellationToken, ContextHandle, Runner};
 
-use super::{RankInfo, RankTrainer};
+use super::{RankInfo, RankOutcome, RankTrainer};
 use crate::parallel::{Backend, RankError};
+
+/// How the run ended, as the reporting rank saw it: for the caller of
+/// `ctx.run()` (exit codes, the closing message). Register an instance in the
+/// context to receive it.
+#[derive(Debug, Default)]
+pub struct RunStatus {
+    outcome: Mutex<Option<RankOutcome>>,
+}
+
+impl RunStatus {
+    /// The reporting rank's outcome, once training has ended (`None` in
+    /// processes without the reporting rank, or when training failed).
+    pub fn outcome(&self) -> Option<RankOutcome> {
+        self.outcome
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, outcome: RankOutcome) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    }
+}
 
 /// The `cptrain run` job: starts this process's ranks through the backend,
 /// gives each its own child context (scope `rank`), and trains.
@@ -12,6 +35,7 @@ pub struct TrainRunner {
     backend: Arc<dyn Backend>,
     scope: &'static str,
     phase_profile: bool,
+    status: Arc<RunStatus>,
 }
 
 impl TrainRunner {
@@ -22,12 +46,19 @@ impl TrainRunner {
             backend,
             scope,
             phase_profile: false,
+            status: Arc::default(),
         }
     }
 
     /// Whether every rank times its phases (`metrics.phase_profile`).
     pub fn with_phase_profile(mut self, enabled: bool) -> Self {
         self.phase_profile = enabled;
+        self
+    }
+
+    /// Where the reporting rank's outcome goes.
+    pub fn with_status(mut self, status: Arc<RunStatus>) -> Self {
+        self.status = status;
         self
     }
 }
@@ -45,11 +76,8 @@ impl Runner for TrainRunner {
             let outcome = trainer.train(&|| shutdown.is_cancelled());
             child.close();
             let outcome = outcome?;
-            if outcome.interrupted && rank == 0 {
-                tracing::warn!(
-                    step = outcome.next_step,
-                    "stopped early on request; resume with `cptrain run --resume`"
-                );
+            if rank == 0 {
+                self.status.set(outcome);
             }
             Ok(())
         };

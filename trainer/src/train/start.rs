@@ -1,28 +1,26 @@
 use std::path::PathBuf;
 
 use super::{TrainError, TrainPlan};
-use crate::checkpoint::{Checkpoint, import_hf_gpt2, latest_checkpoint, load_checkpoint};
+use crate::checkpoint::{
+    Checkpoint, ModelShape, RunIdentity, import_hf_gpt2, load_checkpoint, new_run_id,
+};
+use crate::data::{DataConfig, DataFingerprint, DataSource};
 use crate::model::{ParamLayout, init_params};
-
-/// Which checkpoint a run continues from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ResumeFrom {
-    /// The newest complete checkpoint under `<out_dir>/checkpoints/`.
-    Latest,
-    /// A given `step-N` directory.
-    Dir(PathBuf),
-}
 
 /// What the command line asked of this run beyond the configuration.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Continue from a checkpoint instead of starting fresh.
-    pub resume: Option<ResumeFrom>,
+    /// Continue from this checkpoint directory instead of starting fresh
+    /// (find it with [`ResumePoint`](super::ResumePoint)).
+    pub resume: Option<PathBuf>,
     /// The effective configuration, saved into every checkpoint.
     pub config_snapshot: serde_json::Value,
     /// Files the reporting process writes into `train.out_dir` when the run
     /// starts: (file name, contents), e.g. the resolved `config.toml`.
     pub run_files: Vec<(String, String)>,
+    /// Keys a resume changed with `train.allow_config_change`, one line each
+    /// (`key: old → new`); recorded in the first metrics record.
+    pub config_changes: Vec<String>,
 }
 
 /// The weights (and, when resuming, optimizer and trainer state) every rank
@@ -32,53 +30,106 @@ pub struct StartState {
     pub params: Vec<f32>,
     /// The checkpoint being resumed (its params were moved into `params`).
     pub resumed: Option<Checkpoint>,
+    /// The run this is: new for a fresh start, the checkpoint's when resuming.
+    pub identity: RunIdentity,
+    /// How the data differs from the resumed run's, when
+    /// `train.allow_config_change` accepted it; one line each.
+    pub data_changes: Vec<String>,
     /// Where the weights came from, for the log.
     pub origin: String,
 }
 
 impl StartState {
-    /// Resumes, imports `model.init`, or initializes from `train.seed`, in that order.
-    pub fn load(plan: &TrainPlan, options: &RunOptions) -> Result<Self, TrainError> {
-        let layout = ParamLayout::gpt2(&plan.model);
-        if let Some(resume) = &options.resume {
-            let dir = match resume {
-                ResumeFrom::Dir(dir) => dir.clone(),
-                ResumeFrom::Latest => latest_checkpoint(&plan.train.out_dir)?.ok_or_else(|| {
-                    TrainError::Invalid(format!(
-                        "--resume: no complete checkpoint under {}; run without --resume to \
-                         start fresh, or set train.out_dir to the run to continue",
-                        plan.train.out_dir.join("checkpoints").display()
-                    ))
-                })?,
-            };
-            let mut checkpoint = load_checkpoint(&dir, &layout)?;
-            if checkpoint.state.step >= plan.train.steps {
+    /// Resumes `options.resume`, imports `model.init`, or initializes from
+    /// `train.seed`, in that order. A resume checks that the data is the
+    /// run's (`train.allow_config_change` accepts other data, with a warning).
+    pub fn load(
+        plan: &TrainPlan,
+        options: &RunOptions,
+        data_config: &DataConfig,
+        data: &dyn DataSource,
+    ) -> Result<Self, TrainError> {
+        let fingerprint = DataFingerprint::of(data_config, data)?;
+        if let Some(dir) = &options.resume {
+            let mut checkpoint = load_checkpoint(dir, &plan.model)?;
+            let state = &checkpoint.state;
+            if state.step >= plan.train.steps {
                 return Err(TrainError::Invalid(format!(
                     "--resume: {} is at step {}, and train.steps = {}; raise train.steps to train further",
                     dir.display(),
-                    checkpoint.state.step,
+                    state.step,
                     plan.train.steps
                 )));
+            }
+            let mut identity = state.run.clone();
+            let changed = identity.data.differences(&fingerprint);
+            if !changed.is_empty() {
+                if !plan.train.allow_config_change {
+                    return Err(TrainError::Invalid(format!(
+                        "--resume: the data differs from the data run {} trained on:\n  {}\n\
+                         Restore the run's data files, or accept the change with \
+                         --set train.allow_config_change=true",
+                        identity.run_id,
+                        changed.join("\n  ")
+                    )));
+                }
+                tracing::warn!(
+                    changes = %changed.join("; "),
+                    "train.allow_config_change: resuming on other data"
+                );
+                identity.data = fingerprint;
+            }
+            let data_changes = changed;
+            identity.seed = plan.train.seed;
+            tracing::info!(
+                run = %identity.run_id,
+                step = state.step,
+                checkpoint = %dir.display(),
+                "resuming"
+            );
+            if plan.train.steps > identity.schedule_steps {
+                tracing::info!(
+                    "train.steps = {} extends the run planned for {} steps: the learning-rate \
+                     schedule keeps its plan, and steps {}..={} train at optimizer.min_lr",
+                    plan.train.steps,
+                    identity.schedule_steps,
+                    identity.schedule_steps + 1,
+                    plan.train.steps
+                );
             }
             let params = std::mem::take(&mut checkpoint.params);
             return Ok(StartState {
                 params,
                 origin: format!("checkpoint {}", dir.display()),
                 resumed: Some(checkpoint),
+                identity,
+                data_changes,
             });
         }
+        let identity = RunIdentity {
+            run_id: new_run_id(),
+            seed: plan.train.seed,
+            model: ModelShape::of(&plan.model),
+            data: fingerprint,
+            schedule_steps: plan.train.steps,
+        };
         if let Some(path) = &plan.model.init {
+            let layout = ParamLayout::gpt2(&plan.model);
             return Ok(StartState {
                 params: import_hf_gpt2(path, &layout).map_err(|e| {
                     TrainError::Invalid(format!("model.init = {}: {e}", path.display()))
                 })?,
                 resumed: None,
+                identity,
+                data_changes: Vec::new(),
                 origin: format!("model.init {}", path.display()),
             });
         }
         Ok(StartState {
             params: init_params(&plan.model, plan.train.seed),
             resumed: None,
+            identity,
+            data_changes: Vec::new(),
             origin: format!("random init, train.seed = {}", plan.train.seed),
         })
     }

@@ -4,8 +4,9 @@
 //! (a crate that is only listed in Cargo.toml is never linked, so its
 //! registrations are silently missing; see "The linking pitfall" in
 //! framework/README.md and ARCHITECTURE.md). Every plugin crate is therefore
-//! mentioned once here, and `main.rs` and every integration test do
-//! `use cptrain_app as _;`.
+//! mentioned once here, and `main.rs` does `use cptrain_app as _;`, as must
+//! any test that builds the context in its own process (the tests in `tests/`
+//! run the binary instead).
 
 pub use appctx;
 pub use cptrain;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch CPU reference for cptrain's training-step benchmark.
 
-A plain GPT-2 written for this comparison (the architecture of DESIGN.md:
+A plain GPT-2 written for this comparison (the model of ARCHITECTURE.md:
 pre-LN blocks, learned positions, GELU tanh, biases, ln_f, output head tied to
 wte, no dropout), trained with torch.optim.AdamW (decay on 2-D weights only,
 like cptrain's ParamLayout). Each step is zero_grad + forward + backward +

@@ -2,8 +2,8 @@
 
 Reads a JSON spec on stdin: model shape, a Hugging Face-named safetensors file
 to start from, a raw u16 token file, batch size, steps and AdamW settings. Trains
-with the DESIGN.md contracts (windows, mean loss, torch AdamW with decay on 2-D
-weights only, global-norm clipping, warmup + cosine) and prints
+with the contracts of ARCHITECTURE.md (windows, mean loss, torch AdamW with decay
+on 2-D weights only, global-norm clipping, warmup + cosine) and prints
 {"losses": [...]} on stdout; the final weights go to spec["out"] (safetensors).
 """
 

@@ -1,6 +1,7 @@
-//! Bandwidth of the `local` backend (ranks = threads) at 16 MiB, the size
-//! docs/crates.md §5 measured the in-process limits with (all-gather P=2
-//! ≈ 4.5 ms, all-reduce P=2 ≈ 14 ms). One iteration: every rank runs one
+//! Bandwidth of the `local` backend (ranks = threads) at 16 MiB, the size at
+//! which a plain-threads probe measured the in-process limits on the
+//! project's 2-core machine (all-gather P=2 ≈ 4.5 ms, all-reduce P=2
+//! ≈ 14 ms). One iteration: every rank runs one
 //! operation on buffers touched beforehand; thread start-up (~0.1 ms) is
 //! included.
 

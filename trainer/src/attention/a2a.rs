@@ -1,4 +1,4 @@
-//! `a2a`: Ulysses attention (docs/cp-attention.md §5.2).
+//! `a2a`: Ulysses attention (docs/cp-attention.md §6).
 //!
 //! An all-to-all turns "every head, local tokens" into "n_head/P heads, the
 //! whole sequence": rank `t` receives head group `t` (heads

@@ -1,5 +1,5 @@
 //! `all_gather`: gather the whole sequence's K/V, attend locally
-//! (docs/cp-attention.md §5.1; the scheme Megatron-Core documents).
+//! (docs/cp-attention.md §5; the scheme Megatron-Core documents).
 //!
 //! Forward: one all-gather of K/V, permuted to natural order; each local half
 //! (chunk `c`) attends to keys `[0, (c+1)·C)` with a bottom-right causal

@@ -301,7 +301,7 @@ fn strategies_agree_with_each_other() {
     }
 }
 
-/// Message counts per rank match docs/cp-attention.md §7.2 and §5.4.
+/// Message counts and bytes per rank match docs/cp-attention.md §7.
 #[test]
 fn communication_per_rank_matches_the_formulas() {
     for cp in [1, 2, 3, 4] {

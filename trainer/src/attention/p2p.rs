@@ -1,4 +1,4 @@
-//! `p2p`: ring attention over the CP group (docs/cp-attention.md §3-§4).
+//! `p2p`: ring attention over the CP group (docs/cp-attention.md §4).
 //!
 //! Forward: at step `i` rank `r` holds the K/V block of owner
 //! `j = (r − i) mod P`, sends it on to `r+1` while computing with it, and
@@ -12,7 +12,7 @@
 //! | lower | `j < r` | both halves | half 0 | none |
 //! | upper | `j > r` | half 1 | both halves | none |
 //!
-//! Backward (schedule A, §4.3, K/V against the ring's direction): the own
+//! Backward (§4.2, K/V against the ring's direction): the own
 //! block's diagonal share is computed while the first block arrives; then
 //! block `b = r+1+i` at step `i`, whose dK/dV partial comes from `r+1`
 //! (which processed `b` one step earlier), gets this rank's share added and
@@ -28,7 +28,7 @@ use super::{Attention, AttentionError, AttnShape};
 use crate::kernels::{BatchedAttention, Mask, Threads, clear_partial, merge_partial};
 use crate::parallel::ProcessGroup;
 
-/// Which part of a K/V block the local queries see (§3.2).
+/// Which part of a K/V block the local queries see (§4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Section {
     /// Own block: top-left causal over the concatenated halves.

@@ -65,7 +65,7 @@ pub enum BatchPlanError {
 }
 
 /// Which sequences, windows and token positions one rank processes, per
-/// DESIGN.md's contract: sequence `j` of step `s` is window `(s·B + j) mod W`;
+/// the data contract (ARCHITECTURE.md): sequence `j` of step `s` is window `(s·B + j) mod W`;
 /// DP rank `d` takes sequences `[d·B/dp, (d+1)·B/dp)` in micro-batches, in
 /// order; CP rank `r` takes chunks `r` and `2·cp−1−r` of the `2·cp` chunks of
 /// each sequence (inputs, targets and positions alike).

@@ -1,5 +1,6 @@
 //! Training data: sources of token windows and the batch builder that turns
-//! them into each rank's micro-batches, following DESIGN.md's token contract.
+//! them into each rank's micro-batches, following the data contract of
+//! ARCHITECTURE.md ("Data and tokens").
 //!
 //! ```
 //! use cptrain::data::{BatchBuilder, BatchPlan, DataConfig, RankCoords, Split, open_data_source};

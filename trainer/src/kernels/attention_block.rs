@@ -1,7 +1,7 @@
 //! Tiled flash-style attention on one (batch, head) slab.
 //!
 //! This is the kernel the context-parallel strategies call once per
-//! sub-block (docs/cp-attention.md §3-§4): queries `q [m, d]` attend to keys
+//! sub-block (docs/cp-attention.md §3): queries `q [m, d]` attend to keys
 //! `k [n, d]` and values `v [n, d]` (row-major, contiguous) under a [`Mask`].
 //!
 //! * The forward returns the output normalised within this key set and the

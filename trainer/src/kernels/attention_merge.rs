@@ -1,5 +1,5 @@
 //! Exact merge of attention results computed over disjoint key sets
-//! (docs/cp-attention.md §3.3).
+//! (docs/cp-attention.md §3).
 //!
 //! A partial result is `(o, lse)` with `o` normalised within its own keys.
 //! Merging `(o_a, lse_a) ⊕ (o_b, lse_b)` gives `lse = log(e^lse_a + e^lse_b)`

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelsConfig {
-    /// `cpu`; `cuda` with the plugin built in.
+    /// The kernels provider; `cpu` is the only one today.
     pub device: String,
     /// Threads for the whole process, shared out among its ranks; 0 = all cores.
     pub threads: usize,

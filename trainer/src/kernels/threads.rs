@@ -4,8 +4,8 @@
 //! kernel runs on the caller's thread) or a [`Team`] of helper threads of its
 //! own that the caller works alongside. Kernels never use a process-wide pool
 //! such as rayon's, so several ranks in one process do not share, or
-//! deadlock on, one set of workers (docs/crates.md §5), and `kernels.threads`
-//! divided among the ranks bounds the total number of busy cores.
+//! deadlock on, one set of workers, and `kernels.threads` divided among the
+//! ranks bounds the total number of busy cores.
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The communicator contract every backend (local threads, MPI, NCCL)
+//! The communicator contract every backend (local threads, the MPI plugin)
 //! implements: collectives and non-blocking point-to-point over one group.
 
 use std::fmt;

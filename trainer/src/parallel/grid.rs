@@ -449,7 +449,7 @@ mod tests {
         range.collect()
     }
 
-    /// The worked examples of cp-attention.md §1.2.
+    /// The worked examples of docs/cp-attention.md §1.
     #[test]
     fn megatron_worked_examples() {
         let g = grid(4, 2, 2, 0);

@@ -1,0 +1,45 @@
+//! Tokenizers against golden ids computed independently
+//! (`tests/tokenizer/golden_gpt2.py`, Hugging Face `tokenizers`).
+
+use super::*;
+
+#[test]
+fn gpt2_ids_equal_the_reference_tokenizer_and_decode_back() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/gpt2_golden.json"
+    );
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let gpt2 = tokenizer_by_name("gpt2").unwrap();
+    let cases = golden["cases"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(gpt2.encode(text), want, "{text:?}");
+        assert_eq!(gpt2.decode(&want), text, "round trip of {text:?}");
+    }
+    assert_eq!(gpt2.vocab_size(), 50257);
+    assert_eq!(gpt2.end_of_text(), Some(50256));
+    assert_eq!(gpt2.decode(&[50256]), "<|endoftext|>");
+}
+
+#[test]
+fn bytes_round_trip_any_text_and_unknown_names_list_the_choices() {
+    let bytes = tokenizer_by_name("bytes").unwrap();
+    let text = "naïve 日本 🙂\n\t";
+    assert_eq!(bytes.encode(text).len(), text.len());
+    assert_eq!(bytes.decode(&bytes.encode(text)), text);
+    assert_eq!(bytes.end_of_text(), None);
+    let err = tokenizer_by_name("bpe").err().unwrap().to_string();
+    assert!(
+        err.contains("\"bpe\"") && err.contains("bytes, gpt2"),
+        "{err}"
+    );
+}

@@ -22,21 +22,25 @@ use support::tools;
 /// `parallel.timeout_s` = 300 s).
 const STARTUP_FAILURE_ENDS_JOB: Duration = Duration::from_secs(15);
 
-/// A job that runs longer than this (with a 3 s `parallel.timeout_s`) is
-/// hung: the test kills it and fails.
+/// A job that runs longer than this (with a 3 s `parallel.timeout_s` on one
+/// rank, 30 s on the others) is hung: the test kills it and fails.
 const HUNG: Duration = Duration::from_secs(120);
 
-/// Runs the rest of the command line, with `CPTRAIN__DATA__PATH` set to
-/// `$CPTRAIN_TEST_MISSING` in rank 2's process only, after writing the
-/// process id to `$CPTRAIN_TEST_PIDS/<rank>` (`exec` keeps the id).
+/// Runs the rest of the command line after writing the process id to
+/// `$CPTRAIN_TEST_PIDS/<rank>` (`exec` keeps the id). Rank 2's process gets
+/// `CPTRAIN__DATA__PATH=$CPTRAIN_TEST_MISSING` when that is set, and rank
+/// `$CPTRAIN_TEST_OBSERVER`'s `CPTRAIN__PARALLEL__TIMEOUT_S=3`.
 const PER_RANK: &str = r#"echo $$ > "$CPTRAIN_TEST_PIDS/$OMPI_COMM_WORLD_RANK"
 if [ "$OMPI_COMM_WORLD_RANK" = 2 ] && [ -n "$CPTRAIN_TEST_MISSING" ]; then
     export CPTRAIN__DATA__PATH="$CPTRAIN_TEST_MISSING"
 fi
+if [ "$OMPI_COMM_WORLD_RANK" = "$CPTRAIN_TEST_OBSERVER" ]; then
+    export CPTRAIN__PARALLEL__TIMEOUT_S=3
+fi
 exec "$@""#;
 
-/// A 4-process `cptrain run` (cp = 4, a ring of point-to-point messages)
-/// writing into `dir`, its output in `dir/stdout` and `dir/stderr`.
+/// A 4-process `cptrain run` writing into `dir`, its output in
+/// `dir/stdout` and `dir/stderr`.
 fn job(mpirun: &Path, cptrain: &Path, dir: &Path, settings: &[&str]) -> Command {
     let pids = dir.join("pids");
     std::fs::create_dir_all(&pids).expect("a pid directory");
@@ -55,7 +59,6 @@ fn job(mpirun: &Path, cptrain: &Path, dir: &Path, settings: &[&str]) -> Command 
             "train.eval_every=0",
             "parallel.backend=mpi",
             "parallel.world_size=4",
-            "parallel.cp=4",
             "kernels.threads=1",
             "metrics.progress=never",
             "metrics.peak_gflops=100",
@@ -117,7 +120,12 @@ fn a_missing_data_file_on_one_rank_ends_the_job_within_15_s() {
         &mpirun,
         &cptrain,
         dir.path(),
-        &["data.source=text", "model.vocab_size=256", "train.steps=5"],
+        &[
+            "data.source=text",
+            "model.vocab_size=256",
+            "train.steps=5",
+            "parallel.cp=4",
+        ],
     );
     command
         .env("CPTRAIN__DATA__PATH", &data)
@@ -140,22 +148,47 @@ fn a_missing_data_file_on_one_rank_ends_the_job_within_15_s() {
     assert!(error_at < abort_at, "the error comes first:\n{stderr}");
 }
 
-/// Rank 2 is stopped (SIGSTOP) while the job trains. Its ring neighbour
-/// times out waiting for it, the other ranks wait for the neighbour or in a
-/// collective: whichever rank's timeout ends the job, its message names
-/// rank 2 as the rank holding the job up.
+/// Rank 2 is stopped (SIGSTOP) while the job trains, with cp = 4 (a ring
+/// of point-to-point messages over all 4 ranks) and with cp = 2 × dp = 2
+/// (rings of 2, then the gradient all-reduce over all 4). One *observer*
+/// rank times out first (3 s; the others have 30 s): whether it waits for
+/// rank 2 directly (its ring neighbour), through another rank, or in a
+/// collective, its message names rank 2 as the rank holding the job up.
+///
+/// One rank times out by design: with equal deadlines several ranks time
+/// out together, and Open MPI resumes the stopped process (SIGCONT) to kill
+/// it once the first has aborted, so a rank still asking for progress then
+/// may hear from rank 2 after all.
 #[test]
 fn a_stopped_rank_is_named_by_the_timeout_message() {
     let Some((cptrain, mpirun)) = tools() else {
         return;
     };
+    let held_up = "held up by rank 2, which did not answer the progress query";
+    for (cp, observer) in [(4, 0), (4, 1), (4, 3), (2, 0), (2, 3)] {
+        let message = stop_rank_2(&cptrain, &mpirun, cp, observer);
+        let expected = format!("timed out on rank {observer} after 3s waiting for rank(s) [");
+        assert!(
+            message.contains(&expected) && message.contains(held_up),
+            "cp = {cp}: expected `{expected}` and `{held_up}` in: {message}"
+        );
+    }
+}
+
+/// Stops rank 2 once training is under way; returns the message of
+/// `observer`, the rank with the short deadline.
+fn stop_rank_2(cptrain: &Path, mpirun: &Path, cp: usize, observer: usize) -> String {
     let dir = tempfile::tempdir().expect("a temporary directory");
+    let cp_setting = format!("parallel.cp={cp}");
     let mut command = job(
-        &mpirun,
-        &cptrain,
+        mpirun,
+        cptrain,
         dir.path(),
-        &["train.steps=100000", "parallel.timeout_s=3"],
+        &["train.steps=100000", &cp_setting],
     );
+    command
+        .env("CPTRAIN__PARALLEL__TIMEOUT_S", "30")
+        .env("CPTRAIN_TEST_OBSERVER", observer.to_string());
     let deadline = Instant::now() + HUNG;
     let mut child = command.spawn().expect("mpirun starts");
     // Training is under way once rank 0 has written a step's metrics.
@@ -169,7 +202,7 @@ fn a_stopped_rank_is_named_by_the_timeout_message() {
         let exited = child.try_wait().expect("waitable").is_some();
         assert!(
             !exited && Instant::now() < deadline,
-            "the job did not start training (exited: {exited}):\n{}",
+            "cp = {cp}: the job did not start training (exited: {exited}):\n{}",
             read(dir.path().join("stderr"))
         );
         thread::sleep(Duration::from_millis(20));
@@ -180,18 +213,17 @@ fn a_stopped_rank_is_named_by_the_timeout_message() {
     );
     let stopped = Instant::now();
     let status = wait_until(&mut child, deadline);
-    // mpirun kills a stopped process with SIGKILL; make sure of it.
+    // Open MPI resumes and kills the stopped process; make sure it is gone.
     signal("KILL", pid);
     let stderr = read(dir.path().join("stderr"));
-    let status = status.unwrap_or_else(|| panic!("the job hung after the stop:\n{stderr}"));
-    eprintln!("the job ended {:?} after the stop", stopped.elapsed());
-    assert!(!status.success(), "the job succeeded:\n{stderr}");
-    let timeouts: Vec<&str> = (stderr.lines())
-        .filter(|line| line.contains(" timed out on rank "))
-        .collect();
-    assert!(!timeouts.is_empty(), "no timeout reported:\n{stderr}");
-    let held_up = "held up by rank 2, which did not answer the progress query";
-    for line in timeouts {
-        assert!(line.contains(held_up), "expected `{held_up}` in: {line}");
-    }
+    let status =
+        status.unwrap_or_else(|| panic!("cp = {cp}: the job hung after the stop:\n{stderr}"));
+    let took = stopped.elapsed();
+    assert!(!status.success(), "cp = {cp}: the job succeeded:\n{stderr}");
+    let failed = format!("rank {observer} failed: ");
+    let message = (stderr.lines())
+        .find(|line| line.starts_with(&failed))
+        .unwrap_or_else(|| panic!("cp = {cp}: no `{failed}` line in:\n{stderr}"));
+    eprintln!("cp = {cp}: the job ended {took:?} after the stop:\n{message}");
+    message.to_string()
 }

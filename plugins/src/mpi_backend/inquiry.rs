@@ -186,11 +186,16 @@ fn receive_answer() -> Option<(usize, String)> {
 
 /// For global rank `me`'s timed-out `wait`: the ranks that have not arrived
 /// (for a collective: the members that have not entered it, as far as
-/// their answers show) and the ranks holding the job up.
+/// their answers show) and the ranks holding the job up. When the answers
+/// show every member inside the collective (they arrived after the
+/// deadline), nothing better than `wait.on` is known.
 pub(super) fn diagnose(me: usize, wait: &Wait, grace: Duration) -> (Vec<usize>, Holdup) {
     let mut reports = inquire(grace);
     reports.insert(me, progress::report());
     let mine = arrivals(me, wait, &reports);
+    if mine.on.is_empty() {
+        return (wait.on.clone(), Holdup::default());
+    }
     let activities = reports
         .iter()
         .filter(|&(&rank, _)| rank != me)

@@ -2,10 +2,11 @@
 //!
 //! A process whose wait times out sends a *progress query* (an empty message
 //! with [`QUERY_TAG`] on `MPI_COMM_WORLD`) to every other process and
-//! collects their [`Report`]s for at most [`REPLY_GRACE`]. Every process
-//! answers queries from inside its waits (every poll of every wait checks
-//! for one), so a process blocked in any communication answers within
-//! microseconds; one that is stopped, dead or computing does not. From the
+//! collects their [`Report`]s for at most [`REPLY_GRACE`] (less when the
+//! timeout itself is shorter). Every process answers queries from inside
+//! its waits (every poll of every wait checks for one), so a process
+//! blocked in any communication answers within microseconds; one that is
+//! stopped, dead or computing does not. From the
 //! answers (and the silences), the timed-out process knows which members
 //! have entered its collective and whom each waiting process waits for, and
 //! [`find_holdup`] follows those waits to the rank that holds the job up.

@@ -128,19 +128,27 @@ fn selftest_passes_alone_and_on_2_and_4_processes() {
 }
 
 /// A rank that never joins leaves the others with a timeout naming the
-/// operation, group and missing peers; the job then ends non-zero.
+/// operation, group and missing peers, and the rank holding the job up;
+/// the job then ends non-zero.
 #[test]
 fn a_missing_peer_times_out_and_ends_the_job() {
+    let silent = "which did not answer the progress query";
     let cases = [
         (
             2,
             "timeout-collective",
-            "all_reduce on group `world` [0, 1] timed out on rank 1 after 2s waiting for rank(s) [0]",
+            format!(
+                "all_reduce #0 on group `world` [0, 1] timed out on rank 1 after 2s waiting for \
+                 rank(s) [0]; held up by rank 0, {silent}"
+            ),
         ),
         (
             4,
             "timeout-recv",
-            "recv on group `world` [0, 1, 2, 3] timed out on rank 3 after 2s waiting for rank(s) [0]",
+            format!(
+                "recv #0 on group `world` [0, 1, 2, 3] timed out on rank 3 after 2s waiting for \
+                 rank(s) [0]; held up by rank 0, {silent}"
+            ),
         ),
     ];
     for (np, mode, expected) in cases {
@@ -152,11 +160,42 @@ fn a_missing_peer_times_out_and_ends_the_job() {
             !output.status.success(),
             "np={np} {mode} succeeded: {stdout}"
         );
-        assert!(stderr.contains(expected), "np={np} {mode}: {stderr}");
+        assert!(stderr.contains(&expected), "np={np} {mode}: {stderr}");
         assert!(
             stderr.contains("aborting the MPI job (MPI_Abort)"),
             "{stderr}"
         );
+    }
+}
+
+/// Rank 2 hangs outside MPI; rank 3 waits for it in a receive, ranks 0 and
+/// 1 in an all-reduce that also needs rank 3. Whichever times out names
+/// rank 2 as the rank holding the job up, not only its own missing peers.
+#[test]
+fn a_hung_rank_is_named_by_whichever_rank_times_out() {
+    let Some(output) = job(4, "stall") else {
+        return;
+    };
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "stall succeeded: {stdout}");
+    let timeouts: Vec<&str> = (stderr.lines())
+        .filter(|line| line.contains(" timed out on rank "))
+        .collect();
+    assert!(!timeouts.is_empty(), "no timeout reported: {stderr}");
+    let world = "group `world` [0, 1, 2, 3]";
+    let held_up = "held up by rank 2, which did not answer the progress query";
+    for line in timeouts {
+        let expected = if line.contains("timed out on rank 3") {
+            format!(
+                "recv #0 on {world} timed out on rank 3 after 2s waiting for rank(s) [2]; {held_up}"
+            )
+        } else {
+            format!(
+                "after 2s waiting for rank(s) [2, 3]; {held_up}: stopped, dead, or busy outside \
+                 communication; rank 3 waits for [2] in recv #0 on {world}"
+            )
+        };
+        assert!(line.contains(&expected), "expected `{expected}` in: {line}");
     }
 }
 
@@ -169,7 +208,7 @@ fn alone_a_receive_without_sender_times_out() {
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("recv on group `world` [0] timed out on rank 0 after 2s"),
+        stderr.contains("recv #0 on group `world` [0] timed out on rank 0 after 2s"),
         "{stderr}"
     );
 }

@@ -7,38 +7,18 @@
 //! is skipped with the reason printed, unless `CPTRAIN_REQUIRE_MPI=1`.
 #![cfg(feature = "mpi")]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::Command;
+
+use support::tools;
 
 const STEPS: usize = 10;
 
-/// `(cptrain, mpirun)`, or `None` after printing why the test is skipped.
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let cptrain = std::env::var_os("CPTRAIN_BIN").map(PathBuf::from);
-    let mpirun = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("mpirun"))
-            .find(|candidate| candidate.is_file())
-    });
-    let reason = match (&cptrain, &mpirun) {
-        (None, _) => {
-            "CPTRAIN_BIN is not set (cargo build --release --features mpi, then \
-                      CPTRAIN_BIN=target/release/cptrain)"
-        }
-        (_, None) => "`mpirun` is not on PATH (apt-get install openmpi-bin)",
-        _ => return cptrain.zip(mpirun),
-    };
-    assert!(
-        std::env::var_os("CPTRAIN_REQUIRE_MPI").is_none(),
-        "CPTRAIN_REQUIRE_MPI is set but {reason}"
-    );
-    eprintln!("skipped: {reason}");
-    None
-}
-
 /// The `--set` arguments of a 4-rank run (without `train.out_dir`).
 fn settings(cp: usize, cp_comm: &str, backend: &str, threads: usize) -> Vec<String> {
-    [
+    support::settings(&[
         "model.n_layer=2".to_string(),
         "model.n_head=4".into(),
         "model.n_embd=32".into(),
@@ -54,10 +34,7 @@ fn settings(cp: usize, cp_comm: &str, backend: &str, threads: usize) -> Vec<Stri
         // One kernel thread per rank in both backends, so only the transport differs.
         format!("kernels.threads={threads}"),
         "metrics.progress=never".into(),
-    ]
-    .into_iter()
-    .flat_map(|s| ["--set".to_string(), s])
-    .collect()
+    ])
 }
 
 fn run_ok(mut command: Command, what: &str) {
@@ -131,9 +108,8 @@ fn four_mpi_processes_train_the_local_backend_curve() {
             // All processes share one out_dir, as on a cluster with a shared
             // filesystem: only rank 0's process writes into it.
             let mpi_out = dir.path().join(format!("{name}-mpi"));
-            let mut mpi = Command::new(&mpirun);
-            mpi.args(["--oversubscribe", "-np", "4"])
-                .arg(&cptrain)
+            let mut mpi = support::mpirun(&mpirun, 4);
+            mpi.arg(&cptrain)
                 .arg("run")
                 .args(settings(cp, cp_comm, "mpi", 1))
                 .args([
@@ -142,9 +118,7 @@ fn four_mpi_processes_train_the_local_backend_curve() {
                     // A timeline of steps 2 and 3, gathered from every process.
                     "--set".into(),
                     "metrics.trace_steps=2".into(),
-                ])
-                .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-                .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+                ]);
             run_ok(mpi, &format!("{name} mpi"));
 
             assert_traced_steps(&mpi_out, &name);

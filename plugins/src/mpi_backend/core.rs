@@ -2,12 +2,15 @@
 //! communicator, the deadline, the counters, and how errors are built.
 
 use std::ffi::c_int;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use cptrain::parallel::{CommError, CommStats, GroupInfo, Op, WaitLog, WaitSpan};
+use cptrain::parallel::{CommError, CommStats, GroupInfo, Op, Wait, WaitLog, WaitSpan};
 use mpi::ffi;
 
+use super::inquiry::{self, REPLY_GRACE};
+use super::progress::{self, Waiting};
 use super::runtime::{self, Handle};
 
 /// One rank's side of one communicator.
@@ -17,6 +20,8 @@ pub(super) struct Core {
     pub(super) rank: usize,
     pub(super) comm: Handle<ffi::MPI_Comm>,
     pub(super) timeout: Duration,
+    /// Collectives this rank has entered on the group.
+    collectives: Arc<AtomicU64>,
     stats: Mutex<CommStats>,
     waits: WaitLog,
 }
@@ -28,11 +33,14 @@ impl Core {
         comm: Handle<ffi::MPI_Comm>,
         timeout: Duration,
     ) -> Self {
+        let collectives = Arc::new(AtomicU64::new(0));
+        progress::register_group(info.clone(), collectives.clone());
         Core {
             info,
             rank,
             comm,
             timeout,
+            collectives,
             stats: Mutex::default(),
             waits: WaitLog::default(),
         }
@@ -117,21 +125,41 @@ impl Core {
         })
     }
 
-    /// `op` waited `timeout` for the group ranks `peers`.
-    pub(super) fn timed_out(&self, op: Op, peers: &[usize]) -> CommError {
-        self.fail(CommError::Timeout {
+    /// Reports that this rank now waits in collective `op` (the next one of
+    /// the group) until the returned value is dropped.
+    pub(super) fn enter_collective(&self, op: Op) -> Waiting {
+        let seq = self.collectives.fetch_add(1, Ordering::Relaxed);
+        let others = (0..self.size()).filter(|&r| r != self.rank);
+        self.enter(op, seq, others.collect())
+    }
+
+    /// Reports that this rank now waits in operation number `seq` of `op`
+    /// for the group ranks `on`, until the returned value is dropped.
+    pub(super) fn enter(&self, op: Op, seq: u64, on: Vec<usize>) -> Waiting {
+        Waiting::enter(Wait {
             op,
             group: self.info.clone(),
-            rank: self.global(self.rank),
-            peers: peers.iter().map(|&p| self.global(p)).collect(),
-            after: self.timeout,
+            seq,
+            on: on.iter().map(|&r| self.global(r)).collect(),
         })
     }
 
-    /// Every group rank but this one (a collective cannot tell which peers
-    /// are missing, so a timeout names them all).
-    pub(super) fn others(&self) -> Vec<usize> {
-        (0..self.size()).filter(|&r| r != self.rank).collect()
+    /// `waiting` reached the deadline: asks the other processes how far
+    /// they got, to name the ranks that did not arrive and the ones that
+    /// hold the job up.
+    pub(super) fn timed_out(&self, waiting: &Waiting) -> CommError {
+        let wait = waiting.wait();
+        let me = self.global(self.rank);
+        let (peers, holdup) = inquiry::diagnose(me, wait, self.timeout.min(REPLY_GRACE));
+        self.fail(CommError::Timeout {
+            op: wait.op,
+            seq: wait.seq,
+            group: self.info.clone(),
+            rank: me,
+            peers,
+            after: self.timeout,
+            holdup: Box::new(holdup),
+        })
     }
 
     /// `n` as an MPI element count.

@@ -49,6 +49,7 @@ impl MpiGroup {
         start: impl FnOnce(&mut B, ffi::MPI_Comm, &mut ffi::MPI_Request) -> c_int,
     ) -> Result<B, CommError> {
         let core = &self.core;
+        let waiting = core.enter_collective(op);
         let started = Instant::now();
         let mut request: Request = null_request();
         {
@@ -62,7 +63,7 @@ impl MpiGroup {
             None => {
                 // MPI may still read and write these buffers: never free them.
                 std::mem::forget(owned);
-                Err(core.timed_out(op, &core.others()))
+                Err(core.timed_out(&waiting))
             }
         }
     }
@@ -289,14 +290,14 @@ impl ProcessGroup for MpiGroup {
         self.core.check_failed(Op::Send)?;
         self.core.check_peer(Op::Send, peer)?;
         let seq = self.send_seq[peer].fetch_add(1, Ordering::Relaxed);
-        p2p::isend(&self.core, peer, p2p::tag_of(seq), data)
+        p2p::isend(&self.core, peer, seq, data)
     }
 
     fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError> {
         self.core.check_failed(Op::Recv)?;
         self.core.check_peer(Op::Recv, peer)?;
         let seq = self.recv_seq[peer].fetch_add(1, Ordering::Relaxed);
-        Ok(p2p::irecv(&self.core, peer, p2p::tag_of(seq)))
+        Ok(p2p::irecv(&self.core, peer, seq))
     }
 
     fn stats(&self) -> CommStats {

@@ -30,7 +30,7 @@ use super::runtime::{Handle, check, empty_status, lock};
 const TAG_SPACE: u64 = 1 << 15;
 
 /// The tag of the `seq`-th message from one rank to another.
-pub(super) fn tag_of(seq: u64) -> c_int {
+fn tag_of(seq: u64) -> c_int {
     (seq % TAG_SPACE) as c_int
 }
 
@@ -39,11 +39,11 @@ fn float() -> ffi::MPI_Datatype {
     unsafe { ffi::RSMPI_FLOAT }
 }
 
-/// Starts sending `data` to group rank `peer` with `tag`.
+/// Starts sending `data`, the `seq`-th message to group rank `peer`.
 pub(super) fn isend(
     core: &Arc<Core>,
     peer: usize,
-    tag: c_int,
+    seq: u64,
     data: Vec<f32>,
 ) -> Result<SendHandle, CommError> {
     let count = core.count(Op::Send, data.len())?;
@@ -63,7 +63,7 @@ pub(super) fn isend(
                     count,
                     float(),
                     peer as c_int,
-                    tag,
+                    tag_of(seq),
                     core.comm.0,
                     &mut pending.request.0,
                 )
@@ -78,22 +78,23 @@ pub(super) fn isend(
         // Bind the whole struct: a closure that only names `pending.request`
         // would copy that field and drop `pending` (freeing the request) now.
         let mut pending = pending;
+        let waiting = core.enter(Op::Send, seq, vec![peer]);
         let started = Instant::now();
         let done = poll(started, core.timeout, || test(&mut pending.request));
         core.add_wait(started);
         match done {
             Some(_) => Ok(()),
-            None => Err(core.timed_out(Op::Send, &[peer])),
+            None => Err(core.timed_out(&waiting)),
         }
     }))
 }
 
-/// Registers a receive of the message with `tag` from group rank `peer`.
-pub(super) fn irecv(core: &Arc<Core>, peer: usize, tag: c_int) -> RecvHandle {
+/// Registers a receive of the `seq`-th message from group rank `peer`.
+pub(super) fn irecv(core: &Arc<Core>, peer: usize, seq: u64) -> RecvHandle {
     let slot = Arc::new(Slot {
         comm: core.comm.clone(),
         source: peer as c_int,
-        tag,
+        tag: tag_of(seq),
         state: Mutex::new(RecvState::Unmatched),
     });
     unmatched().push(slot.clone());
@@ -102,6 +103,7 @@ pub(super) fn irecv(core: &Arc<Core>, peer: usize, tag: c_int) -> RecvHandle {
     let core = core.clone();
     RecvHandle::new(move || {
         let pending = pending;
+        let waiting = core.enter(Op::Recv, seq, vec![peer]);
         let started = Instant::now();
         let data = poll(started, core.timeout, || pending.slot.try_take());
         core.add_wait(started);
@@ -110,7 +112,7 @@ pub(super) fn irecv(core: &Arc<Core>, peer: usize, tag: c_int) -> RecvHandle {
                 core.record(Op::Recv, 0, data.len() * size_of::<f32>());
                 Ok(data)
             }
-            None => Err(core.timed_out(Op::Recv, &[peer])),
+            None => Err(core.timed_out(&waiting)),
         }
     })
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use mpi::ffi;
 
-use super::p2p;
 use super::runtime::{Handle, check, empty_status, lock};
+use super::{inquiry, p2p};
 
 /// How long a wait spins (yielding the core between tests) before it starts
 /// napping: collectives of a step finish well within it.
@@ -64,7 +64,8 @@ pub(super) fn release(request: &mut Request) {
 
 /// Calls `step` until it yields a value or `timeout` has passed since
 /// `started` (then `None`). Every iteration also matches posted receives of
-/// this process, so a rank waiting on anything keeps its peers' sends moving.
+/// this process, so a rank waiting on anything keeps its peers' sends
+/// moving, and answers progress queries of timed-out peers.
 pub(super) fn poll<T>(
     started: Instant,
     timeout: Duration,
@@ -73,6 +74,7 @@ pub(super) fn poll<T>(
     let deadline = started + timeout;
     loop {
         p2p::match_posted_receives();
+        inquiry::answer_queries();
         if let Some(value) = step() {
             return Some(value);
         }

@@ -1,13 +1,22 @@
 //! Process-wide MPI state: initialized once with `MPI_THREAD_SERIALIZED`,
-//! every MPI call serialized by one lock, finalized when the process exits.
+//! every MPI call serialized by one lock, and ended when the process exits:
+//! finalized after a clean exit, aborted after any other.
 //!
 //! The state lives in statics rather than in the backend because MPI can be
 //! initialized only once per process: a second backend (another test in the
 //! same process, a rebuilt context) must share it, and `MPI_Finalize` must
 //! run exactly once, after everything else (mpirun reports a process that
 //! exits without it as a failed job).
+//!
+//! `MPI_Finalize` waits for every other process to finalize too, so a
+//! process that exits because of an error (a data file missing on this
+//! machine, a config error only it sees, a panic before its rank started)
+//! must not call it: the others would stay blocked in their next collective
+//! until `parallel.timeout_s`, and this process in `MPI_Finalize`. The exit
+//! handler therefore looks at the exit status: 0 finalizes, anything else
+//! calls `MPI_Abort`, which makes mpirun end every process at once.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::mem::MaybeUninit;
 use std::ptr::null_mut;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
@@ -78,8 +87,8 @@ fn initialize() -> Result<Runtime, MpiError> {
         if code != 0 {
             return Err(MpiError::Init { code });
         }
-        // SAFETY: registering a plain `extern "C"` function.
-        unsafe { atexit(finalize_at_exit) };
+        // SAFETY: registering a plain `extern "C"` function with no argument.
+        unsafe { on_exit(end_at_exit, null_mut()) };
     } else {
         // SAFETY: MPI is initialized.
         unsafe { ffi::MPI_Query_thread(&mut provided) };
@@ -100,11 +109,42 @@ fn initialize() -> Result<Runtime, MpiError> {
 }
 
 unsafe extern "C" {
-    fn atexit(callback: extern "C" fn()) -> c_int;
+    /// glibc's `atexit` that also passes the exit status to the handler.
+    fn on_exit(handler: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    /// Ends the process at once, without exit handlers.
+    fn _exit(status: c_int) -> !;
 }
 
-/// Finalizes MPI when the process exits normally (after `main` returns).
-extern "C" fn finalize_at_exit() {
+/// Ends MPI when the process exits (after `main` returns, or on
+/// `std::process::exit`): a failed process of a job of several aborts the
+/// job, anything else finalizes.
+extern "C" fn end_at_exit(status: c_int, _arg: *mut c_void) {
+    let mut finalized: c_int = 0;
+    // SAFETY: MPI_Finalized may always be called.
+    unsafe { ffi::MPI_Finalized(&mut finalized) };
+    if finalized != 0 {
+        return;
+    }
+    let (mut rank, mut size): (c_int, c_int) = (0, 1);
+    // SAFETY: MPI is initialized (the handler is registered only then) and
+    // not finalized; the outputs are valid pointers.
+    unsafe {
+        ffi::MPI_Comm_rank(world(), &mut rank);
+        ffi::MPI_Comm_size(world(), &mut size);
+    }
+    if status != 0 && size > 1 {
+        abort_job(&format!(
+            "cptrain mpi: rank {rank} is exiting with status {status} after the error above; \
+             aborting the MPI job (MPI_Abort) so that the other {} process(es) stop instead of \
+             waiting for rank {rank}",
+            size - 1
+        ));
+    }
+    finalize();
+}
+
+/// `MPI_Finalize`, unless another thread seems wedged inside MPI.
+fn finalize() {
     // A thread still polling holds the lock only for one call; one stuck for
     // a second means MPI is wedged, and finalizing is pointless.
     let started = Instant::now();
@@ -120,15 +160,8 @@ extern "C" fn finalize_at_exit() {
             Err(std::sync::TryLockError::WouldBlock) => return,
         }
     };
-    let mut finalized: c_int = 0;
-    // SAFETY: MPI was initialized by this module (the handler is registered
-    // only then); MPI_Finalized may always be called.
-    unsafe {
-        ffi::MPI_Finalized(&mut finalized);
-        if finalized == 0 {
-            ffi::MPI_Finalize();
-        }
-    }
+    // SAFETY: MPI is initialized and not finalized (checked by the caller).
+    unsafe { ffi::MPI_Finalize() };
 }
 
 /// Prints `message` and ends the whole MPI job: mpirun kills every other
@@ -138,7 +171,10 @@ pub(super) fn abort_job(message: &str) -> ! {
     // No lock: MPI_Abort must work even if another thread is inside MPI.
     // SAFETY: MPI is initialized whenever a group or backend exists.
     unsafe { ffi::MPI_Abort(world(), 1) };
-    std::process::exit(1)
+    // Not reached: MPI_Abort ends the process. `_exit`, not `exit`, because
+    // this may run inside the exit handler.
+    // SAFETY: ends the process; nothing runs after it.
+    unsafe { _exit(1) }
 }
 
 /// Ends the job if an MPI call returned an error code. With MPI's default

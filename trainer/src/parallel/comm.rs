@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::holdup::Holdup;
 use super::stats::CommStats;
 use super::wait_log::WaitSpan;
 
@@ -50,6 +51,17 @@ impl Op {
         Op::Recv,
     ];
 
+    /// True for the operations every member of the group takes part in
+    /// (everything but [`Op::Send`] and [`Op::Recv`]).
+    pub fn is_collective(self) -> bool {
+        !matches!(self, Op::Send | Op::Recv)
+    }
+
+    /// The operation called `name` ([`Op::name`]).
+    pub fn from_name(name: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
     /// The snake_case name (`all_gather`, `send`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -91,12 +103,15 @@ impl fmt::Display for GroupInfo {
 pub enum CommError {
     /// The peers did not arrive before the deadline.
     #[error(
-        "{op} on {group} timed out on rank {rank} after {after:?} waiting for rank(s) {peers:?}; \
-         a peer is stuck, dead or much slower (raise parallel.timeout_s if it is only slow)"
+        "{op} #{seq} on {group} timed out on rank {rank} after {after:?} waiting for rank(s) \
+         {peers:?}{holdup}; a peer is stuck, dead or much slower (raise parallel.timeout_s if it \
+         is only slow)"
     )]
     Timeout {
         /// The operation.
         op: Op,
+        /// Its number (see [`crate::parallel::Wait::seq`]).
+        seq: u64,
         /// The group.
         group: GroupInfo,
         /// This rank.
@@ -105,6 +120,9 @@ pub enum CommError {
         peers: Vec<usize>,
         /// The timeout that expired.
         after: Duration,
+        /// The ranks the missing peers were themselves waiting for, and so on
+        /// down to the ranks that hold the job up (boxed: errors stay small).
+        holdup: Box<Holdup>,
     },
     /// Another rank failed and stopped the world.
     #[error("{op} on {group} stopped on rank {rank} because rank {origin} failed: {cause}")]

@@ -4,6 +4,7 @@
 //! - [`ProcessGroup`]: the communicator contract; [`LocalWorld`] implements
 //!   it for ranks that are threads of one process, and [`run_ranks`] runs a
 //!   closure on every such rank.
+//! - [`find_holdup`]: which rank a timed-out wait really waits for.
 //! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
 mod backend;
@@ -11,6 +12,7 @@ mod comm;
 mod config;
 mod cp_layout;
 mod grid;
+mod holdup;
 mod launch;
 mod local;
 mod stats;
@@ -22,6 +24,7 @@ pub use comm::{CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, Sen
 pub use config::ParallelConfig;
 pub use cp_layout::ZigzagLayout;
 pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
+pub use holdup::{Activity, Holdup, Wait, find_holdup};
 pub use launch::{RankFailure, RunError, run_ranks};
 pub use local::{AbortCause, LocalGroup, LocalWorld};
 pub use stats::CommStats;

@@ -5,6 +5,9 @@
 //! rank 0 prints `selftest OK`. `timeout-collective` and `timeout-recv`
 //! make one rank skip its part with a 2 s deadline: the waiting rank must
 //! report a timeout naming the operation and the job must end non-zero.
+//! `stall` (4 processes) makes rank 2 hang outside MPI while rank 3 waits
+//! for it and ranks 0 and 1 wait in an all-reduce for both: whichever
+//! times out must name rank 2 as the one holding the job up.
 
 mod collectives;
 mod groups;
@@ -73,6 +76,19 @@ fn timeout_recv(backend: &dyn Backend, rank: usize) -> Result<(), RankError> {
     Ok(())
 }
 
+/// Rank 2 hangs outside MPI; rank 3 waits for its message; ranks 0 and 1
+/// wait in an all-reduce that needs ranks 2 and 3.
+fn stall(backend: &dyn Backend, rank: usize) -> Result<(), RankError> {
+    let members: Vec<usize> = (0..backend.world_size()).collect();
+    let world = backend.group("world", &members, rank)?;
+    match rank {
+        2 => std::thread::sleep(Duration::from_secs(60)),
+        3 => drop(world.irecv(2)?.wait()?),
+        _ => world.all_reduce(&mut [1.0f32; 8], cptrain::parallel::ReduceOp::Sum)?,
+    }
+    Ok(())
+}
+
 /// One self-test: the backend and this process's rank.
 type Mode = fn(&dyn Backend, usize) -> Result<(), RankError>;
 
@@ -82,9 +98,10 @@ fn main() {
         "check" => (30.0, check),
         "timeout-collective" => (2.0, timeout_collective),
         "timeout-recv" => (2.0, timeout_recv),
+        "stall" => (2.0, stall),
         _ => {
             eprintln!(
-                "usage: cptrain-mpi-selftest check|timeout-collective|timeout-recv \
+                "usage: cptrain-mpi-selftest check|timeout-collective|timeout-recv|stall \
                      (under mpirun or alone)"
             );
             std::process::exit(2);

@@ -21,6 +21,7 @@ use super::world::WorldInner;
 use crate::parallel::comm::{
     CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
 };
+use crate::parallel::holdup::Wait;
 use crate::parallel::stats::CommStats;
 use crate::parallel::wait_log::{WaitLog, WaitSpan};
 
@@ -109,19 +110,32 @@ impl Core {
 
     /// Blocks until `ready` yields a value; `ready` returns the group ranks
     /// still missing otherwise. Fails on timeout or when the world aborts.
+    /// `seq` numbers the operation for messages (see [`Wait::seq`]).
     fn wait_until<R>(
         &self,
         op: Op,
+        seq: u64,
         mut state: MutexGuard<'_, State>,
         mut ready: impl FnMut(&mut State) -> Result<R, Vec<usize>>,
     ) -> Result<R, CommError> {
         let started = Instant::now();
         let deadline = started + self.world.timeout;
+        let me = self.global(self.rank);
+        let mut wait = Wait {
+            op,
+            group: self.shared.info.clone(),
+            seq,
+            on: Vec::new(),
+        };
         let outcome = loop {
-            let missing = match ready(&mut state) {
+            let missing: Vec<usize> = match ready(&mut state) {
                 Ok(value) => break Ok(value),
-                Err(missing) => missing,
+                Err(missing) => missing.iter().map(|&m| self.global(m)).collect(),
             };
+            if missing != wait.on {
+                wait.on = missing;
+                self.world.enter_wait(me, &wait);
+            }
             if let Err(error) = self.check_abort(op) {
                 break Err(error);
             }
@@ -129,12 +143,14 @@ impl Core {
             if now >= deadline {
                 let error = CommError::Timeout {
                     op,
+                    seq,
                     group: self.shared.info.clone(),
-                    rank: self.global(self.rank),
-                    peers: missing.iter().map(|&m| self.global(m)).collect(),
+                    rank: me,
+                    peers: wait.on.clone(),
                     after: self.world.timeout,
+                    holdup: Box::new(self.world.holdup(me, &wait)),
                 };
-                break Err(self.world.fail(self.global(self.rank), error));
+                break Err(self.world.fail(me, error));
             }
             let slice = (deadline - now).min(ABORT_POLL);
             state = self
@@ -145,6 +161,9 @@ impl Core {
                 .0;
         };
         drop(state);
+        if !wait.on.is_empty() {
+            self.world.leave_wait(me, &wait);
+        }
         let ended = Instant::now();
         self.stats
             .lock()
@@ -226,7 +245,7 @@ impl LocalGroup {
         }
         entry.contribs[core.rank] = Some(Arc::new(data));
         core.shared.changed.notify_all();
-        let payloads = core.wait_until(op, state, |state| {
+        let payloads = core.wait_until(op, round, state, |state| {
             let entry = state
                 .rounds
                 .get_mut(&round)
@@ -477,7 +496,7 @@ impl ProcessGroup for LocalGroup {
         Ok(RecvHandle::new(move || {
             let key = (peer, core.rank, seq);
             let state = core.shared.lock();
-            let data = core.wait_until(Op::Recv, state, |s| {
+            let data = core.wait_until(Op::Recv, seq, state, |s| {
                 s.mail.remove(&key).ok_or_else(|| vec![peer])
             })?;
             core.record(Op::Recv, 0, data.len() * 4);

@@ -292,6 +292,51 @@ fn a_missing_peer_times_out_naming_operation_group_and_peer() {
     }
 }
 
+/// Rank 2 hangs outside communication; rank 3 waits for its message, ranks
+/// 0 and 1 in an all-reduce that needs 2 and 3. Whichever times out first
+/// names its own missing peers and, behind them, rank 2.
+#[test]
+fn a_timeout_names_the_rank_holding_the_job_up() {
+    let world = LocalWorld::new(4, Duration::from_millis(200));
+    let err = run_ranks(&world, |rank| -> TestResult<()> {
+        let group = world.world_group(rank)?;
+        match rank {
+            // Stuck (computing, say) until the timeout stops the world.
+            2 => {
+                while world.abort_cause().is_none() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            3 => drop(group.irecv(2)?.wait()?),
+            _ => group.all_reduce(&mut [1.0], ReduceOp::Sum)?,
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    let RankFailure::Error(error) = &err.failure else {
+        panic!("{err}");
+    };
+    let message = error.to_string();
+    let world_group = "group `world` [0, 1, 2, 3]";
+    let held_up = "held up by rank 2, which is in no communication call";
+    let expected = if err.rank == 3 {
+        format!(
+            "recv #0 on {world_group} timed out on rank 3 after 200ms waiting for rank(s) [2]; {held_up}"
+        )
+    } else {
+        format!(
+            "all_reduce #0 on {world_group} timed out on rank {} after 200ms waiting for rank(s) \
+             [2, 3]; {held_up}: busy, finished, or stuck elsewhere; rank 3 waits for [2] in recv \
+             #0 on {world_group}",
+            err.rank
+        )
+    };
+    assert!(
+        message.contains(&expected),
+        "expected `{expected}` in: {message}"
+    );
+}
+
 #[test]
 fn a_failing_rank_stops_every_other_rank_promptly() {
     for inject_panic in [false, true] {

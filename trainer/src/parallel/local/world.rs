@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::group::{GroupShared, LocalGroup};
 use crate::parallel::comm::{CommError, GroupInfo};
+use crate::parallel::holdup::{Activity, Holdup, Wait, find_holdup};
 
 /// The first failure of any rank; every blocking wait checks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub(super) struct WorldInner {
     pub(super) timeout: Duration,
     pub(super) abort: Abort,
     groups: Mutex<HashMap<GroupInfo, Arc<GroupShared>>>,
+    /// The waits each global rank is blocked in (several when its handles
+    /// are waited on from several threads).
+    waits: Vec<Mutex<Vec<Wait>>>,
 }
 
 impl WorldInner {
@@ -60,6 +64,49 @@ impl WorldInner {
         }
         error
     }
+
+    fn waits_of(&self, rank: usize) -> std::sync::MutexGuard<'_, Vec<Wait>> {
+        self.waits[rank]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that global rank `rank` is blocked in `wait` (replacing the
+    /// record of the same operation, whose missing ranks changed).
+    pub(super) fn enter_wait(&self, rank: usize, wait: &Wait) {
+        let mut waits = self.waits_of(rank);
+        waits.retain(|w| !same_operation(w, wait));
+        waits.push(wait.clone());
+    }
+
+    /// Records that global rank `rank` no longer waits in `wait`.
+    pub(super) fn leave_wait(&self, rank: usize, wait: &Wait) {
+        self.waits_of(rank).retain(|w| !same_operation(w, wait));
+    }
+
+    /// The ranks holding up global rank `rank`'s `wait`, from every rank's
+    /// current waits.
+    pub(super) fn holdup(&self, rank: usize, wait: &Wait) -> Holdup {
+        let activities = (0..self.size)
+            .filter(|&r| r != rank)
+            .map(|r| {
+                let waits = self.waits_of(r).clone();
+                let activity = if waits.is_empty() {
+                    Activity::Outside
+                } else {
+                    Activity::Waiting(waits)
+                };
+                (r, activity)
+            })
+            .collect();
+        find_holdup(rank, wait, &activities)
+    }
+}
+
+/// Whether two records are of one operation (a collective's missing ranks
+/// change while it waits; a send or receive is also told apart by its peer).
+fn same_operation(a: &Wait, b: &Wait) -> bool {
+    (a.op, a.seq, &a.group) == (b.op, b.seq, &b.group) && (a.op.is_collective() || a.on == b.on)
 }
 
 /// A world of `size` ranks living as threads of this process.
@@ -96,6 +143,7 @@ impl LocalWorld {
             timeout,
             abort: Abort::default(),
             groups: Mutex::new(HashMap::new()),
+            waits: (0..size).map(|_| Mutex::default()).collect(),
         };
         LocalWorld {
             inner: Arc::new(inner),

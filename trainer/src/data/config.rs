@@ -4,7 +4,8 @@ use std::path::PathBuf;
 /// The `[data]` section: where tokens come from.
 ///
 /// Defaults: `source = "synthetic"`, `task = "copy"`, no `path`, no
-/// `val_path`, `val_fraction = 0.1`, `symbols` = all of `model.vocab_size`.
+/// `val_path`, `val_fraction = 0.1`, `symbols` = all of `model.vocab_size`,
+/// `tokenizer = "bytes"`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
@@ -24,6 +25,9 @@ pub struct DataConfig {
     /// How many distinct token ids the synthetic task draws from
     /// (at most `model.vocab_size`; unset means all of them).
     pub symbols: Option<usize>,
+    /// The tokenizer that turns text into the ids (`bytes` or `gpt2`): used
+    /// by `cptrain prepare`, `generate` and `eval` (see [`crate::tokenizer`]).
+    pub tokenizer: String,
 }
 
 impl Default for DataConfig {
@@ -35,6 +39,7 @@ impl Default for DataConfig {
             val_fraction: 0.1,
             task: SyntheticTask::Copy,
             symbols: None,
+            tokenizer: "bytes".into(),
         }
     }
 }

@@ -31,6 +31,7 @@ pub fn execute(cli: Cli) -> Result<(), CommandError> {
         }
         Command::Check => check(env),
         Command::Bench(args) => super::bench::bench(&env, &args),
+        Command::Plot(args) => super::plot::plot(&args),
         Command::Run(args) => run(env, &args),
     }
 }

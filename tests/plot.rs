@@ -35,6 +35,20 @@ fn short_run(dir: &Path, name: &str, schedule: &str) -> String {
     )
 }
 
+/// Asserts that `<out_dir>/metrics.csv` holds exactly what metrics.jsonl
+/// holds (written back as JSON, its records give the same lines); returns
+/// its records.
+fn csv_matches_jsonl(out_dir: &Path) -> Vec<StepRecord> {
+    let jsonl = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    let records = csv_records(out_dir);
+    let from_csv: Vec<String> = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(from_csv, jsonl.lines().collect::<Vec<_>>());
+    records
+}
+
 /// The records of `<out_dir>/metrics.csv`, after checking its header.
 fn csv_records(out_dir: &Path) -> Vec<StepRecord> {
     let text = std::fs::read_to_string(out_dir.join("metrics.csv")).expect("metrics.csv");
@@ -61,24 +75,12 @@ fn two_runs_are_drawn_over_each_other_with_a_legend() {
     );
     short_run(dir.path(), "run-linear", "linear");
 
-    // metrics.csv holds exactly what metrics.jsonl holds (written back as
-    // JSON, its records give the same lines), and the schedules are the
+    // metrics.csv holds what metrics.jsonl holds, and the schedules are the
     // chosen ones.
-    for name in ["run-const", "run-linear"] {
-        let out_dir = dir.path().join(name);
-        let jsonl = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
-        let from_csv: Vec<String> = csv_records(&out_dir)
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap())
-            .collect();
-        assert_eq!(from_csv, jsonl.lines().collect::<Vec<_>>(), "{name}");
-        assert_eq!(from_csv.len(), 6);
-    }
     let lrs = |name: &str| -> Vec<f64> {
-        csv_records(&dir.path().join(name))
-            .iter()
-            .map(|r| r.lr)
-            .collect()
+        let records = csv_matches_jsonl(&dir.path().join(name));
+        assert_eq!(records.len(), 6);
+        records.iter().map(|r| r.lr).collect()
     };
     assert!(lrs("run-const").iter().all(|&lr| lr == 3e-3));
     assert!(lrs("run-linear").windows(2).all(|w| w[1] < w[0]));
@@ -115,6 +117,38 @@ fn two_runs_are_drawn_over_each_other_with_a_legend() {
     );
     assert!(dir.path().join("figures/lr.png").is_file());
     assert!(dir.path().join("figures/lr.svg").is_file());
+}
+
+/// The run is resumed from its step-4 checkpoint after it finished step 8,
+/// as if it had died there: metrics.csv drops the rows after step 4, as
+/// metrics.jsonl does, and the two files still agree.
+#[test]
+fn a_resumed_run_keeps_metrics_csv_in_step_with_metrics_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |head: &[&'static str]| {
+        let mut args = head.to_vec();
+        for set in [
+            "train.out_dir=run",
+            "train.steps=8",
+            "train.checkpoint_every=4",
+            "train.keep_last=0",
+            "metrics.csv=true",
+            "metrics.peak_gflops=100",
+        ] {
+            args.extend(["--set", set]);
+        }
+        args
+    };
+    cptrain_ok(dir.path(), &args(&["run"]));
+    cptrain_ok(
+        dir.path(),
+        &args(&["run", "--resume", "run/checkpoints/step-4"]),
+    );
+    let steps: Vec<u64> = csv_matches_jsonl(&dir.path().join("run"))
+        .iter()
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[test]

@@ -154,6 +154,17 @@ fn bad_input_is_one_clear_error() {
             &["optimizer.lr"],
         ),
         (
+            &["check", "--set", "optimizer.schedule=step"],
+            &[
+                "optimizer.schedule",
+                "expected one of cosine, constant, linear, wsd",
+            ],
+        ),
+        (
+            &["check", "--set", "optimizer.decay_fraction=1.5"],
+            &["optimizer.decay_fraction = 1.5", "0 < decay_fraction <= 1"],
+        ),
+        (
             &[
                 "check",
                 "--set",

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parallel;
+pub mod plot;
 pub mod tokenizer;
 pub mod train;
 

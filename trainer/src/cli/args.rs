@@ -44,6 +44,22 @@ pub enum Command {
     /// Time full training steps (forward, backward, AdamW) of the configured
     /// model on one rank, with synthetic tokens, and show where the time goes.
     Bench(BenchArgs),
+    /// Draw loss (eval loss as points), learning rate, tokens/s and gradient
+    /// norm against the step from runs' metrics.jsonl, overlaid, into one PNG
+    /// and one SVG.
+    Plot(PlotArgs),
+}
+
+/// Options of `cptrain plot`.
+#[derive(Debug, Clone, Args)]
+pub struct PlotArgs {
+    /// The `train.out_dir` of each run to draw (each holds a metrics.jsonl).
+    #[arg(value_name = "RUN_DIR", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Write PATH.png and PATH.svg (default: plot.png and plot.svg in the
+    /// first RUN_DIR).
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 /// Options of `cptrain bench`.

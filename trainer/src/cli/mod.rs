@@ -1,13 +1,14 @@
-//! The `cptrain` command line: `run`, `check`, `components`, `config`, `bench`.
+//! The `cptrain` command line: `run`, `check`, `components`, `config`, `bench`, `plot`.
 
 mod args;
 mod bench;
 mod commands;
 mod environment;
 mod logging;
+mod plot;
 mod resume;
 
-pub use args::{BenchArgs, Cli, Command, ConfigLayers, RunArgs};
+pub use args::{BenchArgs, Cli, Command, ConfigLayers, PlotArgs, RunArgs};
 pub use environment::{
     BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
 };

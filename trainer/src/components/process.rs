@@ -3,13 +3,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use appctx::{Config, ContextHandle, Runner, component};
+use appctx::{Config, ContextHandle, Runner, component, on_property};
 
 use crate::bench::measure_matmul_gflops;
 use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_source};
 use crate::kernels::{KernelsConfig, Threads};
 use crate::metrics::{
-    ConsoleSink, JsonlSink, MetricsConfig, MetricsError, MetricsSink, StepRecord,
+    ConsoleSink, CsvSink, JsonlSink, MetricsConfig, MetricsError, MetricsSink, StepRecord,
 };
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
@@ -124,8 +124,29 @@ fn jsonl_metrics(
 }
 component!(jsonl_metrics, order = 0);
 
-/// Step lines (or a progress bar on a terminal) and the final summary, in
-/// the process that runs rank 0.
+/// `<out_dir>/metrics.csv` (`metrics.csv = true`), with the resume rules of
+/// `metrics.jsonl`, in the process that runs rank 0.
+fn csv_metrics(
+    plan: Arc<TrainPlan>,
+    start: Arc<StartState>,
+    backend: Arc<dyn Backend>,
+) -> Result<Arc<SharedSink>, MetricsError> {
+    if !reports(&*backend) {
+        return Ok(Arc::new(Mutex::new(Discard)));
+    }
+    let resumed = start.resumed.as_ref().map(|c| c.state.step);
+    let sink = CsvSink::create(&plan.train.out_dir, resumed)?;
+    Ok(Arc::new(Mutex::new(sink)))
+}
+component!(
+    csv_metrics,
+    when = on_property("metrics.csv", "true"),
+    order = 0
+);
+
+/// Step lines (or a progress bar on a terminal) and the final summary with
+/// the `cptrain plot` command that draws the run, in the process that runs
+/// rank 0.
 fn console_metrics(
     plan: Arc<TrainPlan>,
     metrics: Config<MetricsConfig>,
@@ -134,7 +155,9 @@ fn console_metrics(
     if !reports(&*backend) {
         return Arc::new(Mutex::new(Discard));
     }
-    Arc::new(Mutex::new(ConsoleSink::new(plan.train.steps, &metrics)))
+    let sink = ConsoleSink::new(plan.train.steps, &metrics)
+        .with_hint(crate::plot::plot_hint(&plan.train.out_dir));
+    Arc::new(Mutex::new(sink))
 }
 component!(console_metrics, order = 1);
 

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Defaults: `log_every = 10`, `progress = "auto"`, `peak_gflops` unset
 /// (MFU is then reported only if the trainer measured a peak),
-/// `phase_profile = false`, `trace_steps = 0` (no trace), `trace_start = 2`.
+/// `phase_profile = false`, `trace_steps = 0` (no trace), `trace_start = 2`,
+/// `csv = false`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -27,6 +28,9 @@ pub struct MetricsConfig {
     /// The first traced step, numbered from 1 as in `metrics.jsonl`; the
     /// default leaves out the first step's one-time costs.
     pub trace_start: u64,
+    /// Also write every step's record to `<out_dir>/metrics.csv` (a header
+    /// line, then the columns of `metrics.jsonl`; optional fields empty).
+    pub csv: bool,
 }
 
 impl Default for MetricsConfig {
@@ -38,6 +42,7 @@ impl Default for MetricsConfig {
             phase_profile: false,
             trace_steps: 0,
             trace_start: 2,
+            csv: false,
         }
     }
 }

@@ -10,6 +10,8 @@ pub struct ConsoleSink {
     output: Output,
     /// Elapsed seconds and step of the first record seen, for the ETA.
     start: Option<(f64, u64)>,
+    /// A line printed after the summary.
+    hint: Option<String>,
 }
 
 enum Output {
@@ -38,6 +40,7 @@ impl ConsoleSink {
             log_every: cfg.log_every.max(1),
             output: Output::Bar(bar),
             start: None,
+            hint: None,
         }
     }
 
@@ -49,7 +52,15 @@ impl ConsoleSink {
             log_every: log_every.max(1),
             output: Output::Lines(out),
             start: None,
+            hint: None,
         }
+    }
+
+    /// Prints `hint` on a line of its own after the summary (e.g. how to
+    /// draw the run's curves).
+    pub fn with_hint(mut self, hint: String) -> Self {
+        self.hint = Some(hint);
+        self
     }
 
     /// Seconds left, extrapolated from the average step time since the first record.
@@ -99,17 +110,17 @@ impl MetricsSink for ConsoleSink {
             path: "the console".into(),
             source,
         };
-        let profile = summary
-            .phase_profile
-            .as_deref()
-            .map(|p| format!("\n{p}"))
-            .unwrap_or_default();
+        let after: String = [summary.phase_profile.as_deref(), self.hint.as_deref()]
+            .iter()
+            .flatten()
+            .map(|text| format!("\n{text}"))
+            .collect();
         match &mut self.output {
             Output::Bar(bar) => {
                 bar.finish_and_clear();
-                eprintln!("{summary}{profile}");
+                eprintln!("{summary}{after}");
             }
-            Output::Lines(out) => writeln!(out, "{summary}{profile}")
+            Output::Lines(out) => writeln!(out, "{summary}{after}")
                 .and_then(|()| out.flush())
                 .map_err(console)?,
         }
@@ -255,6 +266,7 @@ mod tests {
             })
             .unwrap();
         }
+        let mut sink = sink.with_hint("curves: cptrain plot runs/x".into());
         sink.finish(&RunSummary::new(25, 1000, 10.0, 0.0, None))
             .unwrap();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -270,7 +282,8 @@ mod tests {
                 "step 13/25",
                 "step 20/25",
                 "step 25/25",
-                "trained 25 steps (1.0k tokens) in 10.0s"
+                "trained 25 steps (1.0k tokens) in 10.0s",
+                "curves: cptrain plot runs/x"
             ]
         );
         assert!(text.lines().nth(1).unwrap().ends_with("eta 6s"), "{text}");

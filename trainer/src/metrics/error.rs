@@ -27,4 +27,18 @@ pub enum MetricsError {
         /// The parser's error.
         source: serde_json::Error,
     },
+    /// An existing `metrics.csv` has a line that is not a row of its columns.
+    #[error(
+        "{}:{line} is not a metrics row ({problem}); the file was edited or belongs to something else; \
+         move it away to resume",
+        path.display()
+    )]
+    CorruptRow {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
 }

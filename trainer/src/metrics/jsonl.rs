@@ -1,7 +1,6 @@
+use super::step_file::{StepFile, read_if_present};
 use super::{MetricsError, MetricsSink, StepRecord};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Name of the per-step metrics file inside `train.out_dir`.
 pub const METRICS_FILE: &str = "metrics.jsonl";
@@ -9,8 +8,7 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Writes one JSON object per optimizer step to `<out_dir>/metrics.jsonl`,
 /// each line written and flushed as the step completes.
 pub struct JsonlSink {
-    path: PathBuf,
-    file: File,
+    file: StepFile,
 }
 
 impl JsonlSink {
@@ -21,93 +19,83 @@ impl JsonlSink {
     /// equals that of an uninterrupted run. A torn last line (a crash
     /// mid-write) is dropped; any other line that is not a record is an error.
     pub fn create(out_dir: &Path, resumed_step: Option<u64>) -> Result<Self, MetricsError> {
-        std::fs::create_dir_all(out_dir).map_err(|source| MetricsError::Io {
-            action: "create directory",
-            path: out_dir.to_path_buf(),
-            source,
+        let file = StepFile::open(out_dir, METRICS_FILE, |path| match resumed_step {
+            None => Ok(String::new()),
+            Some(step) => records_up_to(path, step),
         })?;
-        let path = out_dir.join(METRICS_FILE);
-        let io = |action| {
-            let path = path.clone();
-            move |source| MetricsError::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        match resumed_step {
-            None => {
-                File::create(&path).map_err(io("create"))?;
-            }
-            Some(step) => {
-                let kept = records_up_to(&path, step)?;
-                let temp = out_dir.join(format!(".{METRICS_FILE}.tmp"));
-                std::fs::write(&temp, kept).map_err(io("write"))?;
-                std::fs::rename(&temp, &path).map_err(io("replace"))?;
-            }
-        }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io("open"))?;
-        Ok(JsonlSink { path, file })
+        Ok(JsonlSink { file })
     }
 }
 
-/// The lines of `path` (if it exists) whose records have `step <= last`.
-fn records_up_to(path: &Path, last: u64) -> Result<String, MetricsError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(source) => {
-            return Err(MetricsError::Io {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            });
+/// One line of a `metrics.jsonl` and its record.
+pub(crate) struct RecordLine<'a> {
+    /// The line as written.
+    pub text: &'a str,
+    /// Its record.
+    pub record: StepRecord,
+}
+
+/// A line of a `metrics.jsonl` that is not a step record.
+pub(crate) struct BadLine {
+    /// 1-based line number.
+    pub number: usize,
+    /// The parser's error.
+    pub source: serde_json::Error,
+}
+
+/// The records of the text of a `metrics.jsonl`, blank lines skipped. A torn
+/// last line (no newline at the end and not a record: a crash mid-write) is
+/// left out; any other line that is not a record is an error.
+pub(crate) fn parse_records(text: &str) -> Result<Vec<RecordLine<'_>>, BadLine> {
+    let last = text.lines().count();
+    let torn_end = !text.ends_with('\n');
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
         }
-    };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut kept = String::new();
-    for (i, line) in lines.iter().enumerate() {
         match serde_json::from_str::<StepRecord>(line) {
-            Ok(record) if record.step <= last => {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-            Ok(_) => {}
-            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Ok(record) => records.push(RecordLine { text: line, record }),
+            Err(_) if i + 1 == last && torn_end => {}
             Err(source) => {
-                return Err(MetricsError::Corrupt {
-                    path: path.to_path_buf(),
-                    line: i + 1,
+                return Err(BadLine {
+                    number: i + 1,
                     source,
                 });
             }
         }
+    }
+    Ok(records)
+}
+
+/// The lines of `path` (if it exists) whose records have `step <= last`.
+fn records_up_to(path: &Path, last: u64) -> Result<String, MetricsError> {
+    let text = read_if_present(path)?.unwrap_or_default();
+    let records = parse_records(&text).map_err(|bad| MetricsError::Corrupt {
+        path: path.to_path_buf(),
+        line: bad.number,
+        source: bad.source,
+    })?;
+    let mut kept = String::new();
+    for line in records.iter().filter(|l| l.record.step <= last) {
+        kept.push_str(line.text);
+        kept.push('\n');
     }
     Ok(kept)
 }
 
 impl MetricsSink for JsonlSink {
     fn record(&mut self, record: &StepRecord) -> Result<(), MetricsError> {
-        let mut line = serde_json::to_string(record).expect("step records serialize");
-        line.push('\n');
-        // One write per line on an unbuffered file: each record is on disk
-        // (in the page cache) as soon as its step ends.
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|source| MetricsError::Io {
-                action: "append to",
-                path: self.path.clone(),
-                source,
-            })
+        let line = serde_json::to_string(record).expect("step records serialize");
+        self.file.append(&line)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn record(step: u64) -> StepRecord {
         StepRecord {

@@ -1,5 +1,6 @@
 //! Training metrics: one record per optimizer step, sent to sinks — the
-//! `metrics.jsonl` file and the console — plus the end-of-run summary.
+//! `metrics.jsonl` file, optionally `metrics.csv`, and the console — plus
+//! the end-of-run summary.
 //!
 //! ```
 //! use cptrain::metrics::{JsonlSink, MetricsSink, StepRecord};
@@ -15,15 +16,19 @@
 
 mod config;
 mod console;
+mod csv;
 mod error;
 mod jsonl;
 mod memory;
 mod record;
+mod step_file;
 mod summary;
 
 pub use config::{MetricsConfig, ProgressMode};
 pub use console::{ConsoleSink, format_step_line};
+pub use csv::{CSV_COLUMNS, CsvSink, METRICS_CSV_FILE, csv_row, parse_csv_row};
 pub use error::MetricsError;
+pub(crate) use jsonl::parse_records;
 pub use jsonl::{JsonlSink, METRICS_FILE};
 pub use memory::peak_rss_bytes;
 pub use record::StepRecord;

@@ -1,19 +1,27 @@
 use serde::{Deserialize, Serialize};
 
+use super::ScheduleKind;
+
 /// The `[optimizer]` section: AdamW, its learning-rate schedule and clipping.
 ///
-/// Defaults (GPT-2 / nanoGPT values): `lr = 6e-4`, `min_lr = 6e-5`,
-/// `warmup_steps = 10`, `beta1 = 0.9`, `beta2 = 0.95`, `eps = 1e-8`,
+/// Defaults (GPT-2 / nanoGPT values): `schedule = "cosine"`, `lr = 6e-4`,
+/// `min_lr = 6e-5`, `warmup_steps = 10`, `decay_fraction = 0.2`, `beta1 = 0.9`, `beta2 = 0.95`, `eps = 1e-8`,
 /// `weight_decay = 0.1`, `grad_clip = 1.0`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
+    /// The learning rate after warmup: `cosine`, `constant`, `linear` or
+    /// `wsd` (formulas on [`LrSchedule`](super::LrSchedule)).
+    pub schedule: ScheduleKind,
     /// Peak learning rate, reached at the end of warmup.
     pub lr: f64,
-    /// Learning rate at the end of the cosine decay.
+    /// Learning rate at the end of the decay (`cosine`, `linear`, `wsd`).
     pub min_lr: f64,
     /// Steps of linear warmup: step `s < warmup_steps` uses `lr·(s+1)/warmup_steps`.
     pub warmup_steps: u64,
+    /// `wsd`: the share of `train.steps` at the end of the run over which
+    /// the learning rate decays linearly to `min_lr`.
+    pub decay_fraction: f64,
     /// Decay rate of the first moment.
     pub beta1: f64,
     /// Decay rate of the second moment.
@@ -29,9 +37,11 @@ pub struct OptimizerConfig {
 impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig {
+            schedule: ScheduleKind::Cosine,
             lr: 6e-4,
             min_lr: 6e-5,
             warmup_steps: 10,
+            decay_fraction: 0.2,
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
@@ -56,13 +66,19 @@ pub struct OptimizerConfigError {
 impl OptimizerConfig {
     /// Checks every value's range; the error names the key and the accepted range.
     pub fn validate(&self) -> Result<(), OptimizerConfigError> {
-        let checks: [(&'static str, f64, bool, &'static str); 7] = [
+        let checks: [(&'static str, f64, bool, &'static str); 8] = [
             ("lr", self.lr, self.lr > 0.0, "expected a finite number > 0"),
             (
                 "min_lr",
                 self.min_lr,
                 (0.0..=self.lr).contains(&self.min_lr),
                 "expected 0 <= min_lr <= optimizer.lr",
+            ),
+            (
+                "decay_fraction",
+                self.decay_fraction,
+                self.decay_fraction > 0.0 && self.decay_fraction <= 1.0,
+                "expected 0 < decay_fraction <= 1 (the share of train.steps that decays)",
             ),
             (
                 "beta1",
@@ -115,7 +131,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_bad_values_name_their_key() {
         assert_eq!(OptimizerConfig::default().validate(), Ok(()));
-        let cases: [(OptimizerConfig, &str); 5] = [
+        let cases: [(OptimizerConfig, &str); 6] = [
             (
                 OptimizerConfig {
                     lr: 0.0,
@@ -129,6 +145,13 @@ mod tests {
                     ..Default::default()
                 },
                 "optimizer.min_lr = 1",
+            ),
+            (
+                OptimizerConfig {
+                    decay_fraction: 0.0,
+                    ..Default::default()
+                },
+                "optimizer.decay_fraction = 0",
             ),
             (
                 OptimizerConfig {
@@ -166,5 +189,20 @@ mod tests {
         assert!(err.contains("unknown field `betas`"), "{err}");
         let partial: OptimizerConfig = serde_json::from_str(r#"{"lr": 1e-3}"#).unwrap();
         assert_eq!(partial.beta2, 0.95);
+    }
+
+    #[test]
+    fn schedules_are_named_in_lowercase_and_others_list_the_choices() {
+        let wsd: OptimizerConfig = serde_json::from_str(r#"{"schedule": "wsd"}"#).unwrap();
+        assert_eq!(wsd.schedule, ScheduleKind::Wsd);
+        let err = serde_json::from_str::<OptimizerConfig>(r#"{"schedule": "step"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "unknown variant `step`, expected one of `cosine`, `constant`, `linear`, `wsd`"
+            ),
+            "{err}"
+        );
     }
 }

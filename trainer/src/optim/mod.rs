@@ -28,4 +28,4 @@ mod schedule;
 pub use adamw::{AdamW, AdamWState, DecayMask, OptimStateError};
 pub use clip::{clip_coefficient, first_non_finite, scale, sum_of_squares};
 pub use config::{OptimizerConfig, OptimizerConfigError};
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, ScheduleKind};

@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod fingerprint;
 mod open;
+mod prepare;
 mod shard;
 mod source;
 mod synthetic;
@@ -32,6 +33,9 @@ pub use config::{DataConfig, SyntheticTask};
 pub use error::DataError;
 pub use fingerprint::{DataFingerprint, FileFingerprint};
 pub use open::{BUILTIN_SOURCES, open_data_source};
+pub use prepare::{
+    PREPARE_FILE, PrepareError, PrepareOptions, PrepareSummary, SplitSummary, input_files, prepare,
+};
 pub use shard::{HeaderError, LLMC_MAGIC, SHARD_MAGIC, ShardHeader, ShardWriter};
 pub use source::{DataSource, IGNORE_TARGET, Split};
 pub use synthetic::SyntheticSource;

@@ -26,7 +26,7 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     optimizer.validate()?;
     let mut cfg = BenchConfig::new(model, train.batch_size);
     cfg.threads = kernels.threads_per_rank(1);
-    cfg.steps = args.steps.max(1);
+    cfg.steps = args.steps;
     cfg.warmup = args.warmup;
     cfg.profile = !args.no_profile;
     cfg.seed = train.seed;

@@ -85,6 +85,14 @@ impl TrainPlan {
         if train.steps == 0 {
             return Err(TrainError::Invalid("train.steps must be at least 1".into()));
         }
+        if train.out_dir.as_os_str().is_empty() {
+            return Err(TrainError::Invalid(
+                "train.out_dir is empty: the run would write metrics.jsonl, config.toml and \
+                 checkpoints/ into the working directory; name a directory, e.g. \
+                 train.out_dir = \"runs/default\""
+                    .into(),
+            ));
+        }
         let plan = TrainPlan {
             model: model.clone(),
             train: train.clone(),

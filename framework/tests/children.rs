@@ -220,7 +220,12 @@ fn a_dry_run_prepares_children_without_creating_anything() {
                 b.instance(Arc::new(RankInfo(rank))).component(trainer())
             })
             .unwrap();
-        assert!(graph.nodes.iter().any(|n| n.name == "dataset" && n.inherited));
+        assert!(
+            graph
+                .nodes
+                .iter()
+                .any(|n| n.name == "dataset" && n.inherited)
+        );
     }
     let err = dry
         .prepare_child("rank", |b| b.component(trainer()))

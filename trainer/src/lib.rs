@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod parallel;
+mod regular_file;
 pub mod train;
 
 pub use huge_pages::{HUGE_PAGES_VAR, HugePageAlloc, HugePages, HugePagesError};

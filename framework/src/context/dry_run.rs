@@ -5,9 +5,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use super::ApplicationContext;
 use super::builder::ContextBuilder;
 use super::prepare::PreparedContext;
-use super::ApplicationContext;
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::graph::DependencyGraph;

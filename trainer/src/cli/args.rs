@@ -85,9 +85,11 @@ fn profile_name(name: &str) -> Result<String, String> {
     if plain {
         Ok(name.to_string())
     } else {
-        Err("a profile is a plain name (letters, digits, `-`, `_`) of a file `config/NAME.toml` \
+        Err(
+            "a profile is a plain name (letters, digits, `-`, `_`) of a file `config/NAME.toml` \
              or a built-in profile; to load a file elsewhere, use `--config PATH`"
-            .to_string())
+                .to_string(),
+        )
     }
 }
 
@@ -101,7 +103,10 @@ mod tests {
             assert_eq!(profile_name(good).as_deref(), Ok(good));
         }
         for bad in ["", "../../x", "a/b", "x.toml", "/etc/passwd", "a b"] {
-            assert!(profile_name(bad).unwrap_err().contains("--config PATH"), "{bad}");
+            assert!(
+                profile_name(bad).unwrap_err().contains("--config PATH"),
+                "{bad}"
+            );
         }
     }
 }

@@ -29,6 +29,6 @@ pub use config::{DataConfig, SyntheticTask};
 pub use error::DataError;
 pub use open::{BUILTIN_SOURCES, open_data_source};
 pub use source::{DataSource, IGNORE_TARGET, Split};
-pub use synthetic::SyntheticSource;
+pub use synthetic::{SYNTHETIC_VAL_WINDOWS, SyntheticSource};
 pub use token_file::{FileSource, TokenEncoding};
 pub use train_config::TrainConfig;

@@ -26,7 +26,7 @@ pub use condition::{
     on_property_absent, on_property_or_missing, on_property_present,
 };
 pub use config::{Config, ConfigSection};
-pub use context::{ApplicationContext, ContextBuilder, PreparedContext, Resolver};
+pub use context::{ApplicationContext, ContextBuilder, DryRun, PreparedContext, Resolver};
 pub use environment::{EffectiveConfig, EffectiveEntry, Environment, EnvironmentBuilder, Source};
 pub use error::{BoxError, Candidate, Error, Result};
 pub use events::{ContextClosed, ContextRefreshed, EventListener};

@@ -189,3 +189,51 @@ fn waiting_wakes_on_cancel_from_another_thread() {
         assert!(observer.is_cancelled());
     }
 }
+
+/// A dry run prepares a child against a parent that was only prepared: the
+/// child's graph reaches into the parent, its wiring errors are the ones
+/// building it would give, and no factory of either context runs.
+#[test]
+fn a_dry_run_prepares_children_without_creating_anything() {
+    let created = Arc::new(Mutex::new(Vec::<&str>::new()));
+    let log = created.clone();
+    let dry = ContextBuilder::new()
+        .use_registry(false)
+        .component(ComponentDef::new("dataset", move || {
+            log.lock().unwrap().push("dataset");
+            Arc::new(Dataset)
+        }))
+        .prepare()
+        .unwrap()
+        .dry_run();
+    let log = created.clone();
+    let trainer = move || {
+        let log = log.clone();
+        ComponentDef::new("trainer", move |_d: Arc<Dataset>, r: Arc<RankInfo>| {
+            log.lock().unwrap().push("trainer");
+            Arc::new(r.0)
+        })
+    };
+    for rank in 0..2 {
+        let graph = dry
+            .prepare_child("rank", |b| {
+                b.instance(Arc::new(RankInfo(rank))).component(trainer())
+            })
+            .unwrap();
+        assert!(
+            graph
+                .nodes
+                .iter()
+                .any(|n| n.name == "dataset" && n.inherited)
+        );
+    }
+    let err = dry
+        .prepare_child("rank", |b| b.component(trainer()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingDependency { component, .. } if component == "trainer"),
+        "{err}"
+    );
+    assert!(created.lock().unwrap().is_empty(), "nothing was created");
+    assert_eq!(dry.graph().nodes.len(), 2, "dataset and the environment");
+}

@@ -85,6 +85,24 @@ fn tables_merge_key_by_key_and_provenance_is_per_leaf() {
     assert_eq!(env.to_json()["server"]["port"], 8080);
 }
 
+/// A value of any length prints (no formatting width overflow), and short
+/// entries stay aligned among themselves.
+#[test]
+fn the_effective_config_prints_values_of_any_length() {
+    let long = "x".repeat(70_000);
+    let env = Environment::builder()
+        .defaults("d", "[a]\nb = 1\nc = \"s\"\n")
+        .set(format!("a.c={long}"))
+        .build()
+        .unwrap();
+    let printed = env.effective().to_string();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert!(lines[0].starts_with("a.b = 1 "), "{}", lines[0]);
+    assert!(lines[0].ends_with("# embedded defaults d"), "{}", lines[0]);
+    assert!(lines[1].starts_with("a.c = ") && lines[1].contains(&long));
+    assert!(lines[1].contains("  # --set a.c="));
+}
+
 #[test]
 fn override_and_env_values_are_read_as_toml_scalars_where_possible() {
     let cases: [(&str, toml::Value); 6] = [

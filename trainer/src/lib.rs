@@ -16,6 +16,7 @@ pub mod model;
 pub mod optim;
 pub mod parallel;
 pub mod plot;
+mod regular_file;
 pub mod tokenizer;
 pub mod train;
 

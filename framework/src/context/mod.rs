@@ -1,6 +1,7 @@
 //! The application context: prepare → refresh → run → close.
 
 mod builder;
+mod dry_run;
 mod plan;
 mod prepare;
 mod refresh;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 pub use builder::ContextBuilder;
+pub use dry_run::DryRun;
 pub use prepare::PreparedContext;
 pub use resolver::Resolver;
 

@@ -265,6 +265,10 @@ pub struct EffectiveConfig {
     pub entries: Vec<EffectiveEntry>,
 }
 
+/// The widest `key = value` the `# source` column is aligned after; longer
+/// assignments (a value of any length may be set) push their own comment out.
+const ALIGNED_WIDTH: usize = 72;
+
 impl fmt::Display for EffectiveConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = self
@@ -272,7 +276,8 @@ impl fmt::Display for EffectiveConfig {
             .iter()
             .map(|e| e.key.len() + e.value.len() + 3)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .min(ALIGNED_WIDTH);
         for e in &self.entries {
             let assignment = format!("{} = {}", e.key, e.value);
             writeln!(f, "{assignment:<width$}  # {}", e.source)?;

@@ -23,6 +23,20 @@ pub enum CheckpointError {
         source: safetensors::SafeTensorError,
     },
     /// Writing a safetensors file failed.
+    /// The first 8 bytes claim a header longer than the file.
+    #[error(
+        "{} is not a safetensors file, or is truncated: its first 8 bytes give a header of \
+         {header} bytes, but the file holds {len} bytes in all",
+        path.display()
+    )]
+    HeaderBeyondFile {
+        /// The file.
+        path: PathBuf,
+        /// The header length the file claims.
+        header: u64,
+        /// The file's length.
+        len: u64,
+    },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         /// The file.

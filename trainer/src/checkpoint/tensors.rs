@@ -4,6 +4,7 @@ use super::CheckpointError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView, View};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 /// A borrowed f32 tensor to be written (little-endian, as safetensors requires).
@@ -83,13 +84,31 @@ fn process_umask() -> u32 {
         .unwrap_or(0o022)
 }
 
-/// The whole file's bytes.
+/// The whole file's bytes, once it is known to be a regular file whose
+/// safetensors header fits in it (nothing is read past its length).
 pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let io = |source| CheckpointError::Io {
         action: "read",
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let (file, len) = crate::regular_file::open_regular(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    let mut file = file.take(len);
+    // A file under 8 bytes is read whole and refused by the parser.
+    file.by_ref().take(8).read_to_end(&mut bytes).map_err(io)?;
+    if let Ok(prefix) = <[u8; 8]>::try_from(bytes.as_slice()) {
+        let header = u64::from_le_bytes(prefix);
+        if header > len - 8 {
+            return Err(CheckpointError::HeaderBeyondFile {
+                path: path.to_path_buf(),
+                header,
+                len,
+            });
+        }
+    }
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Parses bytes read from `path`.

@@ -398,9 +398,14 @@ mod tests {
         });
         let longer = ParamLayout::gpt2(&model(12));
         let truncated = dir.path().join("truncated.safetensors");
-        std::fs::write(&truncated, &std::fs::read(&hub).unwrap()[..200]).unwrap();
+        let hub_bytes = std::fs::read(&hub).unwrap();
+        std::fs::write(&truncated, &hub_bytes[..200]).unwrap();
+        // The header whole, the tensor data cut short.
+        let cut_data = dir.path().join("cut_data.safetensors");
+        let header = u64::from_le_bytes(hub_bytes[..8].try_into().unwrap()) as usize;
+        std::fs::write(&cut_data, &hub_bytes[..8 + header + 4]).unwrap();
         let missing = dir.path().join("missing.safetensors");
-        let cases: [(&Path, &ParamLayout, &[&str]); 6] = [
+        let cases: [(&Path, &ParamLayout, &[&str]); 7] = [
             (
                 &hub,
                 &bigger_vocab,
@@ -433,7 +438,15 @@ mod tests {
             (
                 &truncated,
                 &layout,
-                &["truncated.safetensors is not a readable safetensors file"],
+                &[
+                    "truncated.safetensors is not a safetensors file, or is truncated",
+                    "holds 200 bytes",
+                ],
+            ),
+            (
+                &cut_data,
+                &layout,
+                &["cut_data.safetensors is not a readable safetensors file"],
             ),
             (&missing, &layout, &["cannot read", "missing.safetensors"]),
         ];

@@ -22,7 +22,7 @@ pub struct ConfigLayers {
     pub config: Vec<PathBuf>,
     /// A profile: `config/NAME.toml` in the working directory, else a built-in
     /// one (cp4, long); repeatable.
-    #[arg(long = "profile", value_name = "NAME", global = true)]
+    #[arg(long = "profile", value_name = "NAME", global = true, value_parser = profile_name)]
     pub profile: Vec<String>,
     /// Override one key, e.g. `--set train.steps=50` (repeatable; wins over
     /// files, profiles and CPTRAIN__SECTION__KEY environment variables).
@@ -65,11 +65,11 @@ pub struct PlotArgs {
 /// Options of `cptrain bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Timed steps.
-    #[arg(long, default_value_t = 5)]
+    /// Timed steps (1 to 1,000,000).
+    #[arg(long, default_value_t = 5, value_parser = step_count(1))]
     pub steps: usize,
-    /// Untimed steps first (page faults, caches, thread pools).
-    #[arg(long, default_value_t = 1)]
+    /// Untimed steps first (page faults, caches, thread pools; at most 1,000,000).
+    #[arg(long, default_value_t = 1, value_parser = step_count(0))]
     pub warmup: usize,
     /// Skip the per-phase profile.
     #[arg(long)]
@@ -88,4 +88,45 @@ pub struct RunArgs {
     /// continue from the newest valid one (with a warning) instead of stopping.
     #[arg(long, requires = "resume")]
     pub fallback: bool,
+}
+
+/// Steps `bench` accepts: from `min` to a million.
+fn step_count(min: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=1_000_000)
+}
+
+/// A profile names a file in `config/`: only letters, digits, `-` and `_`,
+/// so that `--profile` never reaches outside that directory.
+fn profile_name(name: &str) -> Result<String, String> {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain {
+        Ok(name.to_string())
+    } else {
+        Err(
+            "a profile is a plain name (letters, digits, `-`, `_`) of a file `config/NAME.toml` \
+             or a built-in profile; to load a file elsewhere, use `--config PATH`"
+                .to_string(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_is_a_plain_name() {
+        for good in ["cp4", "long", "my-run_2"] {
+            assert_eq!(profile_name(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "../../x", "a/b", "x.toml", "/etc/passwd", "a b"] {
+            assert!(
+                profile_name(bad).unwrap_err().contains("--config PATH"),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -4,12 +4,14 @@ use appctx::Environment;
 
 use super::BenchArgs;
 use super::commands::CommandError;
+use crate::attention::QkvLayout;
 use crate::bench::{BenchConfig, measure_matmul_gflops, run_step_benchmark};
 use crate::data::TrainConfig;
 use crate::kernels::{KernelsConfig, Threads};
 use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
+use crate::train::{AvailableMemory, MemoryEstimate, MemoryInputs};
 
 /// `cptrain bench`: the configured model (`[model]`), one rank with all of
 /// `kernels.threads`, `train.batch_size` sequences per step; prints the step
@@ -24,9 +26,25 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
     let parallel: ParallelConfig = env.bind("parallel")?;
     optimizer.validate()?;
+    model.validate()?;
+    let threads = kernels.threads_per_rank(1);
+    // One rank, whole sequences, the batch in one micro-batch.
+    MemoryEstimate::new(&MemoryInputs {
+        model: &model,
+        train: &TrainConfig {
+            micro_batch_size: None,
+            ..train.clone()
+        },
+        parallel: &ParallelConfig::default(),
+        dp: 1,
+        layout: QkvLayout::Packed,
+        local_ranks: 1,
+        threads_per_rank: threads,
+    })
+    .check_fit(AvailableMemory::detect())?;
     let mut cfg = BenchConfig::new(model, train.batch_size);
-    cfg.threads = kernels.threads_per_rank(1);
-    cfg.steps = args.steps.max(1);
+    cfg.threads = threads;
+    cfg.steps = args.steps;
     cfg.warmup = args.warmup;
     cfg.profile = !args.no_profile;
     cfg.seed = train.seed;

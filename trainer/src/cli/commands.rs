@@ -7,13 +7,16 @@ use appctx::{CancellationToken, ContextBuilder, Environment};
 use super::resume::{prepare_resume, resume_target};
 use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
 use crate::checkpoint::import_hf_gpt2;
+use crate::components::RANK_SCOPE;
 use crate::data::{DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, ParamLayout};
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
-use crate::train::{RankOutcome, RunOptions, RunStatus, TrainPlan};
+use crate::train::{
+    AvailableMemory, RankInfo, RankOutcome, RunOptions, RunStatus, TrainPlan, human_bytes,
+};
 
 /// A command's failure: printed as one paragraph.
 pub(super) type CommandError = Box<dyn std::error::Error + Send + Sync>;
@@ -65,28 +68,58 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     )?)
 }
 
+/// Everything `run` does before training, short of creating anything: the
+/// plan and its memory fit, the process context and every rank's context
+/// (their wiring, device included), the data and the initial weights.
 fn check(env: Environment) -> Result<(), CommandError> {
     let plan = plan_of(&env)?;
-    let prepared = context_builder(env).prepare()?;
-    let data: DataConfig = prepared.environment().bind("data")?;
+    let dry = context_builder(env).prepare()?.dry_run();
+    for rank in checked_ranks(&plan) {
+        dry.prepare_child(RANK_SCOPE, |child| {
+            child.instance(Arc::new(RankInfo { rank }))
+        })
+        .map_err(|e| format!("the context of rank {rank}: {e}"))?;
+    }
+    let data: DataConfig = dry.environment().bind("data")?;
     let source = open_data_source(&data, &plan.model, plan.train.seed)?;
+    plan.train.check_eval_windows(&*source)?;
     if let Some(init) = &plan.model.init {
         import_hf_gpt2(init, &ParamLayout::gpt2(&plan.model))
             .map_err(|e| format!("model.init = {}: {e}", init.display()))?;
     }
     let mut out = String::new();
     writeln!(out, "{plan}")?;
+    if let Some(available) = AvailableMemory::detect() {
+        writeln!(
+            out,
+            "fits       {} of the {} available",
+            human_bytes(plan.memory.total()),
+            available
+        )?;
+    }
     writeln!(out, "data       {}", source.describe())?;
     writeln!(out, "components (process context)")?;
-    for node in prepared.graph().nodes {
+    for node in dry.graph().nodes {
         writeln!(out, "  {:<16} provides {}", node.name, node.provides)?;
     }
     writeln!(
         out,
-        "\nOK: configuration, wiring, data and initial weights are valid; nothing was trained."
+        "\nOK: configuration, memory, wiring (process and rank contexts), data and initial \
+         weights are valid; nothing was trained."
     )?;
     print!("{out}");
     Ok(())
+}
+
+/// The ranks whose contexts this process builds: all of them with the
+/// local backend; elsewhere the process's rank is known only at launch, and
+/// every rank's context is wired alike, so rank 0 stands for it.
+fn checked_ranks(plan: &TrainPlan) -> std::ops::Range<usize> {
+    if plan.parallel.backend == "local" {
+        0..plan.grid.world_size()
+    } else {
+        0..1
+    }
 }
 
 fn run(layers: &ConfigLayers, env: Environment, args: &RunArgs) -> Result<ExitCode, CommandError> {

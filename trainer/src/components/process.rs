@@ -52,14 +52,17 @@ fn train_plan(
 }
 component!(train_plan);
 
-/// The dataset, opened once per process and shared by its ranks; registered
-/// once per built-in `data.source` name.
+/// The dataset, opened once per process and shared by its ranks, with
+/// enough validation windows for `train.eval_batches`; registered once per
+/// built-in `data.source` name.
 fn open_source(
     data: Config<DataConfig>,
     model: Config<ModelConfig>,
     train: Config<TrainConfig>,
 ) -> Result<Arc<dyn DataSource>, DataError> {
-    open_data_source(&data, &model, train.seed)
+    let source = open_data_source(&data, &model, train.seed)?;
+    train.check_eval_windows(&*source)?;
+    Ok(source)
 }
 component!(open_source, name = "synthetic", select = "data.source");
 component!(open_source, name = "text", select = "data.source");

@@ -12,6 +12,23 @@ pub enum DataError {
         /// The accepted names, comma-separated.
         known: String,
     },
+    /// One evaluation would read more sequences than the validation split
+    /// holds (each window is evaluated at most once per evaluation).
+    #[error(
+        "train.eval_batches = {eval_batches} evaluates {eval_batches} x train.batch_size = \
+         {batch_size} sequences, more than the {windows} validation windows of the data; set \
+         train.eval_batches to at most {} (0 turns evaluation off), or add validation data \
+         (data.val_path, data.val_fraction)",
+        windows / batch_size
+    )]
+    EvalBatches {
+        /// `train.eval_batches`.
+        eval_batches: usize,
+        /// `train.batch_size`.
+        batch_size: usize,
+        /// Windows of the validation split.
+        windows: usize,
+    },
     /// A file-based source without `data.path`.
     #[error(
         "data.source = {source_name:?} reads a file, but data.path is not set; set data.path to the file"

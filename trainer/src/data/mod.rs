@@ -38,6 +38,6 @@ pub use prepare::{
 };
 pub use shard::{HeaderError, LLMC_MAGIC, SHARD_MAGIC, ShardHeader, ShardWriter};
 pub use source::{DataSource, IGNORE_TARGET, Split};
-pub use synthetic::SyntheticSource;
+pub use synthetic::{SYNTHETIC_VAL_WINDOWS, SyntheticSource};
 pub use token_file::{FileSource, TokenEncoding};
 pub use train_config::TrainConfig;

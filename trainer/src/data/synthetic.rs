@@ -1,5 +1,9 @@
 use super::{DataError, DataSource, IGNORE_TARGET, Split, SyntheticTask};
 
+/// Sequences in the validation split of a synthetic task, which bounds
+/// `train.eval_batches · train.batch_size`.
+pub const SYNTHETIC_VAL_WINDOWS: usize = 1 << 16;
+
 /// Windows generated on the fly, deterministic in (seed, split, window).
 ///
 /// Each sequence has a random first half `a` of `h = T/2` tokens and a second
@@ -93,9 +97,13 @@ impl DataSource for SyntheticSource {
         self.seq_len
     }
 
-    /// Unbounded in practice: every step sees fresh sequences.
-    fn num_windows(&self, _split: Split) -> usize {
-        usize::MAX
+    /// Training is unbounded in practice (every step sees fresh sequences);
+    /// validation is a fixed held-out set of [`SYNTHETIC_VAL_WINDOWS`].
+    fn num_windows(&self, split: Split) -> usize {
+        match split {
+            Split::Train => usize::MAX,
+            Split::Val => SYNTHETIC_VAL_WINDOWS,
+        }
     }
 
     fn read_window(

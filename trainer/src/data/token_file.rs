@@ -61,8 +61,7 @@ impl TokenFile {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(io)?;
-        let bytes = file.metadata().map_err(io)?.len();
+        let (mut file, bytes) = crate::regular_file::open_regular(path).map_err(io)?;
         if bytes % encoding.width() != 0 {
             return Err(DataError::OddLength {
                 key,

@@ -1,6 +1,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+use super::{DataError, DataSource, Split};
+
 /// The `[train]` section: the length and batching of a run and where it writes.
 ///
 /// Defaults: `steps = 200`, `batch_size = 8`, `micro_batch_size` unset (the
@@ -56,6 +58,23 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Refuses evaluations of more sequences than `source`'s validation
+    /// split holds: `eval_batches · batch_size` windows at most.
+    pub fn check_eval_windows(&self, source: &dyn DataSource) -> Result<(), DataError> {
+        let windows = source.num_windows(Split::Val);
+        let sequences = (self.eval_batches as u128) * (self.batch_size as u128);
+        if windows > 0 && self.batch_size > 0 && sequences > windows as u128 {
+            return Err(DataError::EvalBatches {
+                eval_batches: self.eval_batches,
+                batch_size: self.batch_size,
+                windows,
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +89,32 @@ mod tests {
         );
         let err = serde_json::from_str::<TrainConfig>(r#"{"step": 5}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `step`"), "{err}");
+    }
+
+    #[test]
+    fn an_evaluation_reads_each_validation_window_at_most_once() {
+        let source =
+            crate::data::SyntheticSource::new(crate::data::SyntheticTask::Copy, 8, 4, 0).unwrap();
+        let windows = source.num_windows(Split::Val);
+        let fits = TrainConfig {
+            batch_size: 16,
+            eval_batches: windows / 16,
+            ..TrainConfig::default()
+        };
+        assert!(fits.check_eval_windows(&source).is_ok());
+        let err = TrainConfig {
+            eval_batches: 1_000_000_000,
+            ..fits
+        }
+        .check_eval_windows(&source)
+        .unwrap_err()
+        .to_string();
+        for text in [
+            "train.eval_batches = 1000000000",
+            &format!("{windows} validation windows"),
+            &format!("at most {}", windows / 16),
+        ] {
+            assert!(err.contains(text), "`{text}` in {err}");
+        }
     }
 }

@@ -77,29 +77,36 @@ pub struct Activations {
     pub(crate) profile: Profile,
 }
 
-/// `f32` elements [`Activations::new`] allocates per block.
-fn block_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
-    let c = cfg.n_embd;
+/// `f32` elements [`Activations::new`] allocates per block, for `n` rows (in
+/// `f64`, so that no configuration overflows the count).
+fn block_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
+    let c = cfg.n_embd as f64;
     // ln1, atty, res1, ln2: 4·N·C; qkv 3·N·C, or q, k, v, ctx 4·N·C;
     // fc_slope, fch_gelu: 8·N·C; 4 LayerNorm stats of N; lse N·H.
     let attention = match layout {
-        QkvLayout::Packed => 3 * n * c,
-        QkvLayout::HeadMajor => 4 * n * c,
+        QkvLayout::Packed => 3.0 * n * c,
+        QkvLayout::HeadMajor => 4.0 * n * c,
     };
-    12 * n * c + attention + 4 * n + n * cfg.n_head
+    12.0 * n * c + attention + 4.0 * n + n * cfg.n_head as f64
 }
 
 /// `f32` elements [`Activations::new`] allocates outside the blocks.
-fn other_floats(cfg: &ModelConfig, n: usize, layout: QkvLayout) -> usize {
-    let c = cfg.n_embd;
+fn other_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
+    let c = cfg.n_embd as f64;
     // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NC, proj NC,
     // d_res NC, d_narrow NC, d_wide 4NC; head-major only: d_ctx, dq, dk,
     // dv 4NC.
     let head_grads = match layout {
-        QkvLayout::Packed => 0,
-        QkvLayout::HeadMajor => 4 * n * c,
+        QkvLayout::Packed => 0.0,
+        QkvLayout::HeadMajor => 4.0 * n * c,
     };
-    (cfg.n_layer + 1) * n * c + n * c + 2 * n + n * cfg.vocab_size + n + 10 * n * c + head_grads
+    (cfg.n_layer as f64 + 1.0) * n * c
+        + n * c
+        + 2.0 * n
+        + n * cfg.vocab_size as f64
+        + n
+        + 10.0 * n * c
+        + head_grads
 }
 
 impl Activations {
@@ -171,10 +178,11 @@ impl Activations {
 
     /// Bytes [`Activations::new`] allocates for `cfg`, `batch`, `len`,
     /// `layout` (forward activations and backward scratch; excludes
-    /// parameters, gradients and optimizer state).
-    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> usize {
-        let n = batch * len;
-        4 * (cfg.n_layer * block_floats(cfg, n, layout) + other_floats(cfg, n, layout))
+    /// parameters, gradients and optimizer state); exact below 2^53 bytes,
+    /// and never an overflow, however large the sizes.
+    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> f64 {
+        let n = batch as f64 * len as f64;
+        4.0 * (cfg.n_layer as f64 * block_floats(cfg, n, layout) + other_floats(cfg, n, layout))
     }
 
     /// Turns the per-phase timers of forward and backward on or off (and
@@ -218,7 +226,10 @@ mod tests {
         };
         for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
             let a = Activations::new(&cfg, 3, 5, layout);
-            assert_eq!(Activations::bytes(&cfg, 3, 5, layout), 4 * allocated(&a));
+            assert_eq!(
+                Activations::bytes(&cfg, 3, 5, layout),
+                4.0 * allocated(&a) as f64
+            );
         }
     }
 

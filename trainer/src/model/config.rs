@@ -65,6 +65,18 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Parameters of the model ([`ParamLayout::gpt2`](super::ParamLayout)'s
+    /// length, `wpe` included), from the sizes alone: `V·C + T·C + L·(12·C² +
+    /// 13·C) + 2·C`. In `f64`, exact below 2^53 and never an overflow, so
+    /// that absurd sizes can be refused before anything is allocated.
+    pub fn param_count(&self) -> f64 {
+        let c = self.n_embd as f64;
+        let per_block = 12.0 * c * c + 13.0 * c;
+        (self.vocab_size as f64 + self.seq_len as f64) * c
+            + self.n_layer as f64 * per_block
+            + 2.0 * c
+    }
+
     /// Width of one attention head.
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
@@ -117,5 +129,30 @@ mod tests {
         );
         assert_eq!(tiny().validate(), Ok(()));
         assert_eq!(tiny().head_dim(), 32);
+    }
+
+    #[test]
+    fn the_parameter_count_is_the_layouts_length() {
+        for cfg in [
+            tiny(),
+            ModelConfig {
+                n_layer: 5,
+                n_embd: 12,
+                n_head: 3,
+                vocab_size: 7,
+                ..tiny()
+            },
+        ] {
+            assert_eq!(
+                cfg.param_count(),
+                super::super::ParamLayout::gpt2(&cfg).len() as f64
+            );
+        }
+        let absurd = ModelConfig {
+            n_layer: usize::MAX,
+            n_embd: usize::MAX,
+            ..tiny()
+        };
+        assert!(absurd.param_count() > 1e50);
     }
 }

@@ -1,23 +1,23 @@
 //! Cost estimates for plans and MFU.
 
-use super::{Activations, ModelConfig, ParamLayout};
+use super::{Activations, ModelConfig};
 use crate::attention::QkvLayout;
 
 /// Parameters that enter matrix products: all but `wpe` (a lookup).
-pub fn matmul_params(cfg: &ModelConfig) -> usize {
-    ParamLayout::gpt2(cfg).len() - cfg.seq_len * cfg.n_embd
+pub fn matmul_params(cfg: &ModelConfig) -> f64 {
+    cfg.param_count() - cfg.seq_len as f64 * cfg.n_embd as f64
 }
 
 /// Training FLOPs per token (forward + backward) by the PaLM convention
 /// `6·N + 12·n_layer·n_embd·seq_len`, N without `wpe`. The attention term
 /// counts the full score matrix; causal kernels skip about half of it.
 pub fn flops_per_token(cfg: &ModelConfig) -> f64 {
-    6.0 * matmul_params(cfg) as f64 + 12.0 * (cfg.n_layer * cfg.n_embd * cfg.seq_len) as f64
+    6.0 * matmul_params(cfg) + 12.0 * cfg.n_layer as f64 * cfg.n_embd as f64 * cfg.seq_len as f64
 }
 
 /// Bytes of activations and backward scratch for micro-batches of `batch`
 /// sequences of `len` tokens, for attention taking `layout` (see
 /// [`Activations::bytes`]).
-pub fn activation_bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> usize {
+pub fn activation_bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> f64 {
     Activations::bytes(cfg, batch, len, layout)
 }

@@ -322,11 +322,11 @@ fn init_is_deterministic_and_follows_the_gpt2_scheme() {
 #[test]
 fn flops_follow_the_6n_plus_attention_convention() {
     let gpt2 = cfg(12, 12, 768, 50257, 1024);
-    let n = 124_439_808 - 1024 * 768;
+    let n = (124_439_808 - 1024 * 768) as f64;
     assert_eq!(matmul_params(&gpt2), n);
     assert_eq!(
         flops_per_token(&gpt2),
-        6.0 * n as f64 + 12.0 * 12.0 * 768.0 * 1024.0
+        6.0 * n + 12.0 * 12.0 * 768.0 * 1024.0
     );
     let layout = QkvLayout::Packed;
     assert!(activation_bytes(&gpt2, 1, 1024, layout) > activation_bytes(&gpt2, 1, 512, layout));

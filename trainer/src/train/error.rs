@@ -25,6 +25,9 @@ pub enum TrainError {
     /// The batch does not split over the ranks and micro-batches.
     #[error(transparent)]
     BatchPlan(#[from] BatchPlanError),
+    /// The run needs more memory than the process may allocate.
+    #[error(transparent)]
+    Memory(#[from] super::MemoryError),
     /// A configuration combination that cannot run (key, value, rule).
     #[error("{0}")]
     Invalid(String),

@@ -1,8 +1,10 @@
 //! The training run: plan (validation and `check` output), start state,
 //! the per-rank step loop, and the reporting rank's metrics and checkpoints.
 
+mod available_memory;
 mod error;
 mod groups;
+mod memory;
 mod phase_report;
 mod plan;
 mod rank;
@@ -13,9 +15,11 @@ mod runner;
 mod start;
 mod trace;
 
+pub use available_memory::{AvailableMemory, human_bytes};
 pub use error::TrainError;
 pub use groups::RankGroups;
-pub use plan::{AttentionBalance, CP_STRATEGIES, MemoryEstimate, TrainPlan};
+pub use memory::{MemoryError, MemoryEstimate, MemoryInputs, MemoryItem};
+pub use plan::{AttentionBalance, CP_STRATEGIES, TrainPlan};
 pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};
 pub use resume::ResumePoint;

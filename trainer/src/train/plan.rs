@@ -1,11 +1,13 @@
 use std::fmt;
 
+use super::available_memory::{AvailableMemory, human_bytes};
+use super::memory::{MemoryEstimate, MemoryInputs};
 use super::{TRACE_FILE, TraceWindow, TrainError};
 use crate::attention::QkvLayout;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
-use crate::model::{ModelConfig, ParamLayout, activation_bytes, flops_per_token};
+use crate::model::{ModelConfig, flops_per_token};
 use crate::optim::OptimizerConfig;
 use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
 
@@ -13,7 +15,8 @@ use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
 pub const CP_STRATEGIES: [&str; 3] = ["p2p", "all_gather", "a2a"];
 
 /// Everything a run will do, derived from the configuration alone: every
-/// cross-section rule is checked here, so `cptrain check` and `cptrain run`
+/// cross-section rule is checked here, and the memory the run needs against
+/// what the process may allocate, so `cptrain check` and `cptrain run`
 /// reject the same configurations before anything is allocated.
 #[derive(Clone, Debug)]
 pub struct TrainPlan {
@@ -32,6 +35,9 @@ pub struct TrainPlan {
     pub oversubscription: Option<String>,
     /// Parameters of the model (with `wpe`).
     pub params: usize,
+    /// The memory this process will hold at its peak; the plan exists only
+    /// if it fits in what the process may allocate.
+    pub memory: MemoryEstimate,
     /// The steps whose timeline goes to `<out_dir>/trace.json`
     /// (`metrics.trace_start`, `metrics.trace_steps`).
     pub trace: Option<TraceWindow>,
@@ -85,13 +91,33 @@ impl TrainPlan {
         if train.steps == 0 {
             return Err(TrainError::Invalid("train.steps must be at least 1".into()));
         }
+        if train.out_dir.as_os_str().is_empty() {
+            return Err(TrainError::Invalid(
+                "train.out_dir is empty: the run would write metrics.jsonl, config.toml and \
+                 checkpoints/ into the working directory; name a directory, e.g. \
+                 train.out_dir = \"runs/default\""
+                    .into(),
+            ));
+        }
+        let memory = MemoryEstimate::new(&MemoryInputs {
+            model,
+            train,
+            parallel,
+            dp: grid.world_size() / cp,
+            layout: qkv_layout(cp),
+            local_ranks,
+            threads_per_rank: kernels.threads_per_rank(local_ranks),
+        });
+        memory.check_fit(AvailableMemory::detect())?;
         let plan = TrainPlan {
             model: model.clone(),
             train: train.clone(),
             parallel: parallel.clone(),
             threads_per_rank: kernels.threads_per_rank(local_ranks),
             oversubscription: kernels.oversubscription(local_ranks),
-            params: ParamLayout::gpt2(model).len(),
+            // Exact: a model that fits in memory has far fewer than 2^53.
+            params: model.param_count() as usize,
+            memory,
             trace: TraceWindow::from_config(metrics, train.steps)?,
             grid,
         };
@@ -144,31 +170,23 @@ impl TrainPlan {
 
     /// Tokens of one optimizer step (the global batch).
     pub fn tokens_per_step(&self) -> u64 {
-        (self.train.batch_size * self.model.seq_len) as u64
+        (self.train.batch_size as u64).saturating_mul(self.model.seq_len as u64)
     }
 
     /// How the rank's attention takes q, k, v: packed for whole sequences
     /// (the `local` strategy, chosen when `parallel.cp = 1`), head-major for
     /// every context-parallel strategy.
     pub fn qkv_layout(&self) -> QkvLayout {
-        if self.parallel.cp == 1 {
-            QkvLayout::Packed
-        } else {
-            QkvLayout::HeadMajor
-        }
+        qkv_layout(self.parallel.cp)
     }
+}
 
-    /// Estimated bytes each rank holds: parameters, gradients and the two
-    /// AdamW moments (f32 each), and the activations of one micro-batch.
-    pub fn memory_per_rank(&self) -> MemoryEstimate {
-        let state = 4 * 4 * self.params;
-        let activations = activation_bytes(
-            &self.model,
-            self.micro_batch_size(),
-            self.local_seq_len(),
-            self.qkv_layout(),
-        );
-        MemoryEstimate { state, activations }
+/// The layout of the strategy the rank context wires for `cp`.
+fn qkv_layout(cp: usize) -> QkvLayout {
+    if cp == 1 {
+        QkvLayout::Packed
+    } else {
+        QkvLayout::HeadMajor
     }
 }
 
@@ -206,19 +224,6 @@ impl AttentionBalance {
         let min = work.iter().copied().min().unwrap_or(0).max(1);
         max as f64 / min as f64
     }
-}
-
-/// Bytes one rank needs, by kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MemoryEstimate {
-    /// Parameters, gradients, AdamW moments.
-    pub state: usize,
-    /// Activations kept for the backward of one micro-batch.
-    pub activations: usize,
-}
-
-fn mib(bytes: usize) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }
 
 impl fmt::Display for TrainPlan {
@@ -274,14 +279,29 @@ impl fmt::Display for TrainPlan {
             self.local_seq_len(),
             2 * p.cp
         )?;
-        let mem = self.memory_per_rank();
+        let mem = &self.memory;
         writeln!(
             f,
-            "memory     per rank: {:.1} MiB params+grads+AdamW, {:.1} MiB activations ({:.1} MiB total)",
-            mib(mem.state),
-            mib(mem.activations),
-            mib(mem.state + mem.activations)
+            "memory     {} per process at the peak, {} per rank:",
+            human_bytes(mem.total()),
+            human_bytes(mem.rank_bytes())
         )?;
+        for item in &mem.per_rank {
+            writeln!(
+                f,
+                "             {:>10} {}",
+                human_bytes(item.bytes),
+                item.what
+            )?;
+        }
+        for item in &mem.per_process {
+            writeln!(
+                f,
+                "             {:>10} {} (once per process)",
+                human_bytes(item.bytes),
+                item.what
+            )?;
+        }
         if let Some(w) = self.trace {
             writeln!(
                 f,

@@ -1,0 +1,355 @@
+//! The memory a run holds at its peak, per process, estimated from the
+//! configuration before anything is allocated, and the check that it fits.
+//!
+//! Sizes are `f64` bytes: any configuration, however absurd, gives a finite
+//! (or infinite) estimate and never an overflow.
+
+use std::fmt;
+
+use super::available_memory::{AvailableMemory, human_bytes};
+use crate::attention::QkvLayout;
+use crate::data::TrainConfig;
+use crate::model::{Activations, ModelConfig};
+use crate::parallel::ParallelConfig;
+
+/// Bytes past which no machine has the memory, whatever it reports.
+const ADDRESS_SPACE: f64 = 9.2e18;
+
+/// Bytes a kernel thread costs, about: the stack pages it touches and the
+/// kernel's and the team's bookkeeping.
+const THREAD_BYTES: f64 = 64.0 * 1024.0;
+
+/// One kind of buffer: its bytes and the keys that size it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryItem {
+    /// What the buffer holds.
+    pub what: &'static str,
+    /// Bytes.
+    pub bytes: f64,
+    /// The keys that size it, with their values (`model.n_embd = 64, …`).
+    pub keys: String,
+}
+
+/// What one process holds at its peak: the buffers of each of its ranks,
+/// and those it holds once. Evaluation reuses the training buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryEstimate {
+    /// Ranks the process runs (all of them with the local backend).
+    pub local_ranks: usize,
+    /// Buffers of every rank.
+    pub per_rank: Vec<MemoryItem>,
+    /// Buffers of the process, shared by its ranks.
+    pub per_process: Vec<MemoryItem>,
+}
+
+/// Everything the estimate depends on: the sections, the data-parallel
+/// degree, the attention layout and the ranks of this process.
+pub struct MemoryInputs<'a> {
+    /// `[model]`.
+    pub model: &'a ModelConfig,
+    /// `[train]`.
+    pub train: &'a TrainConfig,
+    /// `[parallel]`.
+    pub parallel: &'a ParallelConfig,
+    /// `world_size / cp`.
+    pub dp: usize,
+    /// How the attention strategy takes q, k, v.
+    pub layout: QkvLayout,
+    /// Ranks this process runs.
+    pub local_ranks: usize,
+    /// Kernel threads of each rank.
+    pub threads_per_rank: usize,
+}
+
+/// A run the memory of this process cannot hold.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the run does not fit in memory: it needs about {needed} in this process, and {available} \
+     is available.\n{estimate}Lower the keys of the largest item (with the local backend, \
+     parallel.world_size multiplies the per-rank items); `cptrain check` prints the estimate \
+     of any configuration.",
+    needed = human_bytes(estimate.total()),
+)]
+pub struct MemoryError {
+    /// The estimate, item by item.
+    pub estimate: MemoryEstimate,
+    /// What the process may still allocate, and where that was read.
+    pub available: AvailableMemory,
+}
+
+impl MemoryEstimate {
+    /// The estimate of a run: per rank, parameters, gradients and the two
+    /// AdamW moments (f32), the activations of one micro-batch, the
+    /// attention strategy's exchange buffers, the batches of a step and the
+    /// kernel threads; per process, the start weights and the `model.init`
+    /// file read whole.
+    pub fn new(inputs: &MemoryInputs<'_>) -> Self {
+        let MemoryInputs {
+            model: m,
+            train: t,
+            parallel: p,
+            ..
+        } = inputs;
+        let params = m.param_count();
+        let shape_keys = format!(
+            "model.n_layer = {}, model.n_embd = {}, model.vocab_size = {}, model.seq_len = {}",
+            m.n_layer, m.n_embd, m.vocab_size, m.seq_len
+        );
+        let micro = t
+            .micro_batch_size
+            .unwrap_or(t.batch_size / inputs.dp.max(1)) as f64;
+        let local_len = m.seq_len as f64 / p.cp.max(1) as f64;
+        let micro_keys = match t.micro_batch_size {
+            Some(size) => format!("train.micro_batch_size = {size}"),
+            None => format!(
+                "train.batch_size = {} / {} data-parallel ranks",
+                t.batch_size, inputs.dp
+            ),
+        };
+        let per_rank = vec![
+            MemoryItem {
+                what: "parameters, gradients and AdamW moments (f32)",
+                bytes: 16.0 * params,
+                keys: shape_keys.clone(),
+            },
+            MemoryItem {
+                what: "activations of one micro-batch",
+                bytes: activation_bytes(m, micro, local_len, inputs.layout),
+                keys: format!(
+                    "{micro_keys}, model.seq_len = {} / parallel.cp = {}, model.n_embd = {}, \
+                     model.n_layer = {}, model.vocab_size = {}",
+                    m.seq_len, p.cp, m.n_embd, m.n_layer, m.vocab_size
+                ),
+            },
+            MemoryItem {
+                what: "attention exchange buffers (CP)",
+                bytes: 4.0 * exchange_floats_per_row(p) * micro * local_len * m.n_embd as f64,
+                keys: format!(
+                    "parallel.cp_comm = \"{}\", parallel.cp = {}, {micro_keys}, model.n_embd = {}",
+                    p.cp_comm, p.cp, m.n_embd
+                ),
+            },
+            MemoryItem {
+                what: "token batches of one step",
+                bytes: batch_bytes(t, inputs.dp, micro, local_len, m.seq_len),
+                keys: format!(
+                    "train.batch_size = {}, train.micro_batch_size = {}, model.seq_len = {}",
+                    t.batch_size,
+                    t.micro_batch_size
+                        .map_or("(unset: the rank's whole share)".into(), |s| s.to_string()),
+                    m.seq_len
+                ),
+            },
+            MemoryItem {
+                what: "kernel threads",
+                bytes: THREAD_BYTES * inputs.threads_per_rank as f64,
+                keys: format!("kernels.threads: {} per rank", inputs.threads_per_rank),
+            },
+        ];
+        let init_file = m
+            .init
+            .as_deref()
+            .and_then(|path| std::fs::metadata(path).ok())
+            .filter(|meta| meta.is_file())
+            .map_or(0.0, |meta| meta.len() as f64);
+        let per_process = vec![
+            MemoryItem {
+                what: "start weights (f32)",
+                bytes: 4.0 * params,
+                keys: shape_keys,
+            },
+            MemoryItem {
+                what: "model.init file, read whole",
+                bytes: init_file,
+                keys: format!(
+                    "model.init = {}",
+                    m.init
+                        .as_deref()
+                        .map_or("(not set)".into(), |p| p.display().to_string())
+                ),
+            },
+        ];
+        MemoryEstimate {
+            local_ranks: inputs.local_ranks,
+            per_rank: per_rank.into_iter().filter(|i| i.bytes > 0.0).collect(),
+            per_process: per_process.into_iter().filter(|i| i.bytes > 0.0).collect(),
+        }
+    }
+
+    /// Bytes of one rank.
+    pub fn rank_bytes(&self) -> f64 {
+        self.per_rank.iter().map(|i| i.bytes).sum()
+    }
+
+    /// Bytes of the whole process: every local rank and the shared buffers.
+    pub fn total(&self) -> f64 {
+        self.local_ranks as f64 * self.rank_bytes()
+            + self.per_process.iter().map(|i| i.bytes).sum::<f64>()
+    }
+
+    /// Refuses an estimate above what the process may allocate; without a
+    /// figure (not Linux), only one beyond any address space.
+    pub fn check_fit(&self, available: Option<AvailableMemory>) -> Result<(), MemoryError> {
+        let available = available.unwrap_or(AvailableMemory {
+            bytes: ADDRESS_SPACE as u64,
+            source: "the address space; this system reports no available memory".into(),
+        });
+        let total = self.total();
+        if total.is_nan() || total > available.bytes as f64 {
+            return Err(MemoryError {
+                estimate: self.clone(),
+                available,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Activation bytes of `micro` sequences of `len` tokens (fractional sizes
+/// of a configuration that the plan will refuse anyway are fine here).
+fn activation_bytes(model: &ModelConfig, micro: f64, len: f64, layout: QkvLayout) -> f64 {
+    // `Activations::bytes` is linear in the rows: scale one row.
+    micro * len * Activations::bytes(model, 1, 1, layout)
+}
+
+/// `f32` elements per token row and embedding column that the CP strategy
+/// allocates during one attention call: the ring's K/V blocks in flight,
+/// partial outputs and gradient blocks (p2p), the gathered K/V of the whole
+/// sequence and their gradients (all_gather), or the all-to-all send and
+/// receive buffers and the head-scattered q, k, v and their gradients (a2a).
+fn exchange_floats_per_row(p: &ParallelConfig) -> f64 {
+    if p.cp <= 1 {
+        return 0.0;
+    }
+    match p.cp_comm.as_str() {
+        "all_gather" => 8.0 * p.cp as f64,
+        "a2a" => 10.0,
+        _ => 8.0,
+    }
+}
+
+/// The rank's micro-batches of one step (token ids and targets, `u32`, and
+/// positions, `usize`) and the window it reads a sequence into.
+fn batch_bytes(t: &TrainConfig, dp: usize, micro: f64, local_len: f64, seq_len: usize) -> f64 {
+    let micro_batches = (t.batch_size as f64 / dp.max(1) as f64 / micro.max(1.0)).ceil();
+    micro_batches * (micro * local_len * 8.0 + local_len * 8.0) + 8.0 * (seq_len as f64 + 1.0)
+}
+
+impl fmt::Display for MemoryEstimate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let size = |bytes: f64| format!("{:>10}", human_bytes(bytes));
+        writeln!(f, "  per rank ({} in this process):", self.local_ranks)?;
+        for item in &self.per_rank {
+            writeln!(f, "    {} {}: {}", size(item.bytes), item.what, item.keys)?;
+        }
+        writeln!(f, "  once per process:")?;
+        for item in &self.per_process {
+            writeln!(f, "    {} {}: {}", size(item.bytes), item.what, item.keys)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(
+        model: ModelConfig,
+        parallel: ParallelConfig,
+        local_ranks: usize,
+    ) -> MemoryEstimate {
+        let train = TrainConfig {
+            batch_size: 4,
+            ..TrainConfig::default()
+        };
+        let dp = parallel.world_size / parallel.cp;
+        let layout = if parallel.cp == 1 {
+            QkvLayout::Packed
+        } else {
+            QkvLayout::HeadMajor
+        };
+        MemoryEstimate::new(&MemoryInputs {
+            model: &model,
+            train: &train,
+            parallel: &parallel,
+            dp,
+            layout,
+            local_ranks,
+            threads_per_rank: 1,
+        })
+    }
+
+    fn model(n_embd: usize) -> ModelConfig {
+        ModelConfig {
+            n_layer: 2,
+            n_head: 4,
+            n_embd,
+            vocab_size: 16,
+            seq_len: 64,
+            init: None,
+        }
+    }
+
+    fn available(bytes: u64) -> Option<AvailableMemory> {
+        Some(AvailableMemory {
+            bytes,
+            source: "test".into(),
+        })
+    }
+
+    #[test]
+    fn the_state_is_four_f32_copies_of_the_parameters_per_rank() {
+        let m = model(64);
+        let e = estimate(m.clone(), ParallelConfig::default(), 1);
+        assert_eq!(e.per_rank[0].bytes, 16.0 * m.param_count());
+        assert_eq!(e.per_process[0].bytes, 4.0 * m.param_count());
+        let with_two = estimate(m, ParallelConfig::default(), 2);
+        assert_eq!(with_two.total() - e.total(), e.rank_bytes());
+    }
+
+    /// The activation item is what `Activations::new` allocates for the
+    /// rank's micro-batch and share of the sequence.
+    #[test]
+    fn activations_are_those_of_the_ranks_micro_batch() {
+        let parallel = ParallelConfig {
+            world_size: 2,
+            cp: 2,
+            ..ParallelConfig::default()
+        };
+        let e = estimate(model(64), parallel, 2);
+        let want = Activations::bytes(&model(64), 4, 32, QkvLayout::HeadMajor);
+        assert_eq!(e.per_rank[1].bytes, want);
+        assert!(e.per_rank[2].what.contains("CP"));
+    }
+
+    #[test]
+    fn an_absurd_model_is_refused_naming_its_keys_and_the_limit() {
+        let e = estimate(model(1_000_000), ParallelConfig::default(), 1);
+        let err = e.check_fit(available(64 << 30)).unwrap_err().to_string();
+        for text in [
+            "model.n_embd = 1000000",
+            "64.0 GiB (test)",
+            "TiB in this process",
+        ] {
+            assert!(err.contains(text), "`{text}` in {err}");
+        }
+        assert!(
+            estimate(model(64), ParallelConfig::default(), 1)
+                .check_fit(available(64 << 30))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn sizes_beyond_any_integer_are_refused_without_overflow() {
+        let absurd = ModelConfig {
+            n_layer: usize::MAX,
+            n_embd: usize::MAX,
+            seq_len: usize::MAX,
+            ..model(64)
+        };
+        let e = estimate(absurd, ParallelConfig::default(), usize::MAX);
+        assert!(e.check_fit(None).is_err());
+    }
+}

@@ -87,8 +87,8 @@ fn a_second_run_in_the_same_out_dir_is_refused_while_the_first_completes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let first_args = run_sets(&out, 300, &["train.checkpoint_every=50"]);
-    let first = spawn(dir.path(), &with(&["run"], &first_args));
-    wait_for_records(&out, 2, LIMIT);
+    let mut first = spawn(dir.path(), &with(&["run"], &first_args));
+    wait_for_records(&mut first, &out, 2, LIMIT);
     let second = failed(cptrain(dir.path(), &with(&["run"], &first_args)));
     let holder = format!("in use by another run (pid {} on host", first.id());
     assert!(second.contains(&holder), "{second}");
@@ -133,11 +133,11 @@ fn a_fresh_run_never_touches_another_runs_files_and_resumes_its_own() {
             .filter(|p| p.to_string_lossy().contains("out.replaced-"))
             .collect()
     };
-    let child = spawn(dir.path(), &with(&["run"], &new_args));
+    let mut child = spawn(dir.path(), &with(&["run"], &new_args));
     while moved_aside().is_empty() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    wait_for_records(&out, 3, LIMIT);
+    wait_for_records(&mut child, &out, 3, LIMIT);
     send_signal(&child, "-INT");
     let stopped = wait_within(child, LIMIT);
     assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
@@ -269,8 +269,8 @@ fn sigterm_mid_run_saves_and_exits_143() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let args = run_sets(&out, 3000, &["train.checkpoint_every=1"]);
-    let child = spawn(dir.path(), &with(&["run"], &args));
-    wait_for_records(&out, 3, LIMIT);
+    let mut child = spawn(dir.path(), &with(&["run"], &args));
+    wait_for_records(&mut child, &out, 3, LIMIT);
     send_signal(&child, "-TERM");
     let output = wait_within(child, LIMIT);
     let err = stderr(&output);
@@ -294,14 +294,20 @@ fn sigterm_mid_run_saves_and_exits_143() {
 fn sigint_during_evaluation_stops_within_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    // 4000 of the synthetic data's 4096 validation batches: seconds of evaluation.
     let args = run_sets(
         &out,
         10,
-        &["train.eval_every=2", "train.eval_batches=200000"],
+        &[
+            "train.eval_every=2",
+            "train.eval_batches=4000",
+            "model.n_embd=128",
+            "model.n_layer=4",
+        ],
     );
-    let child = spawn(dir.path(), &with(&["run"], &args));
+    let mut child = spawn(dir.path(), &with(&["run"], &args));
     // Step 1 is recorded; step 2 trains at once and starts evaluating.
-    wait_for_records(&out, 1, LIMIT);
+    wait_for_records(&mut child, &out, 1, LIMIT);
     std::thread::sleep(Duration::from_millis(300));
     send_signal(&child, "-INT");
     let output = wait_within(child, Duration::from_secs(20));

@@ -84,11 +84,23 @@ pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
 }
 
 /// Waits until `<out_dir>/metrics.jsonl` holds at least `records` lines;
-/// panics after `limit`.
-pub fn wait_for_records(out_dir: &Path, records: usize, limit: std::time::Duration) {
+/// panics after `limit`, or at once with its stderr if `child` exits.
+pub fn wait_for_records(
+    child: &mut std::process::Child,
+    out_dir: &Path,
+    records: usize,
+    limit: std::time::Duration,
+) {
     let started = std::time::Instant::now();
     let file = out_dir.join("metrics.jsonl");
     while std::fs::read_to_string(&file).map_or(0, |t| t.lines().count()) < records {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr");
+            }
+            panic!("cptrain exited ({status}) before {records} records:\n{err}");
+        }
         assert!(
             started.elapsed() < limit,
             "{} did not reach {records} records within {limit:?}",

@@ -48,6 +48,38 @@ pub enum Command {
     /// norm against the step from runs' metrics.jsonl, overlaid, into one PNG
     /// and one SVG.
     Plot(PlotArgs),
+    /// Tokenize text files, directories of them, or JSONL into train/val
+    /// token shards for `data.source = "tokens"` (`data.path = DIR`).
+    Prepare(PrepareArgs),
+}
+
+/// Options of `cptrain prepare`.
+#[derive(Debug, Clone, Args)]
+pub struct PrepareArgs {
+    /// Text files, directories (read recursively) or `.jsonl` files (one
+    /// document per line).
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The output directory (must hold no shards yet).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// `bytes` or `gpt2` (default: `data.tokenizer`).
+    #[arg(long, value_name = "NAME")]
+    pub tokenizer: Option<String>,
+    /// Share of the documents held out for validation, spread evenly.
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    pub val_fraction: f64,
+    /// Files or directories whose documents form the validation split
+    /// (instead of --val-fraction); repeatable.
+    #[arg(long = "val", value_name = "INPUT")]
+    pub val_inputs: Vec<PathBuf>,
+    /// The JSONL field holding each document's text.
+    #[arg(long, default_value = "text", value_name = "FIELD")]
+    pub jsonl_field: String,
+    /// Tokens per shard file.
+    #[arg(long, default_value_t = 100_000_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_tokens: u64,
 }
 
 /// Options of `cptrain plot`.

@@ -34,6 +34,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Check => check(env)?,
         Command::Bench(args) => super::bench::bench(&env, &args)?,
         Command::Plot(args) => super::plot::plot(&args)?,
+        Command::Prepare(args) => super::prepare::prepare(&env, &args)?,
         Command::Run(args) => return run(&cli.layers, env, &args),
     }
     Ok(ExitCode::SUCCESS)

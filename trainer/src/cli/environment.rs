@@ -41,5 +41,36 @@ pub fn build_environment_over(
     for (name, text) in BUILTIN_PROFILES {
         builder = builder.embedded_profile(name, text);
     }
-    builder.build()
+    let env = builder.clone().build()?;
+    match tokenizer_vocab(&env) {
+        Some((vocab, why)) => builder
+            .defaults(why, format!("[model]\nvocab_size = {vocab}\n"))
+            .build(),
+        None => Ok(env),
+    }
+}
+
+/// `model.vocab_size` follows the data unless a layer above the embedded
+/// defaults sets it: 256 for `text`, the tokenizer's vocabulary for
+/// `tokens`. Returns the size and a label for the layer that sets it.
+fn tokenizer_vocab(env: &Environment) -> Option<(usize, String)> {
+    let from_defaults = matches!(
+        env.origin("model.vocab_size"),
+        Some(appctx::Source::Defaults { name }) if name == "config/default.toml"
+    );
+    if !from_defaults {
+        return None;
+    }
+    match env.get_string("data.source")?.as_str() {
+        "text" => Some((256, "(model.vocab_size of data.source = text)".into())),
+        "tokens" => {
+            let name = env.get_string("data.tokenizer")?;
+            let tokenizer = crate::tokenizer::tokenizer_by_name(&name).ok()?;
+            Some((
+                tokenizer.vocab_size(),
+                format!("(model.vocab_size of data.tokenizer = {name})"),
+            ))
+        }
+        _ => None,
+    }
 }

@@ -6,9 +6,10 @@ mod commands;
 mod environment;
 mod logging;
 mod plot;
+mod prepare;
 mod resume;
 
-pub use args::{BenchArgs, Cli, Command, ConfigLayers, PlotArgs, RunArgs};
+pub use args::{BenchArgs, Cli, Command, ConfigLayers, PlotArgs, PrepareArgs, RunArgs};
 pub use environment::{
     BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
 };

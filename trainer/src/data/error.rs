@@ -37,6 +37,26 @@ pub enum DataError {
         /// The configured source.
         source_name: String,
     },
+    /// A token file whose header is not understood or disagrees with its size.
+    #[error("{key} = {}: {what}", path.display())]
+    Header {
+        /// The config key that named the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// A directory or pattern that names no token file.
+    #[error("{key} = {} is {what}", spec.display())]
+    NoFiles {
+        /// The config key.
+        key: &'static str,
+        /// The configured path or pattern.
+        spec: PathBuf,
+        /// What it is instead.
+        what: String,
+    },
     /// The file cannot be opened or read.
     #[error("cannot read {key} = {}: {source}", path.display())]
     Io {

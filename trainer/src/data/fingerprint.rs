@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{DataConfig, DataError, DataSource, Split};
+use super::{DataConfig, DataError, DataSource, Split, TokenPaths};
 
 /// Bytes hashed at each of the start, middle and end of a file.
 const SAMPLE: u64 = 64 * 1024;
@@ -43,16 +43,24 @@ pub struct DataFingerprint {
 impl DataFingerprint {
     /// The fingerprint of `source`, opened from `config`.
     pub fn of(config: &DataConfig, source: &dyn DataSource) -> Result<Self, DataError> {
-        let file = |key, path: &Option<PathBuf>| {
-            path.as_deref()
-                .map(|p| FileFingerprint::of(key, p))
-                .transpose()
+        let (train_file, val_file) = match (&config.path, config.source.as_str()) {
+            (Some(path), "text" | "tokens") => {
+                let paths = TokenPaths::resolve(path, config.val_path.as_deref())?;
+                let val = (!paths.val.is_empty())
+                    .then(|| FileFingerprint::of_files("data.val_path", path, &paths.val))
+                    .transpose()?;
+                (
+                    Some(FileFingerprint::of_files("data.path", path, &paths.train)?),
+                    val,
+                )
+            }
+            _ => (None, None),
         };
         let windows = source.num_windows(Split::Train);
         Ok(DataFingerprint {
             source: config.source.clone(),
-            train_file: file("data.path", &config.path)?,
-            val_file: file("data.val_path", &config.val_path)?,
+            train_file,
+            val_file,
             train_windows: (windows != usize::MAX).then_some(windows as u64),
         })
     }
@@ -95,6 +103,29 @@ fn describe(file: &Option<FileFingerprint>) -> String {
 }
 
 impl FileFingerprint {
+    /// The fingerprint of the files `spec` (a file, pattern or directory)
+    /// resolved to: their total size and a hash of each one's sampled hash.
+    pub fn of_files(key: &'static str, spec: &Path, files: &[PathBuf]) -> Result<Self, DataError> {
+        if let [one] = files {
+            return Ok(FileFingerprint {
+                path: spec.to_path_buf(),
+                ..Self::of(key, one)?
+            });
+        }
+        let mut hasher = Xxh3::new();
+        let mut bytes = 0;
+        for file in files {
+            let one = Self::of(key, file)?;
+            bytes += one.bytes;
+            hasher.update(one.sample_xxh3.as_bytes());
+        }
+        Ok(FileFingerprint {
+            path: spec.to_path_buf(),
+            bytes,
+            sample_xxh3: format!("{:016x}", hasher.digest()),
+        })
+    }
+
     /// Reads the size of `path` (named by config key `key`) and hashes its samples.
     pub fn of(key: &'static str, path: &Path) -> Result<Self, DataError> {
         let io = |source| DataError::Io {

@@ -26,6 +26,7 @@ mod shard;
 mod source;
 mod synthetic;
 mod token_file;
+mod token_paths;
 mod train_config;
 
 pub use batch::{BatchBuilder, BatchPlan, BatchPlanError, MicroBatch, RankCoords};
@@ -40,4 +41,5 @@ pub use shard::{HeaderError, LLMC_MAGIC, SHARD_MAGIC, ShardHeader, ShardWriter};
 pub use source::{DataSource, IGNORE_TARGET, Split};
 pub use synthetic::{SYNTHETIC_VAL_WINDOWS, SyntheticSource};
 pub use token_file::{FileSource, TokenEncoding};
+pub use token_paths::TokenPaths;
 pub use train_config::TrainConfig;

@@ -8,12 +8,14 @@
 //!   F32, F16 or BF16, and a `wpe` at least `seq_len` rows long.
 //! - [`save_checkpoint`] / [`load_checkpoint`] / [`latest_checkpoint`] /
 //!   [`prune_checkpoints`]: `<out_dir>/checkpoints/step-N/` holding
-//!   `model.safetensors`, `optimizer.safetensors`, `trainer_state.json`, a
+//!   `model.safetensors`, `optimizer.safetensors`, `trainer_state.json`,
+//!   Hugging Face's `config.json` (and the tokenizer's files), a
 //!   `MANIFEST.json` of their checksums and a `DONE` marker, written into a
 //!   temporary directory and renamed into place; every load verifies the
 //!   manifest and that the tensors are finite.
 
 mod error;
+mod hf_config;
 mod manifest;
 mod state;
 mod tensors;
@@ -23,6 +25,7 @@ mod training;
 mod weights;
 
 pub use error::CheckpointError;
+pub use hf_config::{Gpt2Config, HF_CONFIG_FILE, hf_files, import_model_init};
 pub use manifest::MANIFEST_FILE;
 pub use state::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ModelShape, ResumeMetrics, RunIdentity, TrainerState,

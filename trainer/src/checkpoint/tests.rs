@@ -60,7 +60,7 @@ fn buffers(step: u64) -> (Vec<f32>, AdamWState) {
 fn save(out: &Path, step: u64) -> (PathBuf, Vec<f32>, AdamWState) {
     let (params, optimizer) = buffers(step);
     let layout = ParamLayout::gpt2(&model());
-    let dir = save_checkpoint(out, &layout, &params, &optimizer, &state(step)).unwrap();
+    let dir = save_checkpoint(out, &layout, &params, &optimizer, &state(step), &[]).unwrap();
     (dir, params, optimizer)
 }
 
@@ -116,7 +116,7 @@ fn an_existing_step_is_replaced_whole() {
     let (dir, ..) = save(out.path(), 4);
     let (other, optimizer) = buffers(99);
     let layout = ParamLayout::gpt2(&model());
-    let again = save_checkpoint(out.path(), &layout, &other, &optimizer, &state(4)).unwrap();
+    let again = save_checkpoint(out.path(), &layout, &other, &optimizer, &state(4), &[]).unwrap();
     assert_eq!(again, dir);
     assert_eq!(load_checkpoint(&dir, &model()).unwrap().params, other);
     assert_eq!(temp_dirs(out.path()).unwrap(), Vec::<PathBuf>::new());
@@ -129,7 +129,7 @@ fn non_finite_values_are_never_saved() {
     let layout = ParamLayout::gpt2(&model());
     let (mut params, mut optimizer) = buffers(3);
     params[layout.len() - 1] = f32::NAN;
-    let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3))
+    let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[])
         .unwrap_err()
         .to_string();
     assert!(
@@ -138,7 +138,7 @@ fn non_finite_values_are_never_saved() {
     );
     params[layout.len() - 1] = 0.0;
     optimizer.v[0] = f32::INFINITY;
-    let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3))
+    let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[])
         .unwrap_err()
         .to_string();
     assert!(err.contains("second moments hold inf"), "{err}");

@@ -11,7 +11,7 @@ const MODEL_FILE: &str = "model.safetensors";
 const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 const STATE_FILE: &str = "trainer_state.json";
 const DONE_FILE: &str = "DONE";
-/// The files a manifest covers.
+/// The files every manifest covers.
 const CHECKED_FILES: [&str; 3] = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE];
 const FIRST_MOMENT_PREFIX: &str = "exp_avg.";
 const SECOND_MOMENT_PREFIX: &str = "exp_avg_sq.";
@@ -84,13 +84,16 @@ fn check_finite(
 /// refused before anything is written. A checkpoint of the same step already
 /// there (of a timeline a resume from an earlier step discarded) is
 /// replaced only once the new one is complete. A failed write removes its
-/// temporary directory. Returns the directory.
+/// temporary directory. `extra_files` (name, contents), e.g. the Hugging Face
+/// `config.json` and tokenizer files, are written beside the tensors and
+/// covered by the manifest. Returns the directory.
 pub fn save_checkpoint(
     out_dir: &Path,
     layout: &ParamLayout,
     params: &[f32],
     optimizer: &AdamWState,
     state: &TrainerState,
+    extra_files: &[(&str, String)],
 ) -> Result<PathBuf, CheckpointError> {
     let final_dir = checkpoint_dir(out_dir, state.step);
     check_finite(
@@ -113,7 +116,7 @@ pub fn save_checkpoint(
         std::fs::remove_dir_all(&temp).map_err(io("remove stale directory", &temp))?;
     }
     std::fs::create_dir(&temp).map_err(io("create directory", &temp))?;
-    if let Err(error) = write_into(&temp, layout, params, optimizer, state) {
+    if let Err(error) = write_into(&temp, layout, params, optimizer, state, extra_files) {
         // Best effort: the error that matters is the write's.
         let _ = std::fs::remove_dir_all(&temp);
         return Err(error);
@@ -142,8 +145,13 @@ fn write_into(
     params: &[f32],
     optimizer: &AdamWState,
     state: &TrainerState,
+    extra_files: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
     write_buffers(&temp.join(MODEL_FILE), layout, &[("", params)])?;
+    for (name, text) in extra_files {
+        let path = temp.join(name);
+        std::fs::write(&path, text).map_err(io("write", &path))?;
+    }
     write_buffers(
         &temp.join(OPTIMIZER_FILE),
         layout,
@@ -155,13 +163,15 @@ fn write_into(
     let json = serde_json::to_vec_pretty(state).expect("trainer state serializes");
     let state_path = temp.join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(io("write", &state_path))?;
-    for name in CHECKED_FILES {
+    let mut files: Vec<&str> = CHECKED_FILES.to_vec();
+    files.extend(extra_files.iter().map(|(name, _)| *name));
+    for name in &files {
         let path = temp.join(name);
         File::open(&path)
             .and_then(|f| f.sync_all())
             .map_err(io("sync", &path))?;
     }
-    write_manifest(temp, &CHECKED_FILES)?;
+    write_manifest(temp, &files)?;
     let done = temp.join(DONE_FILE);
     File::create(&done)
         .and_then(|f| f.sync_all())

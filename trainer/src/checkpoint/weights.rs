@@ -98,8 +98,7 @@ pub(super) fn read_buffers(
 /// BF16; a `wpe` with at least `seq_len` rows (the first `seq_len` are
 /// used); and ignores the causal-mask buffers `*.attn.bias` /
 /// `*.attn.masked_bias`. A `lm_head.weight` is checked against `wte` (the
-/// model ties them): equal is fine, different is reported in the log and
-/// ignored. Any other extra, missing or misshapen tensor is an error.
+/// model ties them): equal is fine, different is an error. Any other extra, missing or misshapen tensor is an error.
 pub fn import_hf_gpt2(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
     let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
@@ -192,14 +191,15 @@ fn check_tied_head(
         values == params[wte.range()]
     };
     if tied {
-        tracing::debug!(file = %path.display(), "lm_head.weight equals wte; using the tied embedding");
-    } else {
-        tracing::warn!(
-            file = %path.display(),
-            "lm_head.weight differs from wte; cptrain ties the output layer to wte, so lm_head.weight is ignored"
-        );
+        return Ok(());
     }
-    Ok(())
+    Err(CheckpointError::Inconsistent {
+        dir: path.to_path_buf(),
+        what: "lm_head.weight differs from transformer.wte.weight: the file's model has an \
+               untied output layer, and this model ties it to wte (training it would silently \
+               drop lm_head); use a GPT-2 file with tied embeddings"
+            .into(),
+    })
 }
 
 fn reject_unexpected(

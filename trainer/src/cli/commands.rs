@@ -6,12 +6,12 @@ use appctx::{CancellationToken, ContextBuilder, Environment};
 
 use super::resume::{prepare_resume, resume_target};
 use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
-use crate::checkpoint::import_hf_gpt2;
+use crate::checkpoint::import_model_init;
 use crate::components::RANK_SCOPE;
 use crate::data::{DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
-use crate::model::{ModelConfig, ParamLayout};
+use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
 use crate::train::{
@@ -85,7 +85,7 @@ fn check(env: Environment) -> Result<(), CommandError> {
     let source = open_data_source(&data, &plan.model, plan.train.seed)?;
     plan.train.check_eval_windows(&*source)?;
     if let Some(init) = &plan.model.init {
-        import_hf_gpt2(init, &ParamLayout::gpt2(&plan.model))
+        import_model_init(init, &plan.model)
             .map_err(|e| format!("model.init = {}: {e}", init.display()))?;
     }
     let mut out = String::new();

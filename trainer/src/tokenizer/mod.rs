@@ -13,11 +13,13 @@
 
 mod bytes;
 mod gpt2;
+mod hf_files;
 #[cfg(test)]
 mod tests;
 
 pub use bytes::ByteTokenizer;
 pub use gpt2::Gpt2Tokenizer;
+pub use hf_files::gpt2_tokenizer_files;
 
 /// Names of the built-in tokenizers (`data.tokenizer`).
 pub const BUILTIN_TOKENIZERS: [&str; 2] = ["bytes", "gpt2"];

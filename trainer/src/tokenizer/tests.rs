@@ -43,3 +43,21 @@ fn bytes_round_trip_any_text_and_unknown_names_list_the_choices() {
         "{err}"
     );
 }
+
+/// The derived files have GPT-2's sizes (50257 entries, 50000 merges) and
+/// spell a token as GPT-2's files do (`Ġ` for a leading space); their exact
+/// equality with the published files was checked when they were written.
+#[test]
+fn gpt2_files_for_transformers_have_the_published_shape() {
+    let files = gpt2_tokenizer_files(1024);
+    let text = |name: &str| files.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let vocab: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text("vocab.json")).unwrap();
+    assert_eq!(vocab.len(), 50257);
+    assert_eq!(vocab["Ġthe"], 262);
+    assert_eq!(vocab["<|endoftext|>"], 50256);
+    let merges = text("merges.txt");
+    let lines: Vec<&str> = merges.lines().collect();
+    assert_eq!(lines.len(), 50001);
+    assert_eq!(lines[1], "Ġ t");
+}

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState,
-    prune_checkpoints, save_checkpoint,
+    hf_files, prune_checkpoints, save_checkpoint,
 };
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
@@ -31,6 +31,8 @@ pub struct Reporter {
     config_changes: Option<Vec<String>>,
     /// The newest checkpoint this run wrote: (step, directory).
     saved: Option<(u64, PathBuf)>,
+    /// `config.json` and the tokenizer's files, written into each checkpoint.
+    hf_files: Vec<(&'static str, String)>,
     peak_gflops: Option<f64>,
     flops_per_token: f64,
     totals: ResumeMetrics,
@@ -64,7 +66,9 @@ impl Reporter {
             .as_ref()
             .map(|c| c.state.metrics.clone())
             .unwrap_or_default();
+        let hf_files = hf_files(&plan.model, &tokenizer_of(&options.config_snapshot));
         Ok(Reporter {
+            hf_files,
             layout: ParamLayout::gpt2(&plan.model),
             flops_per_token: flops_per_token(&plan.model),
             plan,
@@ -153,7 +157,14 @@ impl Reporter {
             config: self.config.clone(),
         };
         let out_dir = &self.plan.train.out_dir;
-        let dir = save_checkpoint(out_dir, &self.layout, params, optimizer, &state)?;
+        let dir = save_checkpoint(
+            out_dir,
+            &self.layout,
+            params,
+            optimizer,
+            &state,
+            &self.hf_files,
+        )?;
         tracing::info!(step, dir = %dir.display(), "checkpoint written");
         prune_checkpoints(out_dir, self.plan.train.keep_last)?;
         self.saved = Some((step, dir.clone()));
@@ -207,6 +218,15 @@ impl Reporter {
         }
         Ok(summary)
     }
+}
+
+/// `data.tokenizer` of a configuration snapshot (`bytes` when absent).
+fn tokenizer_of(config: &serde_json::Value) -> String {
+    config
+        .pointer("/data/tokenizer")
+        .and_then(|t| t.as_str())
+        .unwrap_or("bytes")
+        .to_string()
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers

@@ -2,10 +2,10 @@ use std::path::PathBuf;
 
 use super::{TrainError, TrainPlan};
 use crate::checkpoint::{
-    Checkpoint, ModelShape, RunIdentity, import_hf_gpt2, load_checkpoint, new_run_id,
+    Checkpoint, ModelShape, RunIdentity, import_model_init, load_checkpoint, new_run_id,
 };
 use crate::data::{DataConfig, DataFingerprint, DataSource};
-use crate::model::{ParamLayout, init_params};
+use crate::model::init_params;
 
 /// What the command line asked of this run beyond the configuration.
 #[derive(Clone, Debug, Default)]
@@ -114,9 +114,8 @@ impl StartState {
             schedule_steps: plan.train.steps,
         };
         if let Some(path) = &plan.model.init {
-            let layout = ParamLayout::gpt2(&plan.model);
             return Ok(StartState {
-                params: import_hf_gpt2(path, &layout).map_err(|e| {
+                params: import_model_init(path, &plan.model).map_err(|e| {
                     TrainError::Invalid(format!("model.init = {}: {e}", path.display()))
                 })?,
                 resumed: None,

@@ -1,0 +1,246 @@
+//! `config.json`: the model as Hugging Face's `GPT2Config`, written into
+//! every checkpoint (with the tokenizer's files) so `GPT2LMHeadModel` and
+//! `AutoTokenizer.from_pretrained(dir)` open it, and read back when
+//! `model.init` names such a directory.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CheckpointError, import_hf_gpt2};
+use crate::kernels::LAYERNORM_EPS;
+use crate::model::{ModelConfig, ParamLayout};
+use crate::tokenizer::gpt2_tokenizer_files;
+
+/// The file name.
+pub const HF_CONFIG_FILE: &str = "config.json";
+
+/// The fields of `GPT2Config` that describe this model; others in a file
+/// read are ignored unless listed in [`Gpt2Config::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    /// `["GPT2LMHeadModel"]`.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// `gpt2`.
+    pub model_type: String,
+    /// Blocks.
+    pub n_layer: usize,
+    /// Heads.
+    pub n_head: usize,
+    /// Width.
+    pub n_embd: usize,
+    /// Rows of `wpe`.
+    pub n_positions: usize,
+    /// Rows of `wte`.
+    pub vocab_size: usize,
+    /// LayerNorm's epsilon.
+    #[serde(default = "default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// `gelu_new`, the tanh approximation.
+    #[serde(default = "default_activation")]
+    pub activation_function: String,
+    /// The MLP's hidden width; `None` means `4·n_embd`.
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// The output head is `wte`.
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    /// `<|endoftext|>` for GPT-2's tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos_token_id: Option<u32>,
+    /// `<|endoftext|>` for GPT-2's tokenizer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token_id: Option<u32>,
+    /// Dropout, always 0 here.
+    #[serde(default)]
+    pub resid_pdrop: f64,
+    /// Dropout, always 0 here.
+    #[serde(default)]
+    pub embd_pdrop: f64,
+    /// Dropout, always 0 here.
+    #[serde(default)]
+    pub attn_pdrop: f64,
+    /// `float32`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch_dtype: Option<String>,
+}
+
+fn default_eps() -> f64 {
+    1e-5
+}
+fn default_activation() -> String {
+    "gelu_new".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Gpt2Config {
+    /// The config of `model`; `end_of_text` of its tokenizer, if any.
+    pub fn of(model: &ModelConfig, end_of_text: Option<u32>) -> Self {
+        Gpt2Config {
+            architectures: vec!["GPT2LMHeadModel".into()],
+            model_type: "gpt2".into(),
+            n_layer: model.n_layer,
+            n_head: model.n_head,
+            n_embd: model.n_embd,
+            n_positions: model.seq_len,
+            vocab_size: model.vocab_size,
+            layer_norm_epsilon: f64::from(LAYERNORM_EPS),
+            activation_function: default_activation(),
+            n_inner: None,
+            tie_word_embeddings: true,
+            bos_token_id: end_of_text,
+            eos_token_id: end_of_text,
+            resid_pdrop: 0.0,
+            embd_pdrop: 0.0,
+            attn_pdrop: 0.0,
+            torch_dtype: Some("float32".into()),
+        }
+    }
+
+    /// Reads `<dir>/config.json`.
+    pub fn read(dir: &Path) -> Result<Self, CheckpointError> {
+        let path = dir.join(HF_CONFIG_FILE);
+        let text = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| CheckpointError::State { path, source })
+    }
+
+    /// Checks that the file describes the configured model: shape keys equal
+    /// (`n_positions` may exceed `model.seq_len`), GPT-2's activation,
+    /// epsilon and MLP width, and tied embeddings. Each mismatch names both
+    /// values.
+    pub fn check(&self, model: &ModelConfig, path: &Path) -> Result<(), CheckpointError> {
+        let mut wrong = Vec::new();
+        for (key, file, configured) in [
+            ("n_layer", self.n_layer, model.n_layer),
+            ("n_head", self.n_head, model.n_head),
+            ("n_embd", self.n_embd, model.n_embd),
+            ("vocab_size", self.vocab_size, model.vocab_size),
+        ] {
+            if file != configured {
+                wrong.push(format!("{key} = {file}, but model.{key} = {configured}"));
+            }
+        }
+        if self.n_positions < model.seq_len {
+            wrong.push(format!(
+                "n_positions = {}, fewer than model.seq_len = {}",
+                self.n_positions, model.seq_len
+            ));
+        }
+        if self.model_type != "gpt2" {
+            wrong.push(format!("model_type = {:?}, not \"gpt2\"", self.model_type));
+        }
+        if !matches!(
+            self.activation_function.as_str(),
+            "gelu_new" | "gelu_pytorch_tanh"
+        ) {
+            wrong.push(format!(
+                "activation_function = {:?}; this model uses gelu_new",
+                self.activation_function
+            ));
+        }
+        if (self.layer_norm_epsilon - f64::from(LAYERNORM_EPS)).abs() > 1e-12 {
+            wrong.push(format!(
+                "layer_norm_epsilon = {}; this model uses {LAYERNORM_EPS}",
+                self.layer_norm_epsilon
+            ));
+        }
+        if self.n_inner.is_some_and(|n| n != 4 * model.n_embd) {
+            wrong.push(format!(
+                "n_inner = {:?}; this model's MLP is 4·n_embd = {}",
+                self.n_inner,
+                4 * model.n_embd
+            ));
+        }
+        if !self.tie_word_embeddings {
+            wrong.push("tie_word_embeddings = false; this model ties lm_head to wte".into());
+        }
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        Err(CheckpointError::Inconsistent {
+            dir: path.to_path_buf(),
+            what: format!(
+                "{HF_CONFIG_FILE} does not describe the configured model: {}",
+                wrong.join("; ")
+            ),
+        })
+    }
+}
+
+/// The weights `model.init` names: a `model.safetensors` file, or a
+/// Hugging Face directory whose `config.json` must describe `model` and
+/// whose `model.safetensors` is imported (see [`import_hf_gpt2`]).
+pub fn import_model_init(path: &Path, model: &ModelConfig) -> Result<Vec<f32>, CheckpointError> {
+    let file = if path.is_dir() {
+        Gpt2Config::read(path)?.check(model, path)?;
+        path.join("model.safetensors")
+    } else {
+        path.to_path_buf()
+    };
+    import_hf_gpt2(&file, &ParamLayout::gpt2(model))
+}
+
+/// `config.json` for `model` and, for the `gpt2` tokenizer, its files:
+/// `(file name, contents)`.
+pub fn hf_files(model: &ModelConfig, tokenizer: &str) -> Vec<(&'static str, String)> {
+    let gpt2 = tokenizer == "gpt2";
+    let config = Gpt2Config::of(model, gpt2.then_some(50256));
+    let mut files = vec![(
+        HF_CONFIG_FILE,
+        serde_json::to_string_pretty(&config).expect("configs serialize"),
+    )];
+    if gpt2 {
+        files.extend(gpt2_tokenizer_files(model.seq_len));
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelConfig {
+        ModelConfig {
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            vocab_size: 50257,
+            seq_len: 128,
+            init: None,
+        }
+    }
+
+    #[test]
+    fn the_written_config_reads_back_and_mismatches_name_both_values() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in hf_files(&model(), "gpt2") {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        assert!(dir.path().join("merges.txt").is_file());
+        let config = Gpt2Config::read(dir.path()).unwrap();
+        assert_eq!(config, Gpt2Config::of(&model(), Some(50256)));
+        config.check(&model(), dir.path()).unwrap();
+        let mut shorter = model();
+        shorter.seq_len = 64;
+        config.check(&shorter, dir.path()).unwrap();
+        let mut other = model();
+        other.n_embd = 128;
+        other.seq_len = 256;
+        let err = config.check(&other, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("n_embd = 64, but model.n_embd = 128"), "{err}");
+        assert!(err.contains("n_positions = 128, fewer than model.seq_len = 256"), "{err}");
+        let untied = Gpt2Config {
+            tie_word_embeddings: false,
+            ..config
+        };
+        let err = untied.check(&model(), dir.path()).unwrap_err().to_string();
+        assert!(err.contains("ties lm_head"), "{err}");
+    }
+}

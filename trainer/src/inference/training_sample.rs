@@ -1,0 +1,98 @@
+//! `train.sample_every`: a short greedy continuation of a fixed prompt,
+//! printed by the reporting rank during training (as nanoGPT and llm.c do),
+//! to watch what the model has learned.
+
+use std::sync::Arc;
+
+use super::{Decoder, Request, Sampler, SamplingConfig, generate};
+use crate::data::TrainConfig;
+use crate::kernels::Kernels;
+use crate::model::{ModelConfig, ModelError};
+use crate::tokenizer::{Tokenizer, tokenizer_by_name};
+
+/// Prints a sample every `train.sample_every` steps.
+pub struct TrainingSampler {
+    every: u64,
+    prompt: Vec<u32>,
+    max_new_tokens: usize,
+    model: ModelConfig,
+    kernels: Arc<dyn Kernels>,
+    tokenizer: Box<dyn Tokenizer>,
+}
+
+impl TrainingSampler {
+    /// The sampler `train` asks for (`None` when `sample_every = 0`),
+    /// with `tokenizer` (`data.tokenizer`) for the prompt and the output.
+    /// The prompt must fit the model: ids below `model.vocab_size`, fewer
+    /// tokens than `model.seq_len`; an empty prompt starts from the
+    /// end-of-text token, or token 0 when the tokenizer has none.
+    pub fn new(
+        train: &TrainConfig,
+        model: &ModelConfig,
+        tokenizer: &str,
+        kernels: Arc<dyn Kernels>,
+    ) -> Result<Option<Self>, String> {
+        if train.sample_every == 0 {
+            return Ok(None);
+        }
+        let tokenizer = tokenizer_by_name(tokenizer).map_err(|e| e.to_string())?;
+        let mut prompt = tokenizer.encode(&train.sample_prompt);
+        if prompt.is_empty() {
+            prompt.push(tokenizer.end_of_text().unwrap_or(0));
+        }
+        if let Some(&id) = prompt.iter().find(|&&id| id as usize >= model.vocab_size) {
+            return Err(format!(
+                "train.sample_prompt: token {id} (data.tokenizer = \"{}\") is not below \
+                 model.vocab_size = {}; use a prompt in the model's vocabulary",
+                tokenizer.name(),
+                model.vocab_size
+            ));
+        }
+        if prompt.len() >= model.seq_len {
+            return Err(format!(
+                "train.sample_prompt is {} tokens; it must be shorter than model.seq_len = {}",
+                prompt.len(),
+                model.seq_len
+            ));
+        }
+        Ok(Some(TrainingSampler {
+            every: train.sample_every,
+            prompt,
+            max_new_tokens: train.sample_tokens,
+            model: model.clone(),
+            kernels,
+            tokenizer,
+        }))
+    }
+
+    /// After step `step` (1-based): when a sample is due, one line with the
+    /// prompt and its greedy continuation, both quoted and escaped.
+    pub fn after_step(&self, step: u64, params: &[f32]) -> Result<Option<String>, ModelError> {
+        if !step.is_multiple_of(self.every) {
+            return Ok(None);
+        }
+        let mut decoder = Decoder::new(&self.model, &*self.kernels, params)?;
+        let greedy = SamplingConfig {
+            temperature: 0.0,
+            ..SamplingConfig::default()
+        };
+        let request = Request {
+            prompt: &self.prompt,
+            max_new_tokens: self.max_new_tokens,
+            end_of_text: self.tokenizer.end_of_text(),
+        };
+        let new = generate(
+            &mut decoder,
+            &mut Sampler::new(greedy, 0, 0),
+            request,
+            &mut |_| {},
+        )?;
+        let prompt = if self.tokenizer.end_of_text() == Some(self.prompt[0]) {
+            self.tokenizer.decode(&self.prompt[1..])
+        } else {
+            self.tokenizer.decode(&self.prompt)
+        };
+        let text = self.tokenizer.decode(&new.tokens);
+        Ok(Some(format!("step {step} sample: {prompt:?} → {text:?}")))
+    }
+}

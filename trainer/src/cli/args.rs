@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::eval::EvalArgs;
+pub use super::generate::GenerateArgs;
+
 /// Context-parallel GPT training.
 #[derive(Debug, Parser)]
 #[command(name = "cptrain", version, about, long_about = None)]
@@ -44,6 +47,12 @@ pub enum Command {
     /// Time full training steps (forward, backward, AdamW) of the configured
     /// model on one rank, with synthetic tokens, and show where the time goes.
     Bench(BenchArgs),
+    /// Continue a prompt with a trained model (a checkpoint or a Hugging
+    /// Face directory), streaming the text.
+    Generate(GenerateArgs),
+    /// Loss, perplexity and bits per byte of a trained model on held-out
+    /// data; trains and writes nothing.
+    Eval(EvalArgs),
 }
 
 /// Options of `cptrain bench`.

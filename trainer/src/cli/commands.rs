@@ -31,6 +31,8 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Check => check(env)?,
         Command::Bench(args) => super::bench::bench(&env, &args)?,
         Command::Run(args) => return run(&cli.layers, env, &args),
+        Command::Generate(args) => super::generate::generate_command(&cli.layers, &args)?,
+        Command::Eval(args) => super::eval::eval_command(&cli.layers, &args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,17 @@
-//! The `cptrain` command line: `run`, `check`, `components`, `config`, `bench`.
+//! The `cptrain` command line: `run`, `check`, `components`, `config`,
+//! `bench`, `generate`, `eval`.
 
 mod args;
 mod bench;
 mod commands;
 mod environment;
+mod eval;
+mod generate;
 mod logging;
 mod resume;
+mod trained;
 
-pub use args::{BenchArgs, Cli, Command, ConfigLayers, RunArgs};
+pub use args::{BenchArgs, Cli, Command, ConfigLayers, EvalArgs, GenerateArgs, RunArgs};
 pub use environment::{
     BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
 };

@@ -8,9 +8,9 @@ use super::{Decoder, Request, Sampler, SamplingConfig, generate};
 use crate::data::TrainConfig;
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, ModelError};
-use crate::tokenizer::{Tokenizer, tokenizer_by_name};
+use crate::tokenizer::{ByteTokenizer, Tokenizer, tokenizer_by_name};
 
-/// Prints a sample every `train.sample_every` steps.
+/// Makes a sample every `every` steps (never when `every` is 0).
 pub struct TrainingSampler {
     every: u64,
     prompt: Vec<u32>,
@@ -21,19 +21,28 @@ pub struct TrainingSampler {
 }
 
 impl TrainingSampler {
-    /// The sampler `train` asks for (`None` when `sample_every = 0`),
-    /// with `tokenizer` (`data.tokenizer`) for the prompt and the output.
-    /// The prompt must fit the model: ids below `model.vocab_size`, fewer
+    /// A sampler of `train.sample_prompt` and `train.sample_tokens` every
+    /// `every` steps (0: never; the reporting rank passes
+    /// `train.sample_every`), with `tokenizer` (`data.tokenizer`) for the
+    /// prompt and the output. The prompt must fit the model: ids below `model.vocab_size`, fewer
     /// tokens than `model.seq_len`; an empty prompt starts from the
     /// end-of-text token, or token 0 when the tokenizer has none.
     pub fn new(
+        every: u64,
         train: &TrainConfig,
         model: &ModelConfig,
         tokenizer: &str,
         kernels: Arc<dyn Kernels>,
-    ) -> Result<Option<Self>, String> {
-        if train.sample_every == 0 {
-            return Ok(None);
+    ) -> Result<Self, String> {
+        if every == 0 {
+            return Ok(TrainingSampler {
+                every,
+                prompt: Vec::new(),
+                max_new_tokens: 0,
+                model: model.clone(),
+                kernels,
+                tokenizer: Box::new(ByteTokenizer),
+            });
         }
         let tokenizer = tokenizer_by_name(tokenizer).map_err(|e| e.to_string())?;
         let mut prompt = tokenizer.encode(&train.sample_prompt);
@@ -55,20 +64,20 @@ impl TrainingSampler {
                 model.seq_len
             ));
         }
-        Ok(Some(TrainingSampler {
-            every: train.sample_every,
+        Ok(TrainingSampler {
+            every,
             prompt,
             max_new_tokens: train.sample_tokens,
             model: model.clone(),
             kernels,
             tokenizer,
-        }))
+        })
     }
 
     /// After step `step` (1-based): when a sample is due, one line with the
     /// prompt and its greedy continuation, both quoted and escaped.
     pub fn after_step(&self, step: u64, params: &[f32]) -> Result<Option<String>, ModelError> {
-        if !step.is_multiple_of(self.every) {
+        if self.every == 0 || !step.is_multiple_of(self.every) {
             return Ok(None);
         }
         let mut decoder = Decoder::new(&self.model, &*self.kernels, params)?;

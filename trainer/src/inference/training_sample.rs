@@ -105,3 +105,59 @@ impl TrainingSampler {
         Ok(Some(format!("step {step} sample: {prompt:?} → {text:?}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{CpuKernels, Threads};
+    use crate::model::init_params;
+
+    fn model(vocab_size: usize) -> ModelConfig {
+        ModelConfig {
+            n_layer: 1,
+            n_head: 2,
+            n_embd: 8,
+            vocab_size,
+            seq_len: 8,
+            init: None,
+        }
+    }
+
+    fn sampler(every: u64, prompt: &str, vocab_size: usize) -> Result<TrainingSampler, String> {
+        let train = TrainConfig {
+            sample_prompt: prompt.into(),
+            sample_tokens: 4,
+            ..TrainConfig::default()
+        };
+        let kernels = Arc::new(CpuKernels::new(Threads::new(1).unwrap()));
+        TrainingSampler::new(every, &train, &model(vocab_size), "bytes", kernels)
+    }
+
+    #[test]
+    fn samples_come_every_n_steps_with_the_prompt() {
+        let s = sampler(5, "ab", 256).unwrap();
+        let params = init_params(&model(256), 1);
+        let line = s.after_step(10, &params).unwrap().expect("step 10 is due");
+        assert!(line.starts_with("step 10 sample: \"ab\" → \""), "{line}");
+        assert_eq!(s.after_step(11, &params).unwrap(), None);
+        let off = sampler(0, "ab", 256).unwrap();
+        assert_eq!(off.after_step(10, &params).unwrap(), None);
+    }
+
+    #[test]
+    fn a_prompt_the_model_cannot_read_names_the_key() {
+        // "é" is bytes 195, 169: outside a 16-token vocabulary.
+        let err = sampler(5, "é", 16).err().unwrap();
+        assert!(
+            err.contains("train.sample_prompt: token 195") && err.contains("model.vocab_size = 16"),
+            "{err}"
+        );
+        let err = sampler(5, "12345678", 256).err().unwrap();
+        assert!(
+            err.contains("train.sample_prompt is 8 tokens") && err.contains("model.seq_len = 8"),
+            "{err}"
+        );
+        // Unchecked when sampling is off.
+        assert!(sampler(0, "é", 16).is_ok());
+    }
+}

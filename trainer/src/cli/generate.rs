@@ -89,7 +89,7 @@ pub(super) fn generate_command(
     if args.seed.is_none() && !sampling.is_greedy() {
         eprintln!("seed {seed} (--seed {seed} reproduces these samples)");
     }
-    let mut decoder = Decoder::new(model, &*loaded.kernels, &loaded.trained.params)?;
+    let mut decoder = Decoder::new(model, loaded.kernels.clone(), &loaded.trained.params)?;
     let mut stdout = std::io::stdout().lock();
     for i in 0..args.num_samples {
         if i > 0 {

@@ -17,9 +17,14 @@
 //! The matrix products, LayerNorms, GELU and residual adds are the
 //! [`Kernels`] the training forward calls; only the attention over the
 //! cache is written out here (one query row against `t + 1` keys).
+//! [`Decoder::prefill`] reads a whole prompt with one training forward and
+//! keeps its keys and values.
 
+use std::sync::Arc;
+
+use crate::attention::{Attention, LocalAttention, QkvLayout};
 use crate::kernels::Kernels;
-use crate::model::{GptParams, ModelConfig, ModelError, ParamLayout};
+use crate::model::{Activations, Batch, Gpt, GptParams, ModelConfig, ModelError, ParamLayout};
 
 /// Keys and values of every position decoded so far, per layer, token-major
 /// `[seq_len, C]` (the heads side by side in a row, as the qkv projection
@@ -50,7 +55,8 @@ struct Scratch {
 /// Runs the model position by position over a growing sequence.
 pub struct Decoder<'a> {
     cfg: ModelConfig,
-    kernels: &'a dyn Kernels,
+    kernels: Arc<dyn Kernels>,
+    flat: &'a [f32],
     params: GptParams<&'a [f32]>,
     cache: KvCache,
     scratch: Scratch,
@@ -62,7 +68,7 @@ impl<'a> Decoder<'a> {
     /// order), with an empty cache.
     pub fn new(
         cfg: &ModelConfig,
-        kernels: &'a dyn Kernels,
+        kernels: Arc<dyn Kernels>,
         params: &'a [f32],
     ) -> Result<Self, ModelError> {
         let expected = ParamLayout::gpt2(cfg).len();
@@ -79,6 +85,7 @@ impl<'a> Decoder<'a> {
         Ok(Decoder {
             cfg: cfg.clone(),
             kernels,
+            flat: params,
             params: GptParams::new(cfg, params),
             cache: KvCache {
                 keys: layers(),
@@ -123,6 +130,54 @@ impl<'a> Decoder<'a> {
         self.len = 0;
     }
 
+    /// Reads `tokens` into an empty cache (resetting it) with one forward
+    /// pass of the training model over all of them, keeps their keys and
+    /// values, and returns the logits `[V]` of the token after the last.
+    /// Equal to [`Decoder::step`] on each token in turn, up to f32 rounding.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        self.reset();
+        let (c, n, v) = (self.cfg.n_embd, tokens.len(), self.cfg.vocab_size);
+        let Some(&last) = tokens.last() else {
+            return Err(ModelError::Shape {
+                what: "tokens",
+                expected: 1,
+                actual: 0,
+            });
+        };
+        if n == 1 {
+            return self.step(last);
+        }
+        let attention = LocalAttention::new(self.kernels.clone());
+        assert_eq!(attention.qkv_layout(), QkvLayout::Packed);
+        let mut acts = Activations::new(&self.cfg, 1, n, QkvLayout::Packed);
+        let positions: Vec<usize> = (0..n).collect();
+        let batch = Batch {
+            tokens,
+            targets: tokens,
+            positions: &positions,
+        };
+        let gpt = Gpt::new(self.cfg.clone());
+        gpt.forward(&*self.kernels, &attention, self.flat, batch, &mut acts)?;
+        // The packed layout keeps each block's qkv projection `[n, 3C]`
+        // without its bias (the attention adds it as it reads).
+        for (l, block) in self.params.blocks.iter().enumerate() {
+            let projection = acts.blocks[l].qkv.chunks_exact(3 * c);
+            let keys = self.cache.keys[l].chunks_exact_mut(c);
+            let values = self.cache.values[l].chunks_exact_mut(c);
+            for ((row, key), value) in projection.zip(keys).zip(values) {
+                let (k_bias, v_bias) = (&block.qkv_b[c..2 * c], &block.qkv_b[2 * c..]);
+                for (i, (kv, vv)) in key.iter_mut().zip(value.iter_mut()).enumerate() {
+                    *kv = row[c + i] + k_bias[i];
+                    *vv = row[2 * c + i] + v_bias[i];
+                }
+            }
+        }
+        self.len = n;
+        let logits = &acts.logits()[(n - 1) * v..];
+        self.scratch.logits.copy_from_slice(logits);
+        Ok(&self.scratch.logits)
+    }
+
     /// Appends `token` at the next position and returns the logits `[V]` of
     /// the token that follows it.
     pub fn step(&mut self, token: u32) -> Result<&[f32], ModelError> {
@@ -141,7 +196,7 @@ impl<'a> Decoder<'a> {
                 seq_len: self.cfg.seq_len,
             });
         }
-        let (p, k, s) = (&self.params, self.kernels, &mut self.scratch);
+        let (p, k, s) = (&self.params, &*self.kernels, &mut self.scratch);
         let te = &p.wte[token as usize * c..][..c];
         let pe = &p.wpe[pos * c..][..c];
         s.x.iter_mut()

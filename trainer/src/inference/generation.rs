@@ -47,7 +47,7 @@ pub struct Request<'a> {
     pub end_of_text: Option<u32>,
 }
 
-/// Continues `request.prompt` from an empty `decoder` (reset first), calling
+/// Continues `request.prompt` (read with [`Decoder::prefill`]), calling
 /// `on_token` with each new token as soon as it is chosen. The sequence
 /// (prompt and new tokens) never exceeds `model.seq_len` tokens.
 pub fn generate(
@@ -56,15 +56,7 @@ pub fn generate(
     request: Request<'_>,
     on_token: &mut dyn FnMut(u32),
 ) -> Result<Continuation, ModelError> {
-    decoder.reset();
-    let (last, head) = request
-        .prompt
-        .split_last()
-        .expect("the prompt holds at least a start token");
-    for &token in head {
-        decoder.step(token)?;
-    }
-    let mut logits = decoder.step(*last)?;
+    let mut logits = decoder.prefill(request.prompt)?;
     let mut tokens = Vec::new();
     loop {
         if tokens.len() == request.max_new_tokens {

@@ -70,7 +70,7 @@ fn cached_logits_equal_the_full_forward_at_every_position() {
     let p = params(&cfg);
     let tokens: Vec<u32> = (0..cfg.seq_len as u32).map(|i| (i * 7 + 3) % 11).collect();
     let full = full_forward(&cfg, &k, &p, &tokens);
-    let mut decoder = Decoder::new(&cfg, &*k, &p).unwrap();
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
     // Same f32 operations except the attention's summation order and exp:
     // agreement to 1e-4 of logits of size O(1).
     for (t, &token) in tokens.iter().enumerate() {
@@ -81,6 +81,25 @@ fn cached_logits_equal_the_full_forward_at_every_position() {
         }
     }
     assert_eq!(decoder.len(), cfg.seq_len);
+
+    // A prompt read in one pass leaves the same cache: the logits after it
+    // and after every later step match the full forward too.
+    let split = 10;
+    let after_prompt = decoder.prefill(&tokens[..split]).unwrap().to_vec();
+    let mut rows = vec![after_prompt];
+    for &token in &tokens[split..] {
+        rows.push(decoder.step(token).unwrap().to_vec());
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let t = split - 1 + i;
+        let reference = &full[t * cfg.vocab_size..][..cfg.vocab_size];
+        for (v, (&a, &b)) in row.iter().zip(reference).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "prefilled, position {t}, token {v}: {a} vs {b}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -88,7 +107,7 @@ fn greedy_generation_is_the_argmax_of_a_full_forward_at_every_step() {
     let (cfg, k) = (model(), kernels());
     let p = params(&cfg);
     let prompt = [4, 1, 9];
-    let mut decoder = Decoder::new(&cfg, &*k, &p).unwrap();
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
     let mut sampler = Sampler::new(
         SamplingConfig {
             temperature: 0.0,
@@ -151,7 +170,7 @@ fn greedy_generation_is_the_argmax_of_a_full_forward_at_every_step() {
 fn seeded_sampling_is_reproducible_and_streams_differ() {
     let (cfg, k) = (model(), kernels());
     let p = params(&cfg);
-    let mut decoder = Decoder::new(&cfg, &*k, &p).unwrap();
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
     let mut sample = |seed, stream| {
         let mut sampler = Sampler::new(SamplingConfig::default(), seed, stream);
         let request = Request {
@@ -174,7 +193,7 @@ fn seeded_sampling_is_reproducible_and_streams_differ() {
 fn tokens_outside_the_vocabulary_or_the_context_are_refused() {
     let (cfg, k) = (model(), kernels());
     let p = params(&cfg);
-    let mut decoder = Decoder::new(&cfg, &*k, &p).unwrap();
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
     assert!(matches!(
         decoder.step(11),
         Err(ModelError::Token { token: 11, .. })
@@ -187,7 +206,7 @@ fn tokens_outside_the_vocabulary_or_the_context_are_refused() {
         Err(ModelError::Position { position: 16, .. })
     ));
     assert!(matches!(
-        Decoder::new(&cfg, &*k, &p[1..]),
+        Decoder::new(&cfg, k.clone(), &p[1..]),
         Err(ModelError::Shape { what: "params", .. })
     ));
 }

@@ -80,7 +80,7 @@ impl TrainingSampler {
         if self.every == 0 || !step.is_multiple_of(self.every) {
             return Ok(None);
         }
-        let mut decoder = Decoder::new(&self.model, &*self.kernels, params)?;
+        let mut decoder = Decoder::new(&self.model, self.kernels.clone(), params)?;
         let greedy = SamplingConfig {
             temperature: 0.0,
             ..SamplingConfig::default()

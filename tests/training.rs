@@ -191,8 +191,15 @@ fn sigint_finishes_the_step_saves_and_resumes_exactly() {
         dir.path(),
         &args(&["run", "--resume"], &short_run(&stopped, STEPS, 0)),
     );
-    let a: Vec<_> = metrics(&whole).iter().map(deterministic).collect();
+    // A stop that lands during the step's evaluation leaves that record
+    // without eval_loss (the step itself is trained and saved); every other
+    // field, and every other record, is the uninterrupted run's.
     let b: Vec<_> = metrics(&stopped).iter().map(deterministic).collect();
+    let mut a: Vec<_> = metrics(&whole).iter().map(deterministic).collect();
+    let eval = 5;
+    if b[done as usize - 1][eval].is_none() {
+        a[done as usize - 1][eval] = None;
+    }
     assert_eq!(a, b);
     assert_eq!(
         checkpoint_weights(&whole, STEPS),

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod components;
 pub mod data;
 mod huge_pages;
+pub mod inference;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

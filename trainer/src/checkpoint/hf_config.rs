@@ -64,6 +64,15 @@ pub struct Gpt2Config {
     /// `float32`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch_dtype: Option<String>,
+    /// Scores scaled by `1/√head_dim`: true here.
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
+    /// Scores also scaled by the layer's index: false here.
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// Cross-attention blocks: none here.
+    #[serde(default)]
+    pub add_cross_attention: bool,
 }
 
 fn default_eps() -> f64 {
@@ -97,6 +106,21 @@ impl Gpt2Config {
             embd_pdrop: 0.0,
             attn_pdrop: 0.0,
             torch_dtype: Some("float32".into()),
+            scale_attn_weights: true,
+            scale_attn_by_inverse_layer_idx: false,
+            add_cross_attention: false,
+        }
+    }
+
+    /// The model this file describes (`seq_len` = `n_positions`).
+    pub fn model(&self) -> ModelConfig {
+        ModelConfig {
+            n_layer: self.n_layer,
+            n_head: self.n_head,
+            n_embd: self.n_embd,
+            vocab_size: self.vocab_size,
+            seq_len: self.n_positions,
+            init: None,
         }
     }
 
@@ -160,6 +184,19 @@ impl Gpt2Config {
         }
         if !self.tie_word_embeddings {
             wrong.push("tie_word_embeddings = false; this model ties lm_head to wte".into());
+        }
+        for (key, value, wanted) in [
+            ("scale_attn_weights", self.scale_attn_weights, true),
+            (
+                "scale_attn_by_inverse_layer_idx",
+                self.scale_attn_by_inverse_layer_idx,
+                false,
+            ),
+            ("add_cross_attention", self.add_cross_attention, false),
+        ] {
+            if value != wanted {
+                wrong.push(format!("{key} = {value}; this model has {wanted}"));
+            }
         }
         if wrong.is_empty() {
             return Ok(());
@@ -235,7 +272,10 @@ mod tests {
         other.seq_len = 256;
         let err = config.check(&other, dir.path()).unwrap_err().to_string();
         assert!(err.contains("n_embd = 64, but model.n_embd = 128"), "{err}");
-        assert!(err.contains("n_positions = 128, fewer than model.seq_len = 256"), "{err}");
+        assert!(
+            err.contains("n_positions = 128, fewer than model.seq_len = 256"),
+            "{err}"
+        );
         let untied = Gpt2Config {
             tie_word_embeddings: false,
             ..config

@@ -2,6 +2,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::eval::EvalArgs;
+pub use super::generate::GenerateArgs;
+
 /// Context-parallel GPT training.
 #[derive(Debug, Parser)]
 #[command(name = "cptrain", version, about, long_about = None)]
@@ -51,6 +54,26 @@ pub enum Command {
     /// Tokenize text files, directories of them, or JSONL into train/val
     /// token shards for `data.source = "tokens"` (`data.path = DIR`).
     Prepare(PrepareArgs),
+    /// Continue a prompt with a trained model (a checkpoint or a Hugging
+    /// Face directory), streaming the text.
+    Generate(GenerateArgs),
+    /// Loss, perplexity and bits per byte of a trained model on held-out
+    /// data; trains and writes nothing.
+    Eval(EvalArgs),
+    /// Write a clean Hugging Face directory (weights, config.json, tokenizer
+    /// files; no optimizer state) from a checkpoint.
+    Export(ExportArgs),
+}
+
+/// Options of `cptrain export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// A `step-N` checkpoint, or a run's out_dir (its newest checkpoint).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// The directory to create (must not exist, or be empty).
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
 }
 
 /// Options of `cptrain prepare`.

@@ -36,6 +36,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Plot(args) => super::plot::plot(&args)?,
         Command::Prepare(args) => super::prepare::prepare(&env, &args)?,
         Command::Run(args) => return run(&cli.layers, env, &args),
+        Command::Generate(args) => super::generate::generate_command(&cli.layers, &args)?,
+        Command::Eval(args) => super::eval::eval_command(&cli.layers, &args)?,
+        Command::Export(args) => super::export::export(&args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,15 +1,23 @@
-//! The `cptrain` command line: `run`, `check`, `components`, `config`, `bench`, `plot`.
+//! The `cptrain` command line: `run`, `check`, `components`, `config`,
+//! `bench`, `plot`, `prepare`, `generate`, `eval`, `export`.
 
 mod args;
 mod bench;
 mod commands;
 mod environment;
+mod eval;
+mod export;
+mod generate;
 mod logging;
 mod plot;
 mod prepare;
 mod resume;
+mod trained;
 
-pub use args::{BenchArgs, Cli, Command, ConfigLayers, PlotArgs, PrepareArgs, RunArgs};
+pub use args::{
+    BenchArgs, Cli, Command, ConfigLayers, EvalArgs, ExportArgs, GenerateArgs, PlotArgs,
+    PrepareArgs, RunArgs,
+};
 pub use environment::{
     BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
 };

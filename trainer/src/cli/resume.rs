@@ -16,7 +16,7 @@ use crate::train::ResumePoint;
 /// often, where and on what layout the run trains, and what it logs. Every
 /// other key changes what is trained (model, data, optimizer, seed, batch).
 /// Every rank layout trains the single-rank curve, so `parallel.` is free.
-const CHANGEABLE: [&str; 11] = [
+const CHANGEABLE: [&str; 14] = [
     "train.steps",
     "train.out_dir",
     "train.eval_every",
@@ -25,6 +25,9 @@ const CHANGEABLE: [&str; 11] = [
     "train.keep_last",
     "train.overwrite",
     "train.allow_config_change",
+    "train.sample_every",
+    "train.sample_prompt",
+    "train.sample_tokens",
     "parallel.",
     "kernels.",
     "metrics.",

@@ -8,7 +8,8 @@ use super::{MachinePeak, RANK_SCOPE};
 use crate::attention::{
     AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
 };
-use crate::data::DataSource;
+use crate::data::{DataConfig, DataSource};
+use crate::inference::TrainingSampler;
 use crate::kernels::{CpuKernels, Kernels, Threads};
 use crate::optim::OptimizerConfig;
 use crate::parallel::Backend;
@@ -145,3 +146,21 @@ fn rank_trainer(
     Ok(Arc::new(trainer))
 }
 component!(rank_trainer, scope = rank_scope());
+
+/// The samples printed during training (`train.sample_every`), by global
+/// rank 0 only.
+fn training_sampler(
+    info: Arc<RankInfo>,
+    plan: Arc<TrainPlan>,
+    data: Config<DataConfig>,
+    kernels: Arc<dyn Kernels>,
+) -> Result<Arc<TrainingSampler>, TrainError> {
+    let every = if info.rank == 0 {
+        plan.train.sample_every
+    } else {
+        0
+    };
+    let sampler = TrainingSampler::new(every, &plan.train, &plan.model, &data.tokenizer, kernels);
+    Ok(Arc::new(sampler.map_err(TrainError::Invalid)?))
+}
+component!(training_sampler, scope = rank_scope());

@@ -9,7 +9,8 @@ use super::{DataError, DataSource, Split};
 /// whole per-rank batch at once), `seed = 1337`, `out_dir = "runs/default"`,
 /// `eval_every = 50`, `eval_batches = 4`, `checkpoint_every = 0` (only at the
 /// end and on interruption), `keep_last = 3`, `overwrite = false`,
-/// `allow_config_change = false`.
+/// `allow_config_change = false`, `sample_every = 0` (no samples),
+/// `sample_prompt = ""`, `sample_tokens = 32`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -38,6 +39,14 @@ pub struct TrainConfig {
     /// Let `--resume` change keys that change what the run trains (data,
     /// model, optimizer, seed); the change is logged and recorded.
     pub allow_config_change: bool,
+    /// Print a greedy continuation of `sample_prompt` every this many steps
+    /// (0: never); see [`crate::inference::TrainingSampler`].
+    pub sample_every: u64,
+    /// The text the training samples continue (`data.tokenizer`); empty
+    /// starts from the end-of-text token (token 0 without one).
+    pub sample_prompt: String,
+    /// New tokens per training sample.
+    pub sample_tokens: usize,
 }
 
 impl Default for TrainConfig {
@@ -54,6 +63,9 @@ impl Default for TrainConfig {
             keep_last: 3,
             overwrite: false,
             allow_config_change: false,
+            sample_every: 0,
+            sample_prompt: String::new(),
+            sample_tokens: 32,
         }
     }
 }

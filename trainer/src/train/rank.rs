@@ -1,10 +1,11 @@
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::trace::gather_slices;
 use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
+use crate::inference::TrainingSampler;
 use crate::kernels::{Kernels, Threads};
 use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
 use crate::optim::{
@@ -65,6 +66,7 @@ pub struct RankTrainer {
     grad_clip: f64,
     first_step: u64,
     reporter: Option<Mutex<Reporter>>,
+    sampler: OnceLock<Arc<TrainingSampler>>,
     state: Mutex<RankState>,
 }
 
@@ -131,6 +133,7 @@ impl RankTrainer {
             attention,
             groups,
             reporter: reporter.map(Mutex::new),
+            sampler: OnceLock::new(),
             state: Mutex::new(state),
         })
     }
@@ -144,6 +147,12 @@ impl RankTrainer {
             .unwrap_or_else(PoisonError::into_inner)
             .acts
             .set_profiling(enabled);
+    }
+
+    /// The samples printed during training (`train.sample_every`); the
+    /// first one set stays.
+    pub fn set_sampler(&self, sampler: Arc<TrainingSampler>) {
+        let _ = self.sampler.set(sampler);
     }
 
     /// Trains from the start step to `train.steps`, or until `stop()` returns
@@ -200,6 +209,11 @@ impl RankTrainer {
             if let Some(reporter) = &self.reporter {
                 let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
                 reporter.step_done(step, &outcome, eval_loss, took, comm)?;
+                if let Some(sampler) = self.sampler.get()
+                    && let Some(line) = sampler.after_step(step, &state.params)?
+                {
+                    println!("{line}");
+                }
                 let every = self.plan.train.checkpoint_every;
                 if every > 0 && step.is_multiple_of(every) && step < steps {
                     reporter.checkpoint(step, &state.params, state.adamw.state())?;

@@ -8,8 +8,8 @@ use super::{
     chrome_trace,
 };
 use crate::checkpoint::{
-    CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState,
-    hf_files, prune_checkpoints, save_checkpoint,
+    CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState, hf_files,
+    prune_checkpoints, save_checkpoint,
 };
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};

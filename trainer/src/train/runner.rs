@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use appctx::{BoxError, CancellationToken, ContextHandle, Runner};
 
 use super::{RankInfo, RankOutcome, RankTrainer};
+use crate::inference::TrainingSampler;
 use crate::parallel::{Backend, RankError};
 
 /// How the run ended, as the reporting rank saw it: for the caller of
@@ -73,6 +74,7 @@ impl Runner for TrainRunner {
                 .build()?;
             let trainer = child.get::<RankTrainer>()?;
             trainer.set_phase_profile(self.phase_profile);
+            trainer.set_sampler(child.get::<TrainingSampler>()?);
             let outcome = trainer.train(&|| shutdown.is_cancelled());
             child.close();
             let outcome = outcome?;

@@ -1,0 +1,26 @@
+//! Using a trained model: generation one token at a time with a key/value
+//! cache ([`Decoder`], [`generate`]), sampling ([`Sampler`]), evaluation on
+//! held-out tokens ([`evaluate`]), loading a checkpoint or a Hugging Face
+//! directory ([`TrainedModel`]), and the samples printed during training
+//! ([`TrainingSampler`]). The commands are `cptrain generate` and
+//! `cptrain eval`.
+
+mod decoder;
+mod error;
+mod evaluation;
+mod generation;
+mod sampling;
+#[cfg(test)]
+mod tests;
+mod trained_model;
+mod training_sample;
+mod utf8_stream;
+
+pub use decoder::Decoder;
+pub use error::InferenceError;
+pub use evaluation::{EvalInput, EvalTotals, evaluate, validation_windows};
+pub use generation::{Continuation, Request, StopReason, generate};
+pub use sampling::{Sampler, SamplingConfig, SamplingError, argmax, candidates};
+pub use trained_model::{ModelSource, TrainedModel};
+pub use training_sample::TrainingSampler;
+pub use utf8_stream::Utf8Stream;

@@ -1,0 +1,262 @@
+//! The cached decoder against the training forward on the whole prefix,
+//! generation's stop rules, seeded sampling, and evaluation's sums.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::attention::{Attention, LocalAttention};
+use crate::data::{DataConfig, Split, open_data_source};
+use crate::kernels::test_support::uniform;
+use crate::kernels::{CpuKernels, Kernels, Threads};
+use crate::model::{Activations, Batch, Gpt, ModelConfig, ModelError};
+use crate::tokenizer::ByteTokenizer;
+
+fn model() -> ModelConfig {
+    ModelConfig {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 8,
+        vocab_size: 11,
+        seq_len: 16,
+        init: None,
+    }
+}
+
+fn kernels() -> Arc<dyn Kernels> {
+    Arc::new(CpuKernels::new(Threads::new(1).unwrap()))
+}
+
+/// Weights of scale 0.3 and LayerNorm gains near 1: logits that differ by
+/// O(1) between tokens, so greedy choices are not near-ties (and, with
+/// this seed, a greedy continuation that changes token often).
+fn params(cfg: &ModelConfig) -> Vec<f32> {
+    let gpt = Gpt::new(cfg.clone());
+    let mut p: Vec<f32> = uniform(7, gpt.layout().len())
+        .iter()
+        .map(|x| 0.3 * x)
+        .collect();
+    for spec in gpt.layout().specs() {
+        if spec.name.contains(".ln_") && spec.name.ends_with("weight") {
+            p[spec.range()].iter_mut().for_each(|x| *x += 1.0);
+        }
+    }
+    p
+}
+
+/// Logits `[len, V]` of the training forward over the whole `tokens`.
+fn full_forward(
+    cfg: &ModelConfig,
+    kernels: &Arc<dyn Kernels>,
+    p: &[f32],
+    tokens: &[u32],
+) -> Vec<f32> {
+    let attention = LocalAttention::new(kernels.clone());
+    let mut acts = Activations::new(cfg, 1, tokens.len(), attention.qkv_layout());
+    let positions: Vec<usize> = (0..tokens.len()).collect();
+    let batch = Batch {
+        tokens,
+        targets: tokens,
+        positions: &positions,
+    };
+    Gpt::new(cfg.clone())
+        .forward(&**kernels, &attention, p, batch, &mut acts)
+        .unwrap();
+    acts.logits().to_vec()
+}
+
+#[test]
+fn cached_logits_equal_the_full_forward_at_every_position() {
+    let (cfg, k) = (model(), kernels());
+    let p = params(&cfg);
+    let tokens: Vec<u32> = (0..cfg.seq_len as u32).map(|i| (i * 7 + 3) % 11).collect();
+    let full = full_forward(&cfg, &k, &p, &tokens);
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
+    // Same f32 operations except the attention's summation order and exp:
+    // agreement to 1e-4 of logits of size O(1).
+    for (t, &token) in tokens.iter().enumerate() {
+        let cached = decoder.step(token).unwrap();
+        let reference = &full[t * cfg.vocab_size..][..cfg.vocab_size];
+        for (v, (&a, &b)) in cached.iter().zip(reference).enumerate() {
+            assert!((a - b).abs() < 1e-4, "position {t}, token {v}: {a} vs {b}");
+        }
+    }
+    assert_eq!(decoder.len(), cfg.seq_len);
+
+    // A prompt read in one pass leaves the same cache: the logits after it
+    // and after every later step match the full forward too.
+    let split = 10;
+    let after_prompt = decoder.prefill(&tokens[..split]).unwrap().to_vec();
+    let mut rows = vec![after_prompt];
+    for &token in &tokens[split..] {
+        rows.push(decoder.step(token).unwrap().to_vec());
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let t = split - 1 + i;
+        let reference = &full[t * cfg.vocab_size..][..cfg.vocab_size];
+        for (v, (&a, &b)) in row.iter().zip(reference).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "prefilled, position {t}, token {v}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn greedy_generation_is_the_argmax_of_a_full_forward_at_every_step() {
+    let (cfg, k) = (model(), kernels());
+    let p = params(&cfg);
+    let prompt = [4, 1, 9];
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
+    let mut sampler = Sampler::new(
+        SamplingConfig {
+            temperature: 0.0,
+            ..SamplingConfig::default()
+        },
+        0,
+        0,
+    );
+    let request = Request {
+        prompt: &prompt,
+        max_new_tokens: 100,
+        end_of_text: None,
+    };
+    let mut streamed = Vec::new();
+    let out = generate(&mut decoder, &mut sampler, request, &mut |t| {
+        streamed.push(t)
+    })
+    .unwrap();
+    // The sequence fills the context exactly: 3 + 13 = seq_len.
+    assert_eq!(out.stop, StopReason::ContextFull);
+    assert_eq!(out.tokens.len(), cfg.seq_len - prompt.len());
+    assert_eq!(streamed, out.tokens);
+    let mut sequence = prompt.to_vec();
+    for (step, &token) in out.tokens.iter().enumerate() {
+        let logits = full_forward(&cfg, &k, &p, &sequence);
+        let last = &logits[(sequence.len() - 1) * cfg.vocab_size..];
+        assert_eq!(token, argmax(last), "step {step}");
+        sequence.push(token);
+    }
+    // Not a constant sequence: the comparison above tested real choices.
+    assert!(
+        out.tokens.iter().any(|&t| t != out.tokens[0]),
+        "{:?}",
+        out.tokens
+    );
+
+    // The same token as end-of-text stops there, and is not emitted.
+    let eot = out.tokens[2];
+    let first = out.tokens.iter().position(|&t| t == eot).unwrap();
+    let request = Request {
+        end_of_text: Some(eot),
+        ..request
+    };
+    let stopped = generate(&mut decoder, &mut sampler, request, &mut |_| {}).unwrap();
+    assert_eq!(stopped.stop, StopReason::EndOfText);
+    assert_eq!(stopped.tokens, out.tokens[..first]);
+    let request = Request {
+        max_new_tokens: 2,
+        end_of_text: None,
+        ..request
+    };
+    let short = generate(&mut decoder, &mut sampler, request, &mut |_| {}).unwrap();
+    assert_eq!(
+        (short.stop, &short.tokens[..]),
+        (StopReason::MaxNewTokens, &out.tokens[..2])
+    );
+}
+
+#[test]
+fn seeded_sampling_is_reproducible_and_streams_differ() {
+    let (cfg, k) = (model(), kernels());
+    let p = params(&cfg);
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
+    let mut sample = |seed, stream| {
+        let mut sampler = Sampler::new(SamplingConfig::default(), seed, stream);
+        let request = Request {
+            prompt: &[2],
+            max_new_tokens: 12,
+            end_of_text: None,
+        };
+        generate(&mut decoder, &mut sampler, request, &mut |_| {})
+            .unwrap()
+            .tokens
+    };
+    let first = sample(42, 0);
+    assert_eq!(first.len(), 12);
+    assert_eq!(sample(42, 0), first);
+    assert_ne!(sample(42, 1), first);
+    assert_ne!(sample(43, 0), first);
+}
+
+#[test]
+fn tokens_outside_the_vocabulary_or_the_context_are_refused() {
+    let (cfg, k) = (model(), kernels());
+    let p = params(&cfg);
+    let mut decoder = Decoder::new(&cfg, k.clone(), &p).unwrap();
+    assert!(matches!(
+        decoder.step(11),
+        Err(ModelError::Token { token: 11, .. })
+    ));
+    for _ in 0..cfg.seq_len {
+        decoder.step(0).unwrap();
+    }
+    assert!(matches!(
+        decoder.step(0),
+        Err(ModelError::Position { position: 16, .. })
+    ));
+    assert!(matches!(
+        Decoder::new(&cfg, k.clone(), &p[1..]),
+        Err(ModelError::Shape { what: "params", .. })
+    ));
+}
+
+#[test]
+fn validation_windows_follow_the_data_contract() {
+    // W = 4, B = 3: batch 0 is windows 0, 1, 2; batch 1 is 3, 0, 1.
+    assert_eq!(validation_windows(4, 3, 2), [0, 1, 2, 3, 0, 1]);
+    assert!(validation_windows(0, 3, 2).is_empty());
+}
+
+#[test]
+fn evaluation_sums_the_forward_loss_and_counts_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text.txt");
+    let text: String = (0..200).map(|i| ["ab", "c€", "d\n"][i % 3]).collect();
+    std::fs::write(&path, &text).unwrap();
+    let cfg = ModelConfig {
+        vocab_size: 256,
+        ..model()
+    };
+    let data = DataConfig {
+        source: "text".into(),
+        path: Some(path.clone()),
+        val_path: Some(path),
+        ..DataConfig::default()
+    };
+    let source = open_data_source(&data, &cfg, 0).unwrap();
+    let p = params(&cfg);
+    let k = kernels();
+    let windows: Vec<usize> = (0..5).collect();
+    let input = |micro_batch| EvalInput {
+        model: &cfg,
+        params: &p,
+        source: &*source,
+        split: Split::Val,
+        windows: &windows,
+        micro_batch,
+        text: Some(&ByteTokenizer),
+    };
+    let totals = evaluate(k.clone(), &input(2)).unwrap();
+    // Every target counts and is one byte: bits per byte = loss / ln 2.
+    assert_eq!(totals.targets, 5 * cfg.seq_len as u64);
+    assert_eq!(totals.bytes, Some(totals.targets));
+    assert_eq!(totals.sequences, 5);
+    let bpb = totals.bits_per_byte().unwrap();
+    assert!((bpb - totals.loss() / std::f64::consts::LN_2).abs() < 1e-12);
+    assert!((totals.perplexity() - totals.loss().exp()).abs() < 1e-12);
+    // The micro-batch size does not change the sums (up to f32 rounding of
+    // the batched products).
+    let one_by_one = evaluate(k, &input(1)).unwrap();
+    assert!((one_by_one.loss() - totals.loss()).abs() < 1e-5);
+}

@@ -465,7 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn an_untied_lm_head_is_ignored() {
+    fn an_untied_lm_head_is_refused_and_a_tied_one_accepted() {
         let dir = tempfile::tempdir().unwrap();
         let layout = ParamLayout::gpt2(&model(2));
         let params = ramp(layout.len());
@@ -488,6 +488,14 @@ mod tests {
             vec![7, 4],
             f32_bytes(&[0.5; 28]),
         ));
+        write_raw(&path, &tensors);
+        let err = import_hf_gpt2(&path, &layout).unwrap_err().to_string();
+        assert!(
+            err.contains("lm_head.weight differs from transformer.wte.weight"),
+            "{err}"
+        );
+        let wte = layout.get("transformer.wte.weight").unwrap();
+        tensors.last_mut().unwrap().3 = f32_bytes(&params[wte.range()]);
         write_raw(&path, &tensors);
         assert_eq!(import_hf_gpt2(&path, &layout).unwrap(), params);
     }

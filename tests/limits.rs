@@ -162,7 +162,7 @@ fn inputs_are_checked_before_they_are_read() {
         ),
         (
             &["--set", "model.init=folder"],
-            &["model.init = folder", "a directory, not a regular file"],
+            &["model.init = folder", "a directory without config.json"],
         ),
         (
             &["--set", "model.init=pipe"],
@@ -178,7 +178,7 @@ fn inputs_are_checked_before_they_are_read() {
         ),
         (
             &["--set", "data.source=tokens", "--set", "data.path=folder"],
-            &["data.path = folder", "a directory, not a regular file"],
+            &["data.path = folder", "a directory without train-*.bin shards"],
         ),
     ];
     for (sets, expected) in cases {

@@ -216,6 +216,15 @@ impl Gpt2Config {
 /// whose `model.safetensors` is imported (see [`import_hf_gpt2`]).
 pub fn import_model_init(path: &Path, model: &ModelConfig) -> Result<Vec<f32>, CheckpointError> {
     let file = if path.is_dir() {
+        if !path.join(HF_CONFIG_FILE).is_file() {
+            return Err(CheckpointError::Inconsistent {
+                dir: path.to_path_buf(),
+                what: format!(
+                    "a directory without {HF_CONFIG_FILE}: model.init takes a model.safetensors \
+                     file or a Hugging Face directory ({HF_CONFIG_FILE} and model.safetensors)"
+                ),
+            });
+        }
         Gpt2Config::read(path)?.check(model, path)?;
         path.join("model.safetensors")
     } else {

@@ -397,3 +397,72 @@ fn the_phase_profile_shows_each_ranks_communication_and_changes_no_result() {
         assert!(line[2] > 0.0 && line[2] < line[1], "rank {rank}: {line:?}");
     }
 }
+
+/// Shuffled file data (the default for `text` and `tokens`): each epoch
+/// visits every window in its own order, the metrics carry the epoch, a
+/// resumed run continues mid-epoch exactly, and a CP layout sees the same
+/// global batches (the same loss curve).
+#[test]
+fn shuffled_epochs_resume_exactly_and_every_layout_sees_the_same_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: Vec<u8> = (0..3000u32)
+        .map(|i| b'a' + ((i * i + 3 * i) % 26) as u8)
+        .collect();
+    std::fs::write(dir.path().join("train.txt"), &text).unwrap();
+    let keys = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut keys: Vec<String> = [
+            "data.source=text",
+            "data.path=train.txt",
+            "model.seq_len=32",
+            "train.steps=12",
+            "train.eval_every=4",
+            "train.eval_batches=1",
+            "metrics.progress=never",
+            "metrics.peak_gflops=100",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        keys.push(format!("train.out_dir={}", out.display()));
+        keys.extend(extra.iter().map(|s| s.to_string()));
+        keys.into_iter()
+            .flat_map(|s| ["--set".to_string(), s])
+            .collect()
+    };
+    let whole = dir.path().join("whole");
+    cptrain_ok(dir.path(), &args(&["run"], &keys(&whole, &[])));
+    let epochs: Vec<u64> = metrics(&whole)
+        .iter()
+        .map(|r| r["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs.first(), Some(&0));
+    assert!(epochs.last().unwrap() >= &2, "several epochs: {epochs:?}");
+    assert!(epochs.windows(2).all(|w| w[0] <= w[1]));
+
+    let split = dir.path().join("split");
+    cptrain_ok(
+        dir.path(),
+        &args(&["run"], &keys(&split, &["train.checkpoint_every=7"])),
+    );
+    let step7 = split.join("checkpoints/step-7").display().to_string();
+    cptrain_ok(
+        dir.path(),
+        &args(&["run", "--resume", &step7], &keys(&split, &[])),
+    );
+    let a: Vec<_> = metrics(&whole).iter().map(deterministic).collect();
+    let b: Vec<_> = metrics(&split).iter().map(deterministic).collect();
+    assert_eq!(a, b, "resumed mid-epoch, the run continues the same order");
+
+    let cp2 = dir.path().join("cp2");
+    let layout = ["parallel.world_size=2", "parallel.cp=2"];
+    cptrain_ok(dir.path(), &args(&["run"], &keys(&cp2, &layout)));
+    for (one, two) in losses(&whole).iter().zip(losses(&cp2)) {
+        assert!((one - two).abs() <= 1e-5 * one.abs(), "{one} vs {two}");
+    }
+    let unshuffled = dir.path().join("unshuffled");
+    cptrain_ok(
+        dir.path(),
+        &args(&["run"], &keys(&unshuffled, &["data.shuffle=false"])),
+    );
+    assert_ne!(losses(&whole), losses(&unshuffled), "the order matters");
+}

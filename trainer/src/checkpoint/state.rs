@@ -88,13 +88,16 @@ impl std::fmt::Display for ModelShape {
     }
 }
 
-/// The data stream's position. Batches are a pure function of the step, so
-/// the next step is the whole position.
+/// The data stream's position. Batches are a pure function of the step
+/// (the epoch's permutation too), so the next step is the whole position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataPosition {
     /// The 0-based step whose batch comes next.
     pub next_step: u64,
+    /// The epoch (from 0) that batch starts in, for file data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// Totals a resumed run's metrics continue from.

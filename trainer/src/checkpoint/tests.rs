@@ -35,7 +35,10 @@ fn state(step: u64) -> TrainerState {
             },
             schedule_steps: 10,
         },
-        data: DataPosition { next_step: step },
+        data: DataPosition {
+            next_step: step,
+            epoch: None,
+        },
         metrics: ResumeMetrics {
             tokens_seen: 96 * step,
             elapsed_s: 1.5,

@@ -1,4 +1,4 @@
-use super::{DataError, DataSource, IGNORE_TARGET, Split};
+use super::{DataError, DataSource, IGNORE_TARGET, Split, WindowOrder};
 use crate::parallel::{ZigzagError, zigzag_ranges};
 use std::ops::Range;
 use std::sync::Arc;
@@ -156,10 +156,23 @@ impl BatchPlan {
         self.rank.dp_rank * (self.batch_size / self.rank.dp) + micro * self.micro_batch_size + row
     }
 
-    /// Window of sequence `sequence` of step `step`: `(s·B + j) mod W`.
+    /// Window of sequence `sequence` of step `step` in file order:
+    /// `(s·B + j) mod W`.
     pub fn window(&self, step: u64, sequence: usize, windows: usize) -> usize {
+        self.window_in(WindowOrder::SEQUENTIAL, step, sequence, windows)
+    }
+
+    /// Window of sequence `sequence` of step `step` under `order`: global
+    /// sequence `s·B + j` (see [`WindowOrder`]).
+    pub fn window_in(
+        &self,
+        order: WindowOrder,
+        step: u64,
+        sequence: usize,
+        windows: usize,
+    ) -> usize {
         let index = step as u128 * self.batch_size as u128 + sequence as u128;
-        (index % windows as u128) as usize
+        order.window(index, windows)
     }
 
     /// Tokens (inputs) per optimizer step over all ranks: `B·T`.
@@ -261,10 +274,14 @@ impl BatchBuilder {
             .tokens
             .chunks_mut(local)
             .zip(out.targets.chunks_mut(local));
+        // Validation batches are fixed: always in file order.
+        let order = match split {
+            Split::Train => self.source.order(),
+            Split::Val => WindowOrder::SEQUENTIAL,
+        };
         for (row, (tokens, targets)) in rows.enumerate() {
-            let window = self
-                .plan
-                .window(step, self.plan.sequence(micro, row), windows);
+            let sequence = self.plan.sequence(micro, row);
+            let window = self.plan.window_in(order, step, sequence, windows);
             self.source
                 .read_window(split, window, &mut self.inputs, &mut self.targets)?;
             let mut column = 0;

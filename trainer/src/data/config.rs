@@ -28,6 +28,10 @@ pub struct DataConfig {
     /// The tokenizer that turns text into the ids (`bytes` or `gpt2`): used
     /// by `cptrain prepare`, `generate` and `eval` (see [`crate::tokenizer`]).
     pub tokenizer: String,
+    /// Visit the windows of file data in a seeded permutation per epoch
+    /// (`train.seed`); unset means yes for `text` and `tokens`. Generated
+    /// data is never shuffled.
+    pub shuffle: Option<bool>,
 }
 
 impl Default for DataConfig {
@@ -40,6 +44,7 @@ impl Default for DataConfig {
             task: SyntheticTask::Copy,
             symbols: None,
             tokenizer: "bytes".into(),
+            shuffle: None,
         }
     }
 }

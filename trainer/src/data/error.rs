@@ -12,14 +12,13 @@ pub enum DataError {
         /// The accepted names, comma-separated.
         known: String,
     },
-    /// One evaluation would read more sequences than the validation split
-    /// holds (each window is evaluated at most once per evaluation).
+    /// One evaluation would read the validation split more than once.
     #[error(
         "train.eval_batches = {eval_batches} evaluates {eval_batches} x train.batch_size = \
-         {batch_size} sequences, more than the {windows} validation windows of the data; set \
-         train.eval_batches to at most {} (0 turns evaluation off), or add validation data \
+         {batch_size} sequences, more than the {windows} validation windows of the data hold; \
+         set train.eval_batches to at most {} (0 turns evaluation off), or add validation data \
          (data.val_path, data.val_fraction)",
-        windows / batch_size
+        windows.div_ceil(*batch_size)
     )]
     EvalBatches {
         /// `train.eval_batches`.

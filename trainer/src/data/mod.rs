@@ -28,6 +28,7 @@ mod synthetic;
 mod token_file;
 mod token_paths;
 mod train_config;
+mod window_order;
 
 pub use batch::{BatchBuilder, BatchPlan, BatchPlanError, MicroBatch, RankCoords};
 pub use config::{DataConfig, SyntheticTask};
@@ -43,3 +44,4 @@ pub use synthetic::{SYNTHETIC_VAL_WINDOWS, SyntheticSource};
 pub use token_file::{FileSource, TokenEncoding};
 pub use token_paths::TokenPaths;
 pub use train_config::TrainConfig;
+pub use window_order::WindowOrder;

@@ -1,4 +1,6 @@
-use super::{DataConfig, DataError, DataSource, FileSource, SyntheticSource, TokenEncoding};
+use super::{
+    DataConfig, DataError, DataSource, FileSource, SyntheticSource, TokenEncoding, WindowOrder,
+};
 use crate::model::ModelConfig;
 use std::sync::Arc;
 
@@ -48,7 +50,11 @@ pub fn open_data_source(
         model.seq_len,
         model.vocab_size,
     )?;
-    Ok(Arc::new(source))
+    let order = WindowOrder {
+        shuffle: cfg.shuffle.unwrap_or(true),
+        seed,
+    };
+    Ok(Arc::new(source.with_order(order)))
 }
 
 #[cfg(test)]

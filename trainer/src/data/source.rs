@@ -31,6 +31,12 @@ pub trait DataSource: Send + Sync {
     /// `T`, the tokens of one sequence.
     fn seq_len(&self) -> usize;
 
+    /// How the train split's windows are ordered within an epoch (file
+    /// order unless the source shuffles).
+    fn order(&self) -> super::WindowOrder {
+        super::WindowOrder::SEQUENTIAL
+    }
+
     /// `W`, the number of windows of `split` (0 when the split is absent).
     fn num_windows(&self, split: Split) -> usize;
 

@@ -1,6 +1,6 @@
 use super::shard::ShardHeader;
 use super::token_paths::TokenPaths;
-use super::{DataError, DataSource, Split};
+use super::{DataError, DataSource, Split, WindowOrder};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -224,6 +224,7 @@ struct WindowRange {
 #[derive(Debug)]
 pub struct FileSource {
     seq_len: usize,
+    order: WindowOrder,
     describe: String,
     train: Vec<WindowRange>,
     val: Vec<WindowRange>,
@@ -298,10 +299,17 @@ impl FileSource {
         );
         Ok(FileSource {
             seq_len,
+            order: WindowOrder::SEQUENTIAL,
             describe,
             train,
             val,
         })
+    }
+
+    /// The same source visiting its train windows in `order`.
+    pub fn with_order(mut self, order: WindowOrder) -> Self {
+        self.order = order;
+        self
     }
 
     fn ranges(&self, split: Split) -> &[WindowRange] {
@@ -344,6 +352,10 @@ impl DataSource for FileSource {
 
     fn seq_len(&self) -> usize {
         self.seq_len
+    }
+
+    fn order(&self) -> WindowOrder {
+        self.order
     }
 
     fn num_windows(&self, split: Split) -> usize {

@@ -71,12 +71,15 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Refuses evaluations of more sequences than `source`'s validation
-    /// split holds: `eval_batches · batch_size` windows at most.
+    /// Refuses evaluations that read the validation split more than once:
+    /// at most `⌈W / batch_size⌉` batches (the last one may wrap around to
+    /// the first windows, so a split smaller than one batch still evaluates).
     pub fn check_eval_windows(&self, source: &dyn DataSource) -> Result<(), DataError> {
         let windows = source.num_windows(Split::Val);
-        let sequences = (self.eval_batches as u128) * (self.batch_size as u128);
-        if windows > 0 && self.batch_size > 0 && sequences > windows as u128 {
+        if windows > 0
+            && self.batch_size > 0
+            && self.eval_batches > windows.div_ceil(self.batch_size)
+        {
             return Err(DataError::EvalBatches {
                 eval_batches: self.eval_batches,
                 batch_size: self.batch_size,

@@ -8,7 +8,7 @@ pub const METRICS_CSV_FILE: &str = "metrics.csv";
 
 /// The columns of `metrics.csv`: the fields of [`StepRecord`] in the order
 /// of `metrics.jsonl`. Optional fields are empty cells when absent.
-pub const CSV_COLUMNS: [&str; 13] = [
+pub const CSV_COLUMNS: [&str; 14] = [
     "step",
     "loss",
     "lr",
@@ -22,6 +22,7 @@ pub const CSV_COLUMNS: [&str; 13] = [
     "comm_bytes",
     "comm_wait_s",
     "peak_rss_bytes",
+    "epoch",
 ];
 
 /// Writes one CSV row per optimizer step to `<out_dir>/metrics.csv`
@@ -82,6 +83,7 @@ pub fn csv_row(record: &StepRecord) -> String {
         cell(record.comm_bytes),
         cell(record.comm_wait_s),
         cell(record.peak_rss_bytes),
+        cell(record.epoch),
     ]
     .join(",")
 }
@@ -114,6 +116,7 @@ pub fn parse_csv_row(line: &str) -> Result<StepRecord, String> {
         comm_bytes: optional(next())?,
         comm_wait_s: optional(next())?,
         peak_rss_bytes: optional(next())?,
+        epoch: optional(next())?,
         // A list of text lines: only in metrics.jsonl.
         config_changes: None,
     })

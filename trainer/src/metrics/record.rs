@@ -35,6 +35,9 @@ pub struct StepRecord {
     /// Peak resident memory of the process so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// The epoch (from 0) of the step's first sequence, for file data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
     /// On the first step after a resume that changed the run's meaning
     /// (`train.allow_config_change`): each change, `key: old → new`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState, hf_files,
     prune_checkpoints, save_checkpoint,
 };
+use crate::data::WindowOrder;
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
 use crate::optim::AdamWState;
@@ -123,6 +124,7 @@ impl Reporter {
             comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm_wait_s),
             peak_rss_bytes: peak_rss_bytes(),
             config_changes: self.config_changes.take(),
+            epoch: self.epoch_of(step - 1),
         };
         for sink in &self.sinks {
             sink.lock()
@@ -130,6 +132,13 @@ impl Reporter {
                 .record(&record)?;
         }
         Ok(())
+    }
+
+    /// The epoch of 0-based step `step`'s first sequence, for file data.
+    fn epoch_of(&self, step: u64) -> Option<u64> {
+        let windows = self.identity.data.train_windows?;
+        let first = u128::from(step) * self.plan.train.batch_size as u128;
+        Some(WindowOrder::epoch(first, windows as usize))
     }
 
     /// Writes the checkpoint of `step` completed steps and prunes old ones;
@@ -152,7 +161,10 @@ impl Reporter {
             step,
             optimizer_step: optimizer.step,
             run: self.identity.clone(),
-            data: DataPosition { next_step: step },
+            data: DataPosition {
+                next_step: step,
+                epoch: self.epoch_of(step),
+            },
             metrics: self.totals.clone(),
             config: self.config.clone(),
         };

@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{cptrain, cptrain_ok, metrics};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use common::{cptrain, cptrain_ok, metrics, snapshot};
+use std::path::Path;
 
 /// Trains `steps` steps on the bytes of a small text with `extra` settings;
 /// returns the run's stdout.
@@ -40,23 +39,6 @@ fn train(dir: &Path, steps: u64, extra: &[&str]) -> String {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cptrain_ok(dir, &args)
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.insert(path.clone(), std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 fn json(stdout: &str) -> serde_json::Value {

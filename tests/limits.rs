@@ -178,7 +178,10 @@ fn inputs_are_checked_before_they_are_read() {
         ),
         (
             &["--set", "data.source=tokens", "--set", "data.path=folder"],
-            &["data.path = folder", "a directory without train-*.bin shards"],
+            &[
+                "data.path = folder",
+                "a directory without train-*.bin shards",
+            ],
         ),
     ];
     for (sets, expected) in cases {

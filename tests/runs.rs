@@ -5,9 +5,9 @@
 mod common;
 
 use common::{
-    checkpoint_weights, cptrain, metrics, send_signal, sets, spawn, wait_for_records, wait_within,
+    checkpoint_weights, cptrain, metrics, send_signal, sets, snapshot, spawn, wait_for_records,
+    wait_within,
 };
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -49,24 +49,6 @@ fn ok(output: Output) -> Output {
 fn failed(output: Output) -> String {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     stderr(&output)
-}
-
-/// Every file under `dir` with its bytes (the lock file aside).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.ends_with(".cptrain.lock") {
-                let bytes = std::fs::read(&path).unwrap();
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    files
 }
 
 fn run_id(checkpoint: &Path) -> String {

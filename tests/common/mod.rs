@@ -5,15 +5,22 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs `cptrain` with `args` in `dir` (its working directory), with a clean
+/// `cptrain` with `args` in `dir` (its working directory), with a clean
 /// environment for the variables the CLI reads.
-pub fn cptrain(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cptrain"))
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cptrain"));
+    command
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")
         .env_remove("CPTRAIN_HUGE_PAGES")
-        .env("RUST_BACKTRACE", "0")
+        .env("RUST_BACKTRACE", "0");
+    command
+}
+
+/// Runs `cptrain` with `args` in `dir`.
+pub fn cptrain(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
         .output()
         .expect("the cptrain binary runs")
 }
@@ -71,12 +78,7 @@ pub fn checkpoint_weights(out_dir: &Path, step: u64) -> Vec<(String, Vec<f32>)> 
 
 /// `cptrain` started in the background with piped stderr.
 pub fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_cptrain"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("CPTRAIN_HUGE_PAGES")
-        .env("RUST_BACKTRACE", "0")
+    command(dir, args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -138,4 +140,24 @@ pub fn sets(pairs: &[String]) -> Vec<String> {
         .iter()
         .flat_map(|s| ["--set".to_string(), s.clone()])
         .collect()
+}
+
+/// Every file under `dir` (its path relative to `dir`) with its bytes; the
+/// run lock `.cptrain.lock` aside.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("a readable directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with(".cptrain.lock") {
+                let bytes = std::fs::read(&path).expect("a readable file");
+                let relative = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                files.insert(relative, bytes);
+            }
+        }
+    }
+    files
 }

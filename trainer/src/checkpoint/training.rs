@@ -283,18 +283,24 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint, Ch
     })
 }
 
-/// Checkpoint directories (`step-N`, complete or not) under
-/// `<out_dir>/checkpoints`, oldest first; temporary directories are skipped.
-pub fn step_dirs(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
+/// The entries of `<out_dir>/checkpoints` (none when it does not exist).
+fn checkpoint_entries(out_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
     let root = out_dir.join("checkpoints");
     let entries = match std::fs::read_dir(&root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("list", &root)(e)),
     };
+    entries
+        .map(|entry| entry.map(|e| e.path()).map_err(io("list", &root)))
+        .collect()
+}
+
+/// Checkpoint directories (`step-N`, complete or not) under
+/// `<out_dir>/checkpoints`, oldest first; temporary directories are skipped.
+pub fn step_dirs(out_dir: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
     let mut found = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io("list", &root))?.path();
+    for path in checkpoint_entries(out_dir)? {
         let step = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -323,15 +329,8 @@ pub fn latest_checkpoint(out_dir: &Path) -> Result<Option<PathBuf>, CheckpointEr
 /// Temporary directories under `<out_dir>/checkpoints` (writes that were
 /// interrupted or failed); with the out_dir's lock held, all are stale.
 pub fn temp_dirs(out_dir: &Path) -> Result<Vec<PathBuf>, CheckpointError> {
-    let root = out_dir.join("checkpoints");
-    let entries = match std::fs::read_dir(&root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io("list", &root)(e)),
-    };
     let mut found = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io("list", &root))?.path();
+    for path in checkpoint_entries(out_dir)? {
         if path
             .file_name()
             .and_then(|n| n.to_str())

@@ -200,6 +200,7 @@ mod tests {
             comm_bytes: Some(u64::MAX),
             comm_wait_s: Some(1e-300),
             peak_rss_bytes: Some(1 << 30),
+            epoch: Some(3),
             ..record(step)
         }
     }
@@ -234,7 +235,7 @@ mod tests {
         let back: Vec<StepRecord> = lines.map(|l| parse_csv_row(l).unwrap()).collect();
         assert_eq!(back, records);
         assert!(text.contains("\n1,3.6666666666666665,"), "{text}");
-        assert!(text.ends_with(",0.1,,,,,\n"), "{text}");
+        assert!(text.ends_with(",0.1,,,,,,\n"), "{text}");
     }
 
     /// As the JSONL sink: the interrupted run wrote steps 1..=5 and half of
@@ -303,7 +304,7 @@ mod tests {
             ),
             (
                 format!("{header}\n{good}\n1,2,3\n{good}\n"),
-                "metrics.csv:3 is not a metrics row (3 cells, expected 13",
+                "metrics.csv:3 is not a metrics row (3 cells, expected 14",
             ),
             (
                 format!("{header}\n{}\n{good}\n", good.replacen("1,", "x,", 1)),

@@ -174,7 +174,11 @@ fn run(layers: &ConfigLayers, env: Environment, args: &RunArgs) -> Result<ExitCo
 /// What a run stopped by `signal` says: where its checkpoint is and how to
 /// continue, or that nothing was trained.
 fn interrupted_message(signal: i32, outcome: Option<&RankOutcome>) -> String {
-    let name = if signal == 2 { "SIGINT" } else { "SIGTERM" };
+    let name = match signal {
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        _ => "a signal",
+    };
     match outcome {
         Some(RankOutcome {
             next_step,

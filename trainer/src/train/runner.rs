@@ -6,7 +6,7 @@ use super::{RankInfo, RankOutcome, RankTrainer};
 use crate::inference::TrainingSampler;
 use crate::parallel::{Backend, RankError};
 
-/// How the run ended, as the reporting rank saw it: for the caller of
+/// How the run ended, as this process's first rank saw it: for the caller of
 /// `ctx.run()` (exit codes, the closing message). Register an instance in the
 /// context to receive it.
 #[derive(Debug, Default)]
@@ -15,8 +15,8 @@ pub struct RunStatus {
 }
 
 impl RunStatus {
-    /// The reporting rank's outcome, once training has ended (`None` in
-    /// processes without the reporting rank, or when training failed).
+    /// The outcome of this process's first rank (global rank 0 where it
+    /// runs here), once training has ended; `None` when training failed.
     pub fn outcome(&self) -> Option<RankOutcome> {
         self.outcome
             .lock()
@@ -67,6 +67,7 @@ impl TrainRunner {
 impl Runner for TrainRunner {
     fn run(&self, shutdown: &CancellationToken) -> Result<(), BoxError> {
         let parent = self.context.context()?;
+        let first_local = self.backend.local_ranks().into_iter().min();
         let body = |rank: usize| -> Result<(), RankError> {
             let child = parent
                 .child(self.scope)
@@ -78,7 +79,7 @@ impl Runner for TrainRunner {
             let outcome = trainer.train(&|| shutdown.is_cancelled());
             child.close();
             let outcome = outcome?;
-            if rank == 0 {
+            if Some(rank) == first_local {
                 self.status.set(outcome);
             }
             Ok(())

@@ -109,7 +109,7 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Prepa
 }
 
 /// The regular files under `input` (itself, or a directory's, recursively,
-/// sorted, hidden entries skipped).
+/// sorted; hidden entries and links inside directories skipped).
 pub fn input_files(input: &Path) -> Result<Vec<PathBuf>, PrepareError> {
     let meta = std::fs::metadata(input).map_err(io("read", input))?;
     if meta.is_file() {
@@ -131,7 +131,8 @@ pub fn input_files(input: &Path) -> Result<Vec<PathBuf>, PrepareError> {
         let hidden = entry
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        let meta = std::fs::metadata(&entry).map_err(io("read", &entry))?;
+        // Links inside a directory are not followed (no loops).
+        let meta = std::fs::symlink_metadata(&entry).map_err(io("read", &entry))?;
         if hidden || !(meta.is_file() || meta.is_dir()) {
             continue;
         }

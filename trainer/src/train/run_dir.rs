@@ -250,6 +250,8 @@ fn earlier_run(dir: &Path) -> Result<Option<String>, RunDirError> {
 /// Moves every entry of `dir` but the lock to a new sibling directory
 /// `<dir>.replaced-<unix time>`; returns it.
 fn move_aside(dir: &Path) -> Result<PathBuf, RunDirError> {
+    // An absolute path has a name to put the sibling beside (`.` has none).
+    let dir = &std::fs::canonicalize(dir).map_err(io("resolve", dir))?;
     let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

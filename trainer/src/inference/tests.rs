@@ -6,7 +6,6 @@ use std::sync::Arc;
 use super::*;
 use crate::attention::{Attention, LocalAttention};
 use crate::data::{DataConfig, Split, open_data_source};
-use crate::kernels::test_support::uniform;
 use crate::kernels::{CpuKernels, Kernels, Threads};
 use crate::model::{Activations, Batch, Gpt, ModelConfig, ModelError};
 use crate::tokenizer::ByteTokenizer;
@@ -30,17 +29,7 @@ fn kernels() -> Arc<dyn Kernels> {
 /// O(1) between tokens, so greedy choices are not near-ties (and, with
 /// this seed, a greedy continuation that changes token often).
 fn params(cfg: &ModelConfig) -> Vec<f32> {
-    let gpt = Gpt::new(cfg.clone());
-    let mut p: Vec<f32> = uniform(7, gpt.layout().len())
-        .iter()
-        .map(|x| 0.3 * x)
-        .collect();
-    for spec in gpt.layout().specs() {
-        if spec.name.contains(".ln_") && spec.name.ends_with("weight") {
-            p[spec.range()].iter_mut().for_each(|x| *x += 1.0);
-        }
-    }
-    p
+    crate::model::tests::o1_params(Gpt::new(cfg.clone()).layout(), 7)
 }
 
 /// Logits `[len, V]` of the training forward over the whole `tokens`.

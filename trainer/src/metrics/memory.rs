@@ -6,9 +6,17 @@ pub fn peak_rss_bytes() -> Option<u64> {
 
 /// Reads the `VmHWM:  1234 kB` line of a `/proc/<pid>/status` text.
 fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    proc_kib_field(status, "VmHWM")
+}
+
+/// The bytes of a `Key:  1234 kB` line of a `/proc` text (`status`,
+/// `meminfo`), or `None` when the key or its unit is missing.
+pub(crate) fn proc_kib_field(text: &str, key: &str) -> Option<u64> {
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
     let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib * 1024)
+    Some(kib.saturating_mul(1024))
 }
 
 #[cfg(test)]

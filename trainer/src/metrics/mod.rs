@@ -31,6 +31,7 @@ pub use error::MetricsError;
 pub(crate) use jsonl::parse_records;
 pub use jsonl::{JsonlSink, METRICS_FILE};
 pub use memory::peak_rss_bytes;
+pub(crate) use memory::proc_kib_field;
 pub use record::StepRecord;
 pub use summary::RunSummary;
 

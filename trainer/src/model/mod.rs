@@ -12,7 +12,7 @@ mod profile;
 mod views;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use activations::Activations;
 pub use config::{ModelConfig, ModelConfigError};

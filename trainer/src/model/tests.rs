@@ -60,18 +60,23 @@ impl Setup {
 }
 
 /// Parameters with O(1) gradients: uniform weights of scale 0.3, LayerNorm
-/// weights near 1 (GPT-2's 0.02 would make most gradients tiny).
-fn test_params(gpt: &Gpt) -> Vec<f32> {
-    let mut p: Vec<f32> = uniform(99, gpt.layout().len())
+/// weights near 1 (GPT-2's 0.02 would make most gradients tiny), drawn
+/// from `seed`.
+pub(crate) fn o1_params(layout: &ParamLayout, seed: u64) -> Vec<f32> {
+    let mut p: Vec<f32> = uniform(seed, layout.len())
         .iter()
         .map(|x| 0.3 * x)
         .collect();
-    for spec in gpt.layout().specs() {
+    for spec in layout.specs() {
         if spec.name.contains(".ln_") && spec.name.ends_with("weight") {
             p[spec.range()].iter_mut().for_each(|x| *x += 1.0);
         }
     }
     p
+}
+
+fn test_params(gpt: &Gpt) -> Vec<f32> {
+    o1_params(gpt.layout(), 99)
 }
 
 #[test]

@@ -43,11 +43,7 @@ impl AvailableMemory {
 
 /// `MemAvailable:  1234 kB` of a `/proc/meminfo` text, in bytes.
 fn mem_available(meminfo: &str) -> Option<u64> {
-    let line = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?;
-    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib.saturating_mul(1024))
+    crate::metrics::proc_kib_field(meminfo, "MemAvailable")
 }
 
 /// The cgroup directories whose limits bind this process, from the text of

@@ -44,9 +44,10 @@ fn bytes_round_trip_any_text_and_unknown_names_list_the_choices() {
     );
 }
 
-/// The derived files have GPT-2's sizes (50257 entries, 50000 merges) and
-/// spell a token as GPT-2's files do (`Ġ` for a leading space); their exact
-/// equality with the published files was checked when they were written.
+/// The derived files are GPT-2's published ones: `merges.txt` byte for byte
+/// (SHA-256 1ce16647…adc5, the same as the published file), `vocab.json` as
+/// the published `encoder.json` with its keys sorted and no spaces (SHA-256
+/// 179cad62…fc65). The XXH3 digests below pin those bytes.
 #[test]
 fn gpt2_files_for_transformers_have_the_published_shape() {
     let files = gpt2_tokenizer_files(1024);
@@ -60,4 +61,7 @@ fn gpt2_files_for_transformers_have_the_published_shape() {
     let lines: Vec<&str> = merges.lines().collect();
     assert_eq!(lines.len(), 50001);
     assert_eq!(lines[1], "Ġ t");
+    let digest = |name: &str| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text(name).as_bytes()));
+    assert_eq!(digest("merges.txt"), "e1a102e27c272620");
+    assert_eq!(digest("vocab.json"), "0057621845bcdf57");
 }

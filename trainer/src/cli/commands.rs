@@ -132,7 +132,7 @@ fn run(layers: &ConfigLayers, env: Environment, args: &RunArgs) -> Result<ExitCo
         Some(argument) => {
             let target = resume_target(argument);
             let resume = prepare_resume(layers, &env, target.as_deref(), args.fallback)?;
-            (resume.env, Some(resume.point.dir), resume.changes)
+            (resume.env, Some(resume.point), resume.changes)
         }
     };
     plan_of(&env)?;

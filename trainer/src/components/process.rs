@@ -15,8 +15,8 @@ use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
 use crate::train::{
-    Claim, ResumePoint, RunDir, RunOptions, RunStatus, SharedSink, StartState, TrainError,
-    TrainPlan, TrainRunner,
+    Claim, RunDir, RunOptions, RunStatus, SharedSink, StartState, TrainError, TrainPlan,
+    TrainRunner,
 };
 
 /// Ranks as threads of this process (`parallel.backend = "local"`).
@@ -79,9 +79,9 @@ fn run_dir(
     if !reports(&*backend) {
         return Ok(Arc::new(RunDir::unclaimed(out_dir)));
     }
-    let claim = match options.as_ref().and_then(|o| o.resume.as_deref()) {
-        Some(dir) => Claim::Resume {
-            run_id: ResumePoint::at(dir)?.state.run.run_id,
+    let claim = match options.as_ref().and_then(|o| o.resume.as_ref()) {
+        Some(point) => Claim::Resume {
+            run_id: point.state.run.run_id.clone(),
         },
         None => Claim::Fresh {
             overwrite: plan.train.overwrite,

@@ -1,6 +1,4 @@
-use std::path::PathBuf;
-
-use super::{TrainError, TrainPlan};
+use super::{ResumePoint, TrainError, TrainPlan};
 use crate::checkpoint::{
     Checkpoint, ModelShape, RunIdentity, import_model_init, load_checkpoint, new_run_id,
 };
@@ -10,9 +8,9 @@ use crate::model::init_params;
 /// What the command line asked of this run beyond the configuration.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Continue from this checkpoint directory instead of starting fresh
-    /// (find it with [`ResumePoint`](super::ResumePoint)).
-    pub resume: Option<PathBuf>,
+    /// Continue from this verified checkpoint instead of starting fresh
+    /// ([`ResumePoint::at`] or [`ResumePoint::latest`]).
+    pub resume: Option<ResumePoint>,
     /// The effective configuration, saved into every checkpoint.
     pub config_snapshot: serde_json::Value,
     /// Files the reporting process writes into `train.out_dir` when the run
@@ -50,7 +48,7 @@ impl StartState {
         data: &dyn DataSource,
     ) -> Result<Self, TrainError> {
         let fingerprint = DataFingerprint::of(data_config, data)?;
-        if let Some(dir) = &options.resume {
+        if let Some(ResumePoint { dir, .. }) = &options.resume {
             let mut checkpoint = load_checkpoint(dir, &plan.model)?;
             let state = &checkpoint.state;
             if state.step >= plan.train.steps {

@@ -38,9 +38,10 @@ fn forward_backward(bencher: Bencher, case: &str) {
     let gpt = Gpt::new(cfg.clone());
     let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(Threads::new(threads).unwrap()));
     let attn = LocalAttention::new(kernels.clone());
-    let params = init_params(&cfg, 1);
-    let mut grads = vec![0.0; params.len()];
-    let mut acts = Activations::new(&cfg, batch, seq_len, attn.qkv_layout());
+    let params = kernels.upload(&init_params(&cfg, 1)).unwrap();
+    let mut grads = kernels.alloc(params.len()).unwrap();
+    let layout = attn.qkv_layout();
+    let mut acts = Activations::new(&*kernels, &cfg, batch, seq_len, layout).unwrap();
     let tokens: Vec<u32> = (0..batch * seq_len)
         .map(|i| (i * 31 % vocab_size) as u32)
         .collect();
@@ -57,16 +58,16 @@ fn forward_backward(bencher: Bencher, case: &str) {
         flops_per_token(&cfg) * n_tokens as f64 / 1e9
     );
     bencher.counter(ItemsCount::new(n_tokens)).bench_local(|| {
-        gpt.forward(&*kernels, &attn, &params, b, &mut acts)
+        gpt.forward(&*kernels, &attn, params.view(), b, &mut acts)
             .unwrap();
         gpt.backward(
             &*kernels,
             &attn,
-            &params,
+            params.view(),
             b,
             1.0 / n_tokens as f32,
             &mut acts,
-            &mut grads,
+            grads.view_mut(),
         )
         .unwrap();
     });

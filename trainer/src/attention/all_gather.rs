@@ -12,8 +12,9 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, single_rank_kernel};
+use super::cp_support::{CpCall, HostBackward, HostForward, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
+use crate::device::{Slice, SliceMut};
 use crate::kernels::{BatchedAttention, Mask, Rows, Threads};
 use crate::parallel::{ProcessGroup, ReduceOp};
 
@@ -92,13 +93,14 @@ impl Attention for AllGatherAttention {
     fn forward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        lse: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_forward(q, k, v, out, lse)?;
+        let HostForward { q, k, v, out, lse } =
+            HostForward::new("all_gather", shape, [q, k, v], out, lse)?;
         let call = CpCall::new("all_gather", &*self.group, shape)?;
         if call.layout.cp == 1 {
             single_rank_kernel(&call, shape.head_dim, self.causal).forward(
@@ -121,17 +123,27 @@ impl Attention for AllGatherAttention {
     fn backward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dq: SliceMut<'_>,
+        dk: SliceMut<'_>,
+        dv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
+        let HostBackward {
+            q,
+            k,
+            v,
+            out,
+            lse,
+            dout,
+            dq,
+            dk,
+            dv,
+        } = HostBackward::new("all_gather", shape, [q, k, v, out, lse, dout], [dq, dk, dv])?;
         let call = CpCall::new("all_gather", &*self.group, shape)?;
         let d = shape.head_dim;
         dq.fill(0.0);

@@ -18,8 +18,8 @@ use super::{
     AllGatherAttention, Attention, AttentionError, AttnShape, QkvLayout, RingAttention,
     UlyssesAttention,
 };
-use crate::kernels::test_support::{assert_close, uniform};
-use crate::kernels::{PackedQkv, Threads};
+use crate::kernels::test_support::{assert_close, h, hm, uniform};
+use crate::kernels::{QkvProjection, Threads};
 use crate::parallel::{CommStats, LocalWorld, Op, ProcessGroup, ZigzagLayout, run_ranks};
 
 const TOL: f64 = 1e-5;
@@ -174,15 +174,26 @@ fn run_cp(strategy: Strategy, cp: usize, p: &Problem) -> Result<Vec<RankRun>, St
         );
         let (mut out, mut lse) = (vec![f32::NAN; q.len()], vec![f32::NAN; shape.lse_len()]);
         let start = group.stats();
-        attention.forward(shape, &q, &k, &v, &mut out, &mut lse)?;
+        attention.forward(shape, h(&q), h(&k), h(&v), hm(&mut out), hm(&mut lse))?;
         let mid = group.stats();
         let (mut dq, mut dk, mut dv) = (
             vec![f32::NAN; q.len()],
             vec![f32::NAN; q.len()],
             vec![f32::NAN; q.len()],
         );
+        let inputs = [&q, &k, &v, &out, &lse, &dout].map(|x| h(x));
+        let [q, k, v, out_view, lse_view, dout] = inputs;
         attention.backward(
-            shape, &q, &k, &v, &out, &lse, &dout, &mut dq, &mut dk, &mut dv,
+            shape,
+            q,
+            k,
+            v,
+            out_view,
+            lse_view,
+            dout,
+            hm(&mut dq),
+            hm(&mut dk),
+            hm(&mut dv),
         )?;
         let end = group.stats();
         Ok(RankRun {
@@ -400,11 +411,11 @@ fn wrong_buffer_sizes_are_shape_errors() {
         let err = attention
             .forward(
                 shape,
-                &vec![0.0; n],
-                &vec![0.0; n - 1],
-                &vec![0.0; n],
-                &mut out,
-                &mut lse,
+                h(&vec![0.0; n]),
+                h(&vec![0.0; n - 1]),
+                h(&vec![0.0; n]),
+                hm(&mut out),
+                hm(&mut lse),
             )
             .unwrap_err();
         assert!(
@@ -429,12 +440,12 @@ fn context_parallel_strategies_take_head_major_qkv_only() {
             vec![0.0; 3 * n],
             vec![0.0; 3 * shape.n_head * shape.head_dim],
         );
-        let qkv = PackedQkv {
-            data: &data,
-            bias: &bias,
+        let qkv = QkvProjection {
+            data: h(&data),
+            bias: h(&bias),
         };
         let err = attention
-            .forward_packed(shape, qkv, &mut out, &mut lse)
+            .forward_packed(shape, qkv, hm(&mut out), hm(&mut lse))
             .unwrap_err();
         let name = attention.name().to_owned();
         assert!(
@@ -444,7 +455,7 @@ fn context_parallel_strategies_take_head_major_qkv_only() {
         );
         let mut dqkv = vec![0.0; 3 * n];
         let err = attention
-            .backward_packed(shape, qkv, &out, &lse, &out, &mut dqkv)
+            .backward_packed(shape, qkv, h(&out), h(&lse), h(&out), hm(&mut dqkv))
             .unwrap_err();
         assert!(
             err.to_string().contains("does not take packed qkv"),
@@ -475,14 +486,25 @@ fn a_rank_failing_mid_step_stops_the_ring() {
         let n = problem.q.len() / cp;
         let (x, mut out, mut lse) = (vec![0.5; n], vec![0.0; n], vec![0.0; shape.lse_len()]);
         attention
-            .forward(shape, &x, &x, &x, &mut out, &mut lse)
+            .forward(shape, h(&x), h(&x), h(&x), hm(&mut out), hm(&mut lse))
             .map_err(|e| e.to_string())?;
         if rank == 1 {
             return Err("injected failure on rank 1".into());
         }
         let (mut dq, mut dk, mut dv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         attention
-            .backward(shape, &x, &x, &x, &out, &lse, &x, &mut dq, &mut dk, &mut dv)
+            .backward(
+                shape,
+                h(&x),
+                h(&x),
+                h(&x),
+                h(&out),
+                h(&lse),
+                h(&x),
+                hm(&mut dq),
+                hm(&mut dk),
+                hm(&mut dv),
+            )
             .map_err(|e| e.to_string())
     })
     .unwrap_err();

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::{Attention, AttentionError, AttnShape, QkvLayout};
-use crate::kernels::{BatchedAttention, Kernels, Mask, PackedAttention, PackedQkv, Rows};
+use crate::device::{Slice, SliceMut};
+use crate::kernels::{BatchedAttention, Kernels, Mask, PackedAttention, QkvProjection, Rows};
 
 /// Causal self-attention with no context parallelism (cp = 1).
 #[derive(Clone)]
@@ -56,11 +57,11 @@ impl Attention for LocalAttention {
     fn forward_packed(
         &self,
         shape: AttnShape,
-        qkv: PackedQkv,
-        out: &mut [f32],
-        lse: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_packed_forward(qkv, out, lse)?;
+        shape.check_packed_forward(qkv, out.as_slice(), lse.as_slice())?;
         self.kernels
             .attention_forward_packed(&packed_call(shape), qkv, out, lse);
         Ok(())
@@ -69,13 +70,13 @@ impl Attention for LocalAttention {
     fn backward_packed(
         &self,
         shape: AttnShape,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dqkv: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dqkv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_packed_backward(qkv, out, lse, dout, dqkv)?;
+        shape.check_packed_backward(qkv, out, lse, dout, dqkv.as_slice())?;
         self.kernels
             .attention_backward_packed(&packed_call(shape), qkv, out, lse, dout, dqkv);
         Ok(())
@@ -84,13 +85,13 @@ impl Attention for LocalAttention {
     fn forward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        lse: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_forward(q, k, v, out, lse)?;
+        shape.check_forward(q, k, v, out.as_slice(), lse.as_slice())?;
         self.kernels
             .attention_forward(&causal_call(shape), q, k, v, out, lse);
         Ok(())
@@ -99,20 +100,21 @@ impl Attention for LocalAttention {
     fn backward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        mut dq: SliceMut<'_>,
+        mut dk: SliceMut<'_>,
+        mut dv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        shape.check_backward(q, k, v, out, lse, dout, dq, dk, dv)?;
-        for g in [&mut *dq, &mut *dk, &mut *dv] {
-            g.fill(0.0);
-        }
+        let grads = [dq.as_slice(), dk.as_slice(), dv.as_slice()];
+        shape.check_backward(q, k, v, out, lse, dout, grads[0], grads[1], grads[2])?;
+        self.kernels.zero(dq.reborrow());
+        self.kernels.zero(dk.reborrow());
+        self.kernels.zero(dv.reborrow());
         self.kernels
             .attention_backward(&causal_call(shape), q, k, v, out, lse, dout, dq, dk, dv);
         Ok(())
@@ -133,19 +135,34 @@ mod tests {
             len: 3,
             head_dim: 4,
         };
-        let ok = vec![0.0; shape.qkv_len()];
+        let zeros = vec![0.0; shape.qkv_len()];
+        let ok = || Slice::from(&zeros);
         let mut out = vec![0.0; shape.qkv_len()];
         let mut lse = vec![0.0; shape.lse_len() + 1];
         let err = attn
-            .forward(shape, &ok, &ok, &ok, &mut out, &mut lse)
+            .forward(
+                shape,
+                ok(),
+                ok(),
+                ok(),
+                (&mut out).into(),
+                (&mut lse).into(),
+            )
             .unwrap_err();
         assert!(
             err.to_string().contains("`lse` has 7 elements, expected 6"),
             "{err}"
         );
         let mut lse = vec![0.0; shape.lse_len()];
-        attn.forward(shape, &ok, &ok, &ok, &mut out, &mut lse)
-            .unwrap();
+        attn.forward(
+            shape,
+            ok(),
+            ok(),
+            ok(),
+            (&mut out).into(),
+            (&mut lse).into(),
+        )
+        .unwrap();
         assert_eq!(attn.name(), "local");
     }
 }

@@ -16,7 +16,8 @@ pub use all_gather::AllGatherAttention;
 pub use local::LocalAttention;
 pub use p2p::RingAttention;
 
-use crate::kernels::PackedQkv;
+use crate::device::{Slice, SliceMut};
+use crate::kernels::QkvProjection;
 
 /// How a strategy takes its queries, keys and values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub enum QkvLayout {
     /// ([`Attention::forward`], [`Attention::backward`]).
     HeadMajor,
     /// The token-major output of the qkv projection as it is, without its
-    /// bias ([`PackedQkv`], [`Attention::forward_packed`],
+    /// bias ([`QkvProjection`], [`Attention::forward_packed`],
     /// [`Attention::backward_packed`]).
     Packed,
 }
@@ -66,11 +67,11 @@ impl AttnShape {
     /// Checks the buffers of an [`Attention::forward`] call.
     pub fn check_forward(
         &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
     ) -> Result<(), AttentionError> {
         let tensors = [("q", q), ("k", k), ("v", v), ("out", out)];
         self.check(&tensors, lse)
@@ -80,15 +81,15 @@ impl AttnShape {
     #[allow(clippy::too_many_arguments)]
     pub fn check_backward(
         &self,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &[f32],
-        dk: &[f32],
-        dv: &[f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dq: Slice<'_>,
+        dk: Slice<'_>,
+        dv: Slice<'_>,
     ) -> Result<(), AttentionError> {
         let tensors = [
             ("q", q),
@@ -106,9 +107,9 @@ impl AttnShape {
     /// Checks the buffers of an [`Attention::forward_packed`] call.
     pub fn check_packed_forward(
         &self,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
     ) -> Result<(), AttentionError> {
         self.check_packed_qkv(qkv)?;
         self.check(&[("out", out)], lse)
@@ -117,18 +118,18 @@ impl AttnShape {
     /// Checks the buffers of an [`Attention::backward_packed`] call.
     pub fn check_packed_backward(
         &self,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dqkv: &[f32],
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dqkv: Slice<'_>,
     ) -> Result<(), AttentionError> {
         self.check_packed_qkv(qkv)?;
         self.check_len("dqkv", dqkv, 3 * self.qkv_len())?;
         self.check(&[("out", out), ("dout", dout)], lse)
     }
 
-    fn check_packed_qkv(&self, qkv: PackedQkv) -> Result<(), AttentionError> {
+    fn check_packed_qkv(&self, qkv: QkvProjection<'_>) -> Result<(), AttentionError> {
         self.check_len("qkv", qkv.data, 3 * self.qkv_len())?;
         self.check_len("qkv bias", qkv.bias, 3 * self.n_head * self.head_dim)
     }
@@ -136,7 +137,7 @@ impl AttnShape {
     fn check_len(
         &self,
         buffer: &'static str,
-        data: &[f32],
+        data: Slice<'_>,
         expected: usize,
     ) -> Result<(), AttentionError> {
         if data.len() == expected {
@@ -152,7 +153,11 @@ impl AttnShape {
     }
 
     /// `tensors` must hold [`Self::qkv_len`] elements each, `lse` [`Self::lse_len`].
-    fn check(&self, tensors: &[(&'static str, &[f32])], lse: &[f32]) -> Result<(), AttentionError> {
+    fn check(
+        &self,
+        tensors: &[(&'static str, Slice<'_>)],
+        lse: Slice<'_>,
+    ) -> Result<(), AttentionError> {
         let expected = |name| {
             if name == "lse" {
                 self.lse_len()
@@ -219,15 +224,15 @@ pub trait Attention: Send + Sync {
     }
 
     /// [`Attention::forward`] on the packed layout (see [`AttnShape`]), the
-    /// projection's bias added as it is read ([`PackedQkv`]); only
+    /// projection's bias added as it is read ([`QkvProjection`]); only
     /// strategies whose [`Attention::qkv_layout`] is [`QkvLayout::Packed`]
     /// implement it.
     fn forward_packed(
         &self,
         shape: AttnShape,
-        qkv: PackedQkv,
-        out: &mut [f32],
-        lse: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
         let _ = (shape, qkv, out, lse);
         Err(packed_unsupported(self.name()))
@@ -238,11 +243,11 @@ pub trait Attention: Send + Sync {
     fn backward_packed(
         &self,
         shape: AttnShape,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dqkv: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dqkv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
         let _ = (shape, qkv, out, lse, dout, dqkv);
         Err(packed_unsupported(self.name()))
@@ -253,11 +258,11 @@ pub trait Attention: Send + Sync {
     fn forward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        lse: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) -> Result<(), AttentionError>;
 
     /// Given the forward's `out` and `lse` and the upstream gradient `dout`,
@@ -266,14 +271,14 @@ pub trait Attention: Send + Sync {
     fn backward(
         &self,
         shape: AttnShape,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dq: SliceMut<'_>,
+        dk: SliceMut<'_>,
+        dv: SliceMut<'_>,
     ) -> Result<(), AttentionError>;
 }

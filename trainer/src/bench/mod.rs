@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::attention::{Attention, LocalAttention};
+use crate::device::DeviceError;
 use crate::kernels::{CpuKernels, Kernels, Threads, ThreadsError};
 use crate::model::{
     Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
@@ -84,6 +85,9 @@ pub enum BenchError {
     /// A batch of zero sequences measures nothing.
     #[error("bench batch must be at least 1 sequence")]
     EmptyBatch,
+    /// The device failed.
+    #[error("bench device: {0}")]
+    Device(#[from] DeviceError),
 }
 
 /// The deterministic batch both cptrain and the PyTorch reference
@@ -107,16 +111,16 @@ pub fn run_step_benchmark(
     }
     let threads = Threads::new(cfg.threads)?;
     let thread_count = threads.count();
-    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads.clone()));
+    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
+    let k = &*kernels;
     let attn = LocalAttention::new(kernels.clone());
     let gpt = Gpt::new(cfg.model.clone());
-    let mut params = init_params(&cfg.model, cfg.seed);
-    let mut grads = vec![0.0f32; params.len()];
-    let mut adamw =
-        AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout())).with_threads(threads);
+    let mut params = k.upload(&init_params(&cfg.model, cfg.seed))?;
+    let mut grads = k.alloc(params.len())?;
+    let mut adamw = AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout()), k)?;
     let len = cfg.model.seq_len;
     let n_tokens = cfg.batch * len;
-    let mut acts = Activations::new(&cfg.model, cfg.batch, len, attn.qkv_layout());
+    let mut acts = Activations::new(k, &cfg.model, cfg.batch, len, attn.qkv_layout())?;
     let (tokens, targets) = synthetic_tokens(n_tokens, cfg.model.vocab_size);
     let positions: Vec<usize> = (0..len).collect();
     let batch = Batch {
@@ -133,17 +137,16 @@ pub fn run_step_benchmark(
         }
         let t0 = Instant::now();
         let timer = acts.profile().start();
-        grads.fill(0.0);
+        k.zero(grads.view_mut());
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);
-        let loss = gpt.forward(&*kernels, &attn, &params, batch, &mut acts)?;
+        let loss = gpt.forward(k, &attn, params.view(), batch, &mut acts)?;
         let scale = 1.0 / loss.count.max(1) as f32;
-        gpt.backward(
-            &*kernels, &attn, &params, batch, scale, &mut acts, &mut grads,
-        )?;
+        let grads_view = grads.view_mut();
+        gpt.backward(k, &attn, params.view(), batch, scale, &mut acts, grads_view)?;
         let timer = acts.profile().start();
-        adamw.step(&mut params, &grads, cfg.optimizer.lr);
+        adamw.step(k, params.view_mut(), grads.view(), cfg.optimizer.lr);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);

@@ -49,18 +49,21 @@ fn state(step: u64) -> TrainerState {
     }
 }
 
-fn buffers(step: u64) -> (Vec<f32>, AdamWState) {
+fn buffers(step: u64) -> (Vec<f32>, AdamWState<'static>) {
     let n = ParamLayout::gpt2(&model()).len();
     let params: Vec<f32> = (0..n).map(|i| (i as f32).sin() + step as f32).collect();
     let optimizer = AdamWState {
         step,
-        m: (0..n).map(|i| i as f32 * 1e-3).collect(),
-        v: (0..n).map(|i| 1.0 / (i + 1) as f32).collect(),
+        m: (0..n).map(|i| i as f32 * 1e-3).collect::<Vec<_>>().into(),
+        v: (0..n)
+            .map(|i| 1.0 / (i + 1) as f32)
+            .collect::<Vec<_>>()
+            .into(),
     };
     (params, optimizer)
 }
 
-fn save(out: &Path, step: u64) -> (PathBuf, Vec<f32>, AdamWState) {
+fn save(out: &Path, step: u64) -> (PathBuf, Vec<f32>, AdamWState<'static>) {
     let (params, optimizer) = buffers(step);
     let layout = ParamLayout::gpt2(&model());
     let dir = save_checkpoint(out, &layout, &params, &optimizer, &state(step), &[]).unwrap();
@@ -140,7 +143,7 @@ fn non_finite_values_are_never_saved() {
         "{err}"
     );
     params[layout.len() - 1] = 0.0;
-    optimizer.v[0] = f32::INFINITY;
+    optimizer.v.to_mut()[0] = f32::INFINITY;
     let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[])
         .unwrap_err()
         .to_string();

@@ -26,7 +26,7 @@ pub struct Checkpoint {
     /// Flat parameters in the model's layout.
     pub params: Vec<f32>,
     /// AdamW's moments and step.
-    pub optimizer: AdamWState,
+    pub optimizer: AdamWState<'static>,
     /// The trainer's state.
     pub state: TrainerState,
 }
@@ -91,7 +91,7 @@ pub fn save_checkpoint(
     out_dir: &Path,
     layout: &ParamLayout,
     params: &[f32],
-    optimizer: &AdamWState,
+    optimizer: &AdamWState<'_>,
     state: &TrainerState,
     extra_files: &[(&str, String)],
 ) -> Result<PathBuf, CheckpointError> {
@@ -143,7 +143,7 @@ fn write_into(
     temp: &Path,
     layout: &ParamLayout,
     params: &[f32],
-    optimizer: &AdamWState,
+    optimizer: &AdamWState<'_>,
     state: &TrainerState,
     extra_files: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
@@ -272,8 +272,8 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint, Ch
     )?;
     let optimizer = AdamWState {
         step: state.optimizer_step,
-        m,
-        v,
+        m: m.into(),
+        v: v.into(),
     };
     Ok(Checkpoint {
         dir: dir.to_path_buf(),

@@ -117,7 +117,6 @@ fn rank_trainer(
     start: Arc<StartState>,
     data: Arc<dyn DataSource>,
     kernels: Arc<dyn Kernels>,
-    threads: Arc<Threads>,
     attention: Arc<dyn Attention>,
     groups: Arc<RankGroups>,
     sinks: Vec<Arc<SharedSink>>,
@@ -132,16 +131,7 @@ fn rank_trainer(
         None
     };
     let trainer = RankTrainer::new(
-        *info,
-        plan,
-        &optimizer,
-        &start,
-        data,
-        kernels,
-        (*threads).clone(),
-        attention,
-        groups,
-        reporter,
+        *info, plan, &optimizer, &start, data, kernels, attention, groups, reporter,
     )?;
     Ok(Arc::new(trainer))
 }

@@ -23,6 +23,7 @@
 use std::sync::Arc;
 
 use crate::attention::{Attention, LocalAttention, QkvLayout};
+use crate::device::Slice;
 use crate::kernels::Kernels;
 use crate::model::{Activations, Batch, Gpt, GptParams, ModelConfig, ModelError, ParamLayout};
 
@@ -149,7 +150,7 @@ impl<'a> Decoder<'a> {
         }
         let attention = LocalAttention::new(self.kernels.clone());
         assert_eq!(attention.qkv_layout(), QkvLayout::Packed);
-        let mut acts = Activations::new(&self.cfg, 1, n, QkvLayout::Packed);
+        let mut acts = Activations::new(&*self.kernels, &self.cfg, 1, n, QkvLayout::Packed)?;
         let positions: Vec<usize> = (0..n).collect();
         let batch = Batch {
             tokens,
@@ -157,11 +158,13 @@ impl<'a> Decoder<'a> {
             positions: &positions,
         };
         let gpt = Gpt::new(self.cfg.clone());
-        gpt.forward(&*self.kernels, &attention, self.flat, batch, &mut acts)?;
+        let params = Slice::from(self.flat);
+        gpt.forward(&*self.kernels, &attention, params, batch, &mut acts)?;
         // The packed layout keeps each block's qkv projection `[n, 3C]`
         // without its bias (the attention adds it as it reads).
         for (l, block) in self.params.blocks.iter().enumerate() {
-            let projection = acts.blocks[l].qkv.chunks_exact(3 * c);
+            let projection = acts.blocks[l].qkv.to_host()?;
+            let projection = projection.chunks_exact(3 * c);
             let keys = self.cache.keys[l].chunks_exact_mut(c);
             let values = self.cache.values[l].chunks_exact_mut(c);
             for ((row, key), value) in projection.zip(keys).zip(values) {
@@ -173,7 +176,7 @@ impl<'a> Decoder<'a> {
             }
         }
         self.len = n;
-        let logits = &acts.logits()[(n - 1) * v..];
+        let logits = &acts.logits()?[(n - 1) * v..];
         self.scratch.logits.copy_from_slice(logits);
         Ok(&self.scratch.logits)
     }
@@ -197,22 +200,35 @@ impl<'a> Decoder<'a> {
             });
         }
         let (p, k, s) = (&self.params, &*self.kernels, &mut self.scratch);
-        let te = &p.wte[token as usize * c..][..c];
-        let pe = &p.wpe[pos * c..][..c];
-        s.x.iter_mut()
-            .zip(te.iter().zip(pe))
-            .for_each(|(x, (&a, &b))| *x = a + b);
+        let tokens = [token];
+        k.embedding_forward(
+            &tokens,
+            &[pos],
+            p.wte.into(),
+            p.wpe.into(),
+            (&mut s.x).into(),
+        );
 
         for (l, bp) in p.blocks.iter().enumerate() {
+            let (mean, rstd) = (s.mean.as_mut_slice(), s.rstd.as_mut_slice());
+            let (w, b) = (bp.ln1_w.into(), bp.ln1_b.into());
             k.layernorm_forward(
-                &s.x,
-                bp.ln1_w,
-                bp.ln1_b,
-                &mut s.ln,
-                &mut s.mean,
-                &mut s.rstd,
+                (&s.x).into(),
+                w,
+                b,
+                (&mut s.ln).into(),
+                mean.into(),
+                rstd.into(),
             );
-            k.linear_forward(&s.ln, bp.qkv_w, Some(bp.qkv_b), &mut s.qkv, c, 3 * c);
+            let bias = Some(bp.qkv_b.into());
+            k.linear_forward(
+                (&s.ln).into(),
+                bp.qkv_w.into(),
+                bias,
+                (&mut s.qkv).into(),
+                c,
+                3 * c,
+            );
             let (keys, values) = (&mut self.cache.keys[l], &mut self.cache.values[l]);
             keys[pos * c..][..c].copy_from_slice(&s.qkv[c..2 * c]);
             values[pos * c..][..c].copy_from_slice(&s.qkv[2 * c..]);
@@ -224,23 +240,45 @@ impl<'a> Decoder<'a> {
                 &mut s.scores,
                 &mut s.attn,
             );
-            k.linear_forward(&s.attn, bp.attn_proj_w, None, &mut s.proj, c, c);
-            k.residual_add(&s.x, &s.proj, bp.attn_proj_b, &mut s.res);
+            let w = bp.attn_proj_w.into();
+            k.linear_forward((&s.attn).into(), w, None, (&mut s.proj).into(), c, c);
+            let bias = bp.attn_proj_b.into();
+            k.residual_add((&s.x).into(), (&s.proj).into(), bias, (&mut s.res).into());
+            let (mean, rstd) = (s.mean.as_mut_slice(), s.rstd.as_mut_slice());
+            let (w, b) = (bp.ln2_w.into(), bp.ln2_b.into());
             k.layernorm_forward(
-                &s.res,
-                bp.ln2_w,
-                bp.ln2_b,
-                &mut s.ln,
-                &mut s.mean,
-                &mut s.rstd,
+                (&s.res).into(),
+                w,
+                b,
+                (&mut s.ln).into(),
+                mean.into(),
+                rstd.into(),
             );
-            k.linear_forward(&s.ln, bp.fc_w, None, &mut s.fc, c, 4 * c);
-            k.bias_gelu_forward(bp.fc_b, &mut s.fc, &mut s.gelu);
-            k.linear_forward(&s.gelu, bp.mlp_proj_w, None, &mut s.proj, 4 * c, c);
-            k.residual_add(&s.res, &s.proj, bp.mlp_proj_b, &mut s.x);
+            k.linear_forward(
+                (&s.ln).into(),
+                bp.fc_w.into(),
+                None,
+                (&mut s.fc).into(),
+                c,
+                4 * c,
+            );
+            k.bias_gelu_forward(bp.fc_b.into(), (&mut s.fc).into(), (&mut s.gelu).into());
+            let w = bp.mlp_proj_w.into();
+            k.linear_forward((&s.gelu).into(), w, None, (&mut s.proj).into(), 4 * c, c);
+            let bias = bp.mlp_proj_b.into();
+            k.residual_add((&s.res).into(), (&s.proj).into(), bias, (&mut s.x).into());
         }
-        k.layernorm_forward(&s.x, p.lnf_w, p.lnf_b, &mut s.ln, &mut s.mean, &mut s.rstd);
-        k.tied_head_forward(&s.ln, p.wte, &mut s.logits, c);
+        let (mean, rstd) = (s.mean.as_mut_slice(), s.rstd.as_mut_slice());
+        let (w, b) = (p.lnf_w.into(), p.lnf_b.into());
+        k.layernorm_forward(
+            (&s.x).into(),
+            w,
+            b,
+            (&mut s.ln).into(),
+            mean.into(),
+            rstd.into(),
+        );
+        k.tied_head_forward((&s.ln).into(), p.wte.into(), (&mut s.logits).into(), c);
         self.len += 1;
         Ok(&s.logits)
     }

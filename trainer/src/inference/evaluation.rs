@@ -10,8 +10,9 @@ use std::sync::Arc;
 use super::InferenceError;
 use crate::attention::{Attention, LocalAttention};
 use crate::data::{DataSource, IGNORE_TARGET, Split};
+use crate::device::Slice;
 use crate::kernels::Kernels;
-use crate::model::{Activations, Batch, Gpt, ModelConfig};
+use crate::model::{Activations, Batch, Gpt, ModelConfig, ModelError};
 use crate::tokenizer::Tokenizer;
 
 /// The windows the training run's evaluation reads: sequence `j` of
@@ -122,19 +123,19 @@ pub fn evaluate(
         }
         let acts = match &mut acts {
             Some(a) if a.batch() == chunk.len() => a,
-            slot => slot.insert(Activations::new(
-                input.model,
-                chunk.len(),
-                t,
-                attention.qkv_layout(),
-            )),
+            slot => {
+                let layout = attention.qkv_layout();
+                let acts = Activations::new(&*kernels, input.model, chunk.len(), t, layout);
+                slot.insert(acts.map_err(ModelError::from)?)
+            }
         };
         let batch = Batch {
             tokens: &tokens,
             targets: &targets,
             positions: &positions,
         };
-        let loss = gpt.forward(&*kernels, &attention, input.params, batch, acts)?;
+        let params = Slice::from(input.params);
+        let loss = gpt.forward(&*kernels, &attention, params, batch, acts)?;
         totals.loss_sum += loss.sum;
         totals.targets += loss.count as u64;
         totals.sequences += chunk.len();

@@ -40,7 +40,8 @@ fn full_forward(
     tokens: &[u32],
 ) -> Vec<f32> {
     let attention = LocalAttention::new(kernels.clone());
-    let mut acts = Activations::new(cfg, 1, tokens.len(), attention.qkv_layout());
+    let layout = attention.qkv_layout();
+    let mut acts = Activations::new(&**kernels, cfg, 1, tokens.len(), layout).unwrap();
     let positions: Vec<usize> = (0..tokens.len()).collect();
     let batch = Batch {
         tokens,
@@ -48,9 +49,9 @@ fn full_forward(
         positions: &positions,
     };
     Gpt::new(cfg.clone())
-        .forward(&**kernels, &attention, p, batch, &mut acts)
+        .forward(&**kernels, &attention, p.into(), batch, &mut acts)
         .unwrap();
-    acts.logits().to_vec()
+    acts.logits().unwrap().to_vec()
 }
 
 #[test]

@@ -1,182 +1,14 @@
-//! The kernel set as one replaceable component.
+//! [`CpuKernels`]: the host as a device, the reference and fast CPU path.
 
 use std::sync::Mutex;
 
 use super::{
-    BatchedAttention, HeadLayout, LossSum, PackedAttention, PackedQkv, TargetOutOfRange, Threads,
-    check_targets, cross_entropy, gelu, gemm, heads, layernorm, residual,
+    BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv, QkvProjection,
+    TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, gelu, gemm, heads,
+    layernorm, residual,
 };
-
-/// Every numeric kernel the model and the attention strategies call.
-///
-/// Object-safe, so a context can hold `Arc<dyn Kernels>` and a plugin can
-/// swap the CPU set for another device's. Argument conventions follow the
-/// free functions of the same names in [`crate::kernels`]: parameter
-/// gradients accumulate (`+=`), activation gradients are overwritten unless a
-/// method says otherwise.
-#[allow(clippy::too_many_arguments)]
-pub trait Kernels: Send + Sync {
-    /// Short name for reports (`cpu`, ...).
-    fn name(&self) -> &str;
-
-    /// Worker threads one call may use.
-    fn threads(&self) -> usize;
-
-    /// `out = x·w + bias` with `w` in Conv1D layout `[d_in, d_out]`.
-    fn linear_forward(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        d_in: usize,
-        d_out: usize,
-    );
-
-    /// `dx = dy·wᵀ`; `dw += xᵀ·dy`; `db += colsum(dy)`.
-    fn linear_backward(
-        &self,
-        dy: &[f32],
-        x: &[f32],
-        w: &[f32],
-        dx: &mut [f32],
-        dw: &mut [f32],
-        db: Option<&mut [f32]>,
-        d_in: usize,
-        d_out: usize,
-    );
-
-    /// `logits = x·wteᵀ` (tied output head).
-    fn tied_head_forward(&self, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize);
-
-    /// `dx = dlogits·wte`; `dwte += dlogitsᵀ·x`.
-    fn tied_head_backward(
-        &self,
-        dlogits: &[f32],
-        x: &[f32],
-        wte: &[f32],
-        dx: &mut [f32],
-        dwte: &mut [f32],
-        c: usize,
-    );
-
-    /// LayerNorm rows of `x`, saving `mean` and `rstd`.
-    fn layernorm_forward(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        b: &[f32],
-        out: &mut [f32],
-        mean: &mut [f32],
-        rstd: &mut [f32],
-    );
-
-    /// LayerNorm backward; ACCUMULATES into `dx`, `dw`, `db`.
-    fn layernorm_backward(
-        &self,
-        dout: &[f32],
-        x: &[f32],
-        w: &[f32],
-        mean: &[f32],
-        rstd: &[f32],
-        dx: &mut [f32],
-        dw: &mut [f32],
-        db: &mut [f32],
-    );
-
-    /// With `x = pre + bias` per row: `out = gelu(x)` (tanh approximation),
-    /// and `pre` is overwritten with the slope `gelu′(x)` for the backward.
-    fn bias_gelu_forward(&self, bias: &[f32], pre: &mut [f32], out: &mut [f32]);
-
-    /// `grad ← grad · slope` in place, with the slope that
-    /// [`Kernels::bias_gelu_forward`] left.
-    fn gelu_backward(&self, slope: &[f32], grad: &mut [f32]);
-
-    /// `out = a + (b + bias)`, `bias` added to every row.
-    fn residual_add(&self, a: &[f32], b: &[f32], bias: &[f32], out: &mut [f32]);
-
-    /// Head-major `dst` = the heads at column `col0` of the `width`-wide
-    /// token-major `src` (see [`HeadLayout`]).
-    fn split_heads(
-        &self,
-        layout: &HeadLayout,
-        src: &[f32],
-        width: usize,
-        col0: usize,
-        dst: &mut [f32],
-    );
-
-    /// The inverse of [`Kernels::split_heads`]: writes the head-major `src`
-    /// into columns `col0..` of the token-major `dst`, leaving the others.
-    fn merge_heads(
-        &self,
-        layout: &HeadLayout,
-        src: &[f32],
-        dst: &mut [f32],
-        width: usize,
-        col0: usize,
-    );
-
-    /// Per-row log-sum-exp into `lse`; the summed loss of counted targets.
-    fn cross_entropy_forward(
-        &self,
-        logits: &[f32],
-        targets: &[u32],
-        lse: &mut [f32],
-    ) -> Result<LossSum, TargetOutOfRange>;
-
-    /// Logits become `scale·(softmax − onehot)` in place.
-    fn cross_entropy_backward(&self, logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32);
-
-    /// Batched attention block forward (see [`BatchedAttention::forward`]).
-    fn attention_forward(
-        &self,
-        call: &BatchedAttention,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        lse: &mut [f32],
-    );
-
-    /// Causal attention read from packed `qkv` (see
-    /// [`PackedAttention::forward`]).
-    fn attention_forward_packed(
-        &self,
-        call: &PackedAttention,
-        qkv: PackedQkv,
-        out: &mut [f32],
-        lse: &mut [f32],
-    );
-
-    /// Its backward, overwriting the packed `dqkv` (see
-    /// [`PackedAttention::backward`]).
-    fn attention_backward_packed(
-        &self,
-        call: &PackedAttention,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dqkv: &mut [f32],
-    );
-
-    /// Batched attention block backward, accumulating (see
-    /// [`BatchedAttention::backward`]).
-    fn attention_backward(
-        &self,
-        call: &BatchedAttention,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
-    );
-}
+use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::optim::{self, AdamWUpdate};
 
 /// The CPU kernels on one rank's threads.
 #[derive(Debug, Default)]
@@ -247,57 +79,103 @@ impl Kernels for CpuKernels {
         self.threads.count()
     }
 
+    fn alloc(&self, len: usize) -> Result<Buffer, DeviceError> {
+        Ok(Buffer::from(vec![0.0; len]))
+    }
+
+    fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError> {
+        Ok(Buffer::from(values.to_vec()))
+    }
+
+    fn zero(&self, dst: SliceMut<'_>) {
+        dst.expect_host().fill(0.0);
+    }
+
+    fn embedding_forward(
+        &self,
+        tokens: &[u32],
+        positions: &[usize],
+        wte: Slice<'_>,
+        wpe: Slice<'_>,
+        out: SliceMut<'_>,
+    ) {
+        let (wte, wpe) = (wte.expect_host(), wpe.expect_host());
+        embedding::embedding_forward(tokens, positions, wte, wpe, out.expect_host());
+    }
+
+    fn embedding_backward(
+        &self,
+        dout: Slice<'_>,
+        tokens: &[u32],
+        positions: &[usize],
+        dwte: SliceMut<'_>,
+        dwpe: SliceMut<'_>,
+    ) {
+        let (dwte, dwpe) = (dwte.expect_host(), dwpe.expect_host());
+        embedding::embedding_backward(dout.expect_host(), tokens, positions, dwte, dwpe);
+    }
+
     fn linear_forward(
         &self,
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        out: &mut [f32],
+        x: Slice<'_>,
+        w: Slice<'_>,
+        bias: Option<Slice<'_>>,
+        out: SliceMut<'_>,
         d_in: usize,
         d_out: usize,
     ) {
+        let (x, w, out) = (x.expect_host(), w.expect_host(), out.expect_host());
+        let bias = bias.map(Slice::expect_host);
         gemm::linear_forward(&self.threads, x, w, bias, out, d_in, d_out);
     }
 
     fn linear_backward(
         &self,
-        dy: &[f32],
-        x: &[f32],
-        w: &[f32],
-        dx: &mut [f32],
-        dw: &mut [f32],
-        db: Option<&mut [f32]>,
+        dy: Slice<'_>,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        dx: SliceMut<'_>,
+        dw: SliceMut<'_>,
+        db: Option<SliceMut<'_>>,
         d_in: usize,
         d_out: usize,
     ) {
+        let (dy, x, w) = (dy.expect_host(), x.expect_host(), w.expect_host());
+        let (dx, dw) = (dx.expect_host(), dw.expect_host());
+        let db = db.map(SliceMut::expect_host);
         gemm::linear_backward(&self.threads, dy, x, w, dx, dw, db, d_in, d_out);
     }
 
-    fn tied_head_forward(&self, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize) {
+    fn tied_head_forward(&self, x: Slice<'_>, wte: Slice<'_>, logits: SliceMut<'_>, c: usize) {
+        let (x, wte, logits) = (x.expect_host(), wte.expect_host(), logits.expect_host());
         gemm::tied_head_forward(&self.threads, x, wte, logits, c);
     }
 
     fn tied_head_backward(
         &self,
-        dlogits: &[f32],
-        x: &[f32],
-        wte: &[f32],
-        dx: &mut [f32],
-        dwte: &mut [f32],
+        dlogits: Slice<'_>,
+        x: Slice<'_>,
+        wte: Slice<'_>,
+        dx: SliceMut<'_>,
+        dwte: SliceMut<'_>,
         c: usize,
     ) {
+        let (dlogits, x, wte) = (dlogits.expect_host(), x.expect_host(), wte.expect_host());
+        let (dx, dwte) = (dx.expect_host(), dwte.expect_host());
         gemm::tied_head_backward(&self.threads, dlogits, x, wte, dx, dwte, c);
     }
 
     fn layernorm_forward(
         &self,
-        x: &[f32],
-        w: &[f32],
-        b: &[f32],
-        out: &mut [f32],
-        mean: &mut [f32],
-        rstd: &mut [f32],
+        x: Slice<'_>,
+        w: Slice<'_>,
+        b: Slice<'_>,
+        out: SliceMut<'_>,
+        mean: SliceMut<'_>,
+        rstd: SliceMut<'_>,
     ) {
+        let (x, w, b) = (x.expect_host(), w.expect_host(), b.expect_host());
+        let (out, mean, rstd) = (out.expect_host(), mean.expect_host(), rstd.expect_host());
         let c = w.len();
         assert_eq!(x.len(), out.len());
         assert_eq!(x.len(), mean.len() * c);
@@ -319,15 +197,18 @@ impl Kernels for CpuKernels {
 
     fn layernorm_backward(
         &self,
-        dout: &[f32],
-        x: &[f32],
-        w: &[f32],
-        mean: &[f32],
-        rstd: &[f32],
-        dx: &mut [f32],
-        dw: &mut [f32],
-        db: &mut [f32],
+        dout: Slice<'_>,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        mean: Slice<'_>,
+        rstd: Slice<'_>,
+        dx: SliceMut<'_>,
+        dw: SliceMut<'_>,
+        db: SliceMut<'_>,
     ) {
+        let (dout, x, w) = (dout.expect_host(), x.expect_host(), w.expect_host());
+        let (mean, rstd) = (mean.expect_host(), rstd.expect_host());
+        let (dx, dw, db) = (dx.expect_host(), dw.expect_host(), db.expect_host());
         let (c, rows) = (w.len(), mean.len());
         let rows_per_part = self.rows_per_part(rows, c);
         if rows_per_part >= rows {
@@ -373,7 +254,8 @@ impl Kernels for CpuKernels {
         }
     }
 
-    fn bias_gelu_forward(&self, bias: &[f32], pre: &mut [f32], out: &mut [f32]) {
+    fn bias_gelu_forward(&self, bias: Slice<'_>, pre: SliceMut<'_>, out: SliceMut<'_>) {
+        let (bias, pre, out) = (bias.expect_host(), pre.expect_host(), out.expect_host());
         let width = bias.len();
         assert_eq!(pre.len(), out.len());
         let rows = self.rows_per_part(pre.len() / width.max(1), width);
@@ -383,14 +265,17 @@ impl Kernels for CpuKernels {
             });
     }
 
-    fn gelu_backward(&self, slope: &[f32], grad: &mut [f32]) {
+    fn gelu_backward(&self, slope: Slice<'_>, grad: SliceMut<'_>) {
+        let (slope, grad) = (slope.expect_host(), grad.expect_host());
         assert_eq!(slope.len(), grad.len());
         self.split(grad, |start, grad| {
             gelu::gelu_backward_from_slope(&slope[start..start + grad.len()], grad)
         });
     }
 
-    fn residual_add(&self, a: &[f32], b: &[f32], bias: &[f32], out: &mut [f32]) {
+    fn residual_add(&self, a: Slice<'_>, b: Slice<'_>, bias: Slice<'_>, out: SliceMut<'_>) {
+        let (a, b, bias) = (a.expect_host(), b.expect_host(), bias.expect_host());
+        let out = out.expect_host();
         let width = bias.len();
         assert_eq!(a.len(), out.len());
         assert_eq!(b.len(), out.len());
@@ -404,11 +289,12 @@ impl Kernels for CpuKernels {
     fn split_heads(
         &self,
         layout: &HeadLayout,
-        src: &[f32],
+        src: Slice<'_>,
         width: usize,
         col0: usize,
-        dst: &mut [f32],
+        dst: SliceMut<'_>,
     ) {
+        let (src, dst) = (src.expect_host(), dst.expect_host());
         layout.check(src, width, col0, dst);
         let block = layout.head_block();
         let per_part = self.rows_per_part(layout.batch * layout.n_head, block);
@@ -421,11 +307,12 @@ impl Kernels for CpuKernels {
     fn merge_heads(
         &self,
         layout: &HeadLayout,
-        src: &[f32],
-        dst: &mut [f32],
+        src: Slice<'_>,
+        dst: SliceMut<'_>,
         width: usize,
         col0: usize,
     ) {
+        let (src, dst) = (src.expect_host(), dst.expect_host());
         layout.check(dst, width, col0, src);
         let seq = layout.len * width;
         let per_part = self.rows_per_part(layout.batch, seq);
@@ -436,10 +323,11 @@ impl Kernels for CpuKernels {
 
     fn cross_entropy_forward(
         &self,
-        logits: &[f32],
+        logits: Slice<'_>,
         targets: &[u32],
-        lse: &mut [f32],
+        lse: SliceMut<'_>,
     ) -> Result<LossSum, TargetOutOfRange> {
+        let (logits, lse) = (logits.expect_host(), lse.expect_host());
         let rows = targets.len();
         assert_eq!(lse.len(), rows);
         assert!(rows == 0 || logits.len().is_multiple_of(rows));
@@ -453,7 +341,14 @@ impl Kernels for CpuKernels {
         Ok(cross_entropy::loss_from_lse(logits, targets, lse))
     }
 
-    fn cross_entropy_backward(&self, logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32) {
+    fn cross_entropy_backward(
+        &self,
+        logits: SliceMut<'_>,
+        targets: &[u32],
+        lse: Slice<'_>,
+        scale: f32,
+    ) {
+        let (logits, lse) = (logits.expect_host(), lse.expect_host());
         let rows = targets.len();
         let vocab = logits.len().checked_div(rows).unwrap_or(0);
         if vocab == 0 {
@@ -470,50 +365,87 @@ impl Kernels for CpuKernels {
     fn attention_forward(
         &self,
         call: &BatchedAttention,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &mut [f32],
-        lse: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) {
+        let (q, k, v) = (q.expect_host(), k.expect_host(), v.expect_host());
+        let (out, lse) = (out.expect_host(), lse.expect_host());
         call.forward(&self.threads, q, k, v, out, lse);
     }
 
     fn attention_backward(
         &self,
         call: &BatchedAttention,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dq: &mut [f32],
-        dk: &mut [f32],
-        dv: &mut [f32],
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dq: SliceMut<'_>,
+        dk: SliceMut<'_>,
+        dv: SliceMut<'_>,
     ) {
+        let (q, k, v) = (q.expect_host(), k.expect_host(), v.expect_host());
+        let (out, lse, dout) = (out.expect_host(), lse.expect_host(), dout.expect_host());
+        let (dq, dk, dv) = (dq.expect_host(), dk.expect_host(), dv.expect_host());
         call.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
     }
 
     fn attention_forward_packed(
         &self,
         call: &PackedAttention,
-        qkv: PackedQkv,
-        out: &mut [f32],
-        lse: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
     ) {
-        call.forward(&self.threads, qkv, out, lse);
+        let (out, lse) = (out.expect_host(), lse.expect_host());
+        call.forward(&self.threads, packed_on_host(qkv), out, lse);
     }
 
     fn attention_backward_packed(
         &self,
         call: &PackedAttention,
-        qkv: PackedQkv,
-        out: &[f32],
-        lse: &[f32],
-        dout: &[f32],
-        dqkv: &mut [f32],
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dqkv: SliceMut<'_>,
     ) {
-        call.backward(&self.threads, qkv, out, lse, dout, dqkv);
+        let (out, lse, dout) = (out.expect_host(), lse.expect_host(), dout.expect_host());
+        let dqkv = dqkv.expect_host();
+        call.backward(&self.threads, packed_on_host(qkv), out, lse, dout, dqkv);
+    }
+
+    fn sum_of_squares(&self, x: Slice<'_>) -> f64 {
+        optim::sum_of_squares(x.expect_host())
+    }
+
+    fn scale(&self, x: SliceMut<'_>, factor: f32) {
+        optim::scale(x.expect_host(), factor);
+    }
+
+    fn adamw_update(
+        &self,
+        update: &AdamWUpdate<'_>,
+        params: SliceMut<'_>,
+        grads: Slice<'_>,
+        m: SliceMut<'_>,
+        v: SliceMut<'_>,
+    ) {
+        let (params, grads) = (params.expect_host(), grads.expect_host());
+        let (m, v) = (m.expect_host(), v.expect_host());
+        update.apply_on_host(&self.threads, params, grads, m, v);
+    }
+}
+
+/// The host slices of a packed projection.
+fn packed_on_host(qkv: QkvProjection<'_>) -> PackedQkv<'_> {
+    PackedQkv {
+        data: qkv.data.expect_host(),
+        bias: qkv.bias.expect_host(),
     }
 }

@@ -1,7 +1,8 @@
 //! CPU numeric kernels, f32 throughout, free of framework types.
 //!
 //! Each file holds one concept as plain functions on slices; [`Kernels`] puts
-//! them behind one object-safe trait so a device plugin can replace the CPU
+//! them, with the device's memory, behind one object-safe trait over
+//! [`device`](crate::device) buffers, so a device plugin can replace the CPU
 //! implementation ([`CpuKernels`]) as a whole. Parallel kernels run on the
 //! rank's own [`Threads`], never on a process-wide pool.
 //!
@@ -40,6 +41,7 @@ mod config;
 mod cpu;
 mod cross_entropy;
 mod disjoint;
+mod embedding;
 mod fast_math;
 mod gelu;
 mod gemm;
@@ -47,6 +49,7 @@ mod heads;
 mod layernorm;
 mod residual;
 mod rowops;
+mod set;
 mod simd;
 mod team;
 mod threads;
@@ -65,11 +68,12 @@ pub use attention_block::{Mask, attention_block_backward, attention_block_forwar
 pub use attention_merge::{clear_partial, merge_partial};
 pub use attention_packed::{PackedAttention, PackedQkv};
 pub use config::KernelsConfig;
-pub use cpu::{CpuKernels, Kernels};
+pub use cpu::CpuKernels;
 pub use cross_entropy::{
     IGNORE_TARGET, LossSum, TargetOutOfRange, check_targets, cross_entropy_backward,
     cross_entropy_forward,
 };
+pub use embedding::{embedding_backward, embedding_forward};
 pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_from_slope, gelu_forward};
 pub use gemm::{
     MatRef, column_sum_into, gemm, gemm_serial, linear_backward, linear_forward,
@@ -78,4 +82,5 @@ pub use gemm::{
 pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
 pub use residual::residual_add;
+pub use set::{Kernels, QkvProjection};
 pub use threads::{Threads, ThreadsError};

@@ -4,6 +4,18 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::device::{Slice, SliceMut};
+
+/// Host values as a kernel argument.
+pub fn h(x: &[f32]) -> Slice<'_> {
+    Slice::from(x)
+}
+
+/// Writable host values as a kernel argument.
+pub fn hm(x: &mut [f32]) -> SliceMut<'_> {
+    SliceMut::from(x)
+}
+
 /// `len` values uniform in [−1, 1), reproducible from `seed`.
 pub fn uniform(seed: u64, len: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -6,7 +6,7 @@
 //! same code in the same order); LayerNorm's weight gradients are sums of
 //! per-part partials, so they may differ by rounding only (1e-5 relative).
 
-use super::test_support::uniform;
+use super::test_support::{h, hm, uniform};
 use super::*;
 
 fn both() -> [CpuKernels; 2] {
@@ -34,21 +34,37 @@ fn elementwise_and_row_kernels_do_not_depend_on_the_thread_count() {
     let (w, b) = (uniform(4, c), uniform(5, c));
     let runs = both().map(|k| {
         let (mut pre, mut gelu) = (x.clone(), vec![0.0; x.len()]);
-        k.bias_gelu_forward(&b, &mut pre, &mut gelu);
+        k.bias_gelu_forward(h(&b), hm(&mut pre), hm(&mut gelu));
         let mut dgelu = y.clone();
-        k.gelu_backward(&pre, &mut dgelu);
+        k.gelu_backward(h(&pre), hm(&mut dgelu));
         let mut sum = vec![0.0; x.len()];
-        k.residual_add(&x, &y, &w, &mut sum);
+        k.residual_add(h(&x), h(&y), h(&w), hm(&mut sum));
         let mut lse = vec![0.0; rows];
         let loss = k
-            .cross_entropy_forward(&logits, &targets, &mut lse)
+            .cross_entropy_forward(h(&logits), &targets, hm(&mut lse))
             .unwrap();
         let mut dlogits = logits.clone();
-        k.cross_entropy_backward(&mut dlogits, &targets, &lse, 0.01);
+        k.cross_entropy_backward(hm(&mut dlogits), &targets, h(&lse), 0.01);
         let (mut ln, mut mean, mut rstd) = (vec![0.0; x.len()], vec![0.0; rows], vec![0.0; rows]);
-        k.layernorm_forward(&x, &w, &b, &mut ln, &mut mean, &mut rstd);
+        k.layernorm_forward(
+            h(&x),
+            h(&w),
+            h(&b),
+            hm(&mut ln),
+            hm(&mut mean),
+            hm(&mut rstd),
+        );
         let (mut dx, mut dw, mut db) = (y.clone(), vec![0.5; c], vec![0.25; c]);
-        k.layernorm_backward(&y, &x, &w, &mean, &rstd, &mut dx, &mut dw, &mut db);
+        k.layernorm_backward(
+            h(&y),
+            h(&x),
+            h(&w),
+            h(&mean),
+            h(&rstd),
+            hm(&mut dx),
+            hm(&mut dw),
+            hm(&mut db),
+        );
         let exact = [pre, gelu, dgelu, sum, lse, dlogits, ln, mean, rstd, dx];
         (exact, loss, dw, db)
     });

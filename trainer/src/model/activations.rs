@@ -1,44 +1,48 @@
-//! Every activation of one micro-batch, allocated once per (batch, len) and
-//! reused across steps (llm.c style). `N = batch·len` rows, `C = n_embd`.
+//! Every activation of one micro-batch, allocated once per (batch, len) in
+//! the memory of the rank's device and reused across steps (llm.c style). `N = batch·len` rows, `C = n_embd`.
 //!
 //! What a block keeps for attention depends on the strategy's
 //! [`QkvLayout`]: the packed qkv projection `[N, 3C]` (no head copies), or
 //! head-major `q`, `k`, `v` and the attention output `[B, H, len, hd]`.
 
+use std::borrow::Cow;
+
 use super::ModelConfig;
 use super::profile::Profile;
 use crate::attention::QkvLayout;
+use crate::device::{Buffer, DeviceError};
+use crate::kernels::Kernels;
 
 /// What one transformer block keeps from forward for backward.
 #[derive(Debug)]
 pub(crate) struct BlockActs {
     /// LayerNorm 1 output `[N, C]`, its row mean and rstd `[N]`.
-    pub ln1: Vec<f32>,
-    pub ln1_mean: Vec<f32>,
-    pub ln1_rstd: Vec<f32>,
+    pub ln1: Buffer,
+    pub ln1_mean: Buffer,
+    pub ln1_rstd: Buffer,
     /// Packed layout: the qkv projection `[N, 3C]` (empty otherwise).
-    pub qkv: Vec<f32>,
+    pub qkv: Buffer,
     /// Head-major layout: queries, keys, values, attention output
     /// `[B, H, len, hd]` (empty otherwise). lse `[B, H, len]` or, packed,
     /// `[N, H]`.
-    pub q: Vec<f32>,
-    pub k: Vec<f32>,
-    pub v: Vec<f32>,
-    pub ctx: Vec<f32>,
-    pub lse: Vec<f32>,
+    pub q: Buffer,
+    pub k: Buffer,
+    pub v: Buffer,
+    pub ctx: Buffer,
+    pub lse: Buffer,
     /// Attention output back in token-major order `[N, C]`.
-    pub atty: Vec<f32>,
+    pub atty: Buffer,
     /// Residual stream after the attention branch `[N, C]`.
-    pub res1: Vec<f32>,
+    pub res1: Buffer,
     /// LayerNorm 2 output and stats.
-    pub ln2: Vec<f32>,
-    pub ln2_mean: Vec<f32>,
-    pub ln2_rstd: Vec<f32>,
+    pub ln2: Buffer,
+    pub ln2_mean: Buffer,
+    pub ln2_rstd: Buffer,
     /// MLP: the fc output, overwritten by the forward with the GELU's slope
     /// there (`gelu′`, what the backward needs), and the GELU output
     /// `[N, 4C]`.
-    pub fc_slope: Vec<f32>,
-    pub fch_gelu: Vec<f32>,
+    pub fc_slope: Buffer,
+    pub fch_gelu: Buffer,
 }
 
 /// Activation buffers for one (batch, len), plus the backward scratch.
@@ -48,31 +52,31 @@ pub struct Activations {
     pub(crate) len: usize,
     pub(crate) layout: QkvLayout,
     /// Residual stream entering block `l` (`l = n_layer`: leaving the last block).
-    pub(crate) residual: Vec<Vec<f32>>,
+    pub(crate) residual: Vec<Buffer>,
     pub(crate) blocks: Vec<BlockActs>,
-    pub(crate) lnf: Vec<f32>,
-    pub(crate) lnf_mean: Vec<f32>,
-    pub(crate) lnf_rstd: Vec<f32>,
+    pub(crate) lnf: Buffer,
+    pub(crate) lnf_mean: Buffer,
+    pub(crate) lnf_rstd: Buffer,
     /// Logits `[N, V]`; backward turns them into their gradient in place.
-    pub(crate) logits: Vec<f32>,
-    pub(crate) ce_lse: Vec<f32>,
+    pub(crate) logits: Buffer,
+    pub(crate) ce_lse: Buffer,
     /// `[N, 3C]`: the gradient of the qkv projection in backward; in the
     /// head-major layout also the projection itself in forward.
-    pub(crate) qkv: Vec<f32>,
+    pub(crate) qkv: Buffer,
     /// `[N, C]`: a projection output before its residual add (forward).
-    pub(crate) proj: Vec<f32>,
+    pub(crate) proj: Buffer,
     /// Backward: gradient of the residual stream `[N, C]`.
-    pub(crate) d_res: Vec<f32>,
+    pub(crate) d_res: Buffer,
     /// Backward: gradient of a LayerNorm output or of `atty` `[N, C]`.
-    pub(crate) d_narrow: Vec<f32>,
+    pub(crate) d_narrow: Buffer,
     /// Backward: gradient of the MLP hidden layer `[N, 4C]`.
-    pub(crate) d_wide: Vec<f32>,
+    pub(crate) d_wide: Buffer,
     /// Backward, head-major layout only (empty otherwise): gradients of
     /// ctx, q, k, v `[B, H, len, hd]`.
-    pub(crate) d_ctx: Vec<f32>,
-    pub(crate) dq: Vec<f32>,
-    pub(crate) dk: Vec<f32>,
-    pub(crate) dv: Vec<f32>,
+    pub(crate) d_ctx: Buffer,
+    pub(crate) dq: Buffer,
+    pub(crate) dk: Buffer,
+    pub(crate) dv: Buffer,
     /// Per-phase timers, off unless [`Activations::set_profiling`] turns them on.
     pub(crate) profile: Profile,
 }
@@ -110,55 +114,66 @@ fn other_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
 }
 
 impl Activations {
-    /// Buffers for micro-batches of `batch` sequences of `len` tokens, for
-    /// an attention strategy that takes `layout`.
-    pub fn new(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> Self {
+    /// Buffers on the device of `kernels` for micro-batches of `batch`
+    /// sequences of `len` tokens, for an attention strategy that takes
+    /// `layout`.
+    pub fn new(
+        kernels: &dyn Kernels,
+        cfg: &ModelConfig,
+        batch: usize,
+        len: usize,
+        layout: QkvLayout,
+    ) -> Result<Self, DeviceError> {
         let (n, c) = (batch * len, cfg.n_embd);
-        let z = |k: usize| vec![0.0f32; k];
+        let z = |k: usize| kernels.alloc(k);
         let packed = layout == QkvLayout::Packed;
         let head_major = |k: usize| z(if packed { 0 } else { k });
         let blocks = (0..cfg.n_layer)
-            .map(|_| BlockActs {
-                ln1: z(n * c),
-                ln1_mean: z(n),
-                ln1_rstd: z(n),
-                qkv: z(if packed { 3 * n * c } else { 0 }),
-                q: head_major(n * c),
-                k: head_major(n * c),
-                v: head_major(n * c),
-                ctx: head_major(n * c),
-                lse: z(n * cfg.n_head),
-                atty: z(n * c),
-                res1: z(n * c),
-                ln2: z(n * c),
-                ln2_mean: z(n),
-                ln2_rstd: z(n),
-                fc_slope: z(4 * n * c),
-                fch_gelu: z(4 * n * c),
+            .map(|_| -> Result<_, DeviceError> {
+                Ok(BlockActs {
+                    ln1: z(n * c)?,
+                    ln1_mean: z(n)?,
+                    ln1_rstd: z(n)?,
+                    qkv: z(if packed { 3 * n * c } else { 0 })?,
+                    q: head_major(n * c)?,
+                    k: head_major(n * c)?,
+                    v: head_major(n * c)?,
+                    ctx: head_major(n * c)?,
+                    lse: z(n * cfg.n_head)?,
+                    atty: z(n * c)?,
+                    res1: z(n * c)?,
+                    ln2: z(n * c)?,
+                    ln2_mean: z(n)?,
+                    ln2_rstd: z(n)?,
+                    fc_slope: z(4 * n * c)?,
+                    fch_gelu: z(4 * n * c)?,
+                })
             })
-            .collect();
-        Activations {
+            .collect::<Result<_, _>>()?;
+        Ok(Activations {
             batch,
             len,
             layout,
-            residual: (0..=cfg.n_layer).map(|_| z(n * c)).collect(),
+            residual: (0..=cfg.n_layer)
+                .map(|_| z(n * c))
+                .collect::<Result<_, _>>()?,
             blocks,
-            lnf: z(n * c),
-            lnf_mean: z(n),
-            lnf_rstd: z(n),
-            logits: z(n * cfg.vocab_size),
-            ce_lse: z(n),
-            qkv: z(3 * n * c),
-            proj: z(n * c),
-            d_res: z(n * c),
-            d_narrow: z(n * c),
-            d_wide: z(4 * n * c),
-            d_ctx: head_major(n * c),
-            dq: head_major(n * c),
-            dk: head_major(n * c),
-            dv: head_major(n * c),
+            lnf: z(n * c)?,
+            lnf_mean: z(n)?,
+            lnf_rstd: z(n)?,
+            logits: z(n * cfg.vocab_size)?,
+            ce_lse: z(n)?,
+            qkv: z(3 * n * c)?,
+            proj: z(n * c)?,
+            d_res: z(n * c)?,
+            d_narrow: z(n * c)?,
+            d_wide: z(4 * n * c)?,
+            d_ctx: head_major(n * c)?,
+            dq: head_major(n * c)?,
+            dk: head_major(n * c)?,
+            dv: head_major(n * c)?,
             profile: Profile::default(),
-        }
+        })
     }
 
     /// Sequences per micro-batch.
@@ -204,15 +219,16 @@ impl Activations {
     }
 
     /// The logits `[batch·len, vocab]` of the last forward (before backward
-    /// overwrites them with their gradient).
-    pub fn logits(&self) -> &[f32] {
-        &self.logits
+    /// overwrites them with their gradient), on the host.
+    pub fn logits(&self) -> Result<Cow<'_, [f32]>, DeviceError> {
+        self.logits.to_host()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::CpuKernels;
 
     #[test]
     fn the_byte_estimate_counts_exactly_what_is_allocated() {
@@ -225,7 +241,7 @@ mod tests {
             init: None,
         };
         for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
-            let a = Activations::new(&cfg, 3, 5, layout);
+            let a = Activations::new(&CpuKernels::default(), &cfg, 3, 5, layout).unwrap();
             assert_eq!(
                 Activations::bytes(&cfg, 3, 5, layout),
                 4.0 * allocated(&a) as f64
@@ -234,7 +250,7 @@ mod tests {
     }
 
     fn allocated(a: &Activations) -> usize {
-        let mut floats = a.residual.iter().map(Vec::len).sum::<usize>();
+        let mut floats = a.residual.iter().map(Buffer::len).sum::<usize>();
         for b in &a.blocks {
             floats += [
                 &b.ln1,

@@ -1,6 +1,7 @@
 //! Why a forward or backward pass refused its inputs.
 
 use crate::attention::AttentionError;
+use crate::device::DeviceError;
 use crate::kernels::TargetOutOfRange;
 
 /// An input the model cannot use; nothing was computed.
@@ -45,4 +46,7 @@ pub enum ModelError {
     /// The attention layer failed (e.g. a collective of the CP group).
     #[error(transparent)]
     Attention(#[from] AttentionError),
+    /// The device failed (memory, a lost device).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }

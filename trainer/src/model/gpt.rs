@@ -2,14 +2,15 @@
 //!
 //! Pre-LN blocks `x += attn(ln_1(x)); x += mlp(ln_2(x))`, learned positions,
 //! GELU (tanh), biases, `ln_f`, output head tied to `wte`, no dropout.
-//! Parameters and gradients are flat slices in [`ParamLayout::gpt2`] order;
-//! gradients ACCUMULATE so micro-batches can be summed.
+//! Parameters and gradients are flat device buffers in [`ParamLayout::gpt2`]
+//! order; gradients ACCUMULATE so micro-batches can be summed.
 
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
 use crate::attention::{Attention, AttnShape, QkvLayout};
-use crate::kernels::{HeadLayout, Kernels, LossSum, PackedQkv, check_targets};
+use crate::device::{Slice, SliceMut};
+use crate::kernels::{HeadLayout, Kernels, LossSum, QkvProjection, check_targets};
 
 /// One micro-batch: `tokens` and `targets` are `[batch, len]`
 /// (`targets` may hold [`IGNORE_TARGET`](crate::kernels::IGNORE_TARGET));
@@ -68,12 +69,12 @@ impl Gpt {
 
     fn check_batch(
         &self,
-        params: &[f32],
+        params: usize,
         batch: &Batch<'_>,
         acts: &Activations,
     ) -> Result<(), ModelError> {
         let n = acts.batch * acts.len;
-        self.check_len("params", params.len(), self.layout.len())?;
+        self.check_len("params", params, self.layout.len())?;
         self.check_len("tokens", batch.tokens.len(), n)?;
         self.check_len("targets", batch.targets.len(), n)?;
         self.check_len("positions", batch.positions.len(), acts.len)?;
@@ -118,15 +119,16 @@ impl Gpt {
 
     /// Forward pass: fills `acts` and returns the summed loss over the
     /// counted targets. Bad ids or positions are errors, checked first.
+    /// `params` and `acts` are on the device of `kernels`.
     pub fn forward(
         &self,
         kernels: &dyn Kernels,
         attn: &dyn Attention,
-        params: &[f32],
+        params: Slice<'_>,
         batch: Batch<'_>,
         acts: &mut Activations,
     ) -> Result<LossSum, ModelError> {
-        self.check_batch(params, &batch, acts)?;
+        self.check_batch(params.len(), &batch, acts)?;
         let c = self.cfg.n_embd;
         let p = GptParams::new(&self.cfg, params);
         let (heads, shape) = self.heads(acts);
@@ -134,95 +136,92 @@ impl Gpt {
         const F: Pass = Pass::Forward;
         let mut t = acts.profile.start();
         // Embedding: x = wte[token] + wpe[position].
-        let x0 = &mut acts.residual[0];
-        for (i, (row, &tok)) in x0.chunks_exact_mut(c).zip(batch.tokens).enumerate() {
-            let pos = batch.positions[i % acts.len];
-            let (te, pe) = (&p.wte[tok as usize * c..][..c], &p.wpe[pos * c..][..c]);
-            row.iter_mut()
-                .zip(te.iter().zip(pe))
-                .for_each(|(x, (&a, &b))| *x = a + b);
-        }
+        let x0 = acts.residual[0].view_mut();
+        kernels.embedding_forward(batch.tokens, batch.positions, p.wte, p.wpe, x0);
         t = acts.profile.stop(t, F, Phase::Embedding);
 
         for (l, (bp, ba)) in p.blocks.iter().zip(acts.blocks.iter_mut()).enumerate() {
             let (before, after) = acts.residual.split_at_mut(l + 1);
-            let (x, x_next) = (&before[l], &mut after[0]);
-            kernels.layernorm_forward(
-                x,
-                bp.ln1_w,
-                bp.ln1_b,
-                &mut ba.ln1,
-                &mut ba.ln1_mean,
-                &mut ba.ln1_rstd,
+            let (x, x_next) = (before[l].view(), after[0].view_mut());
+            let (ln1, mean, rstd) = (
+                ba.ln1.view_mut(),
+                ba.ln1_mean.view_mut(),
+                ba.ln1_rstd.view_mut(),
             );
+            kernels.layernorm_forward(x, bp.ln1_w, bp.ln1_b, ln1, mean, rstd);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
             // Packed: the block keeps the projection and attention reads it
             // in place; head-major: split it into per-layer q, k, v.
             let packed = acts.layout == QkvLayout::Packed;
             if packed {
                 // The attention adds the bias as it reads the projection.
-                kernels.linear_forward(&ba.ln1, bp.qkv_w, None, &mut ba.qkv, c, 3 * c);
+                let qkv = ba.qkv.view_mut();
+                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, None, qkv, c, 3 * c);
             } else {
-                let bias = Some(bp.qkv_b);
-                kernels.linear_forward(&ba.ln1, bp.qkv_w, bias, &mut acts.qkv, c, 3 * c);
+                let (bias, qkv) = (Some(bp.qkv_b), acts.qkv.view_mut());
+                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, bias, qkv, c, 3 * c);
             }
             t = acts.profile.stop(t, F, Phase::QkvMatmul);
             if packed {
-                let qkv = PackedQkv {
-                    data: &ba.qkv,
+                let qkv = QkvProjection {
+                    data: ba.qkv.view(),
                     bias: bp.qkv_b,
                 };
-                attn.forward_packed(shape, qkv, &mut ba.atty, &mut ba.lse)?;
+                attn.forward_packed(shape, qkv, ba.atty.view_mut(), ba.lse.view_mut())?;
                 t = acts.profile.stop(t, F, Phase::Attention);
             } else {
-                kernels.split_heads(&heads, &acts.qkv, 3 * c, 0, &mut ba.q);
-                kernels.split_heads(&heads, &acts.qkv, 3 * c, c, &mut ba.k);
-                kernels.split_heads(&heads, &acts.qkv, 3 * c, 2 * c, &mut ba.v);
+                let qkv = acts.qkv.view();
+                kernels.split_heads(&heads, qkv, 3 * c, 0, ba.q.view_mut());
+                kernels.split_heads(&heads, qkv, 3 * c, c, ba.k.view_mut());
+                kernels.split_heads(&heads, qkv, 3 * c, 2 * c, ba.v.view_mut());
                 t = acts.profile.stop(t, F, Phase::HeadReshape);
-                attn.forward(shape, &ba.q, &ba.k, &ba.v, &mut ba.ctx, &mut ba.lse)?;
+                let (q, k, v) = (ba.q.view(), ba.k.view(), ba.v.view());
+                attn.forward(shape, q, k, v, ba.ctx.view_mut(), ba.lse.view_mut())?;
                 t = acts.profile.stop(t, F, Phase::Attention);
-                kernels.merge_heads(&heads, &ba.ctx, &mut ba.atty, c, 0);
+                kernels.merge_heads(&heads, ba.ctx.view(), ba.atty.view_mut(), c, 0);
                 t = acts.profile.stop(t, F, Phase::HeadReshape);
             }
             // Biases of the projections and of fc are added by the kernel
             // that reads their output next (residual add, GELU).
-            kernels.linear_forward(&ba.atty, bp.attn_proj_w, None, &mut acts.proj, c, c);
+            let (atty, proj) = (ba.atty.view(), acts.proj.view_mut());
+            kernels.linear_forward(atty, bp.attn_proj_w, None, proj, c, c);
             t = acts.profile.stop(t, F, Phase::AttnProjMatmul);
-            kernels.residual_add(x, &acts.proj, bp.attn_proj_b, &mut ba.res1);
+            let (proj, res1) = (acts.proj.view(), ba.res1.view_mut());
+            kernels.residual_add(x, proj, bp.attn_proj_b, res1);
             t = acts.profile.stop(t, F, Phase::Residual);
-            kernels.layernorm_forward(
-                &ba.res1,
-                bp.ln2_w,
-                bp.ln2_b,
-                &mut ba.ln2,
-                &mut ba.ln2_mean,
-                &mut ba.ln2_rstd,
+            let (ln2, mean, rstd) = (
+                ba.ln2.view_mut(),
+                ba.ln2_mean.view_mut(),
+                ba.ln2_rstd.view_mut(),
             );
+            kernels.layernorm_forward(ba.res1.view(), bp.ln2_w, bp.ln2_b, ln2, mean, rstd);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            kernels.linear_forward(&ba.ln2, bp.fc_w, None, &mut ba.fc_slope, c, 4 * c);
+            let fc = ba.fc_slope.view_mut();
+            kernels.linear_forward(ba.ln2.view(), bp.fc_w, None, fc, c, 4 * c);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
             // The fc output becomes the GELU's slope, which is what backward needs.
-            kernels.bias_gelu_forward(bp.fc_b, &mut ba.fc_slope, &mut ba.fch_gelu);
+            kernels.bias_gelu_forward(bp.fc_b, ba.fc_slope.view_mut(), ba.fch_gelu.view_mut());
             t = acts.profile.stop(t, F, Phase::Gelu);
-            kernels.linear_forward(&ba.fch_gelu, bp.mlp_proj_w, None, &mut acts.proj, 4 * c, c);
+            let (h, proj) = (ba.fch_gelu.view(), acts.proj.view_mut());
+            kernels.linear_forward(h, bp.mlp_proj_w, None, proj, 4 * c, c);
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
-            kernels.residual_add(&ba.res1, &acts.proj, bp.mlp_proj_b, x_next);
+            let (res1, proj) = (ba.res1.view(), acts.proj.view());
+            kernels.residual_add(res1, proj, bp.mlp_proj_b, x_next);
             t = acts.profile.stop(t, F, Phase::Residual);
         }
 
-        let x_last = &acts.residual[self.cfg.n_layer];
-        kernels.layernorm_forward(
-            x_last,
-            p.lnf_w,
-            p.lnf_b,
-            &mut acts.lnf,
-            &mut acts.lnf_mean,
-            &mut acts.lnf_rstd,
+        let x_last = acts.residual[self.cfg.n_layer].view();
+        let (lnf, mean, rstd) = (
+            acts.lnf.view_mut(),
+            acts.lnf_mean.view_mut(),
+            acts.lnf_rstd.view_mut(),
         );
+        kernels.layernorm_forward(x_last, p.lnf_w, p.lnf_b, lnf, mean, rstd);
         t = acts.profile.stop(t, F, Phase::LayerNorm);
-        kernels.tied_head_forward(&acts.lnf, p.wte, &mut acts.logits, c);
+        kernels.tied_head_forward(acts.lnf.view(), p.wte, acts.logits.view_mut(), c);
         t = acts.profile.stop(t, F, Phase::LmHead);
-        let loss = kernels.cross_entropy_forward(&acts.logits, batch.targets, &mut acts.ce_lse)?;
+        let (logits, lse) = (acts.logits.view(), acts.ce_lse.view_mut());
+        let loss = kernels.cross_entropy_forward(logits, batch.targets, lse)?;
         let _ = acts.profile.stop(t, F, Phase::CrossEntropy);
         Ok(loss)
     }
@@ -236,35 +235,38 @@ impl Gpt {
         &self,
         kernels: &dyn Kernels,
         attn: &dyn Attention,
-        params: &[f32],
+        params: Slice<'_>,
         batch: Batch<'_>,
         loss_scale: f32,
         acts: &mut Activations,
-        grads: &mut [f32],
+        grads: SliceMut<'_>,
     ) -> Result<(), ModelError> {
-        self.check_batch(params, &batch, acts)?;
+        self.check_batch(params.len(), &batch, acts)?;
         self.check_len("grads", grads.len(), self.layout.len())?;
         let c = self.cfg.n_embd;
         let p = GptParams::new(&self.cfg, params);
-        let mut g = GptParams::new_mut(&self.cfg, grads);
+        let mut g = GptParams::new(&self.cfg, grads);
         let (heads, shape) = self.heads(acts);
         let a = acts;
         const B: Pass = Pass::Backward;
         let mut t = a.profile.start();
 
-        kernels.cross_entropy_backward(&mut a.logits, batch.targets, &a.ce_lse, loss_scale);
+        let targets = batch.targets;
+        kernels.cross_entropy_backward(a.logits.view_mut(), targets, a.ce_lse.view(), loss_scale);
         t = a.profile.stop(t, B, Phase::CrossEntropy);
-        kernels.tied_head_backward(&a.logits, &a.lnf, p.wte, &mut a.d_narrow, g.wte, c);
+        let (logits, lnf) = (a.logits.view(), a.lnf.view());
+        let d_lnf = a.d_narrow.view_mut();
+        kernels.tied_head_backward(logits, lnf, p.wte, d_lnf, g.wte.reborrow(), c);
         t = a.profile.stop(t, B, Phase::LmHead);
-        a.d_res.fill(0.0);
-        let x_last = &a.residual[self.cfg.n_layer];
+        kernels.zero(a.d_res.view_mut());
+        let x_last = a.residual[self.cfg.n_layer].view();
         kernels.layernorm_backward(
-            &a.d_narrow,
+            a.d_narrow.view(),
             x_last,
             p.lnf_w,
-            &a.lnf_mean,
-            &a.lnf_rstd,
-            &mut a.d_res,
+            a.lnf_mean.view(),
+            a.lnf_rstd.view(),
+            a.d_res.view_mut(),
             g.lnf_w,
             g.lnf_b,
         );
@@ -272,108 +274,112 @@ impl Gpt {
 
         for l in (0..self.cfg.n_layer).rev() {
             let (bp, bg, ba) = (&p.blocks[l], &mut g.blocks[l], &a.blocks[l]);
-            let x = &a.residual[l];
+            let x = a.residual[l].view();
             // MLP branch: x_next = res1 + proj(gelu(fc(ln2(res1)))).
             kernels.linear_backward(
-                &a.d_res,
-                &ba.fch_gelu,
+                a.d_res.view(),
+                ba.fch_gelu.view(),
                 bp.mlp_proj_w,
-                &mut a.d_wide,
-                &mut *bg.mlp_proj_w,
-                Some(&mut *bg.mlp_proj_b),
+                a.d_wide.view_mut(),
+                bg.mlp_proj_w.reborrow(),
+                Some(bg.mlp_proj_b.reborrow()),
                 4 * c,
                 c,
             );
             t = a.profile.stop(t, B, Phase::MlpProjMatmul);
-            kernels.gelu_backward(&ba.fc_slope, &mut a.d_wide);
+            kernels.gelu_backward(ba.fc_slope.view(), a.d_wide.view_mut());
             t = a.profile.stop(t, B, Phase::Gelu);
             kernels.linear_backward(
-                &a.d_wide,
-                &ba.ln2,
+                a.d_wide.view(),
+                ba.ln2.view(),
                 bp.fc_w,
-                &mut a.d_narrow,
-                &mut *bg.fc_w,
-                Some(&mut *bg.fc_b),
+                a.d_narrow.view_mut(),
+                bg.fc_w.reborrow(),
+                Some(bg.fc_b.reborrow()),
                 c,
                 4 * c,
             );
             t = a.profile.stop(t, B, Phase::MlpFcMatmul);
             kernels.layernorm_backward(
-                &a.d_narrow,
-                &ba.res1,
+                a.d_narrow.view(),
+                ba.res1.view(),
                 bp.ln2_w,
-                &ba.ln2_mean,
-                &ba.ln2_rstd,
-                &mut a.d_res,
-                &mut *bg.ln2_w,
-                &mut *bg.ln2_b,
+                ba.ln2_mean.view(),
+                ba.ln2_rstd.view(),
+                a.d_res.view_mut(),
+                bg.ln2_w.reborrow(),
+                bg.ln2_b.reborrow(),
             );
             t = a.profile.stop(t, B, Phase::LayerNorm);
             // Attention branch: res1 = x + proj(attn(qkv(ln1(x)))).
             kernels.linear_backward(
-                &a.d_res,
-                &ba.atty,
+                a.d_res.view(),
+                ba.atty.view(),
                 bp.attn_proj_w,
-                &mut a.d_narrow,
-                &mut *bg.attn_proj_w,
-                Some(&mut *bg.attn_proj_b),
+                a.d_narrow.view_mut(),
+                bg.attn_proj_w.reborrow(),
+                Some(bg.attn_proj_b.reborrow()),
                 c,
                 c,
             );
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
             if a.layout == QkvLayout::Packed {
                 // The gradient lands in the packed layout of the projection.
-                let qkv = PackedQkv {
-                    data: &ba.qkv,
+                let qkv = QkvProjection {
+                    data: ba.qkv.view(),
                     bias: bp.qkv_b,
                 };
-                attn.backward_packed(shape, qkv, &ba.atty, &ba.lse, &a.d_narrow, &mut a.qkv)?;
+                let (out, lse, dout) = (ba.atty.view(), ba.lse.view(), a.d_narrow.view());
+                attn.backward_packed(shape, qkv, out, lse, dout, a.qkv.view_mut())?;
                 t = a.profile.stop(t, B, Phase::Attention);
             } else {
-                kernels.split_heads(&heads, &a.d_narrow, c, 0, &mut a.d_ctx);
+                kernels.split_heads(&heads, a.d_narrow.view(), c, 0, a.d_ctx.view_mut());
                 t = a.profile.stop(t, B, Phase::HeadReshape);
                 attn.backward(
-                    shape, &ba.q, &ba.k, &ba.v, &ba.ctx, &ba.lse, &a.d_ctx, &mut a.dq, &mut a.dk,
-                    &mut a.dv,
+                    shape,
+                    ba.q.view(),
+                    ba.k.view(),
+                    ba.v.view(),
+                    ba.ctx.view(),
+                    ba.lse.view(),
+                    a.d_ctx.view(),
+                    a.dq.view_mut(),
+                    a.dk.view_mut(),
+                    a.dv.view_mut(),
                 )?;
                 t = a.profile.stop(t, B, Phase::Attention);
-                kernels.merge_heads(&heads, &a.dq, &mut a.qkv, 3 * c, 0);
-                kernels.merge_heads(&heads, &a.dk, &mut a.qkv, 3 * c, c);
-                kernels.merge_heads(&heads, &a.dv, &mut a.qkv, 3 * c, 2 * c);
+                kernels.merge_heads(&heads, a.dq.view(), a.qkv.view_mut(), 3 * c, 0);
+                kernels.merge_heads(&heads, a.dk.view(), a.qkv.view_mut(), 3 * c, c);
+                kernels.merge_heads(&heads, a.dv.view(), a.qkv.view_mut(), 3 * c, 2 * c);
                 t = a.profile.stop(t, B, Phase::HeadReshape);
             }
             kernels.linear_backward(
-                &a.qkv,
-                &ba.ln1,
+                a.qkv.view(),
+                ba.ln1.view(),
                 bp.qkv_w,
-                &mut a.d_narrow,
-                &mut *bg.qkv_w,
-                Some(&mut *bg.qkv_b),
+                a.d_narrow.view_mut(),
+                bg.qkv_w.reborrow(),
+                Some(bg.qkv_b.reborrow()),
                 c,
                 3 * c,
             );
             t = a.profile.stop(t, B, Phase::QkvMatmul);
             kernels.layernorm_backward(
-                &a.d_narrow,
+                a.d_narrow.view(),
                 x,
                 bp.ln1_w,
-                &ba.ln1_mean,
-                &ba.ln1_rstd,
-                &mut a.d_res,
-                &mut *bg.ln1_w,
-                &mut *bg.ln1_b,
+                ba.ln1_mean.view(),
+                ba.ln1_rstd.view(),
+                a.d_res.view_mut(),
+                bg.ln1_w.reborrow(),
+                bg.ln1_b.reborrow(),
             );
             t = a.profile.stop(t, B, Phase::LayerNorm);
         }
 
         // Embedding: scatter-add the residual gradient into wte and wpe rows.
-        for (i, (row, &tok)) in a.d_res.chunks_exact(c).zip(batch.tokens).enumerate() {
-            let pos = batch.positions[i % a.len];
-            let te = &mut g.wte[tok as usize * c..][..c];
-            te.iter_mut().zip(row).for_each(|(w, &d)| *w += d);
-            let pe = &mut g.wpe[pos * c..][..c];
-            pe.iter_mut().zip(row).for_each(|(w, &d)| *w += d);
-        }
+        let d_res = a.d_res.view();
+        kernels.embedding_backward(d_res, batch.tokens, batch.positions, g.wte, g.wpe);
         let _ = a.profile.stop(t, B, Phase::Embedding);
         Ok(())
     }

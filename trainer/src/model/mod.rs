@@ -23,4 +23,4 @@ pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
 pub use phase_flops::PhaseFlops;
 pub use profile::{Pass, Phase, PhaseEvent, Profile, Timer};
-pub use views::{BlockParams, GptParams};
+pub use views::{BlockParams, GptParams, Splits};

@@ -48,13 +48,21 @@ impl Setup {
         acts: &mut Activations,
     ) -> Result<LossSum, ModelError> {
         self.gpt
-            .forward(&*self.kernels, &self.attn, params, batch, acts)
+            .forward(&*self.kernels, &self.attn, params.into(), batch, acts)
     }
 
     fn grads(&self, params: &[f32], batch: Batch<'_>, acts: &mut Activations, grads: &mut [f32]) {
         self.loss(params, batch, acts).unwrap();
         self.gpt
-            .backward(&*self.kernels, &self.attn, params, batch, 1.0, acts, grads)
+            .backward(
+                &*self.kernels,
+                &self.attn,
+                params.into(),
+                batch,
+                1.0,
+                acts,
+                grads.into(),
+            )
             .unwrap();
     }
 }
@@ -93,7 +101,11 @@ fn gradients_of_every_tensor_match_central_differences() {
         positions: &positions,
     };
     for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
-        check_gradients(&s, batch, Activations::new(s.gpt.config(), 2, 5, layout));
+        check_gradients(
+            &s,
+            batch,
+            Activations::new(&CpuKernels::default(), s.gpt.config(), 2, 5, layout).unwrap(),
+        );
     }
 }
 
@@ -150,7 +162,7 @@ fn both_qkv_layouts_give_identical_results() {
     };
     let params = test_params(&s.gpt);
     let run = |layout| {
-        let mut acts = Activations::new(&model, 2, 130, layout);
+        let mut acts = Activations::new(&CpuKernels::default(), &model, 2, 130, layout).unwrap();
         let mut grads = vec![0.0; params.len()];
         let loss = s.loss(&params, batch, &mut acts).unwrap().sum;
         s.grads(&params, batch, &mut acts, &mut grads);
@@ -176,7 +188,8 @@ fn gradients_accumulate_and_thread_count_does_not_change_results() {
     for threads in [1, 2] {
         let s = setup(model.clone(), threads);
         let params = init_params(&model, 5);
-        let mut acts = Activations::new(&model, 3, 40, QkvLayout::Packed);
+        let mut acts =
+            Activations::new(&CpuKernels::default(), &model, 3, 40, QkvLayout::Packed).unwrap();
         let mut once = vec![0.0; params.len()];
         s.grads(&params, batch, &mut acts, &mut once);
         let mut twice = vec![0.0; params.len()];
@@ -214,7 +227,8 @@ fn an_untrained_model_predicts_nearly_uniformly() {
             targets: &targets,
             positions: &positions,
         };
-        let mut acts = Activations::new(&model, 2, 16, QkvLayout::Packed);
+        let mut acts =
+            Activations::new(&CpuKernels::default(), &model, 2, 16, QkvLayout::Packed).unwrap();
         let loss = s.loss(&init_params(&model, 1), batch, &mut acts).unwrap();
         assert_eq!(loss.count, 32);
         // ln_f's output has unit scale, so logits have std ≈ 0.02·√C ≈ 0.11:
@@ -239,7 +253,8 @@ fn position_embeddings_are_looked_up_by_the_given_positions() {
         targets: &targets,
         positions: &positions,
     };
-    let mut acts = Activations::new(&model, 1, 3, QkvLayout::Packed);
+    let mut acts =
+        Activations::new(&CpuKernels::default(), &model, 1, 3, QkvLayout::Packed).unwrap();
     let base = s.loss(&params, batch, &mut acts).unwrap().sum;
     let wpe = s
         .gpt
@@ -267,7 +282,8 @@ fn bad_inputs_are_errors_not_panics() {
     let model = cfg(1, 1, 4, 8, 4);
     let s = setup(model.clone(), 1);
     let params = init_params(&model, 0);
-    let mut acts = Activations::new(&model, 1, 2, QkvLayout::Packed);
+    let mut acts =
+        Activations::new(&CpuKernels::default(), &model, 1, 2, QkvLayout::Packed).unwrap();
     let pos = [0, 1];
     let run = |tokens: &[u32], targets: &[u32], positions: &[usize], acts: &mut Activations| {
         s.loss(

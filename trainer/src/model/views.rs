@@ -1,6 +1,7 @@
 //! Typed views of the flat parameter (or gradient) buffer.
 
 use super::{ModelConfig, ParamLayout};
+use crate::device::{Slice, SliceMut};
 
 /// Tensors of one transformer block, in layout order.
 #[derive(Debug)]
@@ -87,33 +88,59 @@ fn assemble<T>(n_layer: usize, pieces: Vec<T>) -> GptParams<T> {
     }
 }
 
-impl<'a> GptParams<&'a [f32]> {
-    /// Views of `buf`, which must hold exactly [`ParamLayout::gpt2`]`(cfg).len()` values.
-    pub fn new(cfg: &ModelConfig, buf: &'a [f32]) -> Self {
-        let mut rest = buf;
-        let pieces = sizes(cfg)
-            .map(|n| {
-                let (head, tail) = rest.split_at(n);
-                rest = tail;
-                head
-            })
-            .collect();
-        assert!(rest.is_empty(), "parameter buffer longer than the layout");
-        assemble(cfg.n_layer, pieces)
+/// A view of a flat buffer that can be cut into consecutive pieces: host
+/// slices and device views alike.
+pub trait Splits: Sized {
+    /// Number of values.
+    fn len(&self) -> usize;
+    /// Whether there are no values.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The first `mid` values and the rest.
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl Splits for &[f32] {
+    fn len(&self) -> usize {
+        <[f32]>::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[f32]>::split_at(self, mid)
     }
 }
 
-impl<'a> GptParams<&'a mut [f32]> {
-    /// Mutable views of `buf` (gradients, or parameters being initialised).
-    pub fn new_mut(cfg: &ModelConfig, buf: &'a mut [f32]) -> Self {
-        let mut rest = buf;
+impl Splits for Slice<'_> {
+    fn len(&self) -> usize {
+        Slice::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        Slice::split_at(self, mid)
+    }
+}
+
+impl Splits for SliceMut<'_> {
+    fn len(&self) -> usize {
+        SliceMut::len(self)
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        SliceMut::split_at(self, mid)
+    }
+}
+
+impl<T: Splits> GptParams<T> {
+    /// Views of `buf` (parameters or gradients), which must hold exactly
+    /// [`ParamLayout::gpt2`]`(cfg).len()` values.
+    pub fn new(cfg: &ModelConfig, buf: T) -> Self {
+        let mut rest = Some(buf);
         let pieces = sizes(cfg)
             .map(|n| {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
-                rest = tail;
+                let (head, tail) = rest.take().expect("one tail per piece").split_at(n);
+                rest = Some(tail);
                 head
             })
             .collect();
+        let rest = rest.expect("the last tail");
         assert!(rest.is_empty(), "parameter buffer longer than the layout");
         assemble(cfg.n_layer, pieces)
     }

@@ -1,7 +1,10 @@
-use super::OptimizerConfig;
-use crate::kernels::Threads;
-use crate::model::ParamLayout;
+use std::borrow::Cow;
 use std::ops::Range;
+
+use super::OptimizerConfig;
+use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::kernels::{Kernels, Threads};
+use crate::model::ParamLayout;
 
 /// Elements per thread below which the update runs on the calling thread:
 /// handing work over costs more than updating a few thousand floats.
@@ -79,120 +82,178 @@ impl DecayMask {
     }
 }
 
-/// AdamW's state, in the layout of the parameters: what a checkpoint saves.
+/// AdamW's state, in the layout of the parameters: what a checkpoint saves
+/// and restores. The moments are borrowed from a host-memory optimizer and
+/// copied from a device's.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AdamWState {
+pub struct AdamWState<'a> {
     /// Optimizer steps taken (torch's `step`; bias corrections use it).
     pub step: u64,
     /// First moment (`exp_avg`).
-    pub m: Vec<f32>,
+    pub m: Cow<'a, [f32]>,
     /// Second moment (`exp_avg_sq`).
-    pub v: Vec<f32>,
+    pub v: Cow<'a, [f32]>,
 }
 
-/// An optimizer state that does not fit the model.
+/// An optimizer state that cannot be restored.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "optimizer state has {found_m} first-moment and {found_v} second-moment values, \
-     but the model has {expected} parameters; the checkpoint belongs to another model shape"
-)]
-pub struct OptimStateError {
-    /// Parameters of the model.
-    pub expected: usize,
-    /// Length of `m` found.
-    pub found_m: usize,
-    /// Length of `v` found.
-    pub found_v: usize,
+pub enum OptimStateError {
+    /// The state belongs to another model shape.
+    #[error(
+        "optimizer state has {found_m} first-moment and {found_v} second-moment values, \
+         but the model has {expected} parameters; the checkpoint belongs to another model shape"
+    )]
+    Shape {
+        /// Parameters of the model.
+        expected: usize,
+        /// Length of `m` found.
+        found_m: usize,
+        /// Length of `v` found.
+        found_v: usize,
+    },
+    /// The device failed to take or give the moments.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }
 
-/// Per-step scalars of the update, shared by every chunk.
-#[derive(Clone, Copy)]
-struct StepCoefficients {
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    /// `lr / (1 − beta1^t)`.
-    step_size: f32,
-    /// `sqrt(1 − beta2^t)`.
-    bias_correction2_sqrt: f32,
+/// One AdamW step as a device applies it: the decay mask and the step's
+/// scalars, the same for every element.
+///
+/// For each element: `p ← p·decay_factor` (decayed elements only),
+/// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`,
+/// `p ← p − step_size · m / (√v / bias_correction2_sqrt + ε)`.
+#[derive(Clone, Copy, Debug)]
+pub struct AdamWUpdate<'a> {
+    /// Which elements are decayed.
+    pub mask: &'a DecayMask,
+    /// `β1`.
+    pub beta1: f32,
+    /// `β2`.
+    pub beta2: f32,
+    /// `ε`.
+    pub eps: f32,
+    /// `lr / (1 − β1ᵗ)`.
+    pub step_size: f32,
+    /// `sqrt(1 − β2ᵗ)`.
+    pub bias_correction2_sqrt: f32,
     /// `1 − lr·weight_decay`, applied to decayed elements only.
-    decay_factor: f32,
+    pub decay_factor: f32,
 }
 
-/// AdamW with `torch.optim.AdamW` semantics over one flat `f32` buffer.
+impl AdamWUpdate<'_> {
+    /// Applies the update to host buffers, split over `threads`.
+    pub fn apply_on_host(
+        &self,
+        threads: &Threads,
+        params: &mut [f32],
+        grads: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+    ) {
+        let len = self.mask.len();
+        assert_eq!(params.len(), len, "AdamW: parameter buffer length");
+        assert_eq!(grads.len(), len, "AdamW: gradient buffer length");
+        let parts = threads.count().min(len / MIN_ELEMENTS_PER_THREAD).max(1);
+        let chunk = len.div_ceil(parts).max(1);
+        threads.for_each_chunk3(params, chunk, m, chunk, v, chunk, |i, p, m, v| {
+            let offset = i * chunk;
+            let g = &grads[offset..offset + p.len()];
+            self.update_chunk(offset, p, g, m, v);
+        });
+    }
+
+    /// Updates the elements `offset .. offset + p.len()` of the buffer.
+    fn update_chunk(&self, offset: usize, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        for (run, decayed) in self.mask.runs(offset..offset + p.len()) {
+            let local = run.start - offset..run.end - offset;
+            let decay_factor = if decayed { self.decay_factor } else { 1.0 };
+            let elements = p[local.clone()]
+                .iter_mut()
+                .zip(&g[local.clone()])
+                .zip(m[local.clone()].iter_mut().zip(&mut v[local]));
+            for ((p, &g), (m, v)) in elements {
+                *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+                *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+                let denom = v.sqrt() / self.bias_correction2_sqrt + self.eps;
+                *p = *p * decay_factor - self.step_size * *m / denom;
+            }
+        }
+    }
+}
+
+/// AdamW with `torch.optim.AdamW` semantics over one flat `f32` buffer, its
+/// moments in the memory of the device that runs it.
 ///
 /// For each element, at step `t` (1-based) with learning rate `lr`:
 /// `p ← p·(1 − lr·wd)` (decayed elements only), `m ← β1·m + (1−β1)·g`,
-/// `v ← β2·v + (1−β2)·g²`, `p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`.
-/// The update is one fused pass, split over the rank's kernel threads.
-#[derive(Clone, Debug)]
+/// `v ← β2·v + (1−β2)·g²`, `p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`,
+/// as one fused pass of the device's [`Kernels::adamw_update`].
+#[derive(Debug)]
 pub struct AdamW {
     beta1: f64,
     beta2: f64,
     eps: f64,
     weight_decay: f64,
     mask: DecayMask,
-    state: AdamWState,
-    threads: Threads,
+    step: u64,
+    m: Buffer,
+    v: Buffer,
 }
 
 impl AdamW {
-    /// A fresh optimizer (zero moments, step 0) for a buffer shaped like `mask`,
-    /// running on the calling thread.
-    pub fn new(cfg: &OptimizerConfig, mask: DecayMask) -> Self {
+    /// A fresh optimizer (zero moments, step 0) for a buffer shaped like
+    /// `mask`, its moments allocated on the device of `kernels`.
+    pub fn new(
+        cfg: &OptimizerConfig,
+        mask: DecayMask,
+        kernels: &dyn Kernels,
+    ) -> Result<Self, DeviceError> {
         let len = mask.len();
-        AdamW {
+        Ok(AdamW {
             beta1: cfg.beta1,
             beta2: cfg.beta2,
             eps: cfg.eps,
             weight_decay: cfg.weight_decay,
             mask,
-            state: AdamWState {
-                step: 0,
-                m: vec![0.0; len],
-                v: vec![0.0; len],
-            },
-            threads: Threads::single(),
-        }
-    }
-
-    /// Splits the update of large buffers over `threads`.
-    pub fn with_threads(mut self, threads: Threads) -> Self {
-        self.threads = threads;
-        self
+            step: 0,
+            m: kernels.alloc(len)?,
+            v: kernels.alloc(len)?,
+        })
     }
 
     /// The state to checkpoint.
-    pub fn state(&self) -> &AdamWState {
-        &self.state
+    pub fn state(&self) -> Result<AdamWState<'_>, DeviceError> {
+        Ok(AdamWState {
+            step: self.step,
+            m: self.m.to_host()?,
+            v: self.v.to_host()?,
+        })
     }
 
     /// Replaces the state with one loaded from a checkpoint.
-    pub fn load_state(&mut self, state: AdamWState) -> Result<(), OptimStateError> {
+    pub fn load_state(&mut self, state: &AdamWState<'_>) -> Result<(), OptimStateError> {
         let expected = self.mask.len();
         if state.m.len() != expected || state.v.len() != expected {
-            return Err(OptimStateError {
+            return Err(OptimStateError::Shape {
                 expected,
                 found_m: state.m.len(),
                 found_v: state.v.len(),
             });
         }
-        self.state = state;
+        self.m.copy_from_host(&state.m)?;
+        self.v.copy_from_host(&state.v)?;
+        self.step = state.step;
         Ok(())
     }
 
-    /// One optimizer step at learning rate `lr`: updates `params` from `grads`
-    /// (already averaged and clipped) and advances the state.
-    ///
-    /// Panics if either buffer's length differs from the optimizer's: that is
-    /// a wiring bug, not a user input.
-    pub fn step(&mut self, params: &mut [f32], grads: &[f32], lr: f64) {
-        let len = self.mask.len();
-        assert_eq!(params.len(), len, "AdamW: parameter buffer length");
-        assert_eq!(grads.len(), len, "AdamW: gradient buffer length");
-        self.state.step += 1;
-        let t = self.state.step as i32;
-        let coefficients = StepCoefficients {
+    /// One optimizer step at learning rate `lr` on the device of `kernels`:
+    /// updates `params` from `grads` (already averaged and clipped) and
+    /// advances the state.
+    pub fn step(&mut self, kernels: &dyn Kernels, params: SliceMut<'_>, grads: Slice<'_>, lr: f64) {
+        self.step += 1;
+        let t = self.step as i32;
+        let update = AdamWUpdate {
+            mask: &self.mask,
             beta1: self.beta1 as f32,
             beta2: self.beta2 as f32,
             eps: self.eps as f32,
@@ -200,52 +261,14 @@ impl AdamW {
             bias_correction2_sqrt: (1.0 - self.beta2.powi(t)).sqrt() as f32,
             decay_factor: (1.0 - lr * self.weight_decay) as f32,
         };
-        let AdamW {
-            mask,
-            state,
-            threads,
-            ..
-        } = self;
-        let parts = threads.count().min(len / MIN_ELEMENTS_PER_THREAD).max(1);
-        let chunk = len.div_ceil(parts).max(1);
-        let AdamWState { m, v, .. } = state;
-        threads.for_each_chunk3(params, chunk, m, chunk, v, chunk, |i, p, m, v| {
-            let offset = i * chunk;
-            let g = &grads[offset..offset + p.len()];
-            update_chunk(mask, offset, p, g, m, v, coefficients);
-        });
-    }
-}
-
-/// Updates the elements `offset .. offset + p.len()` of the buffer.
-fn update_chunk(
-    mask: &DecayMask,
-    offset: usize,
-    p: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    c: StepCoefficients,
-) {
-    for (run, decayed) in mask.runs(offset..offset + p.len()) {
-        let local = run.start - offset..run.end - offset;
-        let decay_factor = if decayed { c.decay_factor } else { 1.0 };
-        let elements = p[local.clone()]
-            .iter_mut()
-            .zip(&g[local.clone()])
-            .zip(m[local.clone()].iter_mut().zip(&mut v[local]));
-        for ((p, &g), (m, v)) in elements {
-            *m = c.beta1 * *m + (1.0 - c.beta1) * g;
-            *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-            let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
-            *p = *p * decay_factor - c.step_size * *m / denom;
-        }
+        kernels.adamw_update(&update, params, grads, self.m.view_mut(), self.v.view_mut());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::CpuKernels;
     use crate::model::ModelConfig;
 
     fn cfg() -> OptimizerConfig {
@@ -264,7 +287,9 @@ mod tests {
     /// of values near 1 accumulated over three steps.
     #[test]
     fn matches_hand_computed_torch_steps() {
-        let mut adamw = AdamW::new(&cfg(), DecayMask::new(4, std::iter::once(0..2)));
+        let kernels = CpuKernels::default();
+        let mask = DecayMask::new(4, std::iter::once(0..2));
+        let mut adamw = AdamW::new(&cfg(), mask, &kernels).unwrap();
         let mut p = vec![1.0_f32, -2.0, 0.5, 3.0];
         let steps: [(f64, [f32; 4], [f64; 4]); 3] = [
             (
@@ -294,12 +319,12 @@ mod tests {
             ),
         ];
         for (lr, g, expected) in steps {
-            adamw.step(&mut p, &g, lr);
+            adamw.step(&kernels, p.as_mut_slice().into(), g.as_slice().into(), lr);
             for (got, want) in p.iter().zip(expected) {
                 assert!((*got as f64 - want).abs() < 2e-6, "{p:?} vs {expected:?}");
             }
         }
-        let state = adamw.state();
+        let state = adamw.state().unwrap();
         assert_eq!(state.step, 3);
         let (m, v) = (
             [-0.0169, 0.0398, 0.0033, 0.20009],
@@ -324,9 +349,11 @@ mod tests {
             init: None,
         };
         let layout = ParamLayout::gpt2(&model);
-        let mut adamw = AdamW::new(&cfg(), DecayMask::from_layout(&layout));
+        let kernels = CpuKernels::default();
+        let mut adamw = AdamW::new(&cfg(), DecayMask::from_layout(&layout), &kernels).unwrap();
         let mut p = vec![2.0_f32; layout.len()];
-        adamw.step(&mut p, &vec![0.0; layout.len()], 0.5);
+        let zeros = vec![0.0; layout.len()];
+        adamw.step(&kernels, (&mut p).into(), (&zeros).into(), 0.5);
         let decayed = (2.0 * (1.0 - 0.5 * 0.1)) as f32;
         for spec in layout.specs() {
             let want = if spec.shape.len() == 2 { decayed } else { 2.0 };
@@ -344,11 +371,11 @@ mod tests {
             .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
             .collect();
         let run = |threads| {
-            let threads = Threads::new(threads).unwrap();
-            let mut adamw = AdamW::new(&cfg(), mask.clone()).with_threads(threads);
+            let kernels = CpuKernels::new(Threads::new(threads).unwrap());
+            let mut adamw = AdamW::new(&cfg(), mask.clone(), &kernels).unwrap();
             let mut p: Vec<f32> = (0..len).map(|i| (i % 13) as f32).collect();
-            adamw.step(&mut p, &grads, 1e-2);
-            adamw.step(&mut p, &grads, 2e-2);
+            adamw.step(&kernels, (&mut p).into(), (&grads).into(), 1e-2);
+            adamw.step(&kernels, (&mut p).into(), (&grads).into(), 2e-2);
             p
         };
         assert_eq!(run(1), run(4));
@@ -371,21 +398,22 @@ mod tests {
 
     #[test]
     fn a_state_of_another_shape_is_refused() {
-        let mut adamw = AdamW::new(&cfg(), DecayMask::new(3, []));
+        let kernels = CpuKernels::default();
+        let mut adamw = AdamW::new(&cfg(), DecayMask::new(3, []), &kernels).unwrap();
         let err = adamw
-            .load_state(AdamWState {
+            .load_state(&AdamWState {
                 step: 4,
-                m: vec![0.0; 3],
-                v: vec![0.0; 2],
+                m: vec![0.0; 3].into(),
+                v: vec![0.0; 2].into(),
             })
             .unwrap_err();
         assert!(err.to_string().contains("the model has 3 parameters"));
         let ok = AdamWState {
             step: 4,
-            m: vec![1.0; 3],
-            v: vec![2.0; 3],
+            m: vec![1.0; 3].into(),
+            v: vec![2.0; 3].into(),
         };
-        adamw.load_state(ok.clone()).unwrap();
-        assert_eq!(adamw.state(), &ok);
+        adamw.load_state(&ok).unwrap();
+        assert_eq!(adamw.state().unwrap(), ok);
     }
 }

@@ -4,20 +4,23 @@
 //! A step on one rank reads:
 //!
 //! ```
-//! use cptrain::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares};
+//! use cptrain::kernels::{CpuKernels, Kernels};
+//! use cptrain::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
 //!
+//! let kernels = CpuKernels::default(); // the rank's device
 //! let cfg = OptimizerConfig::default();
 //! let mask = DecayMask::new(4, std::iter::once(0..2)); // elements 0 and 1 are 2-D weights
-//! let mut adamw = AdamW::new(&cfg, mask);
+//! let mut adamw = AdamW::new(&cfg, mask, &kernels)?;
 //! let schedule = LrSchedule::new(&cfg, 100);
-//! let mut params = vec![0.5_f32; 4];
-//! let mut grads = vec![3.0_f32, 0.0, -4.0, 0.0];
+//! let mut params = kernels.upload(&[0.5; 4])?;
+//! let mut grads = kernels.upload(&[3.0, 0.0, -4.0, 0.0])?;
 //! // With several ranks, the caller all-reduces this sum before the sqrt.
-//! let norm = sum_of_squares(&grads).sqrt();
+//! let norm = kernels.sum_of_squares(grads.view()).sqrt();
 //! assert_eq!(norm, 5.0);
-//! scale(&mut grads, clip_coefficient(norm, cfg.grad_clip));
-//! adamw.step(&mut params, &grads, schedule.lr_at(0));
-//! assert_eq!(adamw.state().step, 1);
+//! kernels.scale(grads.view_mut(), clip_coefficient(norm, cfg.grad_clip));
+//! adamw.step(&kernels, params.view_mut(), grads.view(), schedule.lr_at(0));
+//! assert_eq!(adamw.state()?.step, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod adamw;
@@ -25,7 +28,7 @@ mod clip;
 mod config;
 mod schedule;
 
-pub use adamw::{AdamW, AdamWState, DecayMask, OptimStateError};
+pub use adamw::{AdamW, AdamWState, AdamWUpdate, DecayMask, OptimStateError};
 pub use clip::{clip_coefficient, first_non_finite, scale, sum_of_squares};
 pub use config::{OptimizerConfig, OptimizerConfigError};
 pub use schedule::{LrSchedule, ScheduleKind};

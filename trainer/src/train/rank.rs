@@ -5,12 +5,11 @@ use super::trace::gather_slices;
 use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
+use crate::device::Buffer;
 use crate::inference::TrainingSampler;
-use crate::kernels::{Kernels, Threads};
+use crate::kernels::Kernels;
 use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
-use crate::optim::{
-    AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient, scale, sum_of_squares,
-};
+use crate::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
 use crate::parallel::{GroupKind, ProcessGroup, ReduceOp};
 
 /// One rank's identity, given to its child context.
@@ -71,8 +70,8 @@ pub struct RankTrainer {
 }
 
 struct RankState {
-    params: Vec<f32>,
-    grads: Vec<f32>,
+    params: Buffer,
+    grads: Buffer,
     adamw: AdamW,
     acts: Activations,
     batches: BatchBuilder,
@@ -80,9 +79,9 @@ struct RankState {
 }
 
 impl RankTrainer {
-    /// Builds rank `info.rank`'s state from the shared start state; `threads`
-    /// are the rank's kernel threads (the optimizer shares them), and
-    /// `reporter` is given to the rank that writes metrics and checkpoints.
+    /// Builds rank `info.rank`'s state from the shared start state, in the
+    /// memory of the device of `kernels`; `reporter` is given to the rank
+    /// that writes metrics and checkpoints.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         info: RankInfo,
@@ -91,17 +90,16 @@ impl RankTrainer {
         start: &StartState,
         data: Arc<dyn DataSource>,
         kernels: Arc<dyn Kernels>,
-        threads: Threads,
         attention: Arc<dyn Attention>,
         groups: Arc<RankGroups>,
         reporter: Option<Reporter>,
     ) -> Result<Self, TrainError> {
         optimizer.validate()?;
         let gpt = Gpt::new(plan.model.clone());
-        let mut adamw =
-            AdamW::new(optimizer, DecayMask::from_layout(gpt.layout())).with_threads(threads);
+        let k = &*kernels;
+        let mut adamw = AdamW::new(optimizer, DecayMask::from_layout(gpt.layout()), k)?;
         if let Some(resumed) = &start.resumed {
-            adamw.load_state(resumed.optimizer.clone())?;
+            adamw.load_state(&resumed.optimizer)?;
         }
         let batch_plan = plan.batch_plan(info.rank)?;
         let micro_batches = batch_plan.micro_batches_per_step();
@@ -110,14 +108,15 @@ impl RankTrainer {
             .map(|_| batches.new_micro_batch())
             .collect();
         let acts = Activations::new(
+            k,
             &plan.model,
             plan.micro_batch_size(),
             plan.local_seq_len(),
             attention.qkv_layout(),
-        );
+        )?;
         let state = RankState {
-            params: start.params.clone(),
-            grads: vec![0.0; start.params.len()],
+            params: k.upload(&start.params)?,
+            grads: k.alloc(start.params.len())?,
             adamw,
             acts,
             batches,
@@ -210,13 +209,14 @@ impl RankTrainer {
                 let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
                 reporter.step_done(step, &outcome, eval_loss, took, comm)?;
                 if let Some(sampler) = self.sampler.get()
-                    && let Some(line) = sampler.after_step(step, &state.params)?
+                    && let Some(line) = sampler.after_step(step, &state.params.to_host()?)?
                 {
                     println!("{line}");
                 }
                 let every = self.plan.train.checkpoint_every;
                 if every > 0 && step.is_multiple_of(every) && step < steps {
-                    reporter.checkpoint(step, &state.params, state.adamw.state())?;
+                    let (params, moments) = (state.params.to_host()?, state.adamw.state()?);
+                    reporter.checkpoint(step, &params, &moments)?;
                 }
             }
             if window.is_some_and(|w| w.last == step) {
@@ -245,7 +245,8 @@ impl RankTrainer {
                 reporter.phase_profiles(step - self.first_step, profiles)?;
             }
             if step > self.first_step {
-                checkpoint = Some(reporter.checkpoint(step, &state.params, state.adamw.state())?);
+                let (params, moments) = (state.params.to_host()?, state.adamw.state()?);
+                checkpoint = Some(reporter.checkpoint(step, &params, &moments)?);
             }
             reporter.finish()?;
         }
@@ -347,7 +348,8 @@ impl RankTrainer {
         }
         let loss_scale = (1.0 / counts[0]) as f32;
 
-        grads.fill(0.0);
+        let k = &*self.kernels;
+        k.zero(grads.view_mut());
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);
@@ -358,16 +360,20 @@ impl RankTrainer {
                 targets: &batch.targets,
                 positions: &batch.positions,
             };
-            let (k, a) = (&*self.kernels, &*self.attention);
+            let a = &*self.attention;
             let waited = self.cp_wait(acts);
-            loss_sum += self.gpt.forward(k, a, params, batch, acts)?.sum;
+            loss_sum += self.gpt.forward(k, a, params.view(), batch, acts)?.sum;
             let waited = self.attention_wait(acts, Pass::Forward, waited);
+            let grads = grads.view_mut();
             self.gpt
-                .backward(k, a, params, batch, loss_scale, acts, grads)?;
+                .backward(k, a, params.view(), batch, loss_scale, acts, grads)?;
             self.attention_wait(acts, Pass::Backward, waited);
         }
         let timer = acts.profile().start();
         if self.groups.dp_cp.size() > 1 {
+            let grads = grads.host_mut().ok_or(TrainError::DeviceCollective {
+                what: "the gradient all-reduce",
+            })?;
             self.groups.dp_cp.all_reduce(grads, ReduceOp::Sum)?;
         }
         let mut loss = [loss_sum];
@@ -383,7 +389,7 @@ impl RankTrainer {
                 value: loss,
             });
         }
-        let grad_norm = sum_of_squares(grads).sqrt();
+        let grad_norm = k.sum_of_squares(grads.view()).sqrt();
         if !grad_norm.is_finite() {
             return Err(TrainError::NonFinite {
                 step: step + 1,
@@ -393,10 +399,10 @@ impl RankTrainer {
         }
         let clip = clip_coefficient(grad_norm, self.grad_clip);
         if clip < 1.0 {
-            scale(grads, clip);
+            k.scale(grads.view_mut(), clip);
         }
         let lr = self.schedule.lr_at(step);
-        adamw.step(params, grads, lr);
+        adamw.step(k, params.view_mut(), grads.view(), lr);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);
@@ -483,7 +489,7 @@ impl RankTrainer {
     /// same batch: the decision is reduced over DP×CP before each one).
     fn validation_sums(
         &self,
-        params: &[f32],
+        params: &Buffer,
         acts: &mut Activations,
         builder: &mut BatchBuilder,
         micro: &mut [MicroBatch],
@@ -506,9 +512,8 @@ impl RankTrainer {
                     targets: &batch.targets,
                     positions: &batch.positions,
                 };
-                let loss =
-                    self.gpt
-                        .forward(&*self.kernels, &*self.attention, params, input, acts)?;
+                let (k, a) = (&*self.kernels, &*self.attention);
+                let loss = self.gpt.forward(k, a, params.view(), input, acts)?;
                 sums[0] += loss.sum;
                 sums[1] += loss.count as f64;
             }

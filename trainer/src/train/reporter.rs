@@ -148,7 +148,7 @@ impl Reporter {
         &mut self,
         step: u64,
         params: &[f32],
-        optimizer: &AdamWState,
+        optimizer: &AdamWState<'_>,
     ) -> Result<PathBuf, TrainError> {
         if let Some((saved, dir)) = &self.saved
             && *saved == step

@@ -1,0 +1,245 @@
+//! [`Kernels`]: the device a rank computes on, as one replaceable component.
+
+use super::{BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange};
+use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::optim::AdamWUpdate;
+
+/// The output of the qkv projection as packed attention reads it (see
+/// [`PackedQkv`](super::PackedQkv)): `data` `[batch, len, 3C]` without its
+/// bias, and the bias `[3C]`.
+#[derive(Clone, Copy, Debug)]
+pub struct QkvProjection<'a> {
+    /// The unbiased projection.
+    pub data: Slice<'a>,
+    /// Its bias.
+    pub bias: Slice<'a>,
+}
+
+/// The device a rank computes on: its memory and every numeric kernel the
+/// model, the optimizer and the attention strategies call.
+///
+/// Object-safe, so a context can hold `Arc<dyn Kernels>` and a plugin can
+/// swap the CPU set ([`CpuKernels`](super::CpuKernels)) for another
+/// device's. Every tensor argument is a view of a [`Buffer`] this device
+/// allocated ([`Kernels::alloc`]); the host passes only token ids and
+/// positions in and takes scalars out. Argument conventions follow the free
+/// functions of the same names in [`crate::kernels`]: parameter gradients
+/// accumulate (`+=`), activation gradients are overwritten unless a method
+/// says otherwise.
+#[allow(clippy::too_many_arguments)]
+pub trait Kernels: Send + Sync {
+    /// Short name for reports (`cpu`, ...).
+    fn name(&self) -> &str;
+
+    /// Worker threads one call may use.
+    fn threads(&self) -> usize;
+
+    /// A buffer of `len` zeros in this device's memory.
+    fn alloc(&self, len: usize) -> Result<Buffer, DeviceError>;
+
+    /// A buffer in this device's memory holding `values`.
+    fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError>;
+
+    /// Sets every value of `dst` to zero.
+    fn zero(&self, dst: SliceMut<'_>);
+
+    /// Row `i` of `out` `[batch·len, C]` = `wte[tokens[i]] + wpe[positions[i % len]]`,
+    /// with `len = positions.len()`.
+    fn embedding_forward(
+        &self,
+        tokens: &[u32],
+        positions: &[usize],
+        wte: Slice<'_>,
+        wpe: Slice<'_>,
+        out: SliceMut<'_>,
+    );
+
+    /// Its backward: adds row `i` of `dout` to `dwte[tokens[i]]` and to
+    /// `dwpe[positions[i % len]]`.
+    fn embedding_backward(
+        &self,
+        dout: Slice<'_>,
+        tokens: &[u32],
+        positions: &[usize],
+        dwte: SliceMut<'_>,
+        dwpe: SliceMut<'_>,
+    );
+
+    /// `out = x·w + bias` with `w` in Conv1D layout `[d_in, d_out]`.
+    fn linear_forward(
+        &self,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        bias: Option<Slice<'_>>,
+        out: SliceMut<'_>,
+        d_in: usize,
+        d_out: usize,
+    );
+
+    /// `dx = dy·wᵀ`; `dw += xᵀ·dy`; `db += colsum(dy)`.
+    fn linear_backward(
+        &self,
+        dy: Slice<'_>,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        dx: SliceMut<'_>,
+        dw: SliceMut<'_>,
+        db: Option<SliceMut<'_>>,
+        d_in: usize,
+        d_out: usize,
+    );
+
+    /// `logits = x·wteᵀ` (tied output head).
+    fn tied_head_forward(&self, x: Slice<'_>, wte: Slice<'_>, logits: SliceMut<'_>, c: usize);
+
+    /// `dx = dlogits·wte`; `dwte += dlogitsᵀ·x`.
+    fn tied_head_backward(
+        &self,
+        dlogits: Slice<'_>,
+        x: Slice<'_>,
+        wte: Slice<'_>,
+        dx: SliceMut<'_>,
+        dwte: SliceMut<'_>,
+        c: usize,
+    );
+
+    /// LayerNorm rows of `x`, saving `mean` and `rstd`.
+    fn layernorm_forward(
+        &self,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        b: Slice<'_>,
+        out: SliceMut<'_>,
+        mean: SliceMut<'_>,
+        rstd: SliceMut<'_>,
+    );
+
+    /// LayerNorm backward; ACCUMULATES into `dx`, `dw`, `db`.
+    fn layernorm_backward(
+        &self,
+        dout: Slice<'_>,
+        x: Slice<'_>,
+        w: Slice<'_>,
+        mean: Slice<'_>,
+        rstd: Slice<'_>,
+        dx: SliceMut<'_>,
+        dw: SliceMut<'_>,
+        db: SliceMut<'_>,
+    );
+
+    /// With `x = pre + bias` per row: `out = gelu(x)` (tanh approximation),
+    /// and `pre` is overwritten with the slope `gelu′(x)` for the backward.
+    fn bias_gelu_forward(&self, bias: Slice<'_>, pre: SliceMut<'_>, out: SliceMut<'_>);
+
+    /// `grad ← grad · slope` in place, with the slope that
+    /// [`Kernels::bias_gelu_forward`] left.
+    fn gelu_backward(&self, slope: Slice<'_>, grad: SliceMut<'_>);
+
+    /// `out = a + (b + bias)`, `bias` added to every row.
+    fn residual_add(&self, a: Slice<'_>, b: Slice<'_>, bias: Slice<'_>, out: SliceMut<'_>);
+
+    /// Head-major `dst` = the heads at column `col0` of the `width`-wide
+    /// token-major `src` (see [`HeadLayout`]).
+    fn split_heads(
+        &self,
+        layout: &HeadLayout,
+        src: Slice<'_>,
+        width: usize,
+        col0: usize,
+        dst: SliceMut<'_>,
+    );
+
+    /// The inverse of [`Kernels::split_heads`]: writes the head-major `src`
+    /// into columns `col0..` of the token-major `dst`, leaving the others.
+    fn merge_heads(
+        &self,
+        layout: &HeadLayout,
+        src: Slice<'_>,
+        dst: SliceMut<'_>,
+        width: usize,
+        col0: usize,
+    );
+
+    /// Per-row log-sum-exp into `lse`; the summed loss of counted targets.
+    fn cross_entropy_forward(
+        &self,
+        logits: Slice<'_>,
+        targets: &[u32],
+        lse: SliceMut<'_>,
+    ) -> Result<LossSum, TargetOutOfRange>;
+
+    /// Logits become `scale·(softmax − onehot)` in place.
+    fn cross_entropy_backward(
+        &self,
+        logits: SliceMut<'_>,
+        targets: &[u32],
+        lse: Slice<'_>,
+        scale: f32,
+    );
+
+    /// Batched attention block forward (see [`BatchedAttention::forward`]).
+    fn attention_forward(
+        &self,
+        call: &BatchedAttention,
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
+    );
+
+    /// Batched attention block backward, accumulating (see
+    /// [`BatchedAttention::backward`]).
+    fn attention_backward(
+        &self,
+        call: &BatchedAttention,
+        q: Slice<'_>,
+        k: Slice<'_>,
+        v: Slice<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dq: SliceMut<'_>,
+        dk: SliceMut<'_>,
+        dv: SliceMut<'_>,
+    );
+
+    /// Causal attention read from the packed projection (see
+    /// [`PackedAttention::forward`]).
+    fn attention_forward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: QkvProjection<'_>,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
+    );
+
+    /// Its backward, overwriting the packed `dqkv` (see
+    /// [`PackedAttention::backward`]).
+    fn attention_backward_packed(
+        &self,
+        call: &PackedAttention,
+        qkv: QkvProjection<'_>,
+        out: Slice<'_>,
+        lse: Slice<'_>,
+        dout: Slice<'_>,
+        dqkv: SliceMut<'_>,
+    );
+
+    /// Σ x², accumulated in f64 (global-norm clipping).
+    fn sum_of_squares(&self, x: Slice<'_>) -> f64;
+
+    /// `x ← factor·x`.
+    fn scale(&self, x: SliceMut<'_>, factor: f32);
+
+    /// One fused AdamW update of `params` from `grads`, advancing the
+    /// moments `m` and `v` (see [`AdamWUpdate`]).
+    fn adamw_update(
+        &self,
+        update: &AdamWUpdate<'_>,
+        params: SliceMut<'_>,
+        grads: Slice<'_>,
+        m: SliceMut<'_>,
+        v: SliceMut<'_>,
+    );
+}

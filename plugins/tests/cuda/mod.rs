@@ -1,4 +1,5 @@
 //! Shared helpers of the CUDA tests: deterministic data and tolerances.
+#![allow(dead_code)] // each test binary uses a subset
 
 /// `n` values in `[-scale, scale)` from a fixed-seed generator (SplitMix64).
 pub fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {

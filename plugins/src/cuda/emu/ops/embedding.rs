@@ -12,7 +12,7 @@ fn check(
     wpe_rows: usize,
 ) -> Result<(usize, usize), CudaError> {
     let len = positions.len();
-    ensure(k, len > 0 && tokens.len() % len == 0, || {
+    ensure(k, len > 0 && tokens.len().is_multiple_of(len), || {
         format!(
             "{} tokens are not whole sequences of {len} positions",
             tokens.len()

@@ -54,7 +54,7 @@ fn ensure_len(
 
 /// Rows of a buffer of `len` elements and the given `width`, or an error.
 fn rows_of(kernel: &'static str, name: &str, len: usize, width: usize) -> Result<usize, CudaError> {
-    ensure(kernel, width > 0 && len % width == 0, || {
+    ensure(kernel, width > 0 && len.is_multiple_of(width), || {
         format!("`{name}` ({len} elements) is not made of {width}-wide rows")
     })?;
     Ok(len / width)

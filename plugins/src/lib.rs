@@ -7,10 +7,14 @@
 //!
 //! - [`mpi_backend`]: the `parallel.backend = "mpi"` backend (feature `mpi`;
 //!   without it the function returns [`MpiError::NotBuilt`]).
+//! - [`cuda`]: the CUDA kernels, their NVRTC compilation and their CPU
+//!   emulation (feature `cuda`; see `docs/cuda.md`).
 
 mod mpi_entry;
 pub use mpi_entry::{MPI_NOT_BUILT, MpiError, mpi_backend};
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 #[cfg(feature = "mpi")]
 mod mpi_backend;
 #[cfg(feature = "mpi")]

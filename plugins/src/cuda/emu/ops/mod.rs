@@ -1,0 +1,61 @@
+//! One safe function per operation, on host slices: checks the sizes, takes
+//! the configuration from [`launch`](crate::cuda::launch) and runs the
+//! kernels (in the order the real device runs them) in the emulator.
+//! Each mirrors the `cptrain` CPU function of the same name.
+
+mod attention;
+mod columns;
+mod cross_entropy;
+mod embedding;
+mod heads;
+mod layernorm;
+mod optim;
+mod pointwise;
+
+pub use attention::{attention_backward, attention_forward, attention_merge};
+pub use columns::column_sum_into;
+pub use cross_entropy::{cross_entropy_backward, cross_entropy_forward};
+pub use embedding::{embedding_backward, embedding_forward};
+pub use heads::{merge_heads, split_heads};
+pub use layernorm::{layernorm_backward, layernorm_forward};
+pub use optim::{adamw_step, scale, sum_of_squares};
+pub use pointwise::{bias_gelu_forward, gelu_backward_from_slope, residual_add};
+
+use crate::cuda::CudaError;
+
+/// `Ok` when `ok`, else a shape error for `kernel`.
+fn ensure(
+    kernel: &'static str,
+    ok: bool,
+    problem: impl FnOnce() -> String,
+) -> Result<(), CudaError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CudaError::Shape {
+            kernel,
+            problem: problem(),
+        })
+    }
+}
+
+/// Checks that `len` is `rows × width` for a buffer called `name`.
+fn ensure_len(
+    kernel: &'static str,
+    name: &str,
+    len: usize,
+    rows: usize,
+    width: usize,
+) -> Result<(), CudaError> {
+    ensure(kernel, Some(len) == rows.checked_mul(width), || {
+        format!("`{name}` has {len} elements, expected {rows} × {width}")
+    })
+}
+
+/// Rows of a buffer of `len` elements and the given `width`, or an error.
+fn rows_of(kernel: &'static str, name: &str, len: usize, width: usize) -> Result<usize, CudaError> {
+    ensure(kernel, width > 0 && len.is_multiple_of(width), || {
+        format!("`{name}` ({len} elements) is not made of {width}-wide rows")
+    })?;
+    Ok(len / width)
+}

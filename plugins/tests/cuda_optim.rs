@@ -3,6 +3,7 @@
 
 mod cuda;
 
+use cptrain::kernels::CpuKernels;
 use cptrain::optim::{AdamW, DecayMask, OptimizerConfig, sum_of_squares};
 use cptrain_plugins::cuda::emu::ops;
 use cptrain_plugins::cuda::launch::AdamWStep;
@@ -22,13 +23,19 @@ fn adamw_matches_the_cpu_optimizer() {
     };
     let len = 1001;
     let decayed = [0..10, 300..700, 990..1001];
-    let mut cpu = AdamW::new(&cfg, DecayMask::new(len, decayed.clone()));
+    let kernels = CpuKernels::default();
+    let mut cpu = AdamW::new(&cfg, DecayMask::new(len, decayed.clone()), &kernels).unwrap();
     let mut want = values(len, 20, 1.0);
     let mut got = want.clone();
     let (mut m, mut v) = (vec![0.0; len], vec![0.0; len]);
     for (step, lr) in [(1u64, 0.01), (2, 0.02)] {
         let grads = values(len, 20 + step, 0.5);
-        cpu.step(&mut want, &grads, lr);
+        cpu.step(
+            &kernels,
+            want.as_mut_slice().into(),
+            grads.as_slice().into(),
+            lr,
+        );
         ops::adamw_step(
             &mut got,
             &grads,
@@ -40,8 +47,9 @@ fn adamw_matches_the_cpu_optimizer() {
         .unwrap();
     }
     assert_close("params", &got, &want, 1e-6);
-    assert_close("m", &m, &cpu.state().m, 1e-6);
-    assert_close("v", &v, &cpu.state().v, 1e-6);
+    let state = cpu.state().unwrap();
+    assert_close("m", &m, &state.m, 1e-6);
+    assert_close("v", &v, &state.v, 1e-6);
     let err = ops::adamw_step(
         &mut got,
         &m.clone(),

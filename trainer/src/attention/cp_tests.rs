@@ -19,7 +19,7 @@ use super::{
     UlyssesAttention,
 };
 use crate::kernels::test_support::{assert_close, h, hm, uniform};
-use crate::kernels::{QkvProjection, Threads};
+use crate::kernels::{CpuKernels, QkvProjection, Threads};
 use crate::parallel::{CommStats, LocalWorld, Op, ProcessGroup, ZigzagLayout, run_ranks};
 
 const TOL: f64 = 1e-5;
@@ -36,7 +36,10 @@ const STRATEGIES: [Strategy; 3] = [Strategy::P2p, Strategy::AllGather, Strategy:
 fn build(strategy: Strategy, group: Arc<dyn ProcessGroup>, causal: bool) -> Box<dyn Attention> {
     let threads = Threads::single();
     match strategy {
-        Strategy::P2p => Box::new(RingAttention::new(group, threads, causal)),
+        Strategy::P2p => {
+            let kernels = Arc::new(CpuKernels::new(threads));
+            Box::new(RingAttention::new(group, kernels, causal))
+        }
         Strategy::AllGather => Box::new(AllGatherAttention::new(group, threads, causal)),
         Strategy::A2a => Box::new(UlyssesAttention::new(group, threads, causal)),
     }
@@ -482,7 +485,7 @@ fn a_rank_failing_mid_step_stops_the_ring() {
     let err = run_ranks(&world, |rank| -> Result<(), String> {
         let group: Arc<dyn ProcessGroup> =
             Arc::new(world.world_group(rank).map_err(|e| e.to_string())?);
-        let attention = RingAttention::new(group, Threads::single(), true);
+        let attention = RingAttention::new(group, Arc::new(CpuKernels::default()), true);
         let n = problem.q.len() / cp;
         let (x, mut out, mut lse) = (vec![0.5; n], vec![0.0; n], vec![0.0; shape.lse_len()]);
         attention

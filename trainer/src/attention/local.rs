@@ -112,9 +112,9 @@ impl Attention for LocalAttention {
     ) -> Result<(), AttentionError> {
         let grads = [dq.as_slice(), dk.as_slice(), dv.as_slice()];
         shape.check_backward(q, k, v, out, lse, dout, grads[0], grads[1], grads[2])?;
-        self.kernels.zero(dq.reborrow());
-        self.kernels.zero(dk.reborrow());
-        self.kernels.zero(dv.reborrow());
+        self.kernels.fill(dq.reborrow(), 0.0);
+        self.kernels.fill(dk.reborrow(), 0.0);
+        self.kernels.fill(dv.reborrow(), 0.0);
         self.kernels
             .attention_backward(&causal_call(shape), q, k, v, out, lse, dout, dq, dk, dv);
         Ok(())

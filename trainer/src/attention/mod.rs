@@ -190,6 +190,9 @@ pub enum AttentionError {
     /// A collective of the context-parallel group failed.
     #[error("context-parallel attention: {0}")]
     Comm(#[from] crate::parallel::CommError),
+    /// The device failed (memory, a lost device).
+    #[error("attention: {0}")]
+    Device(#[from] crate::device::DeviceError),
     /// The strategy cannot run this shape on this group.
     #[error("context-parallel attention `{strategy}`: {problem}")]
     Unsupported {

@@ -23,10 +23,10 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, HostBackward, HostForward, single_rank_kernel};
+use super::cp_support::{CpCall, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
-use crate::device::{Slice, SliceMut};
-use crate::kernels::{BatchedAttention, Mask, Threads, clear_partial, merge_partial};
+use crate::device::{Buffer, Slice, SliceMut};
+use crate::kernels::{BatchedAttention, Kernels, Mask};
 use crate::parallel::ProcessGroup;
 
 /// Which part of a K/V block the local queries see (§4.1).
@@ -72,19 +72,23 @@ impl Section {
 }
 
 /// Ring attention over a CP group (`parallel.cp_comm = "p2p"`).
+///
+/// Computes on the rank's device: the K/V block travelling the ring, the
+/// partial results and their merges are buffers of `kernels`; only the
+/// messages pass through the host.
 pub struct RingAttention {
     group: Arc<dyn ProcessGroup>,
-    threads: Threads,
+    kernels: Arc<dyn Kernels>,
     causal: bool,
 }
 
 impl RingAttention {
-    /// Ring attention over `group` (the rank's CP group), running kernels on
-    /// `threads`; `causal = false` gives bidirectional attention.
-    pub fn new(group: Arc<dyn ProcessGroup>, threads: Threads, causal: bool) -> Self {
+    /// Ring attention over `group` (the rank's CP group), computing with
+    /// `kernels`; `causal = false` gives bidirectional attention.
+    pub fn new(group: Arc<dyn ProcessGroup>, kernels: Arc<dyn Kernels>, causal: bool) -> Self {
         RingAttention {
             group,
-            threads,
+            kernels,
             causal,
         }
     }
@@ -92,6 +96,15 @@ impl RingAttention {
     fn neighbours(&self) -> (usize, usize) {
         let (r, p) = (self.group.rank(), self.group.size());
         ((r + p - 1) % p, (r + 1) % p)
+    }
+
+    /// `[k, v]` in one new device buffer: the unit the ring passes on.
+    fn concat(&self, k: Slice<'_>, v: Slice<'_>) -> Result<Buffer, AttentionError> {
+        let mut kv = self.kernels.alloc(k.len() + v.len())?;
+        let (k_half, v_half) = kv.view_mut().split_at(k.len());
+        self.kernels.copy(k, k_half);
+        self.kernels.copy(v, v_half);
+        Ok(kv)
     }
 }
 
@@ -106,35 +119,41 @@ impl Attention for RingAttention {
         q: Slice<'_>,
         k: Slice<'_>,
         v: Slice<'_>,
-        out: SliceMut<'_>,
-        lse: SliceMut<'_>,
+        mut out: SliceMut<'_>,
+        mut lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostForward { q, k, v, out, lse } =
-            HostForward::new("p2p", shape, [q, k, v], out, lse)?;
+        shape.check_forward(q, k, v, out.as_slice(), lse.as_slice())?;
         let call = CpCall::new("p2p", &*self.group, shape)?;
         let (p, r, n) = (self.group.size(), call.rank, q.len());
         let (prev, next) = self.neighbours();
-        let mut kv = [k, v].concat();
-        let (mut part_out, mut part_lse) = (vec![0.0; n], vec![0.0; lse.len()]);
+        let kernels = &*self.kernels;
+        let mut kv = self.concat(k, v)?;
+        let mut part_out = kernels.alloc(n)?;
+        let mut part_lse = kernels.alloc(lse.len())?;
         for i in 0..p {
             let owner = (r + p - i) % p;
             let exchange = if i + 1 < p {
-                Some((self.group.irecv(prev)?, self.group.isend(next, kv.clone())?))
+                let message = kv.to_host()?.into_owned();
+                Some((self.group.irecv(prev)?, self.group.isend(next, message)?))
             } else {
                 None
             };
             let kernel = Section::of(self.causal, r, owner).kernel(&call, shape.head_dim);
-            let (k_blk, v_blk) = kv.split_at(n);
+            let (k_blk, v_blk) = kv.view().split_at(n);
             if i == 0 {
                 // The own block covers every row: it initialises the result.
-                kernel.forward(&self.threads, q, k_blk, v_blk, out, lse);
+                kernels.attention_forward(&kernel, q, k_blk, v_blk, out.reborrow(), lse.reborrow());
             } else {
-                clear_partial(&mut part_out, &mut part_lse);
-                kernel.forward(&self.threads, q, k_blk, v_blk, &mut part_out, &mut part_lse);
-                merge_partial(out, lse, &part_out, &part_lse);
+                // Rows the section leaves out must read "no keys seen".
+                kernels.fill(part_out.view_mut(), 0.0);
+                kernels.fill(part_lse.view_mut(), f32::NEG_INFINITY);
+                let (o, l) = (part_out.view_mut(), part_lse.view_mut());
+                kernels.attention_forward(&kernel, q, k_blk, v_blk, o, l);
+                let (o, l) = (part_out.view(), part_lse.view());
+                kernels.attention_merge(out.reborrow(), lse.reborrow(), o, l);
             }
             if let Some((recv, send)) = exchange {
-                kv = recv.wait()?;
+                kv = kernels.upload_vec(recv.wait()?)?;
                 send.wait()?;
             }
         }
@@ -150,47 +169,38 @@ impl Attention for RingAttention {
         out: Slice<'_>,
         lse: Slice<'_>,
         dout: Slice<'_>,
-        dq: SliceMut<'_>,
-        dk: SliceMut<'_>,
-        dv: SliceMut<'_>,
+        mut dq: SliceMut<'_>,
+        mut dk: SliceMut<'_>,
+        mut dv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostBackward {
-            q,
-            k,
-            v,
-            out,
-            lse,
-            dout,
-            dq,
-            dk,
-            dv,
-        } = HostBackward::new("p2p", shape, [q, k, v, out, lse, dout], [dq, dk, dv])?;
+        let grads = [dq.as_slice(), dk.as_slice(), dv.as_slice()];
+        shape.check_backward(q, k, v, out, lse, dout, grads[0], grads[1], grads[2])?;
         let call = CpCall::new("p2p", &*self.group, shape)?;
         let (p, r, n) = (self.group.size(), call.rank, q.len());
         let (prev, next) = self.neighbours();
         let d = shape.head_dim;
+        let kernels = &*self.kernels;
         // Messages to `prev` and from `next`, in this order on both sides:
         // own K/V; per step i: [K/V of block r+1+i if i ≤ P−3] [dK/dV of the
         // block of step i−1 if i ≥ 1]; finally the last block's dK/dV.
         let first_kv = if p > 1 {
-            Some((
-                self.group.irecv(next)?,
-                self.group.isend(prev, [k, v].concat())?,
-            ))
+            let own_kv = self.concat(k, v)?.into_host()?;
+            Some((self.group.irecv(next)?, self.group.isend(prev, own_kv)?))
         } else {
             None
         };
-        dq.fill(0.0);
-        dk.fill(0.0);
-        dv.fill(0.0);
+        kernels.fill(dq.reborrow(), 0.0);
+        kernels.fill(dk.reborrow(), 0.0);
+        kernels.fill(dv.reborrow(), 0.0);
         let own = Section::of(self.causal, r, r).kernel(&call, d);
-        own.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+        let (gq, gk, gv) = (dq.reborrow(), dk.reborrow(), dv.reborrow());
+        kernels.attention_backward(&own, q, k, v, out, lse, dout, gq, gk, gv);
         let Some((recv, send)) = first_kv else {
             return Ok(());
         };
-        let mut kv = recv.wait()?;
+        let mut kv = kernels.upload_vec(recv.wait()?)?;
         let mut sends = vec![send];
-        let mut finished: Option<Vec<f32>> = None;
+        let mut finished: Option<Buffer> = None;
         for i in 0..p - 1 {
             let block = (r + 1 + i) % p;
             let forwards_kv = i + 3 <= p;
@@ -205,45 +215,34 @@ impl Attention for RingAttention {
                 None
             };
             if forwards_kv {
-                sends.push(self.group.isend(prev, kv.clone())?);
+                sends.push(self.group.isend(prev, kv.to_host()?.into_owned())?);
             }
             if let Some(done) = finished.take() {
-                sends.push(self.group.isend(prev, done)?);
+                sends.push(self.group.isend(prev, done.into_host()?)?);
             }
-            let mut dkv = vec![0.0; 2 * n];
-            let (dk_blk, dv_blk) = dkv.split_at_mut(n);
-            let (k_blk, v_blk) = kv.split_at(n);
+            let mut dkv = kernels.alloc(2 * n)?;
+            let (dk_blk, dv_blk) = dkv.view_mut().split_at(n);
+            let (k_blk, v_blk) = kv.view().split_at(n);
             let kernel = Section::of(self.causal, r, block).kernel(&call, d);
-            kernel.backward(
-                &self.threads,
-                q,
-                k_blk,
-                v_blk,
-                out,
-                lse,
-                dout,
-                dq,
-                dk_blk,
-                dv_blk,
-            );
+            let gq = dq.reborrow();
+            kernels
+                .attention_backward(&kernel, q, k_blk, v_blk, out, lse, dout, gq, dk_blk, dv_blk);
             if let Some(handle) = partial_in {
-                add_into(&mut dkv, &handle.wait()?);
+                let partial = kernels.upload_vec(handle.wait()?)?;
+                kernels.add_assign(dkv.view_mut(), partial.view());
             }
             finished = Some(dkv);
             if let Some(handle) = next_kv {
-                kv = handle.wait()?;
+                kv = kernels.upload_vec(handle.wait()?)?;
             }
         }
         let last = finished.expect("P > 1 runs at least one step");
-        sends.push(self.group.isend(prev, last)?);
-        let own_dkv = self.group.irecv(next)?.wait()?;
-        add_into(dk, &own_dkv[..n]);
-        add_into(dv, &own_dkv[n..]);
+        sends.push(self.group.isend(prev, last.into_host()?)?);
+        let own_dkv = kernels.upload_vec(self.group.irecv(next)?.wait()?)?;
+        let (own_dk, own_dv) = own_dkv.view().split_at(n);
+        kernels.add_assign(dk, own_dk);
+        kernels.add_assign(dv, own_dv);
         sends.into_iter().try_for_each(|s| s.wait())?;
         Ok(())
     }
-}
-
-fn add_into(acc: &mut [f32], x: &[f32]) {
-    acc.iter_mut().zip(x).for_each(|(a, &b)| *a += b);
 }

@@ -137,7 +137,7 @@ pub fn run_step_benchmark(
         }
         let t0 = Instant::now();
         let timer = acts.profile().start();
-        k.zero(grads.view_mut());
+        k.fill(grads.view_mut(), 0.0);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);

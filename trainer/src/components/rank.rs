@@ -64,12 +64,8 @@ fn cp_enabled() -> appctx::Condition {
 }
 
 /// Ring attention over the CP group (`parallel.cp_comm = "p2p"`).
-fn p2p(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
-    Arc::new(RingAttention::new(
-        groups.cp.clone(),
-        (*threads).clone(),
-        true,
-    ))
+fn p2p(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
+    Arc::new(RingAttention::new(groups.cp.clone(), kernels, true))
 }
 component!(
     p2p,

@@ -102,6 +102,15 @@ impl Buffer {
         }
     }
 
+    /// The values as a host vector: the buffer's own memory when it is on
+    /// the host (no copy), a copy from the device otherwise.
+    pub fn into_host(mut self) -> Result<Vec<f32>, DeviceError> {
+        match &mut self.repr {
+            Repr::Host(v) => Ok(std::mem::take(v)),
+            Repr::Device { .. } => Ok(self.to_host()?.into_owned()),
+        }
+    }
+
     /// Overwrites every value with `values` from the host (same length).
     pub fn copy_from_host(&mut self, values: &[f32]) -> Result<(), DeviceError> {
         assert_eq!(

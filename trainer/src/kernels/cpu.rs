@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use super::{
     BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv, QkvProjection,
     TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, gelu, gemm, heads,
-    layernorm, residual,
+    layernorm, merge_partial, residual,
 };
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
@@ -87,8 +87,31 @@ impl Kernels for CpuKernels {
         Ok(Buffer::from(values.to_vec()))
     }
 
-    fn zero(&self, dst: SliceMut<'_>) {
-        dst.expect_host().fill(0.0);
+    fn upload_vec(&self, values: Vec<f32>) -> Result<Buffer, DeviceError> {
+        Ok(Buffer::from(values))
+    }
+
+    fn fill(&self, dst: SliceMut<'_>, value: f32) {
+        dst.expect_host().fill(value);
+    }
+
+    fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {
+        dst.expect_host().copy_from_slice(src.expect_host());
+    }
+
+    fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>) {
+        residual::add_assign(acc.expect_host(), x.expect_host());
+    }
+
+    fn attention_merge(
+        &self,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
+        part_out: Slice<'_>,
+        part_lse: Slice<'_>,
+    ) {
+        let (out, lse) = (out.expect_host(), lse.expect_host());
+        merge_partial(out, lse, part_out.expect_host(), part_lse.expect_host());
     }
 
     fn embedding_forward(

@@ -40,8 +40,20 @@ pub trait Kernels: Send + Sync {
     /// A buffer in this device's memory holding `values`.
     fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError>;
 
-    /// Sets every value of `dst` to zero.
-    fn zero(&self, dst: SliceMut<'_>);
+    /// [`Kernels::upload`] of values the caller gives up (a received
+    /// message): the host keeps them without a copy.
+    fn upload_vec(&self, values: Vec<f32>) -> Result<Buffer, DeviceError> {
+        self.upload(&values)
+    }
+
+    /// Sets every value of `dst` to `value`.
+    fn fill(&self, dst: SliceMut<'_>, value: f32);
+
+    /// `dst = src` (same length).
+    fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>);
+
+    /// `acc += x` elementwise.
+    fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>);
 
     /// Row `i` of `out` `[batch·len, C]` = `wte[tokens[i]] + wpe[positions[i % len]]`,
     /// with `len = positions.len()`.
@@ -212,6 +224,18 @@ pub trait Kernels: Send + Sync {
         qkv: QkvProjection<'_>,
         out: SliceMut<'_>,
         lse: SliceMut<'_>,
+    );
+
+    /// `(out, lse) ← (out, lse) ⊕ (part_out, part_lse)`: the exact merge of
+    /// attention results over disjoint keys (see
+    /// [`merge_partial`](super::merge_partial)); `out` is `[rows, head_dim]`,
+    /// `lse` `[rows]`.
+    fn attention_merge(
+        &self,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
+        part_out: Slice<'_>,
+        part_lse: Slice<'_>,
     );
 
     /// Its backward, overwriting the packed `dqkv` (see

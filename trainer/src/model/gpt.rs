@@ -258,7 +258,7 @@ impl Gpt {
         let d_lnf = a.d_narrow.view_mut();
         kernels.tied_head_backward(logits, lnf, p.wte, d_lnf, g.wte.reborrow(), c);
         t = a.profile.stop(t, B, Phase::LmHead);
-        kernels.zero(a.d_res.view_mut());
+        kernels.fill(a.d_res.view_mut(), 0.0);
         let x_last = a.residual[self.cfg.n_layer].view();
         kernels.layernorm_backward(
             a.d_narrow.view(),

@@ -349,7 +349,7 @@ impl RankTrainer {
         let loss_scale = (1.0 / counts[0]) as f32;
 
         let k = &*self.kernels;
-        k.zero(grads.view_mut());
+        k.fill(grads.view_mut(), 0.0);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);

@@ -12,16 +12,19 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, HostBackward, HostForward, single_rank_kernel};
+use super::cp_support::{CpCall, single_rank_kernel, write_via_host};
 use super::{Attention, AttentionError, AttnShape};
-use crate::device::{Slice, SliceMut};
-use crate::kernels::Threads;
+use crate::device::{Buffer, Slice, SliceMut};
+use crate::kernels::Kernels;
 use crate::parallel::{ProcessGroup, ZigzagLayout};
 
 /// Ulysses all-to-all attention over a CP group (`parallel.cp_comm = "a2a"`).
+///
+/// Computes on the rank's device; the all-to-all exchanges and the head
+/// reshuffles around them pass through the host.
 pub struct UlyssesAttention {
     group: Arc<dyn ProcessGroup>,
-    threads: Threads,
+    kernels: Arc<dyn Kernels>,
     causal: bool,
 }
 
@@ -66,12 +69,12 @@ impl HeadSplit {
 }
 
 impl UlyssesAttention {
-    /// Ulysses attention over `group` (the rank's CP group), running kernels
-    /// on `threads`; `causal = false` gives bidirectional attention.
-    pub fn new(group: Arc<dyn ProcessGroup>, threads: Threads, causal: bool) -> Self {
+    /// Ulysses attention over `group` (the rank's CP group), computing with
+    /// `kernels`; `causal = false` gives bidirectional attention.
+    pub fn new(group: Arc<dyn ProcessGroup>, kernels: Arc<dyn Kernels>, causal: bool) -> Self {
         UlyssesAttention {
             group,
-            threads,
+            kernels,
             causal,
         }
     }
@@ -98,12 +101,13 @@ impl UlyssesAttention {
     }
 
     /// Every rank's `[batch, n_head, len, width]` tensors → this rank's head
-    /// group over the whole sequence, `[batch, n_head/P, S, width]` each.
+    /// group over the whole sequence, `[batch, n_head/P, S, width]` each, on
+    /// the device.
     fn to_sequence(
         &self,
         split: &HeadSplit,
         tensors: &[(&[f32], usize)],
-    ) -> Result<Vec<Vec<f32>>, AttentionError> {
+    ) -> Result<Vec<Buffer>, AttentionError> {
         let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
         let p = split.layout.cp;
         let mut send = vec![0.0; p * block];
@@ -126,7 +130,7 @@ impl UlyssesAttention {
                     .place(u, &src[at..at + split.block(w)], split.slabs(), w, &mut x);
             }
             at += split.block(w);
-            full.push(x);
+            full.push(self.kernels.upload_vec(x)?);
         }
         Ok(full)
     }
@@ -194,31 +198,33 @@ impl Attention for UlyssesAttention {
         out: SliceMut<'_>,
         lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostForward { q, k, v, out, lse } =
-            HostForward::new("a2a", shape, [q, k, v], out, lse)?;
+        shape.check_forward(q, k, v, out.as_slice(), lse.as_slice())?;
         let call = CpCall::new("a2a", &*self.group, shape)?;
-        let d = shape.head_dim;
+        let (d, kernels) = (shape.head_dim, &*self.kernels);
         if call.layout.cp == 1 {
-            single_rank_kernel(&call, d, self.causal).forward(&self.threads, q, k, v, out, lse);
+            let kernel = single_rank_kernel(&call, d, self.causal);
+            kernels.attention_forward(&kernel, q, k, v, out, lse);
             return Ok(());
         }
         let split = self.split(&call, shape)?;
-        let full = self.to_sequence(&split, &[(q, d), (k, d), (v, d)])?;
+        let (q, k, v) = (q.to_host()?, k.to_host()?, v.to_host()?);
+        let full = self.to_sequence(&split, &[(&q, d), (&k, d), (&v, d)])?;
+        let [q_f, k_f, v_f] = &full[..] else {
+            unreachable!("to_sequence returns one tensor per input")
+        };
         let gathered = Self::gathered_call(&split, &call);
-        let (mut out_full, mut lse_full) = (
-            vec![0.0; full[0].len()],
-            vec![0.0; split.slabs() * gathered.len],
-        );
+        let mut out_full = kernels.alloc(q_f.len())?;
+        let mut lse_full = kernels.alloc(split.slabs() * gathered.len)?;
         let kernel = single_rank_kernel(&gathered, d, self.causal);
-        kernel.forward(
-            &self.threads,
-            &full[0],
-            &full[1],
-            &full[2],
-            &mut out_full,
-            &mut lse_full,
-        );
-        self.to_heads(&split, &[(&out_full, d), (&lse_full, 1)], &mut [out, lse])
+        let (o, l) = (out_full.view_mut(), lse_full.view_mut());
+        kernels.attention_forward(&kernel, q_f.view(), k_f.view(), v_f.view(), o, l);
+        let (out_full, lse_full) = (out_full.to_host()?, lse_full.to_host()?);
+        let results = [(&*out_full, d), (&*lse_full, 1)];
+        write_via_host(kernels, out, |out| {
+            write_via_host(kernels, lse, |lse| {
+                self.to_heads(&split, &results, &mut [out, lse])
+            })
+        })
     }
 
     fn backward(
@@ -230,59 +236,63 @@ impl Attention for UlyssesAttention {
         out: Slice<'_>,
         lse: Slice<'_>,
         dout: Slice<'_>,
-        dq: SliceMut<'_>,
-        dk: SliceMut<'_>,
-        dv: SliceMut<'_>,
+        mut dq: SliceMut<'_>,
+        mut dk: SliceMut<'_>,
+        mut dv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostBackward {
-            q,
-            k,
-            v,
-            out,
-            lse,
-            dout,
-            dq,
-            dk,
-            dv,
-        } = HostBackward::new("a2a", shape, [q, k, v, out, lse, dout], [dq, dk, dv])?;
+        let grads = [dq.as_slice(), dk.as_slice(), dv.as_slice()];
+        shape.check_backward(q, k, v, out, lse, dout, grads[0], grads[1], grads[2])?;
         let call = CpCall::new("a2a", &*self.group, shape)?;
-        let d = shape.head_dim;
+        let (d, kernels) = (shape.head_dim, &*self.kernels);
         if call.layout.cp == 1 {
-            dq.fill(0.0);
-            dk.fill(0.0);
-            dv.fill(0.0);
+            kernels.fill(dq.reborrow(), 0.0);
+            kernels.fill(dk.reborrow(), 0.0);
+            kernels.fill(dv.reborrow(), 0.0);
             let kernel = single_rank_kernel(&call, d, self.causal);
-            kernel.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+            kernels.attention_backward(&kernel, q, k, v, out, lse, dout, dq, dk, dv);
             return Ok(());
         }
         let split = self.split(&call, shape)?;
-        let inputs = [(q, d), (k, d), (v, d), (out, d), (dout, d), (lse, 1)];
+        let host = [q, k, v, out, dout, lse].map(Slice::to_host);
+        let [q, k, v, out, dout, lse] = host;
+        let (q, k, v, out, dout, lse) = (q?, k?, v?, out?, dout?, lse?);
+        let inputs = [
+            (&*q, d),
+            (&*k, d),
+            (&*v, d),
+            (&*out, d),
+            (&*dout, d),
+            (&*lse, 1),
+        ];
         let full = self.to_sequence(&split, &inputs)?;
         let [q_f, k_f, v_f, out_f, dout_f, lse_f] = &full[..] else {
             unreachable!("to_sequence returns one tensor per input")
         };
         let gathered = Self::gathered_call(&split, &call);
-        let mut grads = vec![vec![0.0; q_f.len()]; 3];
-        let [dq_f, dk_f, dv_f] = &mut grads[..] else {
-            unreachable!("three gradients")
-        };
+        let mut dq_f = kernels.alloc(q_f.len())?;
+        let mut dk_f = kernels.alloc(q_f.len())?;
+        let mut dv_f = kernels.alloc(q_f.len())?;
         let kernel = single_rank_kernel(&gathered, d, self.causal);
-        kernel.backward(
-            &self.threads,
-            q_f,
-            k_f,
-            v_f,
-            out_f,
-            lse_f,
-            dout_f,
-            dq_f,
-            dk_f,
-            dv_f,
+        kernels.attention_backward(
+            &kernel,
+            q_f.view(),
+            k_f.view(),
+            v_f.view(),
+            out_f.view(),
+            lse_f.view(),
+            dout_f.view(),
+            dq_f.view_mut(),
+            dk_f.view_mut(),
+            dv_f.view_mut(),
         );
-        self.to_heads(
-            &split,
-            &[(dq_f, d), (dk_f, d), (dv_f, d)],
-            &mut [dq, dk, dv],
-        )
+        let (dq_f, dk_f, dv_f) = (dq_f.to_host()?, dk_f.to_host()?, dv_f.to_host()?);
+        let results = [(&*dq_f, d), (&*dk_f, d), (&*dv_f, d)];
+        write_via_host(kernels, dq, |dq| {
+            write_via_host(kernels, dk, |dk| {
+                write_via_host(kernels, dv, |dv| {
+                    self.to_heads(&split, &results, &mut [dq, dk, dv])
+                })
+            })
+        })
     }
 }

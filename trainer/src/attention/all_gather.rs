@@ -12,41 +12,46 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, HostBackward, HostForward, single_rank_kernel};
+use super::cp_support::{CpCall, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
-use crate::device::{Slice, SliceMut};
-use crate::kernels::{BatchedAttention, Mask, Rows, Threads};
+use crate::device::{Buffer, Slice, SliceMut};
+use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
 use crate::parallel::{ProcessGroup, ReduceOp};
 
 /// All-gather K/V attention over a CP group (`parallel.cp_comm = "all_gather"`).
+///
+/// Computes on the rank's device; the gathered K/V and the reduce-scattered
+/// dK/dV pass through the host.
 pub struct AllGatherAttention {
     group: Arc<dyn ProcessGroup>,
-    threads: Threads,
+    kernels: Arc<dyn Kernels>,
     causal: bool,
 }
 
 impl AllGatherAttention {
-    /// All-gather attention over `group` (the rank's CP group), running
-    /// kernels on `threads`; `causal = false` gives bidirectional attention.
-    pub fn new(group: Arc<dyn ProcessGroup>, threads: Threads, causal: bool) -> Self {
+    /// All-gather attention over `group` (the rank's CP group), computing
+    /// with `kernels`; `causal = false` gives bidirectional attention.
+    pub fn new(group: Arc<dyn ProcessGroup>, kernels: Arc<dyn Kernels>, causal: bool) -> Self {
         AllGatherAttention {
             group,
-            threads,
+            kernels,
             causal,
         }
     }
 
-    /// The whole sequence's K and V (`[slabs, S, d]` each, natural order).
+    /// The whole sequence's K and V (`[slabs, S, d]` each, natural order),
+    /// on the device.
     fn gather_kv(
         &self,
         call: &CpCall,
         d: usize,
-        k: &[f32],
-        v: &[f32],
-    ) -> Result<(Vec<f32>, Vec<f32>), AttentionError> {
+        k: Slice<'_>,
+        v: Slice<'_>,
+    ) -> Result<(Buffer, Buffer), AttentionError> {
         let (n, p) = (k.len(), call.layout.cp);
         let mut gathered = vec![0.0; p * 2 * n];
-        self.group.all_gather(&[k, v].concat(), &mut gathered)?;
+        let local = [&*k.to_host()?, &*v.to_host()?].concat();
+        self.group.all_gather(&local, &mut gathered)?;
         let full_len = call.slabs * call.layout.seq_len() * d;
         let (mut k_full, mut v_full) = (vec![0.0; full_len], vec![0.0; full_len]);
         for (rank, block) in gathered.chunks_exact(2 * n).enumerate() {
@@ -55,11 +60,14 @@ impl AllGatherAttention {
             call.layout
                 .place(rank, &block[n..], call.slabs, d, &mut v_full);
         }
-        Ok((k_full, v_full))
+        Ok((
+            self.kernels.upload_vec(k_full)?,
+            self.kernels.upload_vec(v_full)?,
+        ))
     }
 
     /// One kernel call per local half (causal) or one for all rows.
-    fn kernels(&self, call: &CpCall, d: usize) -> Vec<BatchedAttention> {
+    fn calls(&self, call: &CpCall, d: usize) -> Vec<BatchedAttention> {
         let seq_len = call.layout.seq_len();
         let kernel = |q_rows, keys: usize, mask| BatchedAttention {
             slabs: call.slabs,
@@ -96,26 +104,21 @@ impl Attention for AllGatherAttention {
         q: Slice<'_>,
         k: Slice<'_>,
         v: Slice<'_>,
-        out: SliceMut<'_>,
-        lse: SliceMut<'_>,
+        mut out: SliceMut<'_>,
+        mut lse: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostForward { q, k, v, out, lse } =
-            HostForward::new("all_gather", shape, [q, k, v], out, lse)?;
+        shape.check_forward(q, k, v, out.as_slice(), lse.as_slice())?;
         let call = CpCall::new("all_gather", &*self.group, shape)?;
+        let kernels = &*self.kernels;
         if call.layout.cp == 1 {
-            single_rank_kernel(&call, shape.head_dim, self.causal).forward(
-                &self.threads,
-                q,
-                k,
-                v,
-                out,
-                lse,
-            );
+            let kernel = single_rank_kernel(&call, shape.head_dim, self.causal);
+            kernels.attention_forward(&kernel, q, k, v, out, lse);
             return Ok(());
         }
         let (k_full, v_full) = self.gather_kv(&call, shape.head_dim, k, v)?;
-        for kernel in self.kernels(&call, shape.head_dim) {
-            kernel.forward(&self.threads, q, &k_full, &v_full, out, lse);
+        let (k_full, v_full) = (k_full.view(), v_full.view());
+        for kernel in self.calls(&call, shape.head_dim) {
+            kernels.attention_forward(&kernel, q, k_full, v_full, out.reborrow(), lse.reborrow());
         }
         Ok(())
     }
@@ -129,48 +132,41 @@ impl Attention for AllGatherAttention {
         out: Slice<'_>,
         lse: Slice<'_>,
         dout: Slice<'_>,
-        dq: SliceMut<'_>,
-        dk: SliceMut<'_>,
-        dv: SliceMut<'_>,
+        mut dq: SliceMut<'_>,
+        mut dk: SliceMut<'_>,
+        mut dv: SliceMut<'_>,
     ) -> Result<(), AttentionError> {
-        let HostBackward {
-            q,
-            k,
-            v,
-            out,
-            lse,
-            dout,
-            dq,
-            dk,
-            dv,
-        } = HostBackward::new("all_gather", shape, [q, k, v, out, lse, dout], [dq, dk, dv])?;
+        let grads = [dq.as_slice(), dk.as_slice(), dv.as_slice()];
+        shape.check_backward(q, k, v, out, lse, dout, grads[0], grads[1], grads[2])?;
         let call = CpCall::new("all_gather", &*self.group, shape)?;
-        let d = shape.head_dim;
-        dq.fill(0.0);
+        let (d, kernels) = (shape.head_dim, &*self.kernels);
+        kernels.fill(dq.reborrow(), 0.0);
         if call.layout.cp == 1 {
-            dk.fill(0.0);
-            dv.fill(0.0);
+            kernels.fill(dk.reborrow(), 0.0);
+            kernels.fill(dv.reborrow(), 0.0);
             let kernel = single_rank_kernel(&call, d, self.causal);
-            kernel.backward(&self.threads, q, k, v, out, lse, dout, dq, dk, dv);
+            kernels.attention_backward(&kernel, q, k, v, out, lse, dout, dq, dk, dv);
             return Ok(());
         }
         let (k_full, v_full) = self.gather_kv(&call, d, k, v)?;
-        let (mut dk_full, mut dv_full) = (vec![0.0; k_full.len()], vec![0.0; v_full.len()]);
-        for kernel in self.kernels(&call, d) {
-            kernel.backward(
-                &self.threads,
+        let (mut dk_full, mut dv_full) =
+            (kernels.alloc(k_full.len())?, kernels.alloc(v_full.len())?);
+        for kernel in self.calls(&call, d) {
+            kernels.attention_backward(
+                &kernel,
                 q,
-                &k_full,
-                &v_full,
+                k_full.view(),
+                v_full.view(),
                 out,
                 lse,
                 dout,
-                dq,
-                &mut dk_full,
-                &mut dv_full,
+                dq.reborrow(),
+                dk_full.view_mut(),
+                dv_full.view_mut(),
             );
         }
         drop((k_full, v_full));
+        let (dk_full, dv_full) = (dk_full.to_host()?, dv_full.to_host()?);
         // Rank order, then reduce-scatter: block t = [dK | dV] of rank t's rows.
         let n = dk.len();
         let mut blocks = vec![0.0; call.layout.cp * 2 * n];
@@ -182,8 +178,10 @@ impl Attention for AllGatherAttention {
         let mut mine = vec![0.0; 2 * n];
         self.group
             .reduce_scatter(&blocks, &mut mine, ReduceOp::Sum)?;
-        dk.copy_from_slice(&mine[..n]);
-        dv.copy_from_slice(&mine[n..]);
+        let mine = kernels.upload_vec(mine)?;
+        let (mine_dk, mine_dv) = mine.view().split_at(n);
+        kernels.copy(mine_dk, dk);
+        kernels.copy(mine_dv, dv);
         Ok(())
     }
 }

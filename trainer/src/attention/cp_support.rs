@@ -2,8 +2,8 @@
 //! geometry of one call.
 
 use super::{AttentionError, AttnShape};
-use crate::device::{Slice, SliceMut};
-use crate::kernels::{BatchedAttention, Mask, Rows};
+use crate::device::SliceMut;
+use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
 use crate::parallel::{ProcessGroup, ZigzagLayout};
 
 /// The geometry of one CP attention call on this rank.
@@ -82,89 +82,19 @@ pub(super) fn single_rank_kernel(call: &CpCall, head_dim: usize, causal: bool) -
     }
 }
 
-/// The checked buffers of a forward call, in host memory (the CP strategies
-/// exchange host memory with their group).
-pub(super) struct HostForward<'a> {
-    pub q: &'a [f32],
-    pub k: &'a [f32],
-    pub v: &'a [f32],
-    pub out: &'a mut [f32],
-    pub lse: &'a mut [f32],
-}
-
-impl<'a> HostForward<'a> {
-    /// Checks the buffers against `shape` and takes their host slices.
-    pub fn new(
-        strategy: &'static str,
-        shape: AttnShape,
-        [q, k, v]: [Slice<'a>; 3],
-        out: SliceMut<'a>,
-        lse: SliceMut<'a>,
-    ) -> Result<Self, AttentionError> {
-        shape.check_forward(q, k, v, out.as_slice(), lse.as_slice())?;
-        Ok(HostForward {
-            q: on_host(strategy, q)?,
-            k: on_host(strategy, k)?,
-            v: on_host(strategy, v)?,
-            out: on_host_mut(strategy, out)?,
-            lse: on_host_mut(strategy, lse)?,
-        })
+/// Runs `write` on host memory that becomes `dst`: `dst` itself when it is
+/// host memory, else a staging vector copied to the device afterwards.
+pub(super) fn write_via_host(
+    kernels: &dyn Kernels,
+    dst: SliceMut<'_>,
+    write: impl FnOnce(&mut [f32]) -> Result<(), AttentionError>,
+) -> Result<(), AttentionError> {
+    if dst.device().is_none() {
+        return write(dst.expect_host());
     }
-}
-
-/// The checked buffers of a backward call, in host memory.
-pub(super) struct HostBackward<'a> {
-    pub q: &'a [f32],
-    pub k: &'a [f32],
-    pub v: &'a [f32],
-    pub out: &'a [f32],
-    pub lse: &'a [f32],
-    pub dout: &'a [f32],
-    pub dq: &'a mut [f32],
-    pub dk: &'a mut [f32],
-    pub dv: &'a mut [f32],
-}
-
-impl<'a> HostBackward<'a> {
-    /// Checks the buffers against `shape` and takes their host slices.
-    pub fn new(
-        strategy: &'static str,
-        shape: AttnShape,
-        [q, k, v, out, lse, dout]: [Slice<'a>; 6],
-        [dq, dk, dv]: [SliceMut<'a>; 3],
-    ) -> Result<Self, AttentionError> {
-        let (gq, gk, gv) = (dq.as_slice(), dk.as_slice(), dv.as_slice());
-        shape.check_backward(q, k, v, out, lse, dout, gq, gk, gv)?;
-        Ok(HostBackward {
-            q: on_host(strategy, q)?,
-            k: on_host(strategy, k)?,
-            v: on_host(strategy, v)?,
-            out: on_host(strategy, out)?,
-            lse: on_host(strategy, lse)?,
-            dout: on_host(strategy, dout)?,
-            dq: on_host_mut(strategy, dq)?,
-            dk: on_host_mut(strategy, dk)?,
-            dv: on_host_mut(strategy, dv)?,
-        })
-    }
-}
-
-fn on_host<'a>(strategy: &'static str, x: Slice<'a>) -> Result<&'a [f32], AttentionError> {
-    x.host().ok_or_else(|| device_unsupported(strategy))
-}
-
-fn on_host_mut<'a>(
-    strategy: &'static str,
-    x: SliceMut<'a>,
-) -> Result<&'a mut [f32], AttentionError> {
-    x.host().ok_or_else(|| device_unsupported(strategy))
-}
-
-fn device_unsupported(strategy: &'static str) -> AttentionError {
-    AttentionError::Unsupported {
-        strategy,
-        problem: "context parallelism runs on host memory only so far; \
-                  use parallel.cp = 1 on this device"
-            .into(),
-    }
+    let mut staged = vec![0.0; dst.len()];
+    write(&mut staged)?;
+    let staged = kernels.upload_vec(staged)?;
+    kernels.copy(staged.view(), dst);
+    Ok(())
 }

@@ -34,14 +34,11 @@ enum Strategy {
 const STRATEGIES: [Strategy; 3] = [Strategy::P2p, Strategy::AllGather, Strategy::A2a];
 
 fn build(strategy: Strategy, group: Arc<dyn ProcessGroup>, causal: bool) -> Box<dyn Attention> {
-    let threads = Threads::single();
+    let kernels = Arc::new(CpuKernels::new(Threads::single()));
     match strategy {
-        Strategy::P2p => {
-            let kernels = Arc::new(CpuKernels::new(threads));
-            Box::new(RingAttention::new(group, kernels, causal))
-        }
-        Strategy::AllGather => Box::new(AllGatherAttention::new(group, threads, causal)),
-        Strategy::A2a => Box::new(UlyssesAttention::new(group, threads, causal)),
+        Strategy::P2p => Box::new(RingAttention::new(group, kernels, causal)),
+        Strategy::AllGather => Box::new(AllGatherAttention::new(group, kernels, causal)),
+        Strategy::A2a => Box::new(UlyssesAttention::new(group, kernels, causal)),
     }
 }
 

@@ -75,12 +75,8 @@ component!(
 );
 
 /// All-gather K/V attention (`parallel.cp_comm = "all_gather"`).
-fn all_gather(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
-    Arc::new(AllGatherAttention::new(
-        groups.cp.clone(),
-        (*threads).clone(),
-        true,
-    ))
+fn all_gather(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
+    Arc::new(AllGatherAttention::new(groups.cp.clone(), kernels, true))
 }
 component!(
     all_gather,
@@ -90,12 +86,8 @@ component!(
 );
 
 /// Ulysses all-to-all attention (`parallel.cp_comm = "a2a"`).
-fn a2a(groups: Arc<RankGroups>, threads: Arc<Threads>) -> Arc<dyn Attention> {
-    Arc::new(UlyssesAttention::new(
-        groups.cp.clone(),
-        (*threads).clone(),
-        true,
-    ))
+fn a2a(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
+    Arc::new(UlyssesAttention::new(groups.cp.clone(), kernels, true))
 }
 component!(
     a2a,

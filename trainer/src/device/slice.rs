@@ -1,10 +1,11 @@
 //! Borrowed views of a [`Buffer`](super::Buffer) or of host memory: what
 //! kernels read ([`Slice`]) and write ([`SliceMut`]).
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use super::{DeviceAddress, DeviceMemory};
+use super::{DeviceAddress, DeviceError, DeviceMemory};
 
 /// Device memory seen through a view: the memory that owns it, where the
 /// view starts and how many values it holds.
@@ -100,6 +101,19 @@ impl<'a> Slice<'a> {
         match self.repr {
             Repr::Host(s) => Some(s),
             Repr::Device(_) => None,
+        }
+    }
+
+    /// The values on the host: borrowed when the view is host memory,
+    /// copied from the device otherwise.
+    pub fn to_host(self) -> Result<Cow<'a, [f32]>, DeviceError> {
+        match self.repr {
+            Repr::Host(s) => Ok(Cow::Borrowed(s)),
+            Repr::Device(d) => {
+                let mut values = vec![0.0; d.len];
+                d.memory.read(d.addr, &mut values)?;
+                Ok(Cow::Owned(values))
+            }
         }
     }
 

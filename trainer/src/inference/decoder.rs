@@ -103,7 +103,7 @@ impl<'a> Decoder<'a> {
                 fc: z(4 * c),
                 gelu: z(4 * c),
                 scores: z(t),
-                logits: z(cfg.vocab_size),
+                logits: z(cfg.padded_vocab()),
             },
             len: 0,
         })
@@ -136,7 +136,8 @@ impl<'a> Decoder<'a> {
     /// Equal to [`Decoder::step`] on each token in turn, up to f32 rounding.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
         self.reset();
-        let (c, n, v) = (self.cfg.n_embd, tokens.len(), self.cfg.vocab_size);
+        let (c, n) = (self.cfg.n_embd, tokens.len());
+        let (v, width) = (self.cfg.vocab_size, self.cfg.padded_vocab());
         let Some(&last) = tokens.last() else {
             return Err(ModelError::Shape {
                 what: "tokens",
@@ -173,9 +174,9 @@ impl<'a> Decoder<'a> {
             }
         }
         self.len = n;
-        let logits = &acts.logits()[(n - 1) * v..];
+        let logits = &acts.logits()[(n - 1) * width..];
         self.scratch.logits.copy_from_slice(logits);
-        Ok(&self.scratch.logits)
+        Ok(&self.scratch.logits[..v])
     }
 
     /// Appends `token` at the next position and returns the logits `[V]` of
@@ -240,9 +241,10 @@ impl<'a> Decoder<'a> {
             k.residual_add(&s.res, &s.proj, bp.mlp_proj_b, &mut s.x);
         }
         k.layernorm_forward(&s.x, p.lnf_w, p.lnf_b, &mut s.ln, &mut s.mean, &mut s.rstd);
+        // The padding ids' logits (`model.vocab_padding`) are left out.
         k.tied_head_forward(&s.ln, p.wte, &mut s.logits, c);
         self.len += 1;
-        Ok(&s.logits)
+        Ok(&s.logits[..self.cfg.vocab_size])
     }
 }
 

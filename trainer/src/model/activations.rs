@@ -103,7 +103,7 @@ fn other_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
     (cfg.n_layer as f64 + 1.0) * n * c
         + n * c
         + 2.0 * n
-        + n * cfg.vocab_size as f64
+        + n * cfg.padded_vocab() as f64
         + n
         + 10.0 * n * c
         + head_grads
@@ -146,7 +146,7 @@ impl Activations {
             lnf: z(n * c),
             lnf_mean: z(n),
             lnf_rstd: z(n),
-            logits: z(n * cfg.vocab_size),
+            logits: z(n * cfg.padded_vocab()),
             ce_lse: z(n),
             qkv: z(3 * n * c),
             proj: z(n * c),
@@ -223,6 +223,8 @@ mod tests {
             vocab_size: 37,
             seq_len: 8,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
             let a = Activations::new(&cfg, 3, 5, layout);

@@ -7,6 +7,7 @@
 
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
+use super::vocab_padding::mask_vocab_padding;
 use super::{Activations, ModelConfig, ModelError, ParamLayout};
 use crate::attention::{Attention, AttnShape, QkvLayout};
 use crate::kernels::{HeadLayout, Kernels, LossSum, PackedQkv, check_targets};
@@ -221,6 +222,8 @@ impl Gpt {
         );
         t = acts.profile.stop(t, F, Phase::LayerNorm);
         kernels.tied_head_forward(&acts.lnf, p.wte, &mut acts.logits, c);
+        let width = self.cfg.padded_vocab();
+        mask_vocab_padding(&mut acts.logits, width, self.cfg.vocab_size);
         t = acts.profile.stop(t, F, Phase::LmHead);
         let loss = kernels.cross_entropy_forward(&acts.logits, batch.targets, &mut acts.ce_lse)?;
         let _ = acts.profile.stop(t, F, Phase::CrossEntropy);

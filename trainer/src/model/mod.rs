@@ -10,6 +10,7 @@ mod params;
 mod phase_flops;
 mod profile;
 mod views;
+mod vocab_padding;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -24,3 +25,4 @@ pub use params::{ParamLayout, ParamSpec};
 pub use phase_flops::PhaseFlops;
 pub use profile::{Pass, Phase, PhaseEvent, Profile, Timer};
 pub use views::{BlockParams, GptParams};
+pub use vocab_padding::mask_vocab_padding;

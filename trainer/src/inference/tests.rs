@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::attention::{Attention, LocalAttention};
-use crate::data::{DataConfig, Split, open_data_source};
 use crate::kernels::{CpuKernels, Kernels, Threads};
 use crate::model::{Activations, Batch, Gpt, ModelConfig, ModelError};
-use crate::tokenizer::ByteTokenizer;
 
 fn model() -> ModelConfig {
     ModelConfig {
@@ -200,56 +198,6 @@ fn tokens_outside_the_vocabulary_or_the_context_are_refused() {
         Decoder::new(&cfg, k.clone(), &p[1..]),
         Err(ModelError::Shape { what: "params", .. })
     ));
-}
-
-#[test]
-fn validation_windows_follow_the_data_contract() {
-    // W = 4, B = 3: batch 0 is windows 0, 1, 2; batch 1 is 3, 0, 1.
-    assert_eq!(validation_windows(4, 3, 2), [0, 1, 2, 3, 0, 1]);
-    assert!(validation_windows(0, 3, 2).is_empty());
-}
-
-#[test]
-fn evaluation_sums_the_forward_loss_and_counts_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("text.txt");
-    let text: String = (0..200).map(|i| ["ab", "c€", "d\n"][i % 3]).collect();
-    std::fs::write(&path, &text).unwrap();
-    let cfg = ModelConfig {
-        vocab_size: 256,
-        ..model()
-    };
-    let data = DataConfig {
-        source: "text".into(),
-        path: Some(path.clone()),
-        val_path: Some(path),
-        ..DataConfig::default()
-    };
-    let source = open_data_source(&data, &cfg, 0).unwrap();
-    let p = params(&cfg);
-    let k = kernels();
-    let windows: Vec<usize> = (0..5).collect();
-    let input = |micro_batch| EvalInput {
-        model: &cfg,
-        params: &p,
-        source: &*source,
-        split: Split::Val,
-        windows: &windows,
-        micro_batch,
-        text: Some(&ByteTokenizer),
-    };
-    let totals = evaluate(k.clone(), &input(2)).unwrap();
-    // Every target counts and is one byte: bits per byte = loss / ln 2.
-    assert_eq!(totals.targets, 5 * cfg.seq_len as u64);
-    assert_eq!(totals.bytes, Some(totals.targets));
-    assert_eq!(totals.sequences, 5);
-    let bpb = totals.bits_per_byte().unwrap();
-    assert!((bpb - totals.loss() / std::f64::consts::LN_2).abs() < 1e-12);
-    assert!((totals.perplexity() - totals.loss().exp()).abs() < 1e-12);
-    // The micro-batch size does not change the sums (up to f32 rounding of
-    // the batched products).
-    let one_by_one = evaluate(k, &input(1)).unwrap();
-    assert!((one_by_one.loss() - totals.loss()).abs() < 1e-5);
 }
 
 /// `model.vocab_padding`: the padded model computes the unpadded one's

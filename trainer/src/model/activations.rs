@@ -203,8 +203,9 @@ impl Activations {
         &mut self.profile
     }
 
-    /// The logits `[batch·len, vocab]` of the last forward (before backward
-    /// overwrites them with their gradient).
+    /// The logits `[batch·len, padded vocab]` of the last forward (before
+    /// backward overwrites them with their gradient); the columns of
+    /// `model.vocab_padding`'s ids are −∞.
     pub fn logits(&self) -> &[f32] {
         &self.logits
     }

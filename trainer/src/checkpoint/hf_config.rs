@@ -233,13 +233,15 @@ pub fn import_model_init(path: &Path, model: &ModelConfig) -> Result<Vec<f32>, C
 
 /// The rows of `wpe` in what `model.init` names: `n_positions` of a Hugging
 /// Face directory's `config.json`, or the `wpe` rows of a safetensors file
-/// (read from its header alone). `None` when neither can be read; importing
-/// then reports why.
+/// (read from its header alone). `None` when neither can be read, or the
+/// path is neither a directory nor a regular file (a FIFO would block);
+/// importing then reports why.
 pub fn init_positions(path: &Path) -> Option<usize> {
-    if path.is_dir() {
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_dir() {
         return Gpt2Config::read(path).ok().map(|c| c.n_positions);
     }
-    wpe_rows_in_header(path)
+    kind.is_file().then(|| wpe_rows_in_header(path)).flatten()
 }
 
 /// `wpe`'s first dimension from a safetensors header: 8 bytes of header

@@ -16,6 +16,8 @@ fn model(vocab_size: usize, n_embd: usize) -> ModelConfig {
         vocab_size,
         seq_len: 64,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     }
 }
 

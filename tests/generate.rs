@@ -116,11 +116,32 @@ fn a_trained_checkpoint_generates_text_and_evaluates_to_its_eval_loss() {
     );
     assert_eq!(sample(&["--temperature", "0", "--top-k", "3"]).0, greedy);
 
-    // The run's last evaluation: the same windows, on one process.
+    // The run's last evaluation: the same windows on the run's layout
+    // (cp = 2, restored from the checkpoint), then on others.
     let report = json(&cptrain_ok(
         dir.path(),
         &["eval", "--checkpoint", ckpt, "--json"],
     ));
+    assert_eq!(report["ranks"], "world_size = 2 (dp = 1, cp = 2, p2p)");
+    for layout in [
+        ["parallel.world_size=1", "parallel.cp=1"],
+        ["parallel.world_size=2", "parallel.cp=1"],
+        ["parallel.world_size=4", "parallel.cp=2"],
+    ] {
+        let mut args = vec!["eval", "--checkpoint", ckpt, "--json"];
+        for set in layout {
+            args.extend(["--set", set]);
+        }
+        let other = json(&cptrain_ok(dir.path(), &args));
+        let (a, b) = (
+            report["loss"].as_f64().unwrap(),
+            other["loss"].as_f64().unwrap(),
+        );
+        // The same products summed in another order (per rank, per chunk).
+        assert!((a - b).abs() <= 1e-6 * a, "{layout:?}: {b} vs {a}");
+        assert_eq!(other["tokens"], report["tokens"], "{layout:?}");
+        assert_eq!(other["bytes"], report["bytes"], "{layout:?}");
+    }
     let records = metrics(&dir.path().join("run"));
     let eval_loss = records.last().unwrap()["eval_loss"].as_f64().unwrap();
     let loss = report["loss"].as_f64().unwrap();
@@ -136,7 +157,7 @@ fn a_trained_checkpoint_generates_text_and_evaluates_to_its_eval_loss() {
     assert_eq!(report["tokens"], 16 * 32);
     assert_eq!(report["step"], 20);
 
-    // A whole file: every window once.
+    // A whole file: every whole batch of its windows once.
     let report = json(&cptrain_ok(
         dir.path(),
         &[

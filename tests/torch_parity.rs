@@ -35,6 +35,8 @@ fn training_matches_pytorch() {
         vocab_size: 64,
         seq_len: 16,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     };
     let (steps, batch) = (4u64, 4usize);
     let init = dir.path().join("init.safetensors");

@@ -34,6 +34,8 @@ fn forward_backward(bencher: Bencher, case: &str) {
         vocab_size,
         seq_len,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     };
     let gpt = Gpt::new(cfg.clone());
     let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(Threads::new(threads).unwrap()));

@@ -31,6 +31,8 @@ fn parse(args: &[String]) -> Result<(BenchConfig, bool), String> {
         vocab_size: 0,
         seq_len: 0,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     };
     let mut cfg = BenchConfig::new(model.clone(), 0);
     let mut matmul = false;

@@ -7,7 +7,8 @@
 //! use cptrain::bench::{BenchConfig, run_step_benchmark};
 //! use cptrain::model::ModelConfig;
 //!
-//! let model = ModelConfig { n_layer: 1, n_head: 2, n_embd: 16, vocab_size: 32, seq_len: 8, init: None };
+//! let model = ModelConfig { n_layer: 1, n_head: 2, n_embd: 16, vocab_size: 32, seq_len: 8, init: None,
+//!     n_positions: None, vocab_padding: 1 };
 //! let cfg = BenchConfig { steps: 2, warmup: 1, profile: true, ..BenchConfig::new(model, 2) };
 //! let report = run_step_benchmark(&cfg, |_, _| {}).unwrap();
 //! assert_eq!(report.samples.len(), 2);

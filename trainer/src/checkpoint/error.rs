@@ -88,21 +88,23 @@ pub enum CheckpointError {
         /// What is accepted here.
         accepted: &'static str,
     },
-    /// The file's position embedding is shorter than `model.seq_len`.
+    /// The file's position embedding has another number of rows than
+    /// `model.n_positions`.
     #[error(
-        "{}: tensor {name} has {rows} positions, fewer than model.seq_len = {seq_len}; \
-         lower model.seq_len to at most {rows}",
+        "{}: tensor {name} has {rows} positions, but model.n_positions = {positions}; \
+         leave model.n_positions unset (it then follows model.init) or set it to {rows} \
+         (model.seq_len may be at most {rows})",
         path.display()
     )]
-    WpeTooShort {
+    WpeRows {
         /// The file.
         path: PathBuf,
         /// The tensor's name in the file.
         name: String,
         /// Rows in the file.
         rows: usize,
-        /// `model.seq_len`.
-        seq_len: usize,
+        /// `model.n_positions` (default `model.seq_len`).
+        positions: usize,
     },
     /// Tensors the model has no place for.
     #[error(

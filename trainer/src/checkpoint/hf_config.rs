@@ -94,7 +94,7 @@ impl Gpt2Config {
             n_layer: model.n_layer,
             n_head: model.n_head,
             n_embd: model.n_embd,
-            n_positions: model.seq_len,
+            n_positions: model.positions(),
             vocab_size: model.vocab_size,
             layer_norm_epsilon: f64::from(LAYERNORM_EPS),
             activation_function: default_activation(),
@@ -121,6 +121,8 @@ impl Gpt2Config {
             vocab_size: self.vocab_size,
             seq_len: self.n_positions,
             init: None,
+            n_positions: Some(self.n_positions),
+            vocab_padding: 1,
         }
     }
 
@@ -136,7 +138,8 @@ impl Gpt2Config {
     }
 
     /// Checks that the file describes the configured model: shape keys equal
-    /// (`n_positions` may exceed `model.seq_len`), GPT-2's activation,
+    /// (`n_positions` to `model.n_positions`, which may exceed
+    /// `model.seq_len`), GPT-2's activation,
     /// epsilon and MLP width, and tied embeddings. Each mismatch names both
     /// values.
     pub fn check(&self, model: &ModelConfig, path: &Path) -> Result<(), CheckpointError> {
@@ -146,16 +149,11 @@ impl Gpt2Config {
             ("n_head", self.n_head, model.n_head),
             ("n_embd", self.n_embd, model.n_embd),
             ("vocab_size", self.vocab_size, model.vocab_size),
+            ("n_positions", self.n_positions, model.positions()),
         ] {
             if file != configured {
                 wrong.push(format!("{key} = {file}, but model.{key} = {configured}"));
             }
-        }
-        if self.n_positions < model.seq_len {
-            wrong.push(format!(
-                "n_positions = {}, fewer than model.seq_len = {}",
-                self.n_positions, model.seq_len
-            ));
         }
         if self.model_type != "gpt2" {
             wrong.push(format!("model_type = {:?}, not \"gpt2\"", self.model_type));
@@ -233,6 +231,41 @@ pub fn import_model_init(path: &Path, model: &ModelConfig) -> Result<Vec<f32>, C
     import_hf_gpt2(&file, &ParamLayout::gpt2(model))
 }
 
+/// The rows of `wpe` in what `model.init` names: `n_positions` of a Hugging
+/// Face directory's `config.json`, or the `wpe` rows of a safetensors file
+/// (read from its header alone). `None` when neither can be read, or the
+/// path is neither a directory nor a regular file (a FIFO would block);
+/// importing then reports why.
+pub fn init_positions(path: &Path) -> Option<usize> {
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_dir() {
+        return Gpt2Config::read(path).ok().map(|c| c.n_positions);
+    }
+    kind.is_file().then(|| wpe_rows_in_header(path)).flatten()
+}
+
+/// `wpe`'s first dimension from a safetensors header: 8 bytes of header
+/// length, then the header's JSON (`{"name": {"shape": [...], ...}}`).
+fn wpe_rows_in_header(path: &Path) -> Option<usize> {
+    use std::io::Read as _;
+    /// Headers larger than this are not read here (GPT-2's are ~15 KiB).
+    const MAX_HEADER: u64 = 100 << 20;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = [0; 8];
+    file.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER {
+        return None;
+    }
+    let mut header = vec![0; len as usize];
+    file.read_exact(&mut header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    ["transformer.wpe.weight", "wpe.weight"]
+        .iter()
+        .find_map(|name| header.get(name)?.get("shape")?.get(0)?.as_u64())
+        .map(|rows| rows as usize)
+}
+
 /// `config.json` for `model` and, for the `gpt2` tokenizer, its files:
 /// `(file name, contents)`.
 pub fn hf_files(model: &ModelConfig, tokenizer: &str) -> Vec<(&'static str, String)> {
@@ -243,7 +276,7 @@ pub fn hf_files(model: &ModelConfig, tokenizer: &str) -> Vec<(&'static str, Stri
         serde_json::to_string_pretty(&config).expect("configs serialize"),
     )];
     if gpt2 {
-        files.extend(gpt2_tokenizer_files(model.seq_len));
+        files.extend(gpt2_tokenizer_files(model.positions()));
     }
     files
 }
@@ -260,6 +293,8 @@ mod tests {
             vocab_size: 50257,
             seq_len: 128,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 
@@ -275,14 +310,20 @@ mod tests {
         config.check(&model(), dir.path()).unwrap();
         let mut shorter = model();
         shorter.seq_len = 64;
+        shorter.n_positions = Some(128);
         config.check(&shorter, dir.path()).unwrap();
+        assert_eq!(
+            Gpt2Config::of(&shorter, None).n_positions,
+            128,
+            "config.json has the real rows of wpe, not seq_len"
+        );
         let mut other = model();
         other.n_embd = 128;
         other.seq_len = 256;
         let err = config.check(&other, dir.path()).unwrap_err().to_string();
         assert!(err.contains("n_embd = 64, but model.n_embd = 128"), "{err}");
         assert!(
-            err.contains("n_positions = 128, fewer than model.seq_len = 256"),
+            err.contains("n_positions = 128, but model.n_positions = 256"),
             "{err}"
         );
         let untied = Gpt2Config {

@@ -25,7 +25,7 @@ mod training;
 mod weights;
 
 pub use error::CheckpointError;
-pub use hf_config::{Gpt2Config, HF_CONFIG_FILE, hf_files, import_model_init};
+pub use hf_config::{Gpt2Config, HF_CONFIG_FILE, hf_files, import_model_init, init_positions};
 pub use manifest::MANIFEST_FILE;
 pub use state::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ModelShape, ResumeMetrics, RunIdentity, TrainerState,

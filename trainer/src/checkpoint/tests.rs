@@ -15,6 +15,8 @@ fn model() -> ModelConfig {
         vocab_size: 5,
         seq_len: 3,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     }
 }
 

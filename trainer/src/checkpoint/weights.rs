@@ -10,7 +10,8 @@ const UNEXPECTED_NAMES_SHOWN: usize = 5;
 
 /// Saves the flat parameter buffer `params` (laid out by `layout`) under the
 /// Hugging Face `GPT2LMHeadModel` names, F32. `lm_head` is tied to `wte` and
-/// not written, as `transformers` does.
+/// not written, as `transformers` does; the padding rows of `wte`
+/// (`model.vocab_padding`) are not written either.
 pub fn save_weights(
     path: &Path,
     layout: &ParamLayout,
@@ -20,7 +21,7 @@ pub fn save_weights(
 }
 
 /// Loads a file written by [`save_weights`]: exactly the layout's tensors,
-/// names, shapes and F32, nothing else.
+/// names, saved shapes and F32, nothing else; padding rows are zero.
 pub fn load_weights(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
     let mut buffers = read_buffers(path, layout, &[""])?;
     Ok(buffers.remove(0))
@@ -43,8 +44,8 @@ pub(super) fn write_buffers(
             );
             layout.specs().iter().map(move |spec| {
                 let tensor = F32Tensor {
-                    shape: spec.shape.clone(),
-                    data: &data[spec.range()],
+                    shape: spec.saved_shape(),
+                    data: &data[spec.saved_range()],
                 };
                 (format!("{prefix}{}", spec.name), tensor)
             })
@@ -74,15 +75,15 @@ pub(super) fn read_buffers(
                     path: path.to_path_buf(),
                     name: name.clone(),
                     looked_for: name.clone(),
-                    expected: spec.shape.clone(),
+                    expected: spec.saved_shape(),
                 })?;
-            check_shape(path, &name, &spec.shape, view.shape())?;
+            check_shape(path, &name, &spec.saved_shape(), view.shape())?;
             copy_f32(
                 path,
                 &name,
                 &view,
                 Dtypes::F32Only,
-                &mut buffer[spec.range()],
+                &mut buffer[spec.saved_range()],
             )?;
             expected.insert(name);
         }
@@ -95,8 +96,9 @@ pub(super) fn read_buffers(
 /// Imports a Hugging Face GPT-2 safetensors file (`model.init`).
 ///
 /// Accepts names with or without the `transformer.` prefix; F32, F16 or
-/// BF16; a `wpe` with at least `seq_len` rows (the first `seq_len` are
-/// used); and ignores the causal-mask buffers `*.attn.bias` /
+/// BF16; a `wpe` of exactly `model.n_positions` rows (all kept, so they are
+/// saved back); `wte` of `model.vocab_size` rows (padding rows are zero);
+/// and ignores the causal-mask buffers `*.attn.bias` /
 /// `*.attn.masked_bias`. A `lm_head.weight` is checked against `wte` (the
 /// model ties them): equal is fine, different is an error. Any other extra, missing or misshapen tensor is an error.
 pub fn import_hf_gpt2(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, CheckpointError> {
@@ -113,14 +115,15 @@ pub fn import_hf_gpt2(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>, Che
                 path: path.to_path_buf(),
                 name: spec.name.clone(),
                 looked_for: format!("{}, {short}", spec.name),
-                expected: spec.shape.clone(),
+                expected: spec.saved_shape(),
             })?;
         if short == "wpe.weight" {
             check_wpe(path, name, &spec.shape, view.shape())?;
         } else {
-            check_shape(path, name, &spec.shape, view.shape())?;
+            check_shape(path, name, &spec.saved_shape(), view.shape())?;
         }
-        copy_f32(path, name, &view, Dtypes::Floats, &mut params[spec.range()])?;
+        let dst = &mut params[spec.saved_range()];
+        copy_f32(path, name, &view, Dtypes::Floats, dst)?;
         used.insert(name.to_string());
     }
     check_tied_head(path, &file, layout, &params)?;
@@ -150,7 +153,8 @@ fn check_shape(
     })
 }
 
-/// `wpe` may be longer than `seq_len` (its first rows are used), not shorter.
+/// `wpe` has exactly `model.n_positions` rows: none is dropped, and a
+/// different count names the key that follows the file.
 fn check_wpe(
     path: &Path,
     name: &str,
@@ -158,15 +162,14 @@ fn check_wpe(
     found: &[usize],
 ) -> Result<(), CheckpointError> {
     match (expected, found) {
-        ([seq_len, width], [rows, found_width]) if width == found_width && rows < seq_len => {
-            Err(CheckpointError::WpeTooShort {
+        ([positions, width], [rows, found_width]) if width == found_width && rows != positions => {
+            Err(CheckpointError::WpeRows {
                 path: path.to_path_buf(),
                 name: name.to_string(),
                 rows: *rows,
-                seq_len: *seq_len,
+                positions: *positions,
             })
         }
-        ([_, width], [_, found_width]) if width == found_width => Ok(()),
         _ => check_shape(path, name, expected, found),
     }
 }
@@ -184,11 +187,11 @@ fn check_tied_head(
     let wte = layout
         .get("transformer.wte.weight")
         .expect("GPT-2 layouts have wte");
-    let same_shape = head.shape() == wte.shape.as_slice();
+    let same_shape = head.shape() == wte.saved_shape().as_slice();
     let tied = same_shape && {
-        let mut values = vec![0.0; wte.numel()];
+        let mut values = vec![0.0; wte.saved_range().len()];
         copy_f32(path, "lm_head.weight", &head, Dtypes::Floats, &mut values)?;
-        values == params[wte.range()]
+        values == params[wte.saved_range()]
     };
     if tied {
         return Ok(());
@@ -238,6 +241,8 @@ mod tests {
             vocab_size: 7,
             seq_len,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 
@@ -258,29 +263,22 @@ mod tests {
         values.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
-    /// An HF-hub-style file for `layout`: short names (no `transformer.`
-    /// prefix), the attention-mask buffers, a tied lm_head, and `wpe_rows`
-    /// rows of position embedding.
-    fn hub_file(path: &Path, layout: &ParamLayout, params: &[f32], wpe_rows: usize) {
+    /// An HF-hub-style file for `layout` (without its padding rows): short
+    /// names (no `transformer.` prefix), the attention-mask buffers and a
+    /// tied lm_head.
+    fn hub_file(path: &Path, layout: &ParamLayout, params: &[f32]) {
         let mut tensors = Vec::new();
         for spec in layout.specs() {
             let short = spec.name.strip_prefix("transformer.").unwrap().to_string();
-            let (shape, values) = if short == "wpe.weight" {
-                let width = spec.shape[1];
-                let mut rows = params[spec.range()].to_vec();
-                rows.extend((0..(wpe_rows - spec.shape[0]) * width).map(|i| 100.0 + i as f32));
-                (vec![wpe_rows, width], rows)
-            } else {
-                (spec.shape.clone(), params[spec.range()].to_vec())
-            };
-            tensors.push((short, Dtype::F32, shape, f32_bytes(&values)));
+            let values = f32_bytes(&params[spec.saved_range()]);
+            tensors.push((short, Dtype::F32, spec.saved_shape(), values));
         }
         let wte = layout.get("transformer.wte.weight").unwrap();
         tensors.push((
             "lm_head.weight".into(),
             Dtype::F32,
-            wte.shape.clone(),
-            f32_bytes(&params[wte.range()]),
+            wte.saved_shape(),
+            f32_bytes(&params[wte.saved_range()]),
         ));
         for i in 0..2 {
             tensors.push((
@@ -326,19 +324,56 @@ mod tests {
     }
 
     /// A hub file (short names, mask buffers, lm_head, 10 positions) imports
-    /// into a 6-position model: wpe keeps its first 6 rows.
+    /// into a model of `seq_len = 6` and `n_positions = 10`: every row of
+    /// wpe is kept.
     #[test]
     fn hub_files_import_with_prefix_variants_extra_keys_and_a_longer_wpe() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.safetensors");
-        let layout = ParamLayout::gpt2(&model(6));
+        let layout = ParamLayout::gpt2(&ModelConfig {
+            n_positions: Some(10),
+            ..model(6)
+        });
+        assert_eq!(layout.get("transformer.wpe.weight").unwrap().shape, [10, 4]);
         let params = ramp(layout.len());
-        hub_file(&path, &layout, &params, 10);
+        hub_file(&path, &layout, &params);
         assert_eq!(import_hf_gpt2(&path, &layout).unwrap(), params);
         // A file saved by cptrain (long names) imports too.
         let ours = dir.path().join("ours.safetensors");
         save_weights(&ours, &layout, &params).unwrap();
         assert_eq!(import_hf_gpt2(&ours, &layout).unwrap(), params);
+    }
+
+    /// With `vocab_padding = 4` the 7-token `wte` has 8 rows in memory: the
+    /// file holds the 7 real ones (what Hugging Face expects), and every
+    /// load pads them again with a zero row.
+    #[test]
+    fn padding_rows_are_neither_saved_nor_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let padded = ParamLayout::gpt2(&ModelConfig {
+            vocab_padding: 4,
+            ..model(6)
+        });
+        let plain = ParamLayout::gpt2(&model(6));
+        let wte = padded.get("transformer.wte.weight").unwrap();
+        assert_eq!((wte.shape[0], wte.saved_shape()[0]), (8, 7));
+        assert_eq!(padded.len(), plain.len() + 4);
+        let mut params = ramp(padded.len());
+        params[wte.saved_range().end..wte.range().end].fill(0.0);
+        let path = dir.path().join("model.safetensors");
+        save_weights(&path, &padded, &params).unwrap();
+        // The file is the unpadded model's, tensor for tensor.
+        let unpadded: Vec<f32> = params[..wte.saved_range().end]
+            .iter()
+            .chain(&params[wte.range().end..])
+            .copied()
+            .collect();
+        assert_eq!(load_weights(&path, &plain).unwrap(), unpadded);
+        assert_eq!(load_weights(&path, &padded).unwrap(), params);
+        assert_eq!(import_hf_gpt2(&path, &padded).unwrap(), params);
+        let hub = dir.path().join("hub.safetensors");
+        hub_file(&hub, &padded, &params);
+        assert_eq!(import_hf_gpt2(&hub, &padded).unwrap(), params);
     }
 
     /// Half-precision files are widened: 1.5 and -2.25 are exact in f16 and bf16.
@@ -383,7 +418,7 @@ mod tests {
         let layout = ParamLayout::gpt2(&model(6));
         let params = ramp(layout.len());
         let hub = dir.path().join("hub.safetensors");
-        hub_file(&hub, &layout, &params, 10);
+        hub_file(&hub, &layout, &params);
         let bigger_vocab = ParamLayout::gpt2(&ModelConfig {
             vocab_size: 9,
             ..model(6)
@@ -433,7 +468,10 @@ mod tests {
             (
                 &hub,
                 &longer,
-                &["tensor wpe.weight has 10 positions, fewer than model.seq_len = 12"],
+                &[
+                    "tensor wpe.weight has 6 positions, but model.n_positions = 12",
+                    "leave model.n_positions unset",
+                ],
             ),
             (
                 &truncated,

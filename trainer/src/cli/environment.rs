@@ -42,18 +42,38 @@ pub fn build_environment_over(
         builder = builder.embedded_profile(name, text);
     }
     let env = builder.clone().build()?;
-    match tokenizer_vocab(&env) {
-        Some((vocab, why)) => builder
-            .defaults(why, format!("[model]\nvocab_size = {vocab}\n"))
-            .build(),
-        None => Ok(env),
+    let followed: Vec<(String, String)> = [tokenizer_vocab(&env), init_positions(&env)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if followed.is_empty() {
+        return Ok(env);
     }
+    for (why, toml) in followed {
+        builder = builder.defaults(why, toml);
+    }
+    builder.build()
+}
+
+/// `model.n_positions` follows `model.init` unless some layer sets it: the
+/// rows of the imported `wpe` are all kept. Returns a label for the layer
+/// and its TOML.
+fn init_positions(env: &Environment) -> Option<(String, String)> {
+    if env.origin("model.n_positions").is_some() {
+        return None;
+    }
+    let init = env.get_string("model.init")?;
+    let rows = crate::checkpoint::init_positions(std::path::Path::new(&init))?;
+    Some((
+        "(model.n_positions of model.init)".into(),
+        format!("[model]\nn_positions = {rows}\n"),
+    ))
 }
 
 /// `model.vocab_size` follows the data unless a layer above the embedded
 /// defaults sets it: 256 for `text`, the tokenizer's vocabulary for
-/// `tokens`. Returns the size and a label for the layer that sets it.
-fn tokenizer_vocab(env: &Environment) -> Option<(usize, String)> {
+/// `tokens`. Returns a label for the layer that sets it and its TOML.
+fn tokenizer_vocab(env: &Environment) -> Option<(String, String)> {
     let from_defaults = matches!(
         env.origin("model.vocab_size"),
         Some(appctx::Source::Defaults { name }) if name == "config/default.toml"
@@ -73,4 +93,5 @@ fn tokenizer_vocab(env: &Environment) -> Option<(usize, String)> {
         }
         _ => None,
     }
+    .map(|(vocab, why)| (why, format!("[model]\nvocab_size = {vocab}\n")))
 }

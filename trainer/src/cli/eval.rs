@@ -1,5 +1,6 @@
 //! `cptrain eval`: loss, perplexity and bits per byte of a trained model on
-//! a token file or a split of its run's data. Reads only; trains nothing and
+//! a token file or a split of its run's data, on any rank layout
+//! (`parallel.*`, the ranks as threads). Reads only; trains nothing and
 //! writes nothing.
 
 use std::fmt::Write as _;
@@ -9,10 +10,15 @@ use clap::{Args, ValueEnum};
 
 use super::ConfigLayers;
 use super::commands::CommandError;
-use super::trained::open_trained;
+use super::trained::{Loaded, open_trained};
 use crate::data::{DataConfig, Split, TrainConfig, open_data_source};
-use crate::inference::{EvalInput, ModelSource, evaluate, validation_windows};
+use crate::inference::{ModelSource, byte_lengths};
+use crate::kernels::KernelsConfig;
+use crate::metrics::MetricsConfig;
+use crate::optim::OptimizerConfig;
+use crate::parallel::ParallelConfig;
 use crate::tokenizer::{ByteTokenizer, Tokenizer};
+use crate::train::{EvalBatches, TrainPlan, evaluate_on_layout};
 
 /// Options of `cptrain eval`.
 #[derive(Debug, Clone, Args)]
@@ -51,9 +57,8 @@ pub enum EvalSplit {
 /// Runs `cptrain eval`.
 pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(), CommandError> {
     let loaded = open_trained(layers, &args.checkpoint)?;
-    let model = &loaded.trained.model;
     let mut data: DataConfig = loaded.env.bind("data")?;
-    let train: TrainConfig = loaded.env.bind("train")?;
+    let plan = eval_plan(&loaded)?;
     let split = match (&args.data, args.split) {
         (Some(path), _) => {
             if data.source == "synthetic" {
@@ -72,7 +77,7 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
         (None, EvalSplit::Val) => Split::Val,
         (None, EvalSplit::Train) => Split::Train,
     };
-    let source = open_data_source(&data, model, train.seed)?;
+    let source = open_data_source(&data, &plan.model, plan.train.seed)?;
     let available = source.num_windows(split);
     if available == 0 {
         return Err(format!(
@@ -82,14 +87,22 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
         )
         .into());
     }
-    let windows = match (&args.data, args.batches) {
-        (Some(_), None) => (0..available).collect(),
-        (Some(_), Some(n)) => (0..available.min(n * train.batch_size)).collect(),
-        (None, n) => {
-            validation_windows(available, train.batch_size, n.unwrap_or(train.eval_batches))
+    let batch_size = plan.train.batch_size;
+    let batches = match (&args.data, args.batches) {
+        (_, Some(n)) => n,
+        (None, None) => plan.train.eval_batches,
+        // Whole batches, so that every rank layout splits them alike.
+        (Some(path), None) if available < batch_size => {
+            return Err(format!(
+                "--data {}: {available} windows of model.seq_len tokens, fewer than one batch \
+                 of train.batch_size = {batch_size}; lower train.batch_size (--set)",
+                path.display()
+            )
+            .into());
         }
+        (Some(_), None) => available / batch_size,
     };
-    if windows.is_empty() {
+    if batches == 0 {
         return Err(
             "--batches 0 (or train.eval_batches = 0) evaluates nothing; give --batches N".into(),
         );
@@ -100,16 +113,13 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
         "text" => Some(&ByteTokenizer),
         _ => Some(&*loaded.tokenizer),
     };
-    let input = EvalInput {
-        model,
-        params: &loaded.trained.params,
-        source: &*source,
+    let lengths = text.map(|t| byte_lengths(t, plan.model.vocab_size));
+    let what = EvalBatches {
         split,
-        windows: &windows,
-        micro_batch: train.micro_batch_size.unwrap_or(train.batch_size),
-        text,
+        batches: batches as u64,
+        byte_lengths: lengths.as_deref(),
     };
-    let totals = evaluate(loaded.kernels.clone(), &input)?;
+    let totals = evaluate_on_layout(&plan, source.clone(), &loaded.trained.params, &what)?;
     if totals.targets == 0 {
         return Err("no target in the evaluated windows counts in the loss".into());
     }
@@ -122,6 +132,7 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
         "step": step,
         "data": source.describe(),
         "split": split.to_string(),
+        "ranks": layout(&plan),
         "sequences": totals.sequences,
         "tokens": totals.targets,
         "bytes": totals.bytes,
@@ -136,6 +147,7 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
     let mut out = String::new();
     writeln!(out, "checkpoint    {}", loaded.trained.dir.display())?;
     writeln!(out, "data          {} ({split} split)", source.describe())?;
+    writeln!(out, "ranks         {}", layout(&plan))?;
     writeln!(
         out,
         "evaluated     {} sequences, {} target tokens",
@@ -149,4 +161,43 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
     }
     print!("{out}");
     Ok(())
+}
+
+/// The plan of the evaluation's rank layout: the trained model under the
+/// configuration's `[train]`, `[parallel]` and `[kernels]` (the run's, and
+/// `--set` over it).
+fn eval_plan(loaded: &Loaded) -> Result<TrainPlan, CommandError> {
+    let env = &loaded.env;
+    let train: TrainConfig = env.bind("train")?;
+    let parallel: ParallelConfig = env.bind("parallel")?;
+    let kernels: KernelsConfig = env.bind("kernels")?;
+    let optimizer: OptimizerConfig = env.bind("optimizer")?;
+    let metrics: MetricsConfig = env.bind("metrics")?;
+    let model = &loaded.trained.model;
+    let plan = TrainPlan::new(
+        model,
+        &train,
+        &optimizer,
+        &parallel,
+        &kernels,
+        &metrics,
+        parallel.world_size,
+    )?;
+    Ok(plan)
+}
+
+/// `world_size = W (dp = D, cp = C, cp_comm)`.
+fn layout(plan: &TrainPlan) -> String {
+    let p = &plan.parallel;
+    let cp_comm = if p.cp > 1 {
+        format!(", {}", p.cp_comm)
+    } else {
+        String::new()
+    };
+    format!(
+        "world_size = {} (dp = {}, cp = {}{cp_comm})",
+        plan.grid.world_size(),
+        plan.grid.world_size() / p.cp,
+        p.cp
+    )
 }

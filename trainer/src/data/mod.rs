@@ -6,7 +6,8 @@
 //! use cptrain::data::{BatchBuilder, BatchPlan, DataConfig, RankCoords, Split, open_data_source};
 //! use cptrain::model::ModelConfig;
 //!
-//! let model = ModelConfig { n_layer: 1, n_head: 1, n_embd: 8, vocab_size: 16, seq_len: 8, init: None };
+//! let model = ModelConfig { n_layer: 1, n_head: 1, n_embd: 8, vocab_size: 16, seq_len: 8, init: None,
+//!     n_positions: None, vocab_padding: 1 };
 //! let source = open_data_source(&DataConfig::default(), &model, 42).unwrap(); // synthetic copy task
 //! let plan = BatchPlan::new(8, 4, Some(2), RankCoords::single()).unwrap();
 //! let mut builder = BatchBuilder::new(plan, source).unwrap();

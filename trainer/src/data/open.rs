@@ -69,6 +69,8 @@ mod tests {
             vocab_size: 100,
             seq_len: 4,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 

@@ -104,7 +104,7 @@ impl<'a> Decoder<'a> {
                 fc: z(4 * c),
                 gelu: z(4 * c),
                 scores: z(t),
-                logits: z(cfg.vocab_size),
+                logits: z(cfg.padded_vocab()),
             },
             len: 0,
         })
@@ -137,7 +137,8 @@ impl<'a> Decoder<'a> {
     /// Equal to [`Decoder::step`] on each token in turn, up to f32 rounding.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
         self.reset();
-        let (c, n, v) = (self.cfg.n_embd, tokens.len(), self.cfg.vocab_size);
+        let (c, n) = (self.cfg.n_embd, tokens.len());
+        let (v, width) = (self.cfg.vocab_size, self.cfg.padded_vocab());
         let Some(&last) = tokens.last() else {
             return Err(ModelError::Shape {
                 what: "tokens",
@@ -176,9 +177,9 @@ impl<'a> Decoder<'a> {
             }
         }
         self.len = n;
-        let logits = &acts.logits()?[(n - 1) * v..];
+        let logits = &acts.logits()?[(n - 1) * width..];
         self.scratch.logits.copy_from_slice(logits);
-        Ok(&self.scratch.logits)
+        Ok(&self.scratch.logits[..v])
     }
 
     /// Appends `token` at the next position and returns the logits `[V]` of
@@ -278,9 +279,10 @@ impl<'a> Decoder<'a> {
             mean.into(),
             rstd.into(),
         );
+        // The padding ids' logits (`model.vocab_padding`) are left out.
         k.tied_head_forward((&s.ln).into(), p.wte.into(), (&mut s.logits).into(), c);
         self.len += 1;
-        Ok(&s.logits)
+        Ok(&s.logits[..self.cfg.vocab_size])
     }
 }
 

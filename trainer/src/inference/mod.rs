@@ -1,6 +1,6 @@
 //! Using a trained model: generation one token at a time with a key/value
-//! cache ([`Decoder`], [`generate`]), sampling ([`Sampler`]), evaluation on
-//! held-out tokens ([`evaluate`]), loading a checkpoint or a Hugging Face
+//! cache ([`Decoder`], [`generate`]), sampling ([`Sampler`]), what an
+//! evaluation reports ([`EvalTotals`]), loading a checkpoint or a Hugging Face
 //! directory ([`TrainedModel`]), and the samples printed during training
 //! ([`TrainingSampler`]). The commands are `cptrain generate` and
 //! `cptrain eval`.
@@ -18,7 +18,7 @@ mod utf8_stream;
 
 pub use decoder::Decoder;
 pub use error::InferenceError;
-pub use evaluation::{EvalInput, EvalTotals, evaluate, validation_windows};
+pub use evaluation::{EvalTotals, byte_lengths};
 pub use generation::{Continuation, Request, StopReason, generate};
 pub use sampling::{Sampler, SamplingConfig, SamplingError, argmax, candidates};
 pub use trained_model::{ModelSource, TrainedModel};

@@ -120,6 +120,8 @@ mod tests {
             vocab_size,
             seq_len: 8,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 

@@ -1,11 +1,12 @@
 //! [`CpuKernels`]: the host as a device, the reference and fast CPU path.
 
+use std::ops::Range;
 use std::sync::Mutex;
 
 use super::{
     BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv, QkvProjection,
-    TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, gelu, gemm, heads,
-    layernorm, merge_partial, residual,
+    TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, fill_columns, gelu, gemm,
+    heads, layernorm, merge_partial, residual,
 };
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
@@ -93,6 +94,10 @@ impl Kernels for CpuKernels {
 
     fn fill(&self, dst: SliceMut<'_>, value: f32) {
         dst.expect_host().fill(value);
+    }
+
+    fn fill_columns(&self, x: SliceMut<'_>, width: usize, columns: Range<usize>, value: f32) {
+        fill_columns::fill_columns(x.expect_host(), width, columns, value);
     }
 
     fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {

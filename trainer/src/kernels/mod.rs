@@ -43,6 +43,7 @@ mod cross_entropy;
 mod disjoint;
 mod embedding;
 mod fast_math;
+mod fill_columns;
 mod gelu;
 mod gemm;
 mod heads;

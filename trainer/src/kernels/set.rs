@@ -1,5 +1,7 @@
 //! [`Kernels`]: the device a rank computes on, as one replaceable component.
 
+use std::ops::Range;
+
 use super::{BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange};
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::AdamWUpdate;
@@ -48,6 +50,9 @@ pub trait Kernels: Send + Sync {
 
     /// Sets every value of `dst` to `value`.
     fn fill(&self, dst: SliceMut<'_>, value: f32);
+
+    /// Sets columns `columns` of every `width`-wide row of `x` to `value`.
+    fn fill_columns(&self, x: SliceMut<'_>, width: usize, columns: Range<usize>, value: f32);
 
     /// `dst = src` (same length).
     fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>);

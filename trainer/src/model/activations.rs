@@ -107,7 +107,7 @@ fn other_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
     (cfg.n_layer as f64 + 1.0) * n * c
         + n * c
         + 2.0 * n
-        + n * cfg.vocab_size as f64
+        + n * cfg.padded_vocab() as f64
         + n
         + 10.0 * n * c
         + head_grads
@@ -161,7 +161,7 @@ impl Activations {
             lnf: z(n * c)?,
             lnf_mean: z(n)?,
             lnf_rstd: z(n)?,
-            logits: z(n * cfg.vocab_size)?,
+            logits: z(n * cfg.padded_vocab())?,
             ce_lse: z(n)?,
             qkv: z(3 * n * c)?,
             proj: z(n * c)?,
@@ -218,8 +218,9 @@ impl Activations {
         &mut self.profile
     }
 
-    /// The logits `[batch·len, vocab]` of the last forward (before backward
-    /// overwrites them with their gradient), on the host.
+    /// The logits `[batch·len, padded vocab]` of the last forward (before
+    /// backward overwrites them with their gradient), on the host; the
+    /// columns of `model.vocab_padding`'s ids are −∞.
     pub fn logits(&self) -> Result<Cow<'_, [f32]>, DeviceError> {
         self.logits.to_host()
     }
@@ -239,6 +240,8 @@ mod tests {
             vocab_size: 37,
             seq_len: 8,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
             let a = Activations::new(&CpuKernels::default(), &cfg, 3, 5, layout).unwrap();

@@ -13,11 +13,25 @@ pub struct ModelConfig {
     pub n_embd: usize,
     /// Number of token ids; the data's ids must all be below it.
     pub vocab_size: usize,
-    /// Tokens per training sequence (rows of `wpe`).
+    /// Tokens per training sequence.
     pub seq_len: usize,
+    /// Rows of `wpe` (Hugging Face's `n_positions`); unset means `seq_len`.
+    /// Rows from `seq_len` on are kept (imported, saved, decayed by AdamW)
+    /// but never read: training positions are below `seq_len`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_positions: Option<usize>,
+    /// Rows of `wte` are rounded up to a multiple of this (64 or 128 make
+    /// the output head's matrix products faster); 1 means no padding. The
+    /// padded rows are zero, never predicted and never saved.
+    #[serde(default = "no_padding")]
+    pub vocab_padding: usize,
     /// Optional Hugging Face GPT-2 safetensors file to start from.
     #[serde(default)]
     pub init: Option<PathBuf>,
+}
+
+fn no_padding() -> usize {
+    1
 }
 
 /// A model shape that cannot be built.
@@ -40,6 +54,18 @@ pub enum ModelConfigError {
         /// `model.n_head`.
         n_head: usize,
     },
+    /// The position table is shorter than a training sequence.
+    #[error(
+        "model.n_positions = {n_positions} is less than model.seq_len = {seq_len}: every \
+         position of a sequence needs a row of wpe; raise n_positions (or leave it unset, \
+         which means seq_len)"
+    )]
+    PositionsBelowSeqLen {
+        /// `model.n_positions`.
+        n_positions: usize,
+        /// `model.seq_len`.
+        seq_len: usize,
+    },
 }
 
 impl ModelConfig {
@@ -51,6 +77,8 @@ impl ModelConfig {
             ("n_embd", self.n_embd),
             ("vocab_size", self.vocab_size),
             ("seq_len", self.seq_len),
+            ("n_positions", self.positions()),
+            ("vocab_padding", self.vocab_padding),
         ] {
             if value == 0 {
                 return Err(ModelConfigError::Zero { key });
@@ -62,17 +90,36 @@ impl ModelConfig {
                 n_head: self.n_head,
             });
         }
+        if self.positions() < self.seq_len {
+            return Err(ModelConfigError::PositionsBelowSeqLen {
+                n_positions: self.positions(),
+                seq_len: self.seq_len,
+            });
+        }
         Ok(())
     }
 
+    /// Rows of `wpe`: `n_positions`, or `seq_len` when unset.
+    pub fn positions(&self) -> usize {
+        self.n_positions.unwrap_or(self.seq_len)
+    }
+
+    /// Rows of `wte` in memory: `vocab_size` rounded up to a multiple of
+    /// `vocab_padding` (the width of the logits). Ids from `vocab_size` on
+    /// are padding.
+    pub fn padded_vocab(&self) -> usize {
+        self.vocab_size.next_multiple_of(self.vocab_padding.max(1))
+    }
+
     /// Parameters of the model ([`ParamLayout::gpt2`](super::ParamLayout)'s
-    /// length, `wpe` included), from the sizes alone: `V·C + T·C + L·(12·C² +
-    /// 13·C) + 2·C`. In `f64`, exact below 2^53 and never an overflow, so
+    /// length, `wpe` and the vocabulary's padding included), from the sizes
+    /// alone: `V·C + P·C + L·(12·C² + 13·C) + 2·C` (`V` padded, `P` =
+    /// [`Self::positions`]). In `f64`, exact below 2^53 and never an overflow, so
     /// that absurd sizes can be refused before anything is allocated.
     pub fn param_count(&self) -> f64 {
         let c = self.n_embd as f64;
         let per_block = 12.0 * c * c + 13.0 * c;
-        (self.vocab_size as f64 + self.seq_len as f64) * c
+        (self.padded_vocab() as f64 + self.positions() as f64) * c
             + self.n_layer as f64 * per_block
             + 2.0 * c
     }
@@ -95,6 +142,8 @@ mod tests {
             vocab_size: 256,
             seq_len: 64,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 

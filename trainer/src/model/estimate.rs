@@ -5,7 +5,7 @@ use crate::attention::QkvLayout;
 
 /// Parameters that enter matrix products: all but `wpe` (a lookup).
 pub fn matmul_params(cfg: &ModelConfig) -> f64 {
-    cfg.param_count() - cfg.seq_len as f64 * cfg.n_embd as f64
+    cfg.param_count() - cfg.positions() as f64 * cfg.n_embd as f64
 }
 
 /// Training FLOPs per token (forward + backward) by the PaLM convention

@@ -219,6 +219,14 @@ impl Gpt {
         kernels.layernorm_forward(x_last, p.lnf_w, p.lnf_b, lnf, mean, rstd);
         t = acts.profile.stop(t, F, Phase::LayerNorm);
         kernels.tied_head_forward(acts.lnf.view(), p.wte, acts.logits.view_mut(), c);
+        // `model.vocab_padding`: the padding ids' rows of `wte` are zero and
+        // they are never predicted. Their logits are −∞, so they add exactly
+        // 0 to each row's normalizer and get a zero gradient.
+        let (width, vocab) = (self.cfg.padded_vocab(), self.cfg.vocab_size);
+        if vocab < width {
+            let logits = acts.logits.view_mut();
+            kernels.fill_columns(logits, width, vocab..width, f32::NEG_INFINITY);
+        }
         t = acts.profile.stop(t, F, Phase::LmHead);
         let (logits, lse) = (acts.logits.view(), acts.ce_lse.view_mut());
         let loss = kernels.cross_entropy_forward(logits, batch.targets, lse)?;

@@ -22,7 +22,8 @@ pub fn init_params(cfg: &ModelConfig, seed: u64) -> Vec<f32> {
     let mut params = vec![0.0f32; layout.len()];
     let residual_std = INIT_STD / (2.0 * cfg.n_layer as f64).sqrt();
     for (i, spec) in layout.specs().iter().enumerate() {
-        let t = &mut params[spec.range()];
+        // Padding rows stay zero; the real rows draw what they would unpadded.
+        let t = &mut params[spec.saved_range()];
         let name = spec.name.as_str();
         if name.ends_with(".bias") {
             t.fill(0.0);

@@ -11,6 +11,9 @@ pub struct ParamSpec {
     pub offset: usize,
     /// Whether AdamW applies weight decay (2-D weights and embeddings only).
     pub weight_decay: bool,
+    /// Trailing rows that are padding (`wte` with `model.vocab_padding`):
+    /// zero, never saved, and zero again when loaded.
+    pub padding_rows: usize,
 }
 
 impl ParamSpec {
@@ -22,6 +25,19 @@ impl ParamSpec {
     /// The element range of this tensor in the flat buffer.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.numel()
+    }
+
+    /// The shape in a file: the in-memory shape less the padding rows.
+    pub fn saved_shape(&self) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        shape[0] -= self.padding_rows;
+        shape
+    }
+
+    /// The elements a file holds: the range less the padding rows (rows are
+    /// contiguous, so they are the range's first elements).
+    pub fn saved_range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.saved_shape().iter().product::<usize>()
     }
 }
 
@@ -36,16 +52,19 @@ pub struct ParamLayout {
 }
 
 impl ParamLayout {
-    /// The GPT-2 layout for `cfg`, in Hugging Face order: `wte`, `wpe`, the
-    /// blocks `h.0 .. h.{L-1}`, then `ln_f`. `lm_head` is tied to `wte`.
+    /// The GPT-2 layout for `cfg`, in Hugging Face order: `wte` (rows
+    /// padded to [`ModelConfig::padded_vocab`]), `wpe` (rows:
+    /// [`ModelConfig::positions`]), the blocks `h.0 .. h.{L-1}`, then
+    /// `ln_f`. `lm_head` is tied to `wte`.
     pub fn gpt2(cfg: &ModelConfig) -> Self {
         let c = cfg.n_embd;
         let mut layout = ParamLayout {
             specs: Vec::new(),
             len: 0,
         };
-        layout.push("transformer.wte.weight", &[cfg.vocab_size, c], true);
-        layout.push("transformer.wpe.weight", &[cfg.seq_len, c], true);
+        layout.push("transformer.wte.weight", &[cfg.padded_vocab(), c], true);
+        layout.specs[0].padding_rows = cfg.padded_vocab() - cfg.vocab_size;
+        layout.push("transformer.wpe.weight", &[cfg.positions(), c], true);
         for i in 0..cfg.n_layer {
             let p = format!("transformer.h.{i}");
             layout.push(&format!("{p}.ln_1.weight"), &[c], false);
@@ -72,6 +91,7 @@ impl ParamLayout {
             shape: shape.to_vec(),
             offset: self.len,
             weight_decay,
+            padding_rows: 0,
         };
         self.len += spec.numel();
         self.specs.push(spec);
@@ -111,6 +131,8 @@ mod tests {
             vocab_size: 50257,
             seq_len: 1024,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         let layout = ParamLayout::gpt2(&cfg);
         // GPT-2 small: 124,439,808 parameters with tied embeddings.

@@ -30,7 +30,7 @@ impl PhaseFlops {
             (Phase::AttnProjMatmul, product(l * d * d)),
             (Phase::MlpFcMatmul, product(l * 4.0 * d * d)),
             (Phase::MlpProjMatmul, product(l * 4.0 * d * d)),
-            (Phase::LmHead, product(cfg.vocab_size as f64 * d)),
+            (Phase::LmHead, product(cfg.padded_vocab() as f64 * d)),
         ] {
             forward[phase.index()] = flops;
         }
@@ -65,6 +65,8 @@ mod tests {
             vocab_size: 300,
             seq_len: 128,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         let tokens = 1000.0;
         let flops = PhaseFlops::new(&cfg, tokens);

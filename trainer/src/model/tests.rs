@@ -22,6 +22,8 @@ fn cfg(
         vocab_size,
         seq_len,
         init: None,
+        n_positions: None,
+        vocab_padding: 1,
     }
 }
 

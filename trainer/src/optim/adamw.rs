@@ -347,6 +347,8 @@ mod tests {
             vocab_size: 11,
             seq_len: 6,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         let layout = ParamLayout::gpt2(&model);
         let kernels = CpuKernels::default();

@@ -288,6 +288,8 @@ mod tests {
             vocab_size: 16,
             seq_len: 64,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         }
     }
 

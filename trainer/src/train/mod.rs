@@ -3,6 +3,7 @@
 
 mod available_memory;
 mod error;
+mod evaluation;
 mod groups;
 mod memory;
 mod phase_report;
@@ -17,6 +18,7 @@ mod trace;
 
 pub use available_memory::{AvailableMemory, human_bytes};
 pub use error::TrainError;
+pub use evaluation::{EvalBatches, evaluate_on_layout};
 pub use groups::RankGroups;
 pub use memory::{MemoryError, MemoryEstimate, MemoryInputs, MemoryItem};
 pub use plan::{AttentionBalance, CP_STRATEGIES, TrainPlan};

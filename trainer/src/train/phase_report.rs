@@ -54,6 +54,8 @@ mod tests {
             vocab_size: 10,
             seq_len: 100,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         PhaseFlops::new(&cfg, 75_000.0)
     }

@@ -374,6 +374,8 @@ mod tests {
             vocab_size: 16,
             seq_len: 16,
             init: None,
+            n_positions: None,
+            vocab_padding: 1,
         };
         let train = TrainConfig {
             batch_size: 4,

@@ -1,6 +1,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::evaluation::{EvalBatches, RankModel};
 use super::trace::gather_slices;
 use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan};
 use crate::attention::Attention;
@@ -473,51 +474,24 @@ impl RankTrainer {
             micro,
             ..
         } = state;
+        let model = RankModel {
+            gpt: &self.gpt,
+            kernels: &*self.kernels,
+            attention: &*self.attention,
+            groups: &self.groups,
+        };
+        let what = EvalBatches {
+            split: Split::Val,
+            batches: batches as u64,
+            byte_lengths: None,
+        };
         // Evaluation is not part of a training step's profile.
         let training_profile = std::mem::take(acts.profile_mut());
-        let sums = self.validation_sums(params, acts, builder, micro, batches, stop);
+        let sums = model.eval_sums(params, acts, builder, micro, &what, stop);
         *acts.profile_mut() = training_profile;
-        let Some(mut sums) = sums? else {
+        let Some(sums) = sums? else {
             return Ok(Evaluation::Stopped);
         };
-        self.groups.dp_cp.all_reduce_f64(&mut sums, ReduceOp::Sum)?;
         Ok(Evaluation::Loss((sums[1] > 0.0).then(|| sums[0] / sums[1])))
-    }
-
-    /// This rank's loss sum and target count over the validation batches,
-    /// or `None` when some rank asked to stop (every rank leaves at the
-    /// same batch: the decision is reduced over DP×CP before each one).
-    fn validation_sums(
-        &self,
-        params: &Buffer,
-        acts: &mut Activations,
-        builder: &mut BatchBuilder,
-        micro: &mut [MicroBatch],
-        batches: usize,
-        stop: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Option<[f64; 2]>, TrainError> {
-        let mut sums = [0.0, 0.0];
-        for e in 0..batches as u64 {
-            let mut stopping = [f64::from(u8::from(stop()))];
-            self.groups
-                .dp_cp
-                .all_reduce_f64(&mut stopping, ReduceOp::Sum)?;
-            if stopping[0] > 0.0 {
-                return Ok(None);
-            }
-            for (m, batch) in micro.iter_mut().enumerate() {
-                builder.fill(Split::Val, e, m, batch)?;
-                let input = Batch {
-                    tokens: &batch.tokens,
-                    targets: &batch.targets,
-                    positions: &batch.positions,
-                };
-                let (k, a) = (&*self.kernels, &*self.attention);
-                let loss = self.gpt.forward(k, a, params.view(), input, acts)?;
-                sums[0] += loss.sum;
-                sums[1] += loss.count as f64;
-            }
-        }
-        Ok(Some(sums))
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod cancelled;
 mod component;
 mod condition;
 mod config;
@@ -20,6 +21,7 @@ mod shutdown;
 #[cfg(feature = "signals")]
 pub mod signals;
 
+pub use cancelled::Cancelled;
 pub use component::{ComponentDef, Scope, TypeKey};
 pub use condition::{
     Condition, ConditionOutcome, on_custom, on_missing, on_not_profile, on_profile, on_property,

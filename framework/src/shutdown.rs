@@ -3,10 +3,17 @@
 //! Cancelling a token cancels all of its descendants; a token may carry a
 //! deadline after which it counts as cancelled; every cancellation has a
 //! [`CancelCause`]. Tokens are cheap to clone and are passed explicitly.
+//! Cancellation can be waited for by blocking ([`CancellationToken::wait`]),
+//! awaited as a future ([`CancellationToken::cancelled`], usable in any
+//! executor's `select!`), or answered by a callback
+//! ([`CancellationToken::on_cancel`]).
 
 use std::fmt;
 use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::task::Waker;
 use std::time::{Duration, Instant};
+
+use super::cancelled::{Cancelled, watch_deadline};
 
 /// Why a token was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,15 +33,24 @@ impl fmt::Display for CancelCause {
     }
 }
 
-struct State {
-    cause: Option<CancelCause>,
+/// A callback run once, with the cause, when its token is cancelled.
+pub(crate) type OnCancel = Box<dyn FnOnce(&CancelCause) + Send>;
+
+pub(crate) struct State {
+    pub(crate) cause: Option<CancelCause>,
     children: Vec<Weak<Node>>,
+    /// Tasks awaiting [`CancellationToken::cancelled`].
+    pub(crate) wakers: Vec<Waker>,
+    /// Callbacks of [`CancellationToken::on_cancel`].
+    callbacks: Vec<OnCancel>,
+    /// Whether a thread already cancels this node at its deadline.
+    pub(crate) deadline_watched: bool,
 }
 
-struct Node {
-    state: Mutex<State>,
-    changed: Condvar,
-    deadline: Option<Instant>,
+pub(crate) struct Node {
+    pub(crate) state: Mutex<State>,
+    pub(crate) changed: Condvar,
+    pub(crate) deadline: Option<Instant>,
     parent: Option<Arc<Node>>,
 }
 
@@ -75,6 +91,9 @@ impl CancellationToken {
             state: Mutex::new(State {
                 cause: None,
                 children: Vec::new(),
+                wakers: Vec::new(),
+                callbacks: Vec::new(),
+                deadline_watched: false,
             }),
             changed: Condvar::new(),
             deadline,
@@ -169,6 +188,52 @@ impl CancellationToken {
         }
     }
 
+    /// A future that completes with the cause once the token is cancelled
+    /// or its deadline passes; it needs no particular runtime (a token with
+    /// a deadline starts one thread that cancels it then). In an async
+    /// program it races other work, e.g. with tokio:
+    ///
+    /// ```text
+    /// tokio::select! {
+    ///     cause = token.cancelled() => return Err(cause.into()),
+    ///     line = lines.next_line() => handle(line?),
+    /// }
+    /// ```
+    pub fn cancelled(&self) -> Cancelled {
+        Cancelled::new(self.node.clone())
+    }
+
+    /// Runs `callback` once, with the cause, when the token is cancelled
+    /// (on the cancelling thread, or the deadline's), or right away on this
+    /// thread when it already is.
+    ///
+    /// ```
+    /// let token = appctx::CancellationToken::new();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// token.on_cancel(move |cause| tx.send(cause.to_string()).unwrap());
+    /// token.cancel("SIGTERM");
+    /// assert_eq!(rx.recv().unwrap(), "cancelled: SIGTERM");
+    /// ```
+    pub fn on_cancel(&self, callback: impl FnOnce(&CancelCause) + Send + 'static) {
+        let mut state = lock(&self.node.state);
+        if state.cause.is_none() && self.node.deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(state);
+            cancel_node(&self.node, CancelCause::DeadlineExceeded);
+            state = lock(&self.node.state);
+        }
+        match state.cause.clone() {
+            Some(cause) => {
+                drop(state);
+                callback(&cause);
+            }
+            None => {
+                state.callbacks.push(Box::new(callback));
+                drop(state);
+                watch_deadline(&self.node);
+            }
+        }
+    }
+
     /// A guard that cancels this token when dropped.
     pub fn drop_guard(&self) -> DropGuard {
         DropGuard {
@@ -201,11 +266,11 @@ impl Drop for DropGuard {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn cancel_node(node: &Arc<Node>, cause: CancelCause) {
+pub(crate) fn cancel_node(node: &Arc<Node>, cause: CancelCause) {
     // Iterative so that deep trees cannot overflow the stack.
     let mut pending = vec![node.clone()];
     while let Some(node) = pending.pop() {
@@ -215,7 +280,12 @@ fn cancel_node(node: &Arc<Node>, cause: CancelCause) {
         }
         state.cause = Some(cause.clone());
         pending.extend(state.children.drain(..).filter_map(|c| c.upgrade()));
+        let wakers = std::mem::take(&mut state.wakers);
+        let callbacks = std::mem::take(&mut state.callbacks);
         drop(state);
         node.changed.notify_all();
+        // Outside the lock: a callback may use the token again.
+        wakers.into_iter().for_each(Waker::wake);
+        callbacks.into_iter().for_each(|callback| callback(&cause));
     }
 }

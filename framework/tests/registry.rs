@@ -130,6 +130,33 @@ fn the_macro_registers_selectable_providers() {
     assert!(err.to_string().contains("did you mean `count`?"), "{err}");
 }
 
+/// A value that no linked crate registers (a plugin crate that is not
+/// linked) gets the linking rule and the linked crates, not only a list of
+/// built-in values.
+#[test]
+fn a_value_no_linked_crate_registers_names_the_linking_rule() {
+    let parent = boot(&["job.kind=remote"]).unwrap();
+    let err = parent
+        .child("rank")
+        .instance(Arc::new(Rank(0)))
+        .build()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("Set `job.kind` to one of `count`, `sleep` (it is \"remote\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("No linked crate registers a component for `job.kind = \"remote\"`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the crates that register values of `job.kind` are `registry`"),
+        "{text}"
+    );
+    assert!(text.contains("`use the_plugin_crate as _;`"), "{text}");
+}
+
 #[test]
 fn scoped_components_are_created_once_per_child() {
     let parent = boot(&[]).unwrap();

@@ -436,13 +436,14 @@ fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency
             .collect()
     };
     let mut candidates = Vec::new();
-    let mut selectors: Vec<(String, String)> = Vec::new();
+    let mut selectors: Vec<Selector> = Vec::new();
     let mut note_selectors = |d: &ComponentDef, outs: &[ConditionOutcome]| {
         for (o, cond) in outs.iter().zip(&d.conditions) {
             if !o.matched
-                && let Some(pair) = cond.selecting_value(&d.name)
+                && let Some((key, value)) = cond.selecting_value(&d.name)
             {
-                selectors.push(pair);
+                let origin = crate_of(&d.origin).map(str::to_owned);
+                selectors.push(Selector { key, value, origin });
             }
         }
     };
@@ -494,15 +495,33 @@ fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency
     }
 }
 
-/// "Set `optimizer.kind` to one of `adamw`, `sgd` (found "adamq"; did you mean `adamw`?)".
-fn selector_hint(selectors: &[(String, String)], env: &Environment) -> Option<String> {
-    let key = &selectors.first()?.0;
-    if selectors.iter().any(|(k, _)| k != key) {
+/// A value of a selector key that would activate a candidate, and the
+/// crate that registered the candidate.
+struct Selector {
+    key: String,
+    value: String,
+    origin: Option<String>,
+}
+
+/// The crate a component was registered from: the first path segment of
+/// the origin the `component!` macro records, `module_path (file:line)`
+/// (`None` for components built in code).
+fn crate_of(origin: &str) -> Option<&str> {
+    let (path, _) = origin.split_once(" (")?;
+    path.split("::").next()
+}
+
+/// "Set `optimizer.kind` to one of `adamw`, `sgd` (found "adamq"; did you
+/// mean `adamw`?)", and, when the value names no registered component, which
+/// crates are linked and how to link the one that provides it.
+fn selector_hint(selectors: &[Selector], env: &Environment) -> Option<String> {
+    let key = &selectors.first()?.key;
+    if selectors.iter().any(|s| &s.key != key) {
         return None;
     }
     let values: Vec<String> = selectors
         .iter()
-        .map(|(_, v)| v.clone())
+        .map(|s| s.value.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -510,13 +529,40 @@ fn selector_hint(selectors: &[(String, String)], env: &Environment) -> Option<St
     let suggestion = current
         .as_deref()
         .and_then(|cur| did_you_mean(cur, values.iter().map(String::as_str)));
-    Some(format!(
+    let mut hint = format!(
         "Set `{key}` to one of {}{}",
         ticked(&values),
-        match (current, suggestion) {
+        match (&current, suggestion) {
             (Some(cur), Some(s)) => format!(" (it is \"{cur}\"; did you mean `{s}`?)"),
             (Some(cur), None) => format!(" (it is \"{cur}\")"),
             (None, _) => " (it is not set)".to_string(),
         }
-    ))
+    );
+    if let Some(cur) = current.filter(|cur| !values.contains(cur)) {
+        hint.push_str(&linking_rule(key, &cur, selectors));
+    }
+    Some(hint)
+}
+
+/// Why a value no linked crate registers is not there, and the fix.
+fn linking_rule(key: &str, value: &str, selectors: &[Selector]) -> String {
+    let mut crates: BTreeSet<&str> = selectors
+        .iter()
+        .filter_map(|s| s.origin.as_deref())
+        .collect();
+    if crates.is_empty() {
+        crates.insert("(components registered in code only)");
+    }
+    let linked = crates
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        ". No linked crate registers a component for `{key} = \"{value}\"`; the crates that \
+         register values of `{key}` are {linked}. If `{value}` comes from a plugin crate, link it \
+         into the binary: add it to [dependencies] and write `use the_plugin_crate as _;` in the \
+         binary's main.rs (components register through `inventory`, which sees only crates the \
+         binary links)"
+    )
 }

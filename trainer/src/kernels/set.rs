@@ -36,6 +36,12 @@ pub trait Kernels: Send + Sync {
     /// Worker threads one call may use.
     fn threads(&self) -> usize;
 
+    /// The most bytes of device memory this kernel set has held at once so
+    /// far; `None` for host memory (the process's peak RSS reports that).
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// A buffer of `len` zeros in this device's memory.
     fn alloc(&self, len: usize) -> Result<Buffer, DeviceError>;
 

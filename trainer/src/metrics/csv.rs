@@ -119,6 +119,9 @@ pub fn parse_csv_row(line: &str) -> Result<StepRecord, String> {
         epoch: optional(next())?,
         // A list of text lines: only in metrics.jsonl.
         config_changes: None,
+        // Device runs only: in metrics.jsonl, so the columns stay those of
+        // every CPU run's file.
+        device_peak_bytes: None,
     })
 }
 

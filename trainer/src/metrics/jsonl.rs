@@ -128,6 +128,7 @@ mod tests {
             eval_loss: Some(2.5),
             mfu: Some(0.41),
             peak_rss_bytes: Some(1 << 30),
+            device_peak_bytes: Some(3 << 30),
             ..record(2)
         })
         .unwrap();
@@ -139,6 +140,7 @@ mod tests {
         let second: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(second["eval_loss"], 2.5);
         assert_eq!(second["peak_rss_bytes"], 1u64 << 30);
+        assert_eq!(second["device_peak_bytes"], 3u64 << 30);
         assert!(second.get("comm_bytes").is_none());
     }
 

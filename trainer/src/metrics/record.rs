@@ -35,6 +35,10 @@ pub struct StepRecord {
     /// Peak resident memory of the process so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_rss_bytes: Option<u64>,
+    /// Peak device memory of rank 0's device so far (devices other than the
+    /// host, e.g. `kernels.device = "cuda"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_peak_bytes: Option<u64>,
     /// The epoch (from 0) of the step's first sequence, for file data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,

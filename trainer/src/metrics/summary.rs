@@ -17,6 +17,8 @@ pub struct RunSummary {
     pub peak_gflops: Option<f64>,
     /// Peak resident memory of the process.
     pub peak_rss_bytes: Option<u64>,
+    /// Peak memory of rank 0's device, for devices other than the host.
+    pub device_peak_bytes: Option<u64>,
     /// Last training loss.
     pub final_loss: Option<f64>,
     /// Last evaluation loss.
@@ -49,6 +51,7 @@ impl RunSummary {
             mfu: peak_gflops.filter(|p| *p > 0.0).map(|p| gflops_per_s / p),
             peak_gflops,
             peak_rss_bytes: super::peak_rss_bytes(),
+            device_peak_bytes: None,
             final_loss: None,
             final_eval_loss: None,
             phase_profile: None,
@@ -80,6 +83,9 @@ impl std::fmt::Display for RunSummary {
         if let Some(rss) = self.peak_rss_bytes {
             write!(f, " | peak rss {} MiB", rss >> 20)?;
         }
+        if let Some(device) = self.device_peak_bytes {
+            write!(f, " | device peak {} MiB", device >> 20)?;
+        }
         if let Some(loss) = self.final_loss {
             write!(f, " | loss {loss:.4}")?;
         }
@@ -105,7 +111,7 @@ mod tests {
         let text = RunSummary {
             peak_rss_bytes: Some(3 << 20),
             final_loss: Some(0.5),
-            ..s
+            ..s.clone()
         }
         .to_string();
         assert_eq!(
@@ -114,6 +120,15 @@ mod tests {
              | peak rss 3 MiB | loss 0.5000"
         );
         assert_eq!(RunSummary::new(0, 0, 0.0, 1.0, None).mfu, None);
+        let device = RunSummary {
+            peak_rss_bytes: None,
+            device_peak_bytes: Some(5 << 30),
+            ..s
+        };
+        assert!(
+            device.to_string().ends_with("| device peak 5120 MiB"),
+            "{device}"
+        );
     }
 
     /// 3 GFLOP/s against a peak of 2 cannot be: the summary says the peak

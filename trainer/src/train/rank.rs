@@ -29,6 +29,8 @@ pub struct StepOutcome {
     pub grad_norm: f64,
     /// Learning rate applied.
     pub lr: f64,
+    /// Peak memory of the rank's device so far (devices other than the host).
+    pub device_peak_bytes: Option<u64>,
 }
 
 /// How a rank's training ended.
@@ -408,6 +410,7 @@ impl RankTrainer {
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);
         Ok(Some(StepOutcome {
+            device_peak_bytes: k.peak_memory_bytes(),
             loss,
             grad_norm,
             lr,

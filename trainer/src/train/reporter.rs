@@ -39,6 +39,8 @@ pub struct Reporter {
     totals: ResumeMetrics,
     run: RunTotals,
     phase_profile: Option<String>,
+    /// The device's peak memory as of the last step (devices other than the host).
+    device_peak_bytes: Option<u64>,
 }
 
 /// What this process trained (a resumed run counts only its own steps).
@@ -83,6 +85,7 @@ impl Reporter {
             totals,
             run: RunTotals::default(),
             phase_profile: None,
+            device_peak_bytes: None,
         })
     }
 
@@ -100,6 +103,7 @@ impl Reporter {
         self.totals.tokens_seen += tokens;
         self.totals.elapsed_s += step_time_s;
         self.totals.last_loss = Some(outcome.loss);
+        self.device_peak_bytes = outcome.device_peak_bytes;
         if eval_loss.is_some() {
             self.totals.last_eval_loss = eval_loss;
         }
@@ -123,6 +127,7 @@ impl Reporter {
             comm_bytes: (self.plan.grid.world_size() > 1).then_some(comm_bytes),
             comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm_wait_s),
             peak_rss_bytes: peak_rss_bytes(),
+            device_peak_bytes: outcome.device_peak_bytes,
             config_changes: self.config_changes.take(),
             epoch: self.epoch_of(step - 1),
         };
@@ -222,6 +227,7 @@ impl Reporter {
         summary.final_loss = self.totals.last_loss;
         summary.final_eval_loss = self.totals.last_eval_loss;
         summary.peak_rss_bytes = peak_rss_bytes();
+        summary.device_peak_bytes = self.device_peak_bytes;
         summary.phase_profile = self.phase_profile.take();
         for sink in &self.sinks {
             sink.lock()

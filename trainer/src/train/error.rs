@@ -62,12 +62,6 @@ pub enum TrainError {
     /// The device failed (memory, a lost device).
     #[error(transparent)]
     Device(#[from] DeviceError),
-    /// A collective was handed device memory the process group cannot move yet.
-    #[error("{what} runs on host memory only so far; this device needs parallel.world_size = 1")]
-    DeviceCollective {
-        /// The collective.
-        what: &'static str,
-    },
     /// The loss or the gradient stopped being finite; nothing was updated.
     #[error(
         "step {step}: the {what} is not finite ({value}); the update was skipped and the run \

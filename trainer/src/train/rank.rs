@@ -374,10 +374,16 @@ impl RankTrainer {
         }
         let timer = acts.profile().start();
         if self.groups.dp_cp.size() > 1 {
-            let grads = grads.host_mut().ok_or(TrainError::DeviceCollective {
-                what: "the gradient all-reduce",
-            })?;
-            self.groups.dp_cp.all_reduce(grads, ReduceOp::Sum)?;
+            let group = &self.groups.dp_cp;
+            match grads.host_mut() {
+                Some(host) => group.all_reduce(host, ReduceOp::Sum)?,
+                // Device memory passes through the host, like the CP messages.
+                None => {
+                    let mut staged = grads.to_host()?.into_owned();
+                    group.all_reduce(&mut staged, ReduceOp::Sum)?;
+                    grads.copy_from_host(&staged)?;
+                }
+            }
         }
         let mut loss = [loss_sum];
         self.groups.dp_cp.all_reduce_f64(&mut loss, ReduceOp::Sum)?;

@@ -16,11 +16,15 @@
 //!   calls, and an emulated `sgemm`.
 
 mod buckets;
+pub mod device;
+mod driver;
 pub mod emu;
 mod error;
 pub mod gemm;
 pub mod launch;
+pub mod launcher;
 pub mod nvrtc;
+pub mod ops;
 pub mod sources;
 
 pub use buckets::RowBuckets;

@@ -47,7 +47,11 @@ pub fn probe(gpu: Option<usize>) -> Result<usize, CudaError> {
              run with --gpus all)",
         ));
     }
-    result::init().map_err(|e| unavailable(format!("cuInit failed ({e}): the driver cannot reach a GPU")))?;
+    result::init().map_err(|e| {
+        unavailable(format!(
+            "cuInit failed ({e}): the driver cannot reach a GPU"
+        ))
+    })?;
     let count = result::device::get_count().map_err(|e| driver_error("cuDeviceGetCount", e))?;
     let count = usize::try_from(count).unwrap_or(0);
     if count == 0 {
@@ -113,7 +117,11 @@ static LOADED: Mutex<Vec<(usize, Arc<LoadedDevice>)>> = Mutex::new(Vec::new());
 /// The architecture NVRTC compiles for on a device of `capability`: PTX
 /// for `sm_90` runs on later GPUs too (the driver compiles it).
 fn arch_of(capability: (i32, i32)) -> &'static str {
-    if capability >= (9, 0) { "sm_90" } else { "sm_80" }
+    if capability >= (9, 0) {
+        "sm_90"
+    } else {
+        "sm_80"
+    }
 }
 
 impl LoadedDevice {
@@ -123,7 +131,8 @@ impl LoadedDevice {
         if let Some((_, device)) = loaded.iter().find(|(i, _)| *i == gpu) {
             return Ok(device.clone());
         }
-        let ctx = CudaContext::new(gpu).map_err(|e| driver_error(format!("CUDA context of GPU {gpu}"), e))?;
+        let ctx = CudaContext::new(gpu)
+            .map_err(|e| driver_error(format!("CUDA context of GPU {gpu}"), e))?;
         if !ctx.has_async_alloc() {
             return Err(unavailable(format!(
                 "GPU {gpu} has no stream-ordered memory pool (cuMemAllocAsync), which the \
@@ -274,10 +283,14 @@ impl Launcher for GpuLauncher {
         params: &mut [*mut c_void],
     ) -> Result<(), CudaError> {
         self.bind()?;
-        let function = self.device.functions.get(kernel).ok_or_else(|| CudaError::Shape {
-            kernel,
-            problem: "no such kernel in the compiled sources".into(),
-        })?;
+        let function = self
+            .device
+            .functions
+            .get(kernel)
+            .ok_or_else(|| CudaError::Shape {
+                kernel,
+                problem: "no such kernel in the compiled sources".into(),
+            })?;
         let [gx, gy, gz] = config.grid;
         let [bx, by, bz] = config.block;
         // SAFETY: the caller's contract (argument types and buffers).

@@ -126,13 +126,19 @@ mod tests {
             ..KernelsConfig::default()
         };
         let text = bf16.validate().unwrap_err();
-        assert!(text.contains("kernels.precision = \"bf16\" is not implemented yet"), "{text}");
+        assert!(
+            text.contains("kernels.precision = \"bf16\" is not implemented yet"),
+            "{text}"
+        );
         let tf32 = KernelsConfig {
             tf32: true,
             ..KernelsConfig::default()
         };
         let text = tf32.validate().unwrap_err();
-        assert!(text.contains("kernels.tf32 = true applies to kernels.device = \"cuda\""), "{text}");
+        assert!(
+            text.contains("kernels.tf32 = true applies to kernels.device = \"cuda\""),
+            "{text}"
+        );
         let gpu = KernelsConfig {
             device: "cuda".into(),
             tf32: true,

@@ -81,8 +81,8 @@ pub use gemm::{
     tied_head_backward, tied_head_forward, weight_gradient,
 };
 pub use heads::HeadLayout;
-pub use probe::{DeviceProbe, probe_device};
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
+pub use probe::{DeviceProbe, probe_device};
 pub use residual::residual_add;
 pub use set::{Kernels, QkvProjection};
 pub use threads::{Threads, ThreadsError};

@@ -40,7 +40,11 @@ impl CudaKernels {
         std::ptr::addr_eq(memory as *const dyn DeviceMemory, Arc::as_ptr(&self.memory))
     }
 
-    fn span_of(&self, device: Option<(&dyn DeviceMemory, u64)>, len: usize) -> Result<Span, CudaError> {
+    fn span_of(
+        &self,
+        device: Option<(&dyn DeviceMemory, u64)>,
+        len: usize,
+    ) -> Result<Span, CudaError> {
         match device {
             Some((memory, addr)) if self.owns(memory) => Ok(Span { addr, len }),
             // An empty view reads and writes nothing, wherever it is.
@@ -177,7 +181,15 @@ impl Kernels for CudaKernels {
     ) {
         self.run(|dev| {
             let bias = bias.map(|b| self.r(b)).transpose()?;
-            ops::linear_forward(dev, self.r(x)?, self.r(w)?, bias, self.w(&out)?, d_in, d_out)
+            ops::linear_forward(
+                dev,
+                self.r(x)?,
+                self.r(w)?,
+                bias,
+                self.w(&out)?,
+                d_in,
+                d_out,
+            )
         });
     }
 
@@ -295,10 +307,13 @@ impl Kernels for CudaKernels {
         lse: SliceMut<'_>,
     ) -> Result<LossSum, TargetOutOfRange> {
         // Bad targets are the caller's error, reported as on the CPU.
-        check_targets(targets, logits.len().checked_div(targets.len()).unwrap_or(0))?;
-        let sum = self.memory.run(|dev| {
-            ops::cross_entropy_forward(dev, self.r(logits)?, targets, self.w(&lse)?)
-        });
+        check_targets(
+            targets,
+            logits.len().checked_div(targets.len()).unwrap_or(0),
+        )?;
+        let sum = self
+            .memory
+            .run(|dev| ops::cross_entropy_forward(dev, self.r(logits)?, targets, self.w(&lse)?));
         Ok(sum.unwrap_or(LossSum {
             sum: f64::NAN,
             count: targets.len(),

@@ -110,10 +110,8 @@ impl DeviceMemory for CudaMemory {
             // SAFETY: any bytes are valid f32 values; `src` holds `dst.len()`
             // values (the DeviceMemory contract).
             unsafe {
-                let bytes = std::slice::from_raw_parts_mut(
-                    dst.as_mut_ptr().cast::<u8>(),
-                    size_of_val(dst),
-                );
+                let bytes =
+                    std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), size_of_val(dst));
                 dev.read(src, bytes)
             }
         })

@@ -47,7 +47,17 @@ pub fn layernorm_backward(
 ) -> Result<(), CudaError> {
     let ins = [r(dout), r(x), r(weight), r(mean), r(rstd)];
     let [dout, x, weight, mean, rstd] = ins;
-    ops::layernorm_backward(DEV, dout, x, weight, mean, rstd, w(dx), w(dweight), w(dbias))
+    ops::layernorm_backward(
+        DEV,
+        dout,
+        x,
+        weight,
+        mean,
+        rstd,
+        w(dx),
+        w(dweight),
+        w(dbias),
+    )
 }
 
 /// `cptrain::kernels::bias_gelu_forward`.

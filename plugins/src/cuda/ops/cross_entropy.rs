@@ -6,7 +6,12 @@ use crate::cuda::launch::{block_per_row, single_block, to_i32};
 use crate::cuda::launcher::{Scratch, params};
 
 /// Checks `targets` against the logits on the host; returns (rows, vocab).
-fn check(k: &'static str, logits: Span, targets: &[u32], lse: Span) -> Result<(usize, usize), CudaError> {
+fn check(
+    k: &'static str,
+    logits: Span,
+    targets: &[u32],
+    lse: Span,
+) -> Result<(usize, usize), CudaError> {
     let rows = targets.len();
     ensure_len(k, "lse", lse.len, rows, 1)?;
     if rows == 0 {
@@ -38,7 +43,13 @@ pub fn cross_entropy_forward(
     let ids = Scratch::from_host(dev, targets)?;
     let losses = Scratch::<f32>::zeroed(dev, rows)?;
     let result = Scratch::<f64>::zeroed(dev, 2)?;
-    let (x, t, l, lo, res) = (logits.addr, ids.addr(), lse.addr, losses.addr(), result.addr());
+    let (x, t, l, lo, res) = (
+        logits.addr,
+        ids.addr(),
+        lse.addr,
+        losses.addr(),
+        result.addr(),
+    );
     let (n, v) = (to_i32(rows, K, "rows")?, to_i32(vocab, K, "vocab")?);
     // SAFETY: argument types match; sizes checked above, `losses` has a
     // value per row and `result` two.

@@ -53,10 +53,16 @@ pub fn embedding_forward(
     c: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "embedding_forward";
-    let (vocab, seq) = (rows_of(K, "wte", wte.len, c)?, rows_of(K, "wpe", wpe.len, c)?);
+    let (vocab, seq) = (
+        rows_of(K, "wte", wte.len, c)?,
+        rows_of(K, "wpe", wpe.len, c)?,
+    );
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
     ensure_len(K, "out", out.len, rows, c)?;
-    let (ids, pos) = (Scratch::from_host(dev, tokens)?, Scratch::from_host(dev, positions)?);
+    let (ids, pos) = (
+        Scratch::from_host(dev, tokens)?,
+        Scratch::from_host(dev, positions)?,
+    );
     let (t, p, te, pe, o) = (ids.addr(), pos.addr(), wte.addr, wpe.addr, out.addr);
     let (n, l, ci) = (rows as i32, to_i32(len, K, "len")?, to_i32(c, K, "C")?);
     // SAFETY: argument types match; sizes and ids checked above.
@@ -83,7 +89,10 @@ pub fn embedding_backward(
     c: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "embedding_backward";
-    let (vocab, seq) = (rows_of(K, "dwte", dwte.len, c)?, rows_of(K, "dwpe", dwpe.len, c)?);
+    let (vocab, seq) = (
+        rows_of(K, "dwte", dwte.len, c)?,
+        rows_of(K, "dwpe", dwpe.len, c)?,
+    );
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
     ensure_len(K, "grad", grad.len, rows, c)?;
     let by_token: Vec<usize> = tokens.iter().map(|&t| t as usize).collect();
@@ -94,7 +103,13 @@ pub fn embedding_backward(
         let keys = Scratch::from_host(dev, &buckets.keys)?;
         let starts = Scratch::from_host(dev, &buckets.starts)?;
         let bucket_rows = Scratch::from_host(dev, &buckets.rows)?;
-        let (g, k, s, r, out) = (grad.addr, keys.addr(), starts.addr(), bucket_rows.addr(), table.addr);
+        let (g, k, s, r, out) = (
+            grad.addr,
+            keys.addr(),
+            starts.addr(),
+            bucket_rows.addr(),
+            table.addr,
+        );
         // SAFETY: argument types match; the buckets index rows of `grad`
         // and rows of `table`, both checked above.
         unsafe {

@@ -29,7 +29,13 @@ impl Operands {
 }
 
 /// Rows of `x [rows, d_in]`, checking `w [d_in, d_out]`.
-fn linear_rows(k: &'static str, x: Span, w: Span, d_in: usize, d_out: usize) -> Result<usize, CudaError> {
+fn linear_rows(
+    k: &'static str,
+    x: Span,
+    w: Span,
+    d_in: usize,
+    d_out: usize,
+) -> Result<usize, CudaError> {
     ensure_len(k, "w", w.len, d_in, d_out)?;
     rows_of(k, "x", x.len, d_in)
 }
@@ -104,7 +110,11 @@ pub fn tied_head_forward(
     const K: &str = "tied_head_forward";
     let (rows, vocab) = head_sizes(K, x, wte, c)?;
     ensure_len(K, "logits", logits.len, rows, vocab)?;
-    let operands = Operands { x, w: wte, dy: logits };
+    let operands = Operands {
+        x,
+        w: wte,
+        dy: logits,
+    };
     operands.sgemm(dev, &gemm::tied_head_forward(rows, c, vocab), logits)
 }
 
@@ -124,7 +134,11 @@ pub fn tied_head_backward(
     ensure_len(K, "dx", dx.len, rows, c)?;
     ensure_len(K, "dwte", dwte.len, vocab, c)?;
     let [g_dx, g_dwte] = gemm::tied_head_backward(rows, c, vocab);
-    let operands = Operands { x, w: wte, dy: dlogits };
+    let operands = Operands {
+        x,
+        w: wte,
+        dy: dlogits,
+    };
     operands.sgemm(dev, &g_dx, dx)?;
     operands.sgemm(dev, &g_dwte, dwte)
 }

@@ -23,8 +23,8 @@ pub use cross_entropy::{cross_entropy_backward, cross_entropy_forward};
 pub use embedding::{embedding_backward, embedding_forward};
 pub use heads::{merge_heads, split_heads};
 pub use layernorm::{layernorm_backward, layernorm_forward};
-pub use optim::{adamw_step, scale, sum_of_squares};
 pub use linear::{linear_backward, linear_forward, tied_head_backward, tied_head_forward};
+pub use optim::{adamw_step, scale, sum_of_squares};
 pub use packed::{packed_attention_backward, packed_attention_forward};
 pub use pointwise::{bias_add, bias_gelu_forward, gelu_backward_from_slope, residual_add};
 

@@ -24,7 +24,13 @@ struct Packed {
 }
 
 impl Packed {
-    fn new(call: &PackedAttention, data: Span, bias: Span, per_token: &[(&str, Span)], lse: Span) -> Result<Self, CudaError> {
+    fn new(
+        call: &PackedAttention,
+        data: Span,
+        bias: Span,
+        per_token: &[(&str, Span)],
+        lse: Span,
+    ) -> Result<Self, CudaError> {
         const K: &str = "attention_packed";
         let width = call.n_head * call.head_dim;
         let tokens = call.batch * call.len;
@@ -42,7 +48,10 @@ impl Packed {
         };
         Ok(Packed {
             heads,
-            lse: HeadLayout { head_dim: 1, ..heads },
+            lse: HeadLayout {
+                head_dim: 1,
+                ..heads
+            },
             width,
             batched: BatchedAttention {
                 slabs: call.batch * call.n_head,
@@ -61,20 +70,48 @@ impl Packed {
     }
 
     /// q, k and v of `data + bias`, head-major.
-    fn split_qkv<'d>(&self, dev: &'d dyn Launcher, data: Span, bias: Span) -> Result<[Scratch<'d, f32>; 3], CudaError> {
+    fn split_qkv<'d>(
+        &self,
+        dev: &'d dyn Launcher,
+        data: Span,
+        bias: Span,
+    ) -> Result<[Scratch<'d, f32>; 3], CudaError> {
         let biased = Scratch::<f32>::zeroed(dev, data.len)?;
         bias_add(dev, Some(data), bias, biased.span())?;
-        let parts = [self.head_major(dev)?, self.head_major(dev)?, self.head_major(dev)?];
+        let parts = [
+            self.head_major(dev)?,
+            self.head_major(dev)?,
+            self.head_major(dev)?,
+        ];
         for (i, part) in parts.iter().enumerate() {
-            split_heads(dev, &self.heads, biased.span(), 3 * self.width, i * self.width, part.span())?;
+            split_heads(
+                dev,
+                &self.heads,
+                biased.span(),
+                3 * self.width,
+                i * self.width,
+                part.span(),
+            )?;
         }
         Ok(parts)
     }
 
     /// `src` token-major, as a new head-major buffer.
-    fn split<'d>(&self, dev: &'d dyn Launcher, layout: &HeadLayout, src: Span) -> Result<Scratch<'d, f32>, CudaError> {
+    fn split<'d>(
+        &self,
+        dev: &'d dyn Launcher,
+        layout: &HeadLayout,
+        src: Span,
+    ) -> Result<Scratch<'d, f32>, CudaError> {
         let dst = Scratch::<f32>::zeroed(dev, src.len)?;
-        split_heads(dev, layout, src, layout.n_head * layout.head_dim, 0, dst.span())?;
+        split_heads(
+            dev,
+            layout,
+            src,
+            layout.n_head * layout.head_dim,
+            0,
+            dst.span(),
+        )?;
         Ok(dst)
     }
 }
@@ -93,7 +130,15 @@ pub fn packed_attention_forward(
     let [q, k, v] = p.split_qkv(dev, data, bias)?;
     let out_h = p.head_major(dev)?;
     let lse_h = Scratch::<f32>::zeroed(dev, lse.len)?;
-    attention_forward(dev, &p.batched, q.span(), k.span(), v.span(), out_h.span(), lse_h.span())?;
+    attention_forward(
+        dev,
+        &p.batched,
+        q.span(),
+        k.span(),
+        v.span(),
+        out_h.span(),
+        lse_h.span(),
+    )?;
     merge_heads(dev, &p.heads, out_h.span(), out, p.width, 0)?;
     merge_heads(dev, &p.lse, lse_h.span(), lse, call.n_head, 0)
 }
@@ -112,7 +157,13 @@ pub fn packed_attention_backward(
     dqkv: Span,
 ) -> Result<(), CudaError> {
     let p = Packed::new(call, data, bias, &[("out", out), ("dout", dout)], lse)?;
-    ensure_len("attention_packed", "dqkv", dqkv.len, call.batch * call.len, 3 * p.width)?;
+    ensure_len(
+        "attention_packed",
+        "dqkv",
+        dqkv.len,
+        call.batch * call.len,
+        3 * p.width,
+    )?;
     let [q, k, v] = p.split_qkv(dev, data, bias)?;
     let out_h = p.split(dev, &p.heads, out)?;
     let dout_h = p.split(dev, &p.heads, dout)?;

@@ -15,13 +15,26 @@ pub fn bias_gelu_forward(
     let rows = rows_of(K, "pre", pre.len, bias.len)?;
     ensure_len(K, "out", out.len, rows, bias.len)?;
     let (b, p, o) = (bias.addr, pre.addr, out.addr);
-    let (count, width) = (to_i64(pre.len, K, "elements")?, to_i32(bias.len, K, "width")?);
+    let (count, width) = (
+        to_i64(pre.len, K, "elements")?,
+        to_i32(bias.len, K, "width")?,
+    );
     // SAFETY: argument types match; sizes checked above.
-    unsafe { dev.launch(K, &elementwise(pre.len), &mut params![b, p, o, count, width]) }
+    unsafe {
+        dev.launch(
+            K,
+            &elementwise(pre.len),
+            &mut params![b, p, o, count, width],
+        )
+    }
 }
 
 /// `cptrain::kernels::gelu_backward_from_slope`: `grad *= slope`.
-pub fn gelu_backward_from_slope(dev: &dyn Launcher, slope: Span, grad: Span) -> Result<(), CudaError> {
+pub fn gelu_backward_from_slope(
+    dev: &dyn Launcher,
+    slope: Span,
+    grad: Span,
+) -> Result<(), CudaError> {
     const K: &str = "gelu_backward_from_slope";
     ensure_len(K, "grad", grad.len, slope.len, 1)?;
     let (s, g, count) = (slope.addr, grad.addr, to_i64(slope.len, K, "elements")?);
@@ -67,7 +80,16 @@ pub fn bias_add(
         ensure_len(K, "src", src.len, rows, bias.len)?;
     }
     let (s, b, o) = (src.map_or(0, |s| s.addr), bias.addr, out.addr);
-    let (count, width) = (to_i64(out.len, K, "elements")?, to_i32(bias.len, K, "width")?);
+    let (count, width) = (
+        to_i64(out.len, K, "elements")?,
+        to_i32(bias.len, K, "width")?,
+    );
     // SAFETY: argument types match (a null `src` is allowed); sizes checked above.
-    unsafe { dev.launch(K, &elementwise(out.len), &mut params![s, b, o, count, width]) }
+    unsafe {
+        dev.launch(
+            K,
+            &elementwise(out.len),
+            &mut params![s, b, o, count, width],
+        )
+    }
 }

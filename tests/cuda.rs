@@ -5,6 +5,7 @@
 
 mod common;
 
+#[cfg(feature = "cuda")]
 use std::path::Path;
 
 use common::cptrain;
@@ -12,6 +13,7 @@ use common::cptrain;
 /// `--set` arguments of a run of the default tiny config into `out`, with
 /// 2 sequences per step instead of 16: the emulator runs every CUDA thread
 /// as a fiber, about 1.2 s per step at this size.
+#[cfg(feature = "cuda")]
 fn run_args(device: &str, out: &str, extra: &[&str]) -> Vec<String> {
     let mut sets = vec![
         format!("kernels.device={device}"),
@@ -28,6 +30,7 @@ fn run_args(device: &str, out: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+#[cfg(feature = "cuda")]
 fn run_ok(dir: &Path, args: &[String]) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = cptrain(dir, &args);

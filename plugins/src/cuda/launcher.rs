@@ -97,15 +97,6 @@ impl Span {
             len: values.len(),
         }
     }
-
-    /// Values `start..start + len` of this span.
-    pub fn sub(self, start: usize, len: usize) -> Self {
-        debug_assert!(start + len <= self.len);
-        Span {
-            addr: self.addr + (start * size_of::<f32>()) as u64,
-            len,
-        }
-    }
 }
 
 /// Element types of scratch buffers: plain values without padding.

@@ -23,13 +23,13 @@ use crate::cuda::{CudaError, ops};
 /// of scratch, a view of another device's memory) stops the device, is
 /// logged, and comes back from the next call that returns a result; the
 /// loss and the gradient norm become NaN, which stops training at that step.
-pub struct CudaKernels {
+pub(crate) struct CudaKernels {
     memory: Arc<CudaMemory>,
 }
 
 impl CudaKernels {
     /// The kernels of the device `launcher` drives, called `name`.
-    pub fn new(name: String, launcher: Box<dyn Launcher>) -> Self {
+    pub(crate) fn new(name: String, launcher: Box<dyn Launcher>) -> Self {
         CudaKernels {
             memory: Arc::new(CudaMemory::new(name, launcher)),
         }

@@ -1,5 +1,5 @@
-//! The CUDA device behind `cptrain::kernels::Kernels`: [`CudaKernels`],
-//! written once over a [`Launcher`](super::launcher::Launcher), and the
+//! The CUDA device behind `cptrain::kernels::Kernels`: `CudaKernels`,
+//! written once over a `Launcher`, and the
 //! two devices made from it: the GPU ([`gpu_kernels`]) and cuda-emu
 //! ([`emulated_kernels`]).
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use cptrain::kernels::Kernels;
 
-pub use kernels::CudaKernels;
+use kernels::CudaKernels;
 
 use super::CudaError;
 use super::driver::{GpuLauncher, probe};

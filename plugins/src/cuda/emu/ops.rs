@@ -1,4 +1,4 @@
-//! The shared orchestration ([`cuda::ops`](crate::cuda::ops)) run by the
+//! The shared orchestration (`cuda::ops`) run by the
 //! [`Emulator`] on host slices: one safe function per operation, for tests
 //! that compare single operations with the CPU.
 

@@ -7,10 +7,14 @@
 //!
 //! - [`mpi_backend`]: the `parallel.backend = "mpi"` backend (feature `mpi`;
 //!   without it the function returns [`MpiError::NotBuilt`]).
-//! - [`cuda`]: the CUDA kernels, their NVRTC compilation and their CPU
-//!   emulation (feature `cuda`; see `docs/cuda.md`).
+//! - [`cuda`]: the CUDA device (`kernels.device = "cuda"` and `"cuda-emu"`):
+//!   its kernels, their NVRTC compilation and CPU emulation, and the
+//!   `Kernels` implementation over both (feature `cuda`; see `docs/cuda.md`;
+//!   without it the components fail with [`CUDA_NOT_BUILT`]).
 
+mod cuda_entry;
 mod mpi_entry;
+pub use cuda_entry::{CUDA_NOT_BUILT, CudaDeviceError, rank_gpu};
 pub use mpi_entry::{MPI_NOT_BUILT, MpiError, mpi_backend};
 
 #[cfg(feature = "cuda")]

@@ -23,6 +23,34 @@ pub enum CudaError {
          or the `nvidia-cuda-nvrtc-cu12` wheel and put its lib directory on LD_LIBRARY_PATH"
     )]
     NvrtcMissing,
+    /// A device allocation failed.
+    #[error("out of device memory allocating {bytes} bytes")]
+    OutOfMemory {
+        /// The size asked for.
+        bytes: usize,
+    },
+    /// A call of the CUDA driver or cuBLAS failed.
+    #[error("{call}: {message}")]
+    Driver {
+        /// What was called (`cuLaunchKernel(attention_forward)`, ...).
+        call: String,
+        /// The library's error name and text.
+        message: String,
+    },
+    /// The machine cannot run the `cuda` device: what is missing.
+    #[error("kernels.device = \"cuda\": {0}")]
+    Unavailable(String),
+    /// A kernel was given a view of memory that is not this device's.
+    #[error(
+        "a {device} kernel was given {found}; every tensor must be a buffer of the rank's \
+         device (kernels.device)"
+    )]
+    ForeignMemory {
+        /// This device.
+        device: String,
+        /// What it was given (host memory, another device's memory).
+        found: String,
+    },
     /// NVRTC rejected a source.
     #[error("NVRTC failed to compile {file} for {arch}: {log}")]
     Compile {

@@ -14,13 +14,21 @@
 //!   operation.
 //! - [`gemm`]: the trainer's row-major GEMMs as column-major cuBLAS `sgemm`
 //!   calls, and an emulated `sgemm`.
+//! - [`device`]: the `Kernels` of the `cuda` and `cuda-emu` devices, written
+//!   once over `launcher::Launcher` (the GPU through the driver and cuBLAS in
+//!   `driver`, or [`emu::Emulator`]) and the shared host orchestration of every
+//!   operation in `ops`.
 
 mod buckets;
+pub mod device;
+mod driver;
 pub mod emu;
 mod error;
 pub mod gemm;
 pub mod launch;
+mod launcher;
 pub mod nvrtc;
+mod ops;
 pub mod sources;
 
 pub use buckets::RowBuckets;

@@ -1,7 +1,7 @@
 //! Run-time compilation of the kernel sources with NVRTC, through `cudarc`
 //! (the library is loaded when first used, so the build needs no CUDA).
 //!
-//! Options are written once, in [`options`]: the target architecture, and
+//! Options are written once, in `options`: the target architecture, and
 //! otherwise NVRTC's defaults, which are IEEE-accurate division and square
 //! root, no flush-to-zero, and FMA contraction on (`--fmad=true`, as nvcc).
 //! `--use_fast_math` stays off: `__expf`-style approximations would move the

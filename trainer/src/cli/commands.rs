@@ -61,7 +61,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     } else {
         1
     };
-    Ok(TrainPlan::new(
+    let plan = TrainPlan::new(
         &model,
         &train,
         &optimizer,
@@ -69,7 +69,10 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
         &kernels,
         &metrics,
         local_ranks,
-    )?)
+    )?;
+    // What the machine lacks for the device (a driver, a GPU), before any context.
+    crate::kernels::probe_device(&kernels)?;
+    Ok(plan)
 }
 
 /// Everything `run` does before training, short of creating anything: the

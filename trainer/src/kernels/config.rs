@@ -4,10 +4,30 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelsConfig {
-    /// The kernels provider; `cpu` is the only one today.
+    /// The kernels provider: `cpu`, or with the `cuda` feature `cuda` (a GPU)
+    /// and `cuda-emu` (the CUDA kernels emulated on the CPU, for tests).
     pub device: String,
     /// Threads for the whole process, shared out among its ranks; 0 = all cores.
     pub threads: usize,
+    /// The GPU of `cuda` (an index of the CUDA driver); default: the rank's
+    /// local rank.
+    pub gpu: Option<usize>,
+    /// Number format of parameters and activations.
+    pub precision: Precision,
+    /// `cuda` only: let cuBLAS round GEMM inputs to TF32 (faster, about 3
+    /// decimal digits per product instead of f32's 7).
+    pub tf32: bool,
+}
+
+/// Number format of parameters and activations (`kernels.precision`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 everywhere.
+    #[default]
+    F32,
+    /// bf16 parameters and activations (not implemented yet).
+    Bf16,
 }
 
 impl Default for KernelsConfig {
@@ -15,11 +35,31 @@ impl Default for KernelsConfig {
         KernelsConfig {
             device: "cpu".into(),
             threads: 0,
+            gpu: None,
+            precision: Precision::F32,
+            tf32: false,
         }
     }
 }
 
 impl KernelsConfig {
+    /// Checks the keys that depend on each other: `precision` and `tf32`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.precision == Precision::Bf16 {
+            return Err("kernels.precision = \"bf16\" is not implemented yet; set \
+                        kernels.precision = \"f32\""
+                .into());
+        }
+        if self.tf32 && self.device != "cuda" {
+            return Err(format!(
+                "kernels.tf32 = true applies to kernels.device = \"cuda\" only, not \"{}\"; \
+                 remove it or set kernels.device = \"cuda\"",
+                self.device
+            ));
+        }
+        Ok(())
+    }
+
     /// Threads each of `local_ranks` ranks of this process gets (at least 1):
     /// its share of `threads`, so with `threads = 0` ranks and kernels
     /// together stay within the cores unless there are more ranks than
@@ -77,6 +117,35 @@ fn cores() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bf16_and_tf32_off_the_gpu_are_refused_with_the_key() {
+        assert_eq!(KernelsConfig::default().validate(), Ok(()));
+        let bf16 = KernelsConfig {
+            precision: Precision::Bf16,
+            ..KernelsConfig::default()
+        };
+        let text = bf16.validate().unwrap_err();
+        assert!(
+            text.contains("kernels.precision = \"bf16\" is not implemented yet"),
+            "{text}"
+        );
+        let tf32 = KernelsConfig {
+            tf32: true,
+            ..KernelsConfig::default()
+        };
+        let text = tf32.validate().unwrap_err();
+        assert!(
+            text.contains("kernels.tf32 = true applies to kernels.device = \"cuda\""),
+            "{text}"
+        );
+        let gpu = KernelsConfig {
+            device: "cuda".into(),
+            tf32: true,
+            ..KernelsConfig::default()
+        };
+        assert_eq!(gpu.validate(), Ok(()));
+    }
 
     #[test]
     fn threads_are_shared_out_among_ranks() {

@@ -48,6 +48,7 @@ mod gelu;
 mod gemm;
 mod heads;
 mod layernorm;
+mod probe;
 mod residual;
 mod rowops;
 mod set;
@@ -68,7 +69,7 @@ pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};
 pub use attention_merge::{clear_partial, merge_partial};
 pub use attention_packed::{PackedAttention, PackedQkv};
-pub use config::KernelsConfig;
+pub use config::{KernelsConfig, Precision};
 pub use cpu::CpuKernels;
 pub use cross_entropy::{
     IGNORE_TARGET, LossSum, TargetOutOfRange, check_targets, cross_entropy_backward,
@@ -82,6 +83,7 @@ pub use gemm::{
 };
 pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
+pub use probe::{DeviceProbe, probe_device};
 pub use residual::residual_add;
 pub use set::{Kernels, QkvProjection};
 pub use threads::{Threads, ThreadsError};

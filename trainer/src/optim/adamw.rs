@@ -58,6 +58,11 @@ impl DecayMask {
         self.len == 0
     }
 
+    /// The decayed ranges: sorted, disjoint, adjacent ones merged.
+    pub fn decayed_ranges(&self) -> &[Range<usize>] {
+        &self.decayed
+    }
+
     /// Splits `window` (a range of the buffer) into runs of equal decay flag,
     /// in order.
     fn runs(&self, window: Range<usize>) -> impl Iterator<Item = (Range<usize>, bool)> + '_ {

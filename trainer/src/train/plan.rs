@@ -58,6 +58,7 @@ impl TrainPlan {
     ) -> Result<Self, TrainError> {
         model.validate()?;
         optimizer.validate()?;
+        kernels.validate().map_err(TrainError::Invalid)?;
         let grid = ParallelGrid::new(&parallel.grid_spec())?;
         if parallel.tp != 1 {
             return Err(TrainError::Invalid(format!(

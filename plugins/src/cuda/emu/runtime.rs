@@ -55,11 +55,3 @@ pub unsafe fn launch(
         _ => problem("unknown emulator status"),
     }
 }
-
-/// Builds a kernel parameter array from local variables: a pointer to each.
-macro_rules! params {
-    ($($v:ident),* $(,)?) => {
-        [$(std::ptr::addr_of!($v) as *mut std::ffi::c_void),*]
-    };
-}
-pub(super) use params;

@@ -1,7 +1,10 @@
-//! One safe function per operation, on host slices: checks the sizes, takes
-//! the configuration from [`launch`](crate::cuda::launch) and runs the
-//! kernels (in the order the real device runs them) in the emulator.
-//! Each mirrors the `cptrain` CPU function of the same name.
+//! The host orchestration of the kernels, written once for every
+//! [`Launcher`]: one function per operation on device [`Span`]s. Each checks
+//! the sizes (an error names the kernel and the buffer), checks token ids
+//! and targets on the host, allocates its scratch (partials, loss values,
+//! bucket indices), takes the configuration from
+//! [`launch`](crate::cuda::launch) and queues the kernels in order. Each
+//! mirrors the `cptrain` CPU function of the same name.
 
 mod attention;
 mod columns;
@@ -9,7 +12,9 @@ mod cross_entropy;
 mod embedding;
 mod heads;
 mod layernorm;
+mod linear;
 mod optim;
+mod packed;
 mod pointwise;
 
 pub use attention::{attention_backward, attention_forward, attention_merge};
@@ -18,10 +23,13 @@ pub use cross_entropy::{cross_entropy_backward, cross_entropy_forward};
 pub use embedding::{embedding_backward, embedding_forward};
 pub use heads::{merge_heads, split_heads};
 pub use layernorm::{layernorm_backward, layernorm_forward};
+pub use linear::{linear_backward, linear_forward, tied_head_backward, tied_head_forward};
 pub use optim::{adamw_step, scale, sum_of_squares};
-pub use pointwise::{bias_gelu_forward, gelu_backward_from_slope, residual_add};
+pub use packed::{packed_attention_backward, packed_attention_forward};
+pub use pointwise::{bias_add, bias_gelu_forward, gelu_backward_from_slope, residual_add};
 
 use crate::cuda::CudaError;
+use crate::cuda::launcher::{Launcher, Span};
 
 /// `Ok` when `ok`, else a shape error for `kernel`.
 fn ensure(

@@ -1,9 +1,9 @@
 use cptrain::kernels::HeadLayout;
 
-use super::super::runtime::{launch, params};
-use super::{ensure, ensure_len};
+use super::{Launcher, Span, ensure, ensure_len};
 use crate::cuda::CudaError;
 use crate::cuda::launch::{elementwise, to_i32};
+use crate::cuda::launcher::params;
 
 /// Checks the layout against both buffers; returns the kernel's size arguments.
 fn sizes(
@@ -41,20 +41,21 @@ fn sizes(
 /// `dst[b, h, t, :] = src[b, t, col0 + h·head_dim ..]` for the whole batch
 /// (`cptrain`'s `split_heads` with `first_block = 0`).
 pub fn split_heads(
+    dev: &dyn Launcher,
     l: &HeadLayout,
-    src: &[f32],
+    src: Span,
     width: usize,
     col0: usize,
-    dst: &mut [f32],
+    dst: Span,
 ) -> Result<(), CudaError> {
     const K: &str = "split_heads";
-    let [b, t, h, d, w, c0] = sizes(K, l, src.len(), width, col0, dst.len())?;
-    let (s, o) = (src.as_ptr(), dst.as_mut_ptr());
+    let [b, t, h, d, w, c0] = sizes(K, l, src.len, width, col0, dst.len)?;
+    let (s, o) = (src.addr, dst.addr);
     // SAFETY: argument types match; sizes checked above.
     unsafe {
-        launch(
+        dev.launch(
             K,
-            &elementwise(dst.len()),
+            &elementwise(dst.len),
             &mut params![s, o, b, t, h, d, w, c0],
         )
     }
@@ -63,20 +64,21 @@ pub fn split_heads(
 /// The inverse of [`split_heads`]: `dst[b, t, col0 + h·head_dim ..] =
 /// src[b, h, t, :]`, other columns of `dst` untouched.
 pub fn merge_heads(
+    dev: &dyn Launcher,
     l: &HeadLayout,
-    src: &[f32],
-    dst: &mut [f32],
+    src: Span,
+    dst: Span,
     width: usize,
     col0: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "merge_heads";
-    let [b, t, h, d, w, c0] = sizes(K, l, dst.len(), width, col0, src.len())?;
-    let (s, o) = (src.as_ptr(), dst.as_mut_ptr());
+    let [b, t, h, d, w, c0] = sizes(K, l, dst.len, width, col0, src.len)?;
+    let (s, o) = (src.addr, dst.addr);
     // SAFETY: argument types match; sizes checked above.
     unsafe {
-        launch(
+        dev.launch(
             K,
-            &elementwise(src.len()),
+            &elementwise(src.len),
             &mut params![s, o, b, t, h, d, w, c0],
         )
     }

@@ -1,9 +1,10 @@
-use super::super::runtime::{launch, params};
-use super::{ensure, ensure_len, rows_of};
+use super::{Launcher, Span, ensure, ensure_len, rows_of};
 use crate::cuda::launch::{elementwise, embedding_backward as backward_config, to_i32};
+use crate::cuda::launcher::{Scratch, params};
 use crate::cuda::{CudaError, RowBuckets};
 
-/// Checks tokens and positions against the tables; returns (rows, len).
+/// Checks tokens and positions against the tables on the host; returns
+/// (rows, len).
 fn check(
     k: &'static str,
     tokens: &[u32],
@@ -43,31 +44,30 @@ fn check(
 /// `out[i] = wte[tokens[i]] + wpe[positions[i % len]]` (the embedding of
 /// `cptrain::model::Gpt`), rows `c` wide.
 pub fn embedding_forward(
+    dev: &dyn Launcher,
     tokens: &[u32],
     positions: &[u32],
-    wte: &[f32],
-    wpe: &[f32],
-    out: &mut [f32],
+    wte: Span,
+    wpe: Span,
+    out: Span,
     c: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "embedding_forward";
     let (vocab, seq) = (
-        rows_of(K, "wte", wte.len(), c)?,
-        rows_of(K, "wpe", wpe.len(), c)?,
+        rows_of(K, "wte", wte.len, c)?,
+        rows_of(K, "wpe", wpe.len, c)?,
     );
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
-    ensure_len(K, "out", out.len(), rows, c)?;
-    let (t, p, te, pe, o) = (
-        tokens.as_ptr(),
-        positions.as_ptr(),
-        wte.as_ptr(),
-        wpe.as_ptr(),
-        out.as_mut_ptr(),
+    ensure_len(K, "out", out.len, rows, c)?;
+    let (ids, pos) = (
+        Scratch::from_host(dev, tokens)?,
+        Scratch::from_host(dev, positions)?,
     );
+    let (t, p, te, pe, o) = (ids.addr(), pos.addr(), wte.addr, wpe.addr, out.addr);
     let (n, l, ci) = (rows as i32, to_i32(len, K, "len")?, to_i32(c, K, "C")?);
     // SAFETY: argument types match; sizes and ids checked above.
     unsafe {
-        launch(
+        dev.launch(
             K,
             &elementwise(rows * c),
             &mut params![t, p, te, pe, o, n, l, ci],
@@ -77,38 +77,43 @@ pub fn embedding_forward(
 
 /// The embedding backward: ACCUMULATES row `i` of `grad` into `dwte[tokens[i]]`
 /// and `dwpe[positions[i % len]]`, each table row's sum in row order (the
-/// CPU's order: bit-identical results, no atomics).
+/// CPU's order: bit-identical results, no atomics). The rows are grouped by
+/// table row on the host ([`RowBuckets`]).
 pub fn embedding_backward(
-    grad: &[f32],
+    dev: &dyn Launcher,
+    grad: Span,
     tokens: &[u32],
     positions: &[u32],
-    dwte: &mut [f32],
-    dwpe: &mut [f32],
+    dwte: Span,
+    dwpe: Span,
     c: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "embedding_backward";
     let (vocab, seq) = (
-        rows_of(K, "dwte", dwte.len(), c)?,
-        rows_of(K, "dwpe", dwpe.len(), c)?,
+        rows_of(K, "dwte", dwte.len, c)?,
+        rows_of(K, "dwpe", dwpe.len, c)?,
     );
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
-    ensure_len(K, "grad", grad.len(), rows, c)?;
+    ensure_len(K, "grad", grad.len, rows, c)?;
     let by_token: Vec<usize> = tokens.iter().map(|&t| t as usize).collect();
     let by_position: Vec<usize> = (0..rows).map(|i| positions[i % len] as usize).collect();
     let ci = to_i32(c, K, "C")?;
     for (keys, table_rows, table) in [(by_token, vocab, dwte), (by_position, seq, dwpe)] {
         let buckets = RowBuckets::new(&keys, table_rows);
+        let keys = Scratch::from_host(dev, &buckets.keys)?;
+        let starts = Scratch::from_host(dev, &buckets.starts)?;
+        let bucket_rows = Scratch::from_host(dev, &buckets.rows)?;
         let (g, k, s, r, out) = (
-            grad.as_ptr(),
-            buckets.keys.as_ptr(),
-            buckets.starts.as_ptr(),
-            buckets.rows.as_ptr(),
-            table.as_mut_ptr(),
+            grad.addr,
+            keys.addr(),
+            starts.addr(),
+            bucket_rows.addr(),
+            table.addr,
         );
         // SAFETY: argument types match; the buckets index rows of `grad`
         // and rows of `table`, both checked above.
         unsafe {
-            launch(
+            dev.launch(
                 K,
                 &backward_config(buckets.keys.len(), c),
                 &mut params![g, k, s, r, ci, out],

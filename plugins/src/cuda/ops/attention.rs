@@ -1,9 +1,9 @@
 use cptrain::kernels::BatchedAttention;
 
-use super::super::runtime::{launch, params};
-use super::{ensure_len, rows_of};
+use super::{Launcher, Span, ensure_len, rows_of};
 use crate::cuda::CudaError;
 use crate::cuda::launch::{AttentionShape, thread_per_row, to_i32};
+use crate::cuda::launcher::{Scratch, params};
 
 /// Checks every buffer against the call; `lse`-shaped buffers last.
 fn check(
@@ -28,33 +28,28 @@ fn check(
 
 /// `BatchedAttention::forward`: writes the selected rows of `out` and `lse`.
 pub fn attention_forward(
+    dev: &dyn Launcher,
     a: &BatchedAttention,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &mut [f32],
-    lse: &mut [f32],
+    q: Span,
+    k: Span,
+    v: Span,
+    out: Span,
+    lse: Span,
 ) -> Result<(), CudaError> {
     let s = check(
         a,
-        &[("q", q.len()), ("out", out.len())],
-        &[("k", k.len()), ("v", v.len())],
-        &[("lse", lse.len())],
+        &[("q", q.len), ("out", out.len)],
+        &[("k", k.len), ("v", v.len)],
+        &[("lse", lse.len)],
     )?;
     if s.slabs == 0 || s.q_count == 0 {
         return Ok(());
     }
-    let (qp, kp, vp, o, l) = (
-        q.as_ptr(),
-        k.as_ptr(),
-        v.as_ptr(),
-        out.as_mut_ptr(),
-        lse.as_mut_ptr(),
-    );
+    let (qp, kp, vp, o, l) = (q.addr, k.addr, v.addr, out.addr, lse.addr);
     // SAFETY: argument types match (AttentionShape is the kernel's struct);
     // sizes checked above.
     unsafe {
-        launch(
+        dev.launch(
             "attention_forward",
             &s.query_pass(),
             &mut params![qp, kp, vp, o, l, s],
@@ -66,60 +61,44 @@ pub fn attention_forward(
 /// `dk`, `dv`; `out` and `lse` are the final forward results.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
+    dev: &dyn Launcher,
     a: &BatchedAttention,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &[f32],
-    lse: &[f32],
-    dout: &[f32],
-    dq: &mut [f32],
-    dk: &mut [f32],
-    dv: &mut [f32],
+    q: Span,
+    k: Span,
+    v: Span,
+    out: Span,
+    lse: Span,
+    dout: Span,
+    dq: Span,
+    dk: Span,
+    dv: Span,
 ) -> Result<(), CudaError> {
     let s = check(
         a,
         &[
-            ("q", q.len()),
-            ("out", out.len()),
-            ("dout", dout.len()),
-            ("dq", dq.len()),
+            ("q", q.len),
+            ("out", out.len),
+            ("dout", dout.len),
+            ("dq", dq.len),
         ],
-        &[
-            ("k", k.len()),
-            ("v", v.len()),
-            ("dk", dk.len()),
-            ("dv", dv.len()),
-        ],
-        &[("lse", lse.len())],
+        &[("k", k.len), ("v", v.len), ("dk", dk.len), ("dv", dv.len)],
+        &[("lse", lse.len)],
     )?;
     if s.slabs == 0 || s.q_count == 0 || s.kv_count == 0 {
         return Ok(());
     }
-    let mut delta = vec![0.0f32; lse.len()];
-    let (qp, kp, vp, o, l, d) = (
-        q.as_ptr(),
-        k.as_ptr(),
-        v.as_ptr(),
-        out.as_ptr(),
-        lse.as_ptr(),
-        dout.as_ptr(),
-    );
-    let (dqp, dkp, dvp, dl) = (
-        dq.as_mut_ptr(),
-        dk.as_mut_ptr(),
-        dv.as_mut_ptr(),
-        delta.as_mut_ptr(),
-    );
+    let delta = Scratch::<f32>::zeroed(dev, lse.len)?;
+    let (qp, kp, vp, o, l, d) = (q.addr, k.addr, v.addr, out.addr, lse.addr, dout.addr);
+    let (dqp, dkp, dvp, dl) = (dq.addr, dk.addr, dv.addr, delta.addr());
     // SAFETY: argument types match; sizes checked above, `delta` is laid
     // out as `lse`.
     unsafe {
-        launch(
+        dev.launch(
             "attention_backward_dq",
             &s.query_pass(),
             &mut params![qp, kp, vp, o, l, d, dqp, dl, s],
         )?;
-        launch(
+        dev.launch(
             "attention_backward_dkdv",
             &s.key_pass(),
             &mut params![qp, kp, vp, l, dl, d, dkp, dvp, s],
@@ -130,26 +109,22 @@ pub fn attention_backward(
 /// `cptrain::kernels::merge_partial`: `(o_acc, lse_acc) ← (o_acc, lse_acc) ⊕
 /// (o_part, lse_part)` row by row; `o` is `[rows, head_dim]`.
 pub fn attention_merge(
-    o_acc: &mut [f32],
-    lse_acc: &mut [f32],
-    o_part: &[f32],
-    lse_part: &[f32],
+    dev: &dyn Launcher,
+    o_acc: Span,
+    lse_acc: Span,
+    o_part: Span,
+    lse_part: Span,
 ) -> Result<(), CudaError> {
     const K: &str = "attention_merge";
-    let rows = lse_acc.len();
-    ensure_len(K, "lse_part", lse_part.len(), rows, 1)?;
+    let rows = lse_acc.len;
+    ensure_len(K, "lse_part", lse_part.len, rows, 1)?;
     if rows == 0 {
         return Ok(());
     }
-    let d = rows_of(K, "o_acc", o_acc.len(), rows)?;
-    ensure_len(K, "o_part", o_part.len(), rows, d)?;
-    let (o, l, op, lp) = (
-        o_acc.as_mut_ptr(),
-        lse_acc.as_mut_ptr(),
-        o_part.as_ptr(),
-        lse_part.as_ptr(),
-    );
+    let d = rows_of(K, "o_acc", o_acc.len, rows)?;
+    ensure_len(K, "o_part", o_part.len, rows, d)?;
+    let (o, l, op, lp) = (o_acc.addr, lse_acc.addr, o_part.addr, lse_part.addr);
     let (n, di) = (to_i32(rows, K, "rows")?, to_i32(d, K, "head_dim")?);
     // SAFETY: argument types match; sizes checked above.
-    unsafe { launch(K, &thread_per_row(rows), &mut params![o, l, op, lp, n, di]) }
+    unsafe { dev.launch(K, &thread_per_row(rows), &mut params![o, l, op, lp, n, di]) }
 }

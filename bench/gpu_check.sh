@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The CUDA device on a real GPU, in one command (about 5-8 minutes on one H200):
+#
+#   1. finds NVRTC and cuBLAS 12 (system, /usr/local/cuda, or pip's nvidia-* wheels)
+#      and puts them on LD_LIBRARY_PATH;
+#   2. builds `cptrain` and the kernel tests with --features cuda (release);
+#   3. runs every Kernels method on GPU 0 against the CPU
+#      (plugins/tests/cuda_device.rs with CPTRAIN_CUDA_DEVICE_TESTS=1);
+#   4. trains the tiny default config for 20 steps on `cuda` and on `cpu` from
+#      the same seed and compares the losses (1e-4 relative: FMA contraction and
+#      cuBLAS's summation order round differently from the CPU);
+#   5. measures throughput of a GPT-2 124M-shaped model at T = 1024 (batch 8)
+#      with kernels.device = cuda, f32 GEMMs and then TF32 GEMMs.
+#
+# Writes gpu_check.json and gpu_check.md into $OUT (or target/gpu-check), and
+# every log next to them. Exit status: 0 when every check passed.
+#
+#   bash bench/gpu_check.sh
+#   CPTRAIN_BIN=path/to/cptrain DEVICE_TESTS_BIN=path/to/cuda_device-XXXX bash bench/gpu_check.sh
+#       (binaries built elsewhere with --features cuda: no cargo needed here)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=${OUT:-$root/target/gpu-check}
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+start=$(date +%s)
+status=0
+declare -A result
+
+note() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$out/gpu_check.log"; }
+fail() { note "FAILED: $*"; status=1; }
+
+# --- 1. libraries --------------------------------------------------------------
+nvidia-smi -L > "$out/nvidia-smi.txt" 2>&1 || true
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >> "$out/nvidia-smi.txt" 2>&1 || true
+gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+note "GPU: ${gpu_name:-unknown}, driver ${driver:-unknown}"
+
+find_lib() {  # prints the directory holding $1, searched where CUDA libraries live
+    local lib=$1 dir
+    if ldconfig -p 2>/dev/null | grep -q "$lib"; then return 0; fi
+    for dir in ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }} /usr/local/cuda/lib64 /usr/local/cuda-*/lib64 \
+        /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu; do
+        [ -e "$dir/$lib" ] && { echo "$dir"; return 0; }
+    done
+    for py in python3 python; do
+        command -v "$py" >/dev/null || continue
+        for dir in $("$py" -c 'import site,sys; print(" ".join(site.getsitepackages()+[site.getusersitepackages()]))' 2>/dev/null); do
+            found=$(find "$dir/nvidia" -name "$lib" -printf '%h\n' 2>/dev/null | head -n 1)
+            [ -n "$found" ] && { echo "$found"; return 0; }
+        done
+    done
+    found=$(timeout 60 find / -xdev -name "$lib" -printf '%h\n' 2>/dev/null | head -n 1)
+    [ -n "$found" ] && { echo "$found"; return 0; }
+    return 1
+}
+for lib in libnvrtc.so.12 libcublas.so.12; do
+    if dir=$(find_lib "$lib"); then
+        [ -n "$dir" ] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        note "$lib: ${dir:-found by ldconfig}"
+    else
+        fail "$lib not found (install the CUDA 12 toolkit, or pip install nvidia-cuda-nvrtc-cu12 nvidia-cublas-cu12)"
+    fi
+done
+
+# --- 2. build ------------------------------------------------------------------
+bin=${CPTRAIN_BIN:-}
+tests_bin=${DEVICE_TESTS_BIN:-}
+if [ -z "$bin" ]; then
+    note "building (cargo build --release --features cuda)"
+    if timeout 330 cargo build --release --features cuda --locked > "$out/build.log" 2>&1; then
+        bin=$root/target/release/cptrain
+    else
+        fail "build (see build.log)"
+    fi
+    if [ -z "$tests_bin" ] && timeout 150 cargo test --release -p cptrain-plugins --features cuda \
+        --locked --test cuda_device --no-run --message-format=json > "$work/tests.json" 2>> "$out/build.log"; then
+        tests_bin=$(grep -o '"executable":"[^"]*cuda_device[^"]*"' "$work/tests.json" | tail -n 1 | cut -d'"' -f4)
+    fi
+fi
+[ -x "$bin" ] || { fail "no cptrain binary"; }
+
+# --- 3. kernels against the CPU on the GPU --------------------------------------
+if [ -n "$tests_bin" ] && [ -x "$tests_bin" ]; then
+    note "kernel tests on GPU 0"
+    if CPTRAIN_CUDA_DEVICE_TESTS=1 timeout 120 "$tests_bin" --test-threads=1 > "$out/kernel_tests.log" 2>&1; then
+        result[kernels]=passed
+    else
+        result[kernels]=failed
+        fail "kernel tests (see kernel_tests.log)"
+    fi
+else
+    result[kernels]=not-run
+    fail "no kernel test binary"
+fi
+
+losses() { sed -n 's/.*"loss":\([^,}]*\).*/\1/p' "$1/metrics.jsonl"; }
+field() {
+    local pattern="s/.*\"$2\":\([^,}]*\).*/\1/p"
+    sed -n "$pattern" "$1/metrics.jsonl"
+}
+common=(--set train.eval_batches=0 --set metrics.progress=never --set metrics.peak_gflops=1000)
+
+# --- 4. loss parity, cuda against cpu -------------------------------------------
+if [ -x "$bin" ]; then
+    note "loss parity: 20 steps of the tiny config, cpu and cuda"
+    ran=0
+    for device in cpu cuda; do
+        if timeout 120 "$bin" run "${common[@]}" --set train.steps=20 --set kernels.device=$device \
+            --set train.out_dir="$work/parity-$device" > "$out/parity_$device.log" 2>&1; then
+            ran=$((ran + 1))
+        else
+            fail "parity run on $device (see parity_$device.log)"
+        fi
+    done
+    if [ "$ran" -eq 2 ]; then
+        paste <(losses "$work/parity-cpu") <(losses "$work/parity-cuda") > "$out/parity_losses.tsv"
+        worst=$(awk '{d=($1-$2)/$1; if (d<0) d=-d; if (d>m) m=d} END {printf "%.3g", m+0}' "$out/parity_losses.tsv")
+        steps=$(wc -l < "$out/parity_losses.tsv")
+        result[parity_worst]=$worst
+        if [ "$steps" -eq 20 ] && awk -v w="$worst" 'BEGIN {exit !(w <= 1e-4)}'; then
+            result[parity]=passed
+        else
+            result[parity]=failed
+            fail "loss parity: worst relative difference $worst over $steps steps (limit 1e-4)"
+        fi
+        note "parity: worst relative loss difference $worst over $steps steps"
+    else
+        result[parity]=failed
+    fi
+fi
+
+# --- 5. throughput, GPT-2 124M shape at T = 1024 -------------------------------
+gpt2=(--set model.n_layer=12 --set model.n_head=12 --set model.n_embd=768
+      --set model.vocab_size=50257 --set model.seq_len=1024 --set train.batch_size=8
+      --set train.steps=12 --set optimizer.warmup_steps=2 --set kernels.device=cuda)
+for tf32 in false true; do
+    [ -x "$bin" ] || break
+    if [ $(( $(date +%s) - start )) -gt 400 ]; then
+        note "skipping the tf32=$tf32 throughput run: out of time"
+        continue
+    fi
+    note "throughput: GPT-2 124M shape, T=1024, batch 8, tf32=$tf32"
+    dir="$work/gpt2-$tf32"
+    if timeout 150 "$bin" run "${common[@]}" "${gpt2[@]}" --set kernels.tf32=$tf32 \
+        --set train.out_dir="$dir" > "$out/throughput_tf32_$tf32.log" 2>&1; then
+        # Steps 4.. (the first ones compile, fill the memory pool and warm up).
+        step_s=$(field "$dir" step_time_s | tail -n +4 | sort -g | awk '{a[NR]=$1} END {printf "%.4f", a[int((NR+1)/2)]}')
+        tok_s=$(awk -v s="$step_s" 'BEGIN {printf "%.0f", 8*1024/s}')
+        result[tf32_${tf32}_step_s]=$step_s
+        result[tf32_${tf32}_tok_s]=$tok_s
+        result[tf32_${tf32}_loss]=$(losses "$dir" | tail -n 1)
+        note "tf32=$tf32: median step ${step_s}s, ${tok_s} tokens/s"
+    else
+        fail "throughput run tf32=$tf32 (see throughput_tf32_$tf32.log)"
+    fi
+done
+
+# --- report --------------------------------------------------------------------
+elapsed=$(( $(date +%s) - start ))
+get() { echo "${result[$1]:-null}"; }
+quote() { case "$1" in null) echo null ;; *[!0-9.eE+-]*) echo "\"$1\"" ;; *) echo "$1" ;; esac; }
+cat > "$out/gpu_check.json" <<EOF
+{
+  "gpu": "${gpu_name:-unknown}",
+  "driver": "${driver:-unknown}",
+  "kernel_tests": "$(get kernels)",
+  "loss_parity": "$(get parity)",
+  "loss_parity_worst_relative": $(quote "$(get parity_worst)"),
+  "gpt2_124m_t1024_b8": {
+    "f32": {"median_step_s": $(quote "$(get tf32_false_step_s)"), "tokens_per_s": $(quote "$(get tf32_false_tok_s)"), "last_loss": $(quote "$(get tf32_false_loss)")},
+    "tf32": {"median_step_s": $(quote "$(get tf32_true_step_s)"), "tokens_per_s": $(quote "$(get tf32_true_tok_s)"), "last_loss": $(quote "$(get tf32_true_loss)")}
+  },
+  "elapsed_s": $elapsed,
+  "ok": $([ $status -eq 0 ] && echo true || echo false)
+}
+EOF
+cat > "$out/gpu_check.md" <<EOF
+| check | result |
+|---|---|
+| GPU | ${gpu_name:-unknown} (driver ${driver:-unknown}) |
+| Kernels methods vs CPU (cuda_device, tolerances ×10) | $(get kernels) |
+| 20-step loss parity cuda vs cpu (limit 1e-4 relative) | $(get parity), worst $(get parity_worst) |
+| GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get tf32_false_tok_s) tokens/s ($(get tf32_false_step_s) s/step) |
+| same, TF32 GEMMs | $(get tf32_true_tok_s) tokens/s ($(get tf32_true_step_s) s/step) |
+| elapsed | ${elapsed} s |
+EOF
+cat "$out/gpu_check.md"
+exit $status

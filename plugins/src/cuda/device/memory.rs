@@ -1,0 +1,132 @@
+//! [`CudaMemory`]: a [`Launcher`]'s memory as the trainer's
+//! [`DeviceMemory`], and the device's sticky error.
+
+use std::fmt;
+use std::sync::Mutex;
+
+use cptrain::device::{DeviceAddress, DeviceError, DeviceMemory};
+
+use crate::cuda::CudaError;
+use crate::cuda::launcher::Launcher;
+
+/// The memory of one device (`cuda:N` or `cuda-emu`), and the first error
+/// its work met. Like a CUDA context, the device stops at its first error:
+/// later work is skipped, and every call that can report an error (an
+/// allocation, a copy to or from the host) reports that one.
+pub struct CudaMemory {
+    name: String,
+    launcher: Box<dyn Launcher>,
+    failed: Mutex<Option<DeviceError>>,
+}
+
+impl CudaMemory {
+    /// The memory of `launcher`, called `name` in messages.
+    pub fn new(name: String, launcher: Box<dyn Launcher>) -> Self {
+        CudaMemory {
+            name,
+            launcher,
+            failed: Mutex::new(None),
+        }
+    }
+
+    /// The launcher that runs this device's work.
+    pub fn launcher(&self) -> &dyn Launcher {
+        &*self.launcher
+    }
+
+    fn failed(&self) -> std::sync::MutexGuard<'_, Option<DeviceError>> {
+        self.failed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The device's first error, if it met one.
+    pub fn first_error(&self) -> Option<DeviceError> {
+        self.failed().clone()
+    }
+
+    /// `error` as the trainer's [`DeviceError`] of this device.
+    pub fn device_error(&self, error: &CudaError) -> DeviceError {
+        DeviceError {
+            device: self.name.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    /// Runs `work` unless the device already failed; keeps (and logs) its
+    /// error as the device's first. `None` when it did not run or failed.
+    pub fn run<T>(&self, work: impl FnOnce(&dyn Launcher) -> Result<T, CudaError>) -> Option<T> {
+        if self.failed().is_some() {
+            return None;
+        }
+        match work(self.launcher()) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                let error = self.device_error(&error);
+                tracing::error!("{error}; the device stops here, later results are NaN");
+                self.failed().get_or_insert(error);
+                None
+            }
+        }
+    }
+
+    /// Like [`CudaMemory::run`], returning the device's error instead.
+    pub fn try_run<T>(
+        &self,
+        work: impl FnOnce(&dyn Launcher) -> Result<T, CudaError>,
+    ) -> Result<T, DeviceError> {
+        match self.run(work) {
+            Some(value) => Ok(value),
+            None => Err(self.first_error().unwrap_or_else(|| DeviceError {
+                device: self.name.clone(),
+                message: "failed".into(),
+            })),
+        }
+    }
+}
+
+impl fmt::Debug for CudaMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CudaMemory({})", self.name)
+    }
+}
+
+impl DeviceMemory for CudaMemory {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn free(&self, addr: DeviceAddress, len: usize) {
+        if len > 0 {
+            // SAFETY: buffers of this memory come from `CudaKernels::alloc`,
+            // which allocated `len` values at `addr`; each is freed once.
+            unsafe { self.launcher.free(addr, len * size_of::<f32>()) };
+        }
+    }
+
+    fn read(&self, src: DeviceAddress, dst: &mut [f32]) -> Result<(), DeviceError> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        self.try_run(|dev| {
+            // SAFETY: any bytes are valid f32 values; `src` holds `dst.len()`
+            // values (the DeviceMemory contract).
+            unsafe {
+                let bytes =
+                    std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<u8>(), size_of_val(dst));
+                dev.read(src, bytes)
+            }
+        })
+    }
+
+    fn write(&self, src: &[f32], dst: DeviceAddress) -> Result<(), DeviceError> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.try_run(|dev| {
+            // SAFETY: `dst` holds `src.len()` values (the DeviceMemory contract).
+            unsafe {
+                let bytes = std::slice::from_raw_parts(src.as_ptr().cast::<u8>(), size_of_val(src));
+                dev.write(bytes, dst)
+            }
+        })
+    }
+}

@@ -1,0 +1,41 @@
+//! The CUDA device behind `cptrain::kernels::Kernels`: `CudaKernels`,
+//! written once over a `Launcher`, and the
+//! two devices made from it: the GPU ([`gpu_kernels`]) and cuda-emu
+//! ([`emulated_kernels`]).
+
+mod kernels;
+mod memory;
+
+use std::sync::Arc;
+
+use cptrain::kernels::Kernels;
+
+use kernels::CudaKernels;
+
+use super::CudaError;
+use super::driver::{GpuLauncher, probe};
+use super::emu::Emulator;
+
+/// cuda-emu: the CUDA kernels and their host orchestration, run by the
+/// emulator on host memory.
+pub fn emulated_kernels() -> Arc<dyn Kernels> {
+    Arc::new(CudaKernels::new("cuda-emu".into(), Box::new(Emulator)))
+}
+
+/// The kernels of GPU `gpu` (`tf32`: cuBLAS may round GEMM inputs to
+/// TF32). Checks the machine first ([`gpu_probe`]), so it never panics.
+pub fn gpu_kernels(gpu: usize, tf32: bool) -> Result<Arc<dyn Kernels>, CudaError> {
+    probe(Some(gpu))?;
+    let launcher = GpuLauncher::open(gpu, tf32)?;
+    Ok(Arc::new(CudaKernels::new(
+        format!("cuda:{gpu}"),
+        Box::new(launcher),
+    )))
+}
+
+/// What this machine lacks to run the `cuda` device on GPU `gpu` (any GPU
+/// with `None`): the driver library, a GPU, its compute capability, NVRTC,
+/// cuBLAS. Returns the number of GPUs.
+pub fn gpu_probe(gpu: Option<usize>) -> Result<usize, CudaError> {
+    probe(gpu)
+}

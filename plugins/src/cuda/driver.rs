@@ -1,0 +1,336 @@
+//! The GPU as a [`Launcher`]: device memory from the CUDA driver's
+//! stream-ordered pool, the kernels compiled by NVRTC for the device's
+//! architecture (once per device and process), launched on one stream per
+//! kernel set, and the GEMMs as cuBLAS `sgemm` calls on the same stream.
+//!
+//! `cudarc` panics when a library it calls cannot be loaded, so
+//! [`probe`] checks every library, the device count and the compute
+//! capability first; nothing here calls `cudarc` before it passed.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::{CudaBlas, sys as blas_sys};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, result, sys};
+
+use super::gemm::{Op, Sgemm};
+use super::launch::{LaunchConfig, to_i32};
+use super::launcher::Launcher;
+use super::sources::SOURCES;
+use super::{CudaError, nvrtc};
+
+/// The oldest compute capability the kernels are compiled for (`sm_80`).
+const MIN_CAPABILITY: (i32, i32) = (8, 0);
+
+fn driver_error(call: impl Into<String>, e: impl std::fmt::Display) -> CudaError {
+    CudaError::Driver {
+        call: call.into(),
+        message: e.to_string(),
+    }
+}
+
+fn unavailable(what: impl Into<String>) -> CudaError {
+    CudaError::Unavailable(what.into())
+}
+
+/// Checks, without panicking, that this machine can run the `cuda` device
+/// on GPU `gpu` (`None`: that at least one GPU is there): the driver
+/// library, a device, its compute capability, NVRTC and cuBLAS. Returns
+/// the device count.
+pub fn probe(gpu: Option<usize>) -> Result<usize, CudaError> {
+    // SAFETY: only tries to dlopen the library under its candidate names.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(unavailable(
+            "the CUDA driver library (libcuda.so.1) cannot be loaded: no NVIDIA driver is \
+             installed, or its libraries are not visible in this container (nvidia-container-toolkit: \
+             run with --gpus all)",
+        ));
+    }
+    result::init().map_err(|e| {
+        unavailable(format!(
+            "cuInit failed ({e}): the driver cannot reach a GPU"
+        ))
+    })?;
+    let count = result::device::get_count().map_err(|e| driver_error("cuDeviceGetCount", e))?;
+    let count = usize::try_from(count).unwrap_or(0);
+    if count == 0 {
+        return Err(unavailable(
+            "the CUDA driver reports no GPU (check nvidia-smi and CUDA_VISIBLE_DEVICES)",
+        ));
+    }
+    let gpu_index = gpu.unwrap_or(0);
+    if gpu_index >= count {
+        return Err(unavailable(format!(
+            "GPU {gpu_index} does not exist: the driver reports {count} GPU(s), 0..{}; set \
+             kernels.gpu below {count}",
+            count - 1
+        )));
+    }
+    let capability = compute_capability(gpu_index)?;
+    if capability < MIN_CAPABILITY {
+        return Err(unavailable(format!(
+            "GPU {gpu_index} has compute capability {}.{}; the kernels need {}.{} or later \
+             (A100, H100, H200, ...)",
+            capability.0, capability.1, MIN_CAPABILITY.0, MIN_CAPABILITY.1
+        )));
+    }
+    if !nvrtc::available() {
+        return Err(unavailable(CudaError::NvrtcMissing.to_string()));
+    }
+    // SAFETY: as above.
+    if !unsafe { blas_sys::is_culib_present() } {
+        return Err(unavailable(
+            "the cuBLAS library (libcublas.so.12) cannot be loaded; install the CUDA 12 \
+             toolkit or the `nvidia-cublas-cu12` wheel and put its lib directory on \
+             LD_LIBRARY_PATH",
+        ));
+    }
+    Ok(count)
+}
+
+/// (major, minor) compute capability of GPU `gpu`; the driver is initialized.
+fn compute_capability(gpu: usize) -> Result<(i32, i32), CudaError> {
+    let index = to_i32(gpu, "cuDeviceGet", "kernels.gpu")?;
+    let device = result::device::get(index).map_err(|e| driver_error("cuDeviceGet", e))?;
+    let attribute = |a| {
+        // SAFETY: `device` is a valid device handle.
+        unsafe { result::device::get_attribute(device, a) }
+            .map_err(|e| driver_error("cuDeviceGetAttribute", e))
+    };
+    use sys::CUdevice_attribute::*;
+    Ok((
+        attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?,
+        attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?,
+    ))
+}
+
+/// A GPU's context and every kernel, compiled and loaded once per process.
+struct LoadedDevice {
+    ctx: Arc<CudaContext>,
+    functions: HashMap<&'static str, CudaFunction>,
+}
+
+/// The devices loaded so far, by index.
+static LOADED: Mutex<Vec<(usize, Arc<LoadedDevice>)>> = Mutex::new(Vec::new());
+
+/// The architecture NVRTC compiles for on a device of `capability`: PTX
+/// for `sm_90` runs on later GPUs too (the driver compiles it).
+fn arch_of(capability: (i32, i32)) -> &'static str {
+    if capability >= (9, 0) {
+        "sm_90"
+    } else {
+        "sm_80"
+    }
+}
+
+impl LoadedDevice {
+    /// GPU `gpu` with every kernel loaded, from the cache or compiled now.
+    fn get(gpu: usize) -> Result<Arc<Self>, CudaError> {
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, device)) = loaded.iter().find(|(i, _)| *i == gpu) {
+            return Ok(device.clone());
+        }
+        let ctx = CudaContext::new(gpu)
+            .map_err(|e| driver_error(format!("CUDA context of GPU {gpu}"), e))?;
+        if !ctx.has_async_alloc() {
+            return Err(unavailable(format!(
+                "GPU {gpu} has no stream-ordered memory pool (cuMemAllocAsync), which the \
+                 device's memory needs; update the NVIDIA driver"
+            )));
+        }
+        keep_pool_memory(&ctx)?;
+        let arch = arch_of(compute_capability(gpu)?);
+        let mut functions = HashMap::new();
+        for source in SOURCES {
+            let ptx = nvrtc::compile(source, arch)?;
+            let module = ctx
+                .load_module(ptx)
+                .map_err(|e| driver_error(format!("cuModuleLoadData({})", source.file), e))?;
+            for &kernel in source.kernels {
+                let function = module
+                    .load_function(kernel)
+                    .map_err(|e| driver_error(format!("cuModuleGetFunction({kernel})"), e))?;
+                functions.insert(kernel, function);
+            }
+        }
+        let device = Arc::new(LoadedDevice { ctx, functions });
+        loaded.push((gpu, device.clone()));
+        Ok(device)
+    }
+}
+
+/// Keeps freed memory in the device's default pool instead of returning it
+/// to the driver at every synchronization (the default threshold is 0), so
+/// the scratch buffers of each step are reused.
+fn keep_pool_memory(ctx: &CudaContext) -> Result<(), CudaError> {
+    // SAFETY: the device handle is the context's; the attribute takes a u64.
+    unsafe {
+        let pool = result::device::get_default_mem_pool(ctx.cu_device())
+            .map_err(|e| driver_error("cuDeviceGetDefaultMemPool", e))?;
+        let mut threshold = u64::MAX;
+        result::mem_pool::set_attribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&raw mut threshold).cast::<c_void>(),
+        )
+        .map_err(|e| driver_error("cuMemPoolSetAttribute(RELEASE_THRESHOLD)", e))
+    }
+}
+
+/// One kernel set's view of a GPU: its own stream and cuBLAS handle.
+pub struct GpuLauncher {
+    device: Arc<LoadedDevice>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+}
+
+impl GpuLauncher {
+    /// A launcher on GPU `gpu`, which [`probe`] accepted; `tf32` lets
+    /// cuBLAS round GEMM inputs to TF32.
+    pub fn open(gpu: usize, tf32: bool) -> Result<Self, CudaError> {
+        let device = LoadedDevice::get(gpu)?;
+        let stream = device
+            .ctx
+            .new_stream()
+            .map_err(|e| driver_error("cuStreamCreate", e))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_error("cublasCreate", e))?;
+        let mode = if tf32 {
+            blas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: the handle is live.
+        unsafe { blas_sys::cublasSetMathMode(*blas.handle(), mode) }
+            .result()
+            .map_err(|e| driver_error("cublasSetMathMode", e))?;
+        Ok(GpuLauncher {
+            device,
+            stream,
+            blas,
+        })
+    }
+
+    /// Makes the device's context current on the calling thread (ranks
+    /// call from their own threads).
+    fn bind(&self) -> Result<(), CudaError> {
+        self.device
+            .ctx
+            .bind_to_thread()
+            .map_err(|e| driver_error("cuCtxSetCurrent", e))
+    }
+
+    fn stream(&self) -> sys::CUstream {
+        self.stream.cu_stream()
+    }
+}
+
+fn op(o: Op) -> blas_sys::cublasOperation_t {
+    match o {
+        Op::N => blas_sys::cublasOperation_t::CUBLAS_OP_N,
+        Op::T => blas_sys::cublasOperation_t::CUBLAS_OP_T,
+    }
+}
+
+impl Launcher for GpuLauncher {
+    fn alloc(&self, bytes: usize) -> Result<u64, CudaError> {
+        self.bind()?;
+        // SAFETY: a live stream of the bound context.
+        unsafe { result::malloc_async(self.stream(), bytes) }.map_err(|e| match e.0 {
+            sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => CudaError::OutOfMemory { bytes },
+            _ => driver_error("cuMemAllocAsync", e),
+        })
+    }
+
+    unsafe fn free(&self, addr: u64, _bytes: usize) {
+        if self.bind().is_ok() {
+            // SAFETY: allocated on this stream (the caller's contract). A
+            // failure here leaves the memory to the context's teardown.
+            let _ = unsafe { result::free_async(addr, self.stream()) };
+        }
+    }
+
+    unsafe fn write(&self, src: &[u8], dst: u64) -> Result<(), CudaError> {
+        self.bind()?;
+        // SAFETY: `dst` holds `src.len()` bytes (the caller's contract).
+        // From pageable memory the copy returns once `src` was staged, so
+        // the caller may drop it.
+        unsafe { result::memcpy_htod_async(dst, src, self.stream()) }
+            .map_err(|e| driver_error("cuMemcpyHtoDAsync", e))
+    }
+
+    unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), CudaError> {
+        self.bind()?;
+        // SAFETY: `src` holds `dst.len()` bytes (the caller's contract).
+        unsafe { result::memcpy_dtoh_async(dst, src, self.stream()) }
+            .map_err(|e| driver_error("cuMemcpyDtoHAsync", e))?;
+        self.stream
+            .synchronize()
+            .map_err(|e| driver_error("cuStreamSynchronize", e))
+    }
+
+    unsafe fn zero(&self, dst: u64, bytes: usize) -> Result<(), CudaError> {
+        self.bind()?;
+        // SAFETY: `dst` holds `bytes` bytes (the caller's contract).
+        unsafe { result::memset_d8_async(dst, 0, bytes, self.stream()) }
+            .map_err(|e| driver_error("cuMemsetD8Async", e))
+    }
+
+    unsafe fn launch(
+        &self,
+        kernel: &'static str,
+        config: &LaunchConfig,
+        params: &mut [*mut c_void],
+    ) -> Result<(), CudaError> {
+        self.bind()?;
+        let function = self
+            .device
+            .functions
+            .get(kernel)
+            .ok_or_else(|| CudaError::Shape {
+                kernel,
+                problem: "no such kernel in the compiled sources".into(),
+            })?;
+        let [gx, gy, gz] = config.grid;
+        let [bx, by, bz] = config.block;
+        // SAFETY: the caller's contract (argument types and buffers).
+        unsafe {
+            result::launch_kernel(
+                function.cu_function(),
+                (gx, gy, gz),
+                (bx, by, bz),
+                config.shared_bytes,
+                self.stream(),
+                params,
+            )
+        }
+        .map_err(|e| driver_error(format!("cuLaunchKernel({kernel})"), e))
+    }
+
+    unsafe fn sgemm(&self, g: &Sgemm, a: u64, b: u64, c: u64) -> Result<(), CudaError> {
+        self.bind()?;
+        let int = |v: usize, what: &str| to_i32(v, "sgemm", what);
+        let (alpha, beta) = (g.alpha, g.beta);
+        // SAFETY: the handle runs on this launcher's stream; the matrices
+        // are where the caller says (its contract).
+        unsafe {
+            cudarc::cublas::result::sgemm(
+                *self.blas.handle(),
+                op(g.transa),
+                op(g.transb),
+                int(g.m, "m")?,
+                int(g.n, "n")?,
+                int(g.k, "k")?,
+                &alpha,
+                a as *const f32,
+                int(g.lda, "lda")?,
+                b as *const f32,
+                int(g.ldb, "ldb")?,
+                &beta,
+                c as *mut f32,
+                int(g.ldc, "ldc")?,
+            )
+        }
+        .map_err(|e| driver_error("cublasSgemm", e))
+    }
+}

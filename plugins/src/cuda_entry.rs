@@ -1,0 +1,109 @@
+//! The components of `kernels.device = "cuda"` (a GPU) and `"cuda-emu"`
+//! (the CUDA kernels emulated on the CPU). They exist in every build, so a
+//! binary built without the `cuda` feature fails with instructions instead
+//! of "no such device"; with it, a probe registered for `check` and `run`
+//! says what the machine lacks before anything is created.
+
+use std::sync::Arc;
+
+use appctx::{Config, Scope, component, on_custom};
+use cptrain::components::RANK_SCOPE;
+use cptrain::kernels::{Kernels, KernelsConfig};
+use cptrain::parallel::ParallelConfig;
+use cptrain::train::RankInfo;
+
+/// The error text of a binary built without the `cuda` feature.
+pub const CUDA_NOT_BUILT: &str = "kernels.device = \"cuda\" (and \"cuda-emu\") needs the `cuda` \
+     feature: cargo build --release --features cuda";
+
+/// The condition of both components, as the condition report shows it.
+const CUDA_BUILT_IN: &str =
+    "the `cuda` cargo feature is built in (cargo build --release --features cuda)";
+
+/// Why a CUDA device could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaDeviceError {
+    /// This binary was built without the `cuda` feature.
+    #[error("{CUDA_NOT_BUILT}")]
+    NotBuilt,
+    /// The device failed to start.
+    #[cfg(feature = "cuda")]
+    #[error(transparent)]
+    Cuda(#[from] crate::cuda::CudaError),
+}
+
+fn rank_scope() -> Scope {
+    Scope::named(RANK_SCOPE)
+}
+
+/// The GPU of a rank: `kernels.gpu`, else its local rank: its index in this
+/// process with the local backend, else the node-local rank the launcher
+/// exports (`OMPI_COMM_WORLD_LOCAL_RANK`, `LOCAL_RANK`), else 0.
+pub fn rank_gpu(kernels: &KernelsConfig, parallel: &ParallelConfig, rank: usize) -> usize {
+    if let Some(gpu) = kernels.gpu {
+        return gpu;
+    }
+    if parallel.backend == "local" {
+        return rank;
+    }
+    ["OMPI_COMM_WORLD_LOCAL_RANK", "LOCAL_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `kernels.device = "cuda"`: the rank's GPU ([`rank_gpu`]).
+fn cuda(
+    kernels: Config<KernelsConfig>,
+    parallel: Config<ParallelConfig>,
+    info: Arc<RankInfo>,
+) -> Result<Arc<dyn Kernels>, CudaDeviceError> {
+    #[cfg(feature = "cuda")]
+    {
+        let gpu = rank_gpu(&kernels, &parallel, info.rank);
+        Ok(crate::cuda::device::gpu_kernels(gpu, kernels.tf32)?)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (kernels, parallel, info);
+        Err(CudaDeviceError::NotBuilt)
+    }
+}
+component!(
+    cuda,
+    select = "kernels.device",
+    scope = rank_scope(),
+    when = on_custom(CUDA_BUILT_IN, |_| cfg!(feature = "cuda"))
+);
+
+/// `kernels.device = "cuda-emu"`: the CUDA kernels in the emulator (tests).
+fn cuda_emu() -> Result<Arc<dyn Kernels>, CudaDeviceError> {
+    #[cfg(feature = "cuda")]
+    {
+        Ok(crate::cuda::device::emulated_kernels())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Err(CudaDeviceError::NotBuilt)
+    }
+}
+component!(
+    cuda_emu,
+    name = "cuda-emu",
+    select = "kernels.device",
+    scope = rank_scope(),
+    when = on_custom(CUDA_BUILT_IN, |_| cfg!(feature = "cuda"))
+);
+
+/// `check` and `run` with `kernels.device = "cuda"`: the driver library,
+/// the GPU (`kernels.gpu`, or any), its compute capability, NVRTC, cuBLAS.
+#[cfg(feature = "cuda")]
+fn probe_cuda(kernels: &KernelsConfig) -> Result<(), String> {
+    crate::cuda::device::gpu_probe(kernels.gpu)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+#[cfg(feature = "cuda")]
+inventory::submit! {
+    cptrain::kernels::DeviceProbe { device: "cuda", probe: probe_cuda }
+}

@@ -95,10 +95,55 @@ fn memory_alloc_upload_zero() {
     assert!(dev.alloc(0).unwrap().is_empty());
     let mut b = dev.upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     let (_, rest) = b.view_mut().split_at(1);
-    dev.zero(rest.range(1..3));
+    dev.fill(rest.range(1..3), 0.0);
     assert_eq!(&*b.to_host().unwrap(), &[1.0, 2.0, 0.0, 0.0]);
     b.copy_from_host(&[5.0, 6.0, 7.0, 8.0]).unwrap();
     assert_eq!(&*b.to_host().unwrap(), &[5.0, 6.0, 7.0, 8.0]);
+}
+
+/// Fills (zero and not), column bands, copies and sums: exact on both.
+#[test]
+fn fills_copies_and_sums() {
+    let p = Pair::new();
+    let mut x = p.random(ROWS * V, 1, 1.0);
+    let y = p.random(ROWS * V, 2, 1.0);
+    let (cpu, dev): (&dyn Kernels, &dyn Kernels) = (&p.cpu, &*p.dev);
+    for (k, (x, y)) in [(cpu, (&mut x.0, &y.0)), (dev, (&mut x.1, &y.1))] {
+        k.add_assign(x.view_mut(), y.view());
+        k.fill_columns(x.view_mut(), V, 13..V, f32::NEG_INFINITY);
+        let (head, tail) = x.view_mut().split_at(5);
+        k.fill(head, -2.5);
+        k.copy(y.view().range(0..7), tail.range(3..10));
+    }
+    p.same("values", &x, 0.0);
+    let host = x.1.to_host().unwrap();
+    assert!(
+        host.chunks(V)
+            .skip(1)
+            .all(|row| row[13..].iter().all(|v| *v == f32::NEG_INFINITY))
+    );
+}
+
+/// The merge of two partial attention results, rows with no keys included.
+#[test]
+fn attention_results_merge() {
+    let p = Pair::new();
+    let rows = ROWS;
+    let mut out = p.random(rows * D, 1, 1.0);
+    let part_out = p.random(rows * D, 2, 1.0);
+    let mut lse = p.random(rows, 3, 2.0);
+    let mut part = values(rows, 4, 2.0);
+    part[3] = f32::NEG_INFINITY;
+    let part_lse = p.put(&part);
+    let (cpu, dev): (&dyn Kernels, &dyn Kernels) = (&p.cpu, &*p.dev);
+    for (k, (o, l, po, pl)) in [
+        (cpu, (&mut out.0, &mut lse.0, &part_out.0, &part_lse.0)),
+        (dev, (&mut out.1, &mut lse.1, &part_out.1, &part_lse.1)),
+    ] {
+        k.attention_merge(o.view_mut(), l.view_mut(), po.view(), pl.view());
+    }
+    p.same("out", &out, POINTWISE);
+    p.same("lse", &lse, POINTWISE);
 }
 
 #[test]

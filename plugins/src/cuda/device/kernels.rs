@@ -1,6 +1,7 @@
 //! [`CudaKernels`]: the `Kernels` of a CUDA device, written once over its
 //! [`Launcher`] (the GPU, or cuda-emu).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use cptrain::device::{Buffer, DeviceError, DeviceMemory, Slice, SliceMut};
@@ -127,14 +128,42 @@ impl Kernels for CudaKernels {
         Ok(buffer)
     }
 
-    fn zero(&self, dst: SliceMut<'_>) {
+    fn fill(&self, dst: SliceMut<'_>, value: f32) {
         self.run(|dev| {
             let d = self.w(&dst)?;
             if d.len == 0 {
                 return Ok(());
             }
-            // SAFETY: the span is this device's memory.
-            unsafe { dev.zero(d.addr, d.len * size_of::<f32>()) }
+            if value.to_bits() == 0 {
+                // SAFETY: the span is this device's memory.
+                return unsafe { dev.zero(d.addr, d.len * size_of::<f32>()) };
+            }
+            ops::fill(dev, d, value)
+        });
+    }
+
+    fn fill_columns(&self, x: SliceMut<'_>, width: usize, columns: Range<usize>, value: f32) {
+        self.run(|dev| ops::fill_columns(dev, self.w(&x)?, width, columns, value));
+    }
+
+    fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {
+        self.run(|dev| ops::copy(dev, self.r(src)?, self.w(&dst)?));
+    }
+
+    fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>) {
+        self.run(|dev| ops::add_assign(dev, self.w(&acc)?, self.r(x)?));
+    }
+
+    fn attention_merge(
+        &self,
+        out: SliceMut<'_>,
+        lse: SliceMut<'_>,
+        part_out: Slice<'_>,
+        part_lse: Slice<'_>,
+    ) {
+        self.run(|dev| {
+            let (o, l) = (self.w(&out)?, self.w(&lse)?);
+            ops::attention_merge(dev, o, l, self.r(part_out)?, self.r(part_lse)?)
         });
     }
 

@@ -94,7 +94,10 @@ impl ParamLayout {
         let specs = specs
             .into_iter()
             .map(|spec| {
-                let spec = ParamSpec { offset: len, ..spec };
+                let spec = ParamSpec {
+                    offset: len,
+                    ..spec
+                };
                 len += spec.numel();
                 spec
             })

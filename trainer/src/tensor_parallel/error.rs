@@ -65,7 +65,9 @@ pub enum TpError {
         found: usize,
     },
     /// `gather` needs exactly one buffer per TP rank.
-    #[error("gathering needs one local buffer per tensor-parallel rank: parallel.tp = {tp}, got {found}")]
+    #[error(
+        "gathering needs one local buffer per tensor-parallel rank: parallel.tp = {tp}, got {found}"
+    )]
     RankCount {
         /// `parallel.tp`.
         tp: usize,

@@ -30,6 +30,8 @@ mod vocab;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worked_example;
 
 pub use error::TpError;
 pub use partition::{Bands, Partition};

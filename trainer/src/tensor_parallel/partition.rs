@@ -82,21 +82,22 @@ impl Partition {
         vocab: &VocabSplit,
     ) -> Bands {
         let block = |n: usize| rank * n / tp..(rank + 1) * n / tp;
+        let (all_rows, all_cols) = (one_band(0..rows), one_band(0..cols));
         let (rows, cols, padding_rows) = match self {
-            Partition::Replicated => (vec![0..rows], vec![0..cols], 0),
+            Partition::Replicated => (all_rows, all_cols, 0),
             Partition::QkvColumns => {
                 let band = cols / 3;
                 let per_band = block(band);
                 let cols = (0..3)
                     .map(|j| j * band + per_band.start..j * band + per_band.end)
                     .collect();
-                (vec![0..rows], cols, 0)
+                (all_rows, cols, 0)
             }
-            Partition::Columns => (vec![0..rows], vec![block(cols)], 0),
-            Partition::Rows => (vec![block(rows)], vec![0..cols], 0),
+            Partition::Columns => (all_rows, one_band(block(cols)), 0),
+            Partition::Rows => (one_band(block(rows)), all_cols, 0),
             Partition::VocabRows => (
-                vec![vocab.real_rows(rank)],
-                vec![0..cols],
+                one_band(vocab.real_rows(rank)),
+                all_cols,
                 vocab.padding_rows(rank),
             ),
         };
@@ -106,4 +107,9 @@ impl Partition {
             padding_rows,
         }
     }
+}
+
+/// A list of bands holding the one band `range`.
+fn one_band(range: Range<usize>) -> Vec<Range<usize>> {
+    vec![range]
 }

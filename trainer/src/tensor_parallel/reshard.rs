@@ -1,8 +1,8 @@
 //! Moving whole flat buffers between the full layout and the TP ranks'
 //! local layouts: parameters, gradients and AdamW moments alike.
 
-use super::{RankShard, TpError, TpSharding};
 use super::error::check_len;
+use super::{RankShard, TpError, TpSharding};
 
 impl RankShard {
     /// This rank's local buffer cut out of `full` (a buffer in the

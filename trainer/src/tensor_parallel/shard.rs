@@ -58,7 +58,7 @@ impl TensorShard {
     /// `local_offset`. A block of rows is one run when the columns are whole.
     fn runs(&self, local_offset: usize) -> Vec<(Range<usize>, Range<usize>)> {
         let full_width = matrix_dims(&self.full.shape)[1];
-        let whole_rows = self.bands.cols == [0..full_width];
+        let whole_rows = matches!(self.bands.cols.as_slice(), [cols] if *cols == (0..full_width));
         let mut runs = Vec::new();
         let mut local = local_offset;
         for rows in &self.bands.rows {

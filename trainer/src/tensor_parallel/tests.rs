@@ -188,7 +188,11 @@ fn gather_takes_replicated_tensors_from_rank_0() {
     assert_eq!(gathered, full, "rank 1's copy is not read");
     locals[0][local_ln_f].fill(5.0);
     let gathered = sharding.gather(&[&locals[0], &locals[1]]).unwrap();
-    assert!(gathered[ln_f(&ParamLayout::gpt2(&cfg))].iter().all(|&x| x == 5.0));
+    assert!(
+        gathered[ln_f(&ParamLayout::gpt2(&cfg))]
+            .iter()
+            .all(|&x| x == 5.0)
+    );
 }
 
 #[test]
@@ -230,7 +234,10 @@ fn owned_ranges_are_the_shards_plus_replicas_on_rank_0() {
     assert_eq!(owned(&ranks[0]), ranks[0].layout().len());
     assert_eq!(owned(&ranks[1]), ranks[1].layout().len() - replicated);
     let sorted = ranks[1].owned_ranges();
-    assert!(sorted.windows(2).all(|w| w[0].end < w[1].start), "merged, disjoint");
+    assert!(
+        sorted.windows(2).all(|w| w[0].end < w[1].start),
+        "merged, disjoint"
+    );
 }
 
 #[test]
@@ -263,12 +270,19 @@ fn the_vocabulary_split_pads_to_a_multiple_of_padding_times_tp() {
     ] {
         let split = VocabSplit::new(&model(12, 24, v, pad), tp).unwrap();
         assert_eq!(split.rows_per_rank(), rows, "V = {v}, pad {pad}, tp {tp}");
-        assert_eq!(split.real_rows(tp - 1), last_real, "V = {v}, pad {pad}, tp {tp}");
+        assert_eq!(
+            split.real_rows(tp - 1),
+            last_real,
+            "V = {v}, pad {pad}, tp {tp}"
+        );
         assert_eq!(split.padded() % (pad * tp), 0);
         assert!(split.padded() - v < pad * tp);
     }
     let cfg = model(12, 24, 97, 8);
-    assert_eq!(VocabSplit::new(&cfg, 1).unwrap().padded(), cfg.padded_vocab());
+    assert_eq!(
+        VocabSplit::new(&cfg, 1).unwrap().padded(),
+        cfg.padded_vocab()
+    );
 }
 
 #[test]
@@ -296,10 +310,16 @@ fn bad_shapes_ranks_and_buffers_are_clear_errors() {
     ));
 
     let sharding = TpSharding::new(&model(12, 24, 97, 1), 2).unwrap();
-    assert_eq!(sharding.rank(2).unwrap_err(), TpError::Rank { rank: 2, tp: 2 });
+    assert_eq!(
+        sharding.rank(2).unwrap_err(),
+        TpError::Rank { rank: 2, tp: 2 }
+    );
     let shard = sharding.rank(1).unwrap();
     let err = shard.split(&[0.0; 3]).unwrap_err();
-    assert!(err.to_string().contains("the full buffer has 3 values"), "{err}");
+    assert!(
+        err.to_string().contains("the full buffer has 3 values"),
+        "{err}"
+    );
     let local = vec![0.0; shard.layout().len()];
     assert_eq!(
         sharding.gather(&[&local]).unwrap_err(),

@@ -20,10 +20,10 @@ pub enum TpError {
         n_head: usize,
         /// `parallel.tp`.
         tp: usize,
-        /// The divisors of `n_head`, comma-separated.
+        /// The divisors of `n_head` up to 1024, comma-separated.
         divisors: String,
     },
-    /// `padded vocabulary` does not fit in a `usize`.
+    /// The padded vocabulary does not fit in a `usize`.
     #[error(
         "model.vocab_size = {vocab_size} padded to a multiple of model.vocab_padding × \
          parallel.tp = {vocab_padding} × {tp} does not fit in memory; lower vocab_padding"

@@ -1,6 +1,10 @@
 use super::{RankShard, RankSlices, TpError, VocabSplit};
 use crate::model::{ModelConfig, ParamLayout};
 
+/// The largest TP size an error lists among the choices: TP groups span a
+/// node's GPUs, and listing stays quick for any `n_head`.
+const MAX_LISTED_TP: usize = 1024;
+
 /// Megatron-LM's tensor-parallel split of a GPT-2 over `tp` ranks: the
 /// validated shape, and for every TP rank its [`RankShard`] (local layout
 /// and where each piece comes from).
@@ -27,7 +31,7 @@ impl TpSharding {
         }
         cfg.validate()?;
         if !cfg.n_head.is_multiple_of(tp) {
-            let divisors: Vec<String> = (1..=cfg.n_head)
+            let divisors: Vec<String> = (1..=cfg.n_head.min(MAX_LISTED_TP))
                 .filter(|d| cfg.n_head.is_multiple_of(*d))
                 .map(|d| d.to_string())
                 .collect();

@@ -298,6 +298,12 @@ fn bad_shapes_ranks_and_buffers_are_clear_errors() {
         TpSharding::new(&model(12, 24, 97, 1), 0).unwrap_err(),
         TpError::ZeroTp
     );
+    // Listing the choices stays quick for absurd head counts.
+    let wide = model(1 << 40, 1 << 40, 97, 1);
+    assert!(matches!(
+        TpSharding::new(&wide, 3),
+        Err(TpError::HeadsDoNotDivide { .. })
+    ));
     let invalid = model(5, 24, 97, 1);
     assert!(matches!(
         TpSharding::new(&invalid, 1),

@@ -19,6 +19,7 @@ pub mod optim;
 pub mod parallel;
 pub mod plot;
 mod regular_file;
+pub mod tensor_parallel;
 pub mod tokenizer;
 pub mod train;
 

@@ -85,6 +85,26 @@ impl ParamLayout {
         layout
     }
 
+    /// A layout of `specs`' tensors packed in the given order: each offset
+    /// is recomputed as the size of the tensors before it (the offsets given
+    /// are ignored). Tensor-parallel ranks describe their local buffers this
+    /// way (`tensor_parallel::RankShard`).
+    pub fn packed(specs: impl IntoIterator<Item = ParamSpec>) -> Self {
+        let mut len = 0;
+        let specs = specs
+            .into_iter()
+            .map(|spec| {
+                let spec = ParamSpec {
+                    offset: len,
+                    ..spec
+                };
+                len += spec.numel();
+                spec
+            })
+            .collect();
+        ParamLayout { specs, len }
+    }
+
     fn push(&mut self, name: &str, shape: &[usize], weight_decay: bool) {
         let spec = ParamSpec {
             name: name.to_string(),
@@ -149,5 +169,25 @@ mod tests {
         );
         let last = layout.specs().last().unwrap();
         assert_eq!(last.range().end, layout.len());
+    }
+
+    #[test]
+    fn packing_a_layouts_specs_rebuilds_its_offsets() {
+        let cfg = ModelConfig {
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 8,
+            vocab_size: 11,
+            seq_len: 4,
+            init: None,
+            n_positions: Some(6),
+            vocab_padding: 4,
+        };
+        let layout = ParamLayout::gpt2(&cfg);
+        let scrambled = layout.specs().iter().map(|s| ParamSpec {
+            offset: usize::MAX,
+            ..s.clone()
+        });
+        assert_eq!(ParamLayout::packed(scrambled), layout);
     }
 }

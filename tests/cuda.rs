@@ -69,6 +69,45 @@ fn cuda_emu_trains_the_cpu_loss_curve() {
         );
     }
     assert!(cpu[9] < cpu[0], "the loss falls: {cpu:?}");
+    // The device's memory is in the metrics; the host's is the peak RSS.
+    let first_record = |run: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.path().join(run).join("metrics.jsonl")).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    };
+    let device_peak = first_record("emu")["device_peak_bytes"].as_u64();
+    assert!(device_peak.is_some_and(|b| b > 0), "{device_peak:?}");
+    assert!(first_record("cpu").get("device_peak_bytes").is_none());
+}
+
+/// Context parallelism on the CUDA device: each CP strategy, at cp = 2
+/// and (p2p) cp = 4, ranks as threads each with its own emulated device,
+/// trains the single-rank CPU loss curve. The attention, its partial
+/// results and merges run on the device; the K/V messages and the gradient
+/// all-reduce pass through the host. Tolerance as above (the CP layouts
+/// add only f32 reordering of the same sums).
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_emu_context_parallel_layouts_train_the_cpu_loss_curve() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(dir.path(), &run_args("cpu", "cpu", &["train.steps=10"]));
+    let cpu = common::losses(&dir.path().join("cpu"));
+    for (cp, comm) in [(2, "p2p"), (2, "all_gather"), (2, "a2a"), (4, "p2p")] {
+        let out = format!("emu-cp{cp}-{comm}");
+        let world = format!("parallel.world_size={cp}");
+        let cp_set = format!("parallel.cp={cp}");
+        let comm_set = format!("parallel.cp_comm={comm}");
+        let extra = ["train.steps=10", &world, &cp_set, &comm_set];
+        run_ok(dir.path(), &run_args("cuda-emu", &out, &extra));
+        let emu = common::losses(&dir.path().join(&out));
+        assert_eq!(emu.len(), 10, "cp={cp} {comm}");
+        for (step, (e, c)) in emu.iter().zip(&cpu).enumerate() {
+            assert!(
+                (e - c).abs() <= 1e-5 * c.abs(),
+                "cp={cp} {comm}, step {}: cuda-emu loss {e} vs cpu {c}",
+                step + 1
+            );
+        }
+    }
 }
 
 /// A cuda-emu run resumed from its step-3 checkpoint repeats steps 4-6

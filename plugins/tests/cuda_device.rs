@@ -92,6 +92,9 @@ fn memory_alloc_upload_zero() {
     let p = Pair::new();
     let dev = &p.dev;
     assert_eq!(&*dev.alloc(5).unwrap().to_host().unwrap(), &[0.0; 5]);
+    let held = dev.alloc(1000).unwrap();
+    assert!(dev.peak_memory_bytes().unwrap() >= 4000);
+    drop(held);
     assert!(dev.alloc(0).unwrap().is_empty());
     let mut b = dev.upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     let (_, rest) = b.view_mut().split_at(1);

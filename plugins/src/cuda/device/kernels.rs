@@ -99,6 +99,10 @@ impl Kernels for CudaKernels {
         1
     }
 
+    fn peak_memory_bytes(&self) -> Option<u64> {
+        Some(self.memory.peak_bytes())
+    }
+
     fn alloc(&self, len: usize) -> Result<Buffer, DeviceError> {
         let memory: Arc<dyn DeviceMemory> = self.memory.clone();
         if len == 0 {
@@ -118,6 +122,7 @@ impl Kernels for CudaKernels {
                 }
             }
         })?;
+        self.memory.note_alloc(bytes);
         // SAFETY: `len` values at `addr` were allocated for this buffer alone.
         Ok(unsafe { Buffer::on_device(memory, addr, len) })
     }

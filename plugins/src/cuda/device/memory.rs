@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cptrain::device::{DeviceAddress, DeviceError, DeviceMemory};
 
@@ -17,6 +18,9 @@ pub struct CudaMemory {
     name: String,
     launcher: Box<dyn Launcher>,
     failed: Mutex<Option<DeviceError>>,
+    /// Bytes of buffers held now, and the most held at once.
+    held: AtomicU64,
+    peak: AtomicU64,
 }
 
 impl CudaMemory {
@@ -26,7 +30,21 @@ impl CudaMemory {
             name,
             launcher,
             failed: Mutex::new(None),
+            held: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a new buffer of `bytes`.
+    pub fn note_alloc(&self, bytes: usize) {
+        let held = self.held.fetch_add(bytes as u64, Ordering::Relaxed) + bytes as u64;
+        self.peak.fetch_max(held, Ordering::Relaxed);
+    }
+
+    /// The most bytes of buffers held at once so far (kernels' short-lived
+    /// scratch not counted).
+    pub fn peak_bytes(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// The launcher that runs this device's work.
@@ -99,6 +117,8 @@ impl DeviceMemory for CudaMemory {
             // SAFETY: buffers of this memory come from `CudaKernels::alloc`,
             // which allocated `len` values at `addr`; each is freed once.
             unsafe { self.launcher.free(addr, len * size_of::<f32>()) };
+            let bytes = (len * size_of::<f32>()) as u64;
+            self.held.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 

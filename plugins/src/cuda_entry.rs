@@ -105,5 +105,9 @@ fn probe_cuda(kernels: &KernelsConfig) -> Result<(), String> {
 }
 #[cfg(feature = "cuda")]
 inventory::submit! {
-    cptrain::kernels::DeviceProbe { device: "cuda", probe: probe_cuda }
+    cptrain::kernels::DeviceProbe {
+        device: "cuda",
+        own_memory: true,
+        probe: probe_cuda,
+    }
 }

@@ -40,6 +40,8 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
         layout: QkvLayout::Packed,
         local_ranks: 1,
         threads_per_rank: threads,
+        // `cptrain bench` runs the CPU kernels.
+        device_memory: false,
     })
     .check_fit(AvailableMemory::detect())?;
     let mut cfg = BenchConfig::new(model, train.batch_size);

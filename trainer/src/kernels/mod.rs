@@ -83,7 +83,7 @@ pub use gemm::{
 };
 pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
-pub use probe::{DeviceProbe, probe_device};
+pub use probe::{DeviceProbe, device_has_own_memory, probe_device};
 pub use residual::residual_add;
 pub use set::{Kernels, QkvProjection};
 pub use threads::{Threads, ThreadsError};

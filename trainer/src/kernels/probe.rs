@@ -9,11 +9,23 @@ use super::KernelsConfig;
 pub struct DeviceProbe {
     /// The `kernels.device` value it checks.
     pub device: &'static str,
+    /// Whether the device computes in memory of its own (a GPU's), so the
+    /// training state does not count against the host's memory.
+    pub own_memory: bool,
     /// `Err` names what is missing.
     pub probe: fn(&KernelsConfig) -> Result<(), String>,
 }
 
 inventory::collect!(DeviceProbe);
+
+/// Whether `kernels.device` computes in memory of its own (see
+/// [`DeviceProbe::own_memory`]); the CPU and devices without a probe use the
+/// host's.
+pub fn device_has_own_memory(cfg: &KernelsConfig) -> bool {
+    inventory::iter::<DeviceProbe>
+        .into_iter()
+        .any(|p| p.device == cfg.device && p.own_memory)
+}
 
 /// Runs the probes registered for `cfg.device` (none for `cpu`).
 pub fn probe_device(cfg: &KernelsConfig) -> Result<(), String> {

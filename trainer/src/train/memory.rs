@@ -19,6 +19,16 @@ const ADDRESS_SPACE: f64 = 9.2e18;
 /// kernel's and the team's bookkeeping.
 const THREAD_BYTES: f64 = 64.0 * 1024.0;
 
+/// The per-rank items a device with memory of its own holds.
+const DEVICE_ITEM_NAMES: [&str; 3] = [
+    STATE_ITEM,
+    "activations of one micro-batch",
+    "attention exchange buffers (CP)",
+];
+
+/// The item of parameters, gradients and moments.
+const STATE_ITEM: &str = "parameters, gradients and AdamW moments (f32)";
+
 /// One kind of buffer: its bytes and the keys that size it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryItem {
@@ -36,7 +46,11 @@ pub struct MemoryItem {
 pub struct MemoryEstimate {
     /// Ranks the process runs (all of them with the local backend).
     pub local_ranks: usize,
-    /// Buffers of every rank.
+    /// Buffers every rank keeps in its device's own memory (a GPU's): the
+    /// training state, the activations and the exchange buffers; empty when
+    /// the device computes in host memory.
+    pub per_rank_device: Vec<MemoryItem>,
+    /// Buffers of every rank in host memory.
     pub per_rank: Vec<MemoryItem>,
     /// Buffers of the process, shared by its ranks.
     pub per_process: Vec<MemoryItem>,
@@ -59,6 +73,8 @@ pub struct MemoryInputs<'a> {
     pub local_ranks: usize,
     /// Kernel threads of each rank.
     pub threads_per_rank: usize,
+    /// Whether the device computes in memory of its own (a GPU's).
+    pub device_memory: bool,
 }
 
 /// A run the memory of this process cannot hold.
@@ -108,7 +124,7 @@ impl MemoryEstimate {
         };
         let per_rank = vec![
             MemoryItem {
-                what: "parameters, gradients and AdamW moments (f32)",
+                what: STATE_ITEM,
                 bytes: 16.0 * params,
                 keys: shape_keys.clone(),
             },
@@ -169,16 +185,29 @@ impl MemoryEstimate {
                 ),
             },
         ];
+        // The state, activations and exchange buffers are what the device
+        // allocates; the rest stays on the host.
+        let (on_device, per_rank) = per_rank
+            .into_iter()
+            .filter(|i| i.bytes > 0.0)
+            .partition(|i| inputs.device_memory && DEVICE_ITEM_NAMES.contains(&i.what));
         MemoryEstimate {
             local_ranks: inputs.local_ranks,
-            per_rank: per_rank.into_iter().filter(|i| i.bytes > 0.0).collect(),
+            per_rank_device: on_device,
+            per_rank,
             per_process: per_process.into_iter().filter(|i| i.bytes > 0.0).collect(),
         }
     }
 
-    /// Bytes of one rank.
+    /// Host bytes of one rank.
     pub fn rank_bytes(&self) -> f64 {
         self.per_rank.iter().map(|i| i.bytes).sum()
+    }
+
+    /// Bytes one rank keeps in its device's own memory (0 when the device
+    /// computes in host memory).
+    pub fn device_bytes(&self) -> f64 {
+        self.per_rank_device.iter().map(|i| i.bytes).sum()
     }
 
     /// Bytes of the whole process: every local rank and the shared buffers.
@@ -238,6 +267,12 @@ fn batch_bytes(t: &TrainConfig, dp: usize, micro: f64, local_len: f64, seq_len: 
 impl fmt::Display for MemoryEstimate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let size = |bytes: f64| format!("{:>10}", human_bytes(bytes));
+        if !self.per_rank_device.is_empty() {
+            writeln!(f, "  per rank on its device (not host memory):")?;
+            for item in &self.per_rank_device {
+                writeln!(f, "    {} {}: {}", size(item.bytes), item.what, item.keys)?;
+            }
+        }
         writeln!(f, "  per rank ({} in this process):", self.local_ranks)?;
         for item in &self.per_rank {
             writeln!(f, "    {} {}: {}", size(item.bytes), item.what, item.keys)?;
@@ -259,6 +294,15 @@ mod tests {
         parallel: ParallelConfig,
         local_ranks: usize,
     ) -> MemoryEstimate {
+        estimate_on(model, parallel, local_ranks, false)
+    }
+
+    fn estimate_on(
+        model: ModelConfig,
+        parallel: ParallelConfig,
+        local_ranks: usize,
+        device_memory: bool,
+    ) -> MemoryEstimate {
         let train = TrainConfig {
             batch_size: 4,
             ..TrainConfig::default()
@@ -277,7 +321,40 @@ mod tests {
             layout,
             local_ranks,
             threads_per_rank: 1,
+            device_memory,
         })
+    }
+
+    /// On a device with memory of its own, the state, activations and
+    /// exchange buffers leave the host's estimate (and its fit check) for
+    /// the device's; the host keeps batches, threads and start weights.
+    #[test]
+    fn a_device_with_its_own_memory_takes_the_state_and_activations() {
+        let parallel = ParallelConfig {
+            world_size: 2,
+            cp: 2,
+            ..ParallelConfig::default()
+        };
+        let host = estimate_on(model(64), parallel.clone(), 2, false);
+        let gpu = estimate_on(model(64), parallel, 2, true);
+        let names = |items: &[MemoryItem]| items.iter().map(|i| i.what).collect::<Vec<_>>();
+        assert_eq!(names(&gpu.per_rank_device), DEVICE_ITEM_NAMES);
+        assert_eq!(gpu.device_bytes() + gpu.rank_bytes(), host.rank_bytes());
+        assert!(host.per_rank_device.is_empty());
+        assert_eq!(
+            names(&gpu.per_rank),
+            ["token batches of one step", "kernel threads"]
+        );
+        // A state far beyond the host's memory fits: the host keeps only the
+        // start weights (1.6 GB here) and the batches.
+        let big = estimate_on(model(4096), ParallelConfig::default(), 1, true);
+        assert!(big.device_bytes() > 1e9);
+        assert!(big.check_fit(available(4 << 30)).is_ok());
+        assert!(
+            estimate_on(model(4096), ParallelConfig::default(), 1, false)
+                .check_fit(available(4 << 30))
+                .is_err()
+        );
     }
 
     fn model(n_embd: usize) -> ModelConfig {

@@ -108,6 +108,7 @@ impl TrainPlan {
             layout: qkv_layout(cp),
             local_ranks,
             threads_per_rank: kernels.threads_per_rank(local_ranks),
+            device_memory: crate::kernels::device_has_own_memory(kernels),
         });
         memory.check_fit(AvailableMemory::detect())?;
         let plan = TrainPlan {
@@ -294,6 +295,21 @@ impl fmt::Display for TrainPlan {
                 human_bytes(item.bytes),
                 item.what
             )?;
+        }
+        if !mem.per_rank_device.is_empty() {
+            writeln!(
+                f,
+                "device     {} per rank in its device's own memory (not counted above):",
+                human_bytes(mem.device_bytes()),
+            )?;
+            for item in &mem.per_rank_device {
+                writeln!(
+                    f,
+                    "             {:>10} {}",
+                    human_bytes(item.bytes),
+                    item.what
+                )?;
+            }
         }
         for item in &mem.per_process {
             writeln!(

@@ -46,6 +46,7 @@ mod fast_math;
 mod fill_columns;
 mod gelu;
 mod gemm;
+mod gemm_bf16;
 mod heads;
 mod layernorm;
 mod residual;
@@ -77,9 +78,12 @@ pub use cross_entropy::{
 pub use embedding::{embedding_backward, embedding_forward};
 pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_from_slope, gelu_forward};
 pub use gemm::{
-    MatRef, column_sum_into, gemm, gemm_serial, linear_backward, linear_forward,
-    tied_head_backward, tied_head_forward, weight_gradient,
+    MatRef, Product, column_sum_into, gemm, gemm_serial, gemm_with, linear_backward,
+    linear_backward_with, linear_forward, linear_forward_with, tied_head_backward,
+    tied_head_backward_with, tied_head_forward, tied_head_forward_with, weight_gradient,
+    weight_gradient_with,
 };
+pub use gemm_bf16::{Bf16Features, Bf16Gemm, Bf16Unsupported};
 pub use heads::HeadLayout;
 pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
 pub use residual::residual_add;

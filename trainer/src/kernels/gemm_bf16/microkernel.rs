@@ -51,6 +51,15 @@ pub struct CTile {
 /// be writable (and readable unless `beta` is 0).
 #[target_feature(enable = "avx512f,avx512bf16")]
 pub unsafe fn tile(pairs: usize, a: APanel, b: *const u32, c: CTile) {
+    // The tile's lines of `c` are fetched while the products run: on large
+    // outputs they come from memory, and the stores would wait for them.
+    for r in 0..c.rows {
+        for first in (0..c.cols).step_by(LANES) {
+            // SAFETY: the address is inside the caller's tile (a prefetch
+            // does not fault anyway).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(c.ptr.add(r * c.row_stride + first).cast()) };
+        }
+    }
     let mut acc = [[_mm512_setzero_ps(); VECS]; MR];
     for p in 0..pairs {
         // SAFETY: within the panels by the caller's contract.

@@ -6,7 +6,7 @@
 //! PyTorch's autocast computes a bf16 matmul. The rounding, not the
 //! accumulation, sets the error: see the bound in the tests.
 //!
-//! # Why own kernels (measured 2026-12, AMD EPYC Zen 4, AVX512-BF16)
+//! # Why own kernels (measured 2026-12, AMD EPYC family 26 (Zen 5), AVX512-BF16)
 //!
 //! `gemm` 0.19 multiplies `f32`, `f64`, `c32`, `c64` and IEEE `f16`, not
 //! bf16; its `f16` path on x86 converts to f32 while packing and runs the
@@ -14,9 +14,13 @@
 //! bf16 GEMM for x86 without a system BLAS (OpenBLAS's `sbgemm`, oneDNN and
 //! MKL are C libraries). The kernels here follow the usual blocked layout
 //! (Goto/BLIS): `k` in blocks of [`KC`], `b` packed into column panels of
-//! [`NR`](microkernel::NR) per block, `a` packed per [`MC`] rows, and a
-//! register tile of 6 × 64 on `vdpbf16ps`, which does 32 multiply-adds per
-//! instruction where an f32 FMA does 16.
+//! 64 per block, `a` packed per [`MC`] rows, and a register tile of 6 × 64
+//! on `vdpbf16ps`, which does 32 multiply-adds per instruction where an f32
+//! FMA does 16. The block sizes were chosen on the measuring machine among
+//! `KC` 192-1024 and `MC` 48-96 (the host's noise, ±15 %, was larger than
+//! most differences; more `k` per block, hence fewer passes over `c`, was
+//! the one clear gain on the large products, with prefetching the tile's
+//! `c`, +10-20 % there).
 //!
 //! The kernels are chosen at run time: [`Bf16Gemm::new`] checks the CPU and
 //! is the only way to obtain the handle that runs them.
@@ -30,13 +34,17 @@ mod tests;
 
 use super::gemm::MatRef;
 
-/// Steps of `k` per packed block (even, so only the last block can be odd):
-/// a packed panel of `b`, `KC × 64` bf16, takes 24 KiB of L1.
-const KC: usize = 192;
-/// Rows of `a` per packed block (a multiple of the tile's 6 rows): 96 × 192
-/// bf16 is 36 KiB, kept in L2 while every panel of `b` passes over it.
+/// Steps of `k` per packed block (even, so only the last block can be odd).
+/// Every block after the first reads and rewrites the whole block of `c`,
+/// which on the large products comes from memory: 768 makes the products
+/// over `d_in = 768` (GPT-2 124M) one pass. A packed panel of `b`,
+/// `KC × 64` bf16, is 96 KiB and sits in L2; the tile's 6 rows of `a`
+/// (9 KiB) sit in L1.
+const KC: usize = 768;
+/// Rows of `a` per packed block (a multiple of the tile's 6 rows): 96 × 768
+/// bf16 is 144 KiB of L2.
 const MC: usize = 96;
-/// Columns of `b` per packed block: 192 × 1024 bf16 is 384 KiB of L2.
+/// Columns of `b` per packed block: 768 × 1024 bf16 is 1.5 MiB (L2 and L3).
 const NC: usize = 1024;
 
 /// The CPU features the bf16 kernels need.

@@ -22,7 +22,7 @@
 
 use half::bf16;
 
-use super::{Bf16Features, Bf16Gemm, check};
+use super::{Bf16Features, Bf16Gemm, KC, MC, NC, check};
 use crate::kernels::gemm::{MatRef, gemm_serial};
 use crate::kernels::gemm::{Product, gemm_with, weight_gradient_with};
 use crate::kernels::test_support::uniform;
@@ -126,13 +126,13 @@ fn gamma(k: usize) -> f64 {
 }
 
 /// Shapes off every tile and block size: single elements, odd `k` below
-/// and above `KC` (192), rows above `MC` (96), columns above `NC` (1024).
+/// and above `KC`, rows above `MC`, columns above `NC`.
 const SHAPES: &[(usize, usize, usize)] = &[
     (1, 1, 1),
     (7, 3, 5),
-    (13, 193, 67),
-    (97, 385, 130),
-    (5, 9, 1030),
+    (13, KC + 1, 67),
+    (MC + 1, 385, 130),
+    (5, 9, NC + 6),
 ];
 
 #[test]
@@ -177,7 +177,7 @@ fn products_match_the_f32_gemm_within_the_bf16_rounding_bound() {
 #[test]
 fn beta_accumulates_onto_c_and_zero_ignores_it() {
     let Some(kernels) = kernels() else { return };
-    let ops = Operands::new((8, 201, 70), false, true, 3);
+    let ops = Operands::new((8, KC + 9, 70), false, true, 3);
     let fresh = {
         let mut c = vec![f32::NAN; 8 * 70];
         kernels.gemm_serial(ops.a(), ops.b(), 0.0, &mut c);

@@ -1,14 +1,15 @@
-//! Single-threaded matrix products, f32 (`gemm` crate) against bf16 operands
-//! with f32 accumulation (`Bf16Gemm`), on the trainer's shapes: those of the
-//! `kernels` module's GEMM table (tiny, small and GPT-2 124M layers; `ᵀ`
-//! marks an operand read transposed, as the backward products read them).
+//! Matrix products, f32 (`gemm` crate) against bf16 operands with f32
+//! accumulation (`Bf16Gemm`), on one and two threads (the row split of
+//! `gemm_with`), on the trainer's shapes: those of the `kernels` module's
+//! GEMM table (tiny, small and GPT-2 124M layers; `ᵀ` marks an operand read
+//! transposed, as the backward products read them).
 //!
 //! `cargo bench -p cptrain --bench gemm`. The counter is the product's
 //! floating-point operations (`2·m·k·n`), so divan's `item/s` reads as
 //! FLOP/s (`Gitem/s` = GFLOP/s). The bf16 cases are skipped, saying so, on
 //! a CPU without AVX512-BF16.
 
-use cptrain::kernels::{Bf16Gemm, MatRef, gemm_serial};
+use cptrain::kernels::{Bf16Gemm, MatRef, Product, Threads, gemm_with};
 use divan::{Bencher, counter::ItemsCount};
 
 fn main() {
@@ -66,15 +67,24 @@ fn bench_shape(
         .bench_local(|| product(a, b, &mut c));
 }
 
-#[divan::bench(args = SHAPES, sample_count = 10, sample_size = 1)]
-fn f32_gemm(bencher: Bencher, shape: &str) {
-    bench_shape(bencher, shape, |a, b, c| gemm_serial(a, b, 0.0, c));
+/// Kernel threads per product.
+const THREADS: &[usize] = &[1, 2];
+
+#[divan::bench(consts = THREADS, args = SHAPES, sample_count = 10, sample_size = 1)]
+fn f32_gemm<const T: usize>(bencher: Bencher, shape: &str) {
+    let threads = Threads::new(T).expect("kernel threads");
+    bench_shape(bencher, shape, |a, b, c| {
+        gemm_with(&threads, Product::F32, a, b, 0.0, c)
+    });
 }
 
-#[divan::bench(args = SHAPES, sample_count = 10, sample_size = 1)]
-fn bf16(bencher: Bencher, shape: &str) {
+#[divan::bench(consts = THREADS, args = SHAPES, sample_count = 10, sample_size = 1)]
+fn bf16<const T: usize>(bencher: Bencher, shape: &str) {
+    let threads = Threads::new(T).expect("kernel threads");
     match Bf16Gemm::new() {
-        Ok(kernels) => bench_shape(bencher, shape, |a, b, c| kernels.gemm_serial(a, b, 0.0, c)),
+        Ok(kernels) => bench_shape(bencher, shape, |a, b, c| {
+            gemm_with(&threads, Product::Bf16(kernels), a, b, 0.0, c)
+        }),
         Err(e) => eprintln!("bf16 skipped: {e}"),
     }
 }

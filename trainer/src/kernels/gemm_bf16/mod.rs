@@ -185,6 +185,7 @@ unsafe fn blocked(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
                 let beta = if k0 == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
                     let rows = MC.min(m - i0);
+                    // SAFETY: as for `pack_b`.
                     let panel = unsafe { pack::pack_a(a, (i0, rows), (k0, kc), MR, a_buf) };
                     for (q, b_panel) in b_buf
                         .chunks_exact(pairs * NR)

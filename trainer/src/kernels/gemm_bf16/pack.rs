@@ -54,6 +54,7 @@ pub unsafe fn pack_a(
         }
     } else {
         // Columns contiguous along the rows: interleave two columns per pair.
+        debug_assert_eq!(a.row_stride, 1, "a view with no unit stride");
         let stride = rows.next_multiple_of(mr);
         for p in 0..pairs {
             let k = k0 + 2 * p;
@@ -120,6 +121,7 @@ pub unsafe fn pack_b(
             }
         } else {
             // Columns contiguous along k: one run per column, scattered.
+            debug_assert_eq!(b.row_stride, 1, "a view with no unit stride");
             let mut run = [0u32; super::KC / 2];
             for c in 0..width {
                 // SAFETY: column j + c, rows k0..k0 + kc, is inside `b`, and

@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Side-by-side training-step benchmark: cptrain vs a PyTorch CPU reference.
+"""Side-by-side training-step benchmark: cptrain vs PyTorch CPU references.
 
-Runs `trainer/examples/step_bench.rs` (A) and `bench/torch_gpt2.py` (B) on the
-same model, batch, sequence length and thread count, interleaved A B A B ...
-(one process per run, so each has its own peak RSS), then prints a markdown
-table: step time median/min/max over every timed step of every round,
-tokens/s and model GFLOP/s at the median, MFU against the machine's large
-f32 matmul rate measured through this same run (the faster of PyTorch/MKL and
-cptrain's own GEMM at 2048^3, per thread count: measured at the start and
-again before every round, MFU uses the median, since one measurement moves
-with the shared host by up to 20 %), peak RSS, and cptrain's tokens/s over
-PyTorch's.
+Runs `trainer/examples/step_bench.rs` (A) and `bench/torch_gpt2.py` in the
+variants chosen by --torch (B, C, ...: eager f32, torch.compile f32, bf16
+autocast eager and compiled) on the same model, batch, sequence length and
+thread count, interleaved A B C ... A B C ... (one process per run, so each
+has its own peak RSS), then prints a markdown table: step time
+median/min/max over every timed step of every round, tokens/s and model
+GFLOP/s at the median, MFU against the machine's large matmul rate of the
+row's precision measured through this same run (2048^3, per thread count:
+f32 the faster of PyTorch/MKL and cptrain's own GEMM, bf16 PyTorch's; measured
+at the start and again before every round, MFU uses the median, since one
+measurement moves with the shared host by up to 20 %), peak RSS, and each
+row's tokens/s over the fastest PyTorch variant of its precision and over the
+fastest PyTorch variant of any precision. The CPU's model and its matmul
+features (AVX2, AVX-512, AVX512-BF16, AMX) are printed first.
 
   python3 bench/compare.py                       # tiny and small, 1 and 2 threads
   python3 bench/compare.py --configs 124m --threads 2 --rounds 2 --steps 2 --warmup 1
-  python3 bench/compare.py --compile             # adds a torch.compile row
+  python3 bench/compare.py --torch eager         # eager f32 PyTorch only (no compile wait)
 
 Needs PyTorch (`pip install torch`) for the interpreter given by --python
 (default: this one) and cargo to build the example.
@@ -28,6 +32,16 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TORCH_VARIANTS = {
+    # name: (row label, precision, torch_gpt2.py flags)
+    "eager": ("torch eager", "f32", []),
+    "compile": ("torch.compile", "f32", ["--compile"]),
+    "bf16": ("torch eager bf16", "bf16", ["--bf16"]),
+    "compile-bf16": ("torch.compile bf16", "bf16", ["--compile", "--bf16"]),
+}
+# /proc/cpuinfo flags that decide which matmul kernels a library can use.
+CPU_FEATURES = [("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"),
+                ("AMX-BF16", "amx_bf16")]
 CONFIGS = {
     # name: (layers, embd, heads, seq, batch, vocab)
     "tiny": (2, 128, 4, 256, 8, 256),
@@ -42,6 +56,20 @@ def shape_args(cfg):
             "--seq", str(seq), "--batch", str(batch), "--vocab", str(vocab)]
 
 
+def cpu_description():
+    """The CPU's model name and which of CPU_FEATURES it has, from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return "CPU: unknown (no /proc/cpuinfo)"
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    has = ", ".join(f"{name} {'yes' if flag in flags else 'no'}" for name, flag in CPU_FEATURES)
+    return f"CPU: {fields.get('model name', 'unknown')}, {os.cpu_count()} logical CPUs; {has}"
+
+
 def run_json(cmd):
     """Runs cmd, returns its JSON lines; stderr passes through on failure."""
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -52,10 +80,11 @@ def run_json(cmd):
 
 
 class Side:
-    """One implementation under test."""
+    """One implementation under test, at one precision ("f32" or "bf16")."""
 
-    def __init__(self, name, command):
+    def __init__(self, name, command, precision="f32", is_torch=False):
         self.name, self.command = name, command
+        self.precision, self.is_torch = precision, is_torch
 
     def run(self, cfg, threads, steps, warmup, extra=()):
         cmd = self.command + shape_args(cfg) + ["--threads", str(threads), "--steps", str(steps),
@@ -82,7 +111,8 @@ def main():
     ap.add_argument("--steps", type=int, default=5, help="timed steps per process")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per process")
     ap.add_argument("--python", default=sys.executable, help="interpreter with torch")
-    ap.add_argument("--compile", action="store_true", help="also run torch.compile")
+    ap.add_argument("--torch", default=",".join(TORCH_VARIANTS),
+                    help=f"comma list of PyTorch variants, from {', '.join(TORCH_VARIANTS)}")
     ap.add_argument("--profile", action="store_true", help="print cptrain's per-phase profile")
     ap.add_argument("--no-build", action="store_true", help="use the built example as is")
     ap.add_argument("--baseline", metavar="STEP_BENCH",
@@ -94,6 +124,11 @@ def main():
     if unknown:
         ap.error(f"--configs: unknown {', '.join(map(repr, unknown))}; expected a comma list of "
                  f"{', '.join(sorted(CONFIGS))}")
+    variants = args.torch.split(",")
+    unknown = [v for v in variants if v not in TORCH_VARIANTS]
+    if unknown or not variants:
+        ap.error(f"--torch: unknown {', '.join(map(repr, unknown))}; expected a comma list of "
+                 f"{', '.join(TORCH_VARIANTS)}")
     try:
         threads_list = [int(t) for t in args.threads.split(",")]
     except ValueError:
@@ -120,45 +155,59 @@ def main():
                         "step_bench"], cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     cptrain = Side("cptrain", [os.path.join(target, "release", "examples", "step_bench")])
-    torch = Side("torch eager", [args.python, os.path.join(ROOT, "bench", "torch_gpt2.py")])
-    sides = [cptrain, torch]
-    if args.compile:
-        sides.append(Side("torch.compile", torch.command + ["--compile"]))
+    torch_script = [args.python, os.path.join(ROOT, "bench", "torch_gpt2.py")]
+    sides = [cptrain]
     if args.baseline:
-        sides.insert(1, Side("cptrain baseline", [os.path.abspath(args.baseline)]))
+        sides.append(Side("cptrain baseline", [os.path.abspath(args.baseline)]))
+    for v in variants:
+        label, precision, flags = TORCH_VARIANTS[v]
+        sides.append(Side(label, torch_script + flags, precision, is_torch=True))
+    print(cpu_description(), flush=True)
 
-    peaks = {t: [] for t in threads_list}
+    # Large-matmul rates per thread count and precision, one per measurement.
+    peaks = {t: {"f32": [], "bf16": []} for t in threads_list}
 
     def measure_peak(t):
-        """One large-matmul measurement per library; keeps the faster."""
-        mm = {}
-        for side in (cptrain, torch):
-            rows, _ = side.run(CONFIGS["tiny"], t, 0, 0, ["--matmul-peak"])
-            mm[side.name] = next(r["gflops"] for r in rows if r["kind"] == "matmul")
-        peaks[t].append(max(mm.values()))
-        return mm
+        """One large-matmul measurement per library: f32 keeps the faster of
+        cptrain's and PyTorch's, bf16 is PyTorch's."""
+        rows, _ = cptrain.run(CONFIGS["tiny"], t, 0, 0, ["--matmul-peak"])
+        ours = next(r["gflops"] for r in rows if r["kind"] == "matmul")
+        rows, _ = run_json(torch_script + shape_args(CONFIGS["tiny"]) + [
+            "--threads", str(t), "--steps", "0", "--warmup", "0", "--matmul-peak"])
+        theirs = next(r for r in rows if r["kind"] == "matmul")
+        peaks[t]["f32"].append(max(ours, theirs["gflops"]))
+        peaks[t]["bf16"].append(theirs["bf16_gflops"])
+        return ours, theirs
 
     for t in threads_list:
-        mm = measure_peak(t)
-        print(f"threads={t}: 2048^3 f32 matmul GFLOP/s at the start: cptrain gemm "
-              f"{mm['cptrain']:.1f}, torch (MKL) {mm['torch eager']:.1f}", flush=True)
+        ours, theirs = measure_peak(t)
+        print(f"threads={t}: 2048^3 matmul GFLOP/s at the start: f32 cptrain gemm {ours:.1f}, "
+              f"torch (MKL) {theirs['gflops']:.1f}; bf16 torch {theirs['bf16_gflops']:.1f}",
+              flush=True)
 
-    header = ("| config | threads | impl | step ms median (min-max) | tokens/s | GFLOP/s | MFU "
-              "| peak RSS MiB | tokens/s ratio vs torch eager |")
+    header = ("| config | threads | impl | precision | step ms median (min-max) | tokens/s "
+              "| GFLOP/s | MFU | peak RSS MiB | tokens/s vs fastest torch, same precision "
+              "| vs fastest torch |")
 
     def table_rows(name, t, rows, tokens, flops):
-        """One markdown row per side, MFU against the measurements so far."""
-        peak = statistics.median(peaks[t])
-        stats = {s: summarize(v, tokens, flops, peak) for s, v in rows.items()}
-        base = stats["torch eager"]["tok_s"]
+        """One markdown row per side, MFU against the measurements so far of
+        the row's precision; ratios against the fastest PyTorch rows."""
+        stats = {s.name: summarize(rows[s.name], tokens, flops,
+                                   statistics.median(peaks[t][s.precision])) for s in sides}
+        torch_rate = {s.name: stats[s.name]["tok_s"] for s in sides if s.is_torch}
+        fastest = {p: max((torch_rate[s.name] for s in sides if s.is_torch and s.precision == p),
+                          default=None) for p in ("f32", "bf16")}
+        overall = max(torch_rate.values())
         out = []
         for side in sides:
             s = stats[side.name]
-            ratio = "1.00" if side is torch else f"{s['tok_s'] / base:.2f}"
+            same = fastest[side.precision]
+            same = "-" if same is None else f"{s['tok_s'] / same:.2f}"
             out.append(
-                f"| {name} | {t} | {side.name} | {1e3 * s['median']:.1f} "
+                f"| {name} | {t} | {side.name} | {side.precision} | {1e3 * s['median']:.1f} "
                 f"({1e3 * s['min']:.1f}-{1e3 * s['max']:.1f}) | {s['tok_s']:.0f} "
-                f"| {s['gflops']:.1f} | {100 * s['mfu']:.0f}% | {s['rss_mib']:.0f} | {ratio} |")
+                f"| {s['gflops']:.1f} | {100 * s['mfu']:.0f}% | {s['rss_mib']:.0f} | {same} "
+                f"| {s['tok_s'] / overall:.2f} |")
         return out
 
     results = []
@@ -181,15 +230,15 @@ def main():
             results.append((name, t, rows, tokens, flops))
             print(*table_rows(*results[-1]), sep="\n", flush=True)
 
-    print("\n" + header + "\n|" + "---|" * 9)
+    print("\n" + header + "\n|" + "---|" * 11)
     for result in results:
         print(*table_rows(*result), sep="\n")
     for t in threads_list:
-        p = peaks[t]
-        print(f"threads={t}: MFU against the median of {len(p)} large-matmul measurements "
-              f"through the run (each the faster library's): {statistics.median(p):.1f} "
-              f"GFLOP/s (range {min(p):.1f}-{max(p):.1f}); rows printed during the run used "
-              f"those taken up to then")
+        for precision, p in peaks[t].items():
+            print(f"threads={t}: {precision} MFU against the median of {len(p)} large-matmul "
+                  f"measurements through the run: {statistics.median(p):.1f} GFLOP/s "
+                  f"(range {min(p):.1f}-{max(p):.1f}); rows printed during the run used those "
+                  f"taken up to then")
 
 
 if __name__ == "__main__":

@@ -8,14 +8,19 @@ like cptrain's ParamLayout). Each step is zero_grad + forward + backward +
 AdamW, timed with a wall clock; one JSON object per line goes to stdout:
 
   {"kind": "step", "step": i, "seconds": s, "loss": l}
-  {"kind": "matmul", "gflops": g, ...}      (with --matmul-peak)
+  {"kind": "matmul", "gflops": g, "bf16_gflops": h, ...}   (with --matmul-peak)
   {"kind": "summary", "peak_rss_bytes": ..., "threads": n, ...}
 
 Usage: torch_gpt2.py --layers 2 --embd 128 --heads 4 --seq 256 --batch 8
-       --vocab 256 --threads 2 --steps 10 --warmup 2 [--compile]
+       --vocab 256 --threads 2 --steps 10 --warmup 2 [--compile] [--bf16]
+
+--bf16 runs forward and loss under CPU autocast to bfloat16 (matmuls in
+bf16 with f32 accumulation, f32 weights and optimizer state); the backward
+follows the dtypes autocast chose, as in a user's mixed-precision loop.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -78,9 +83,9 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def matmul_gflops(n=2048, k=2048, m=2048, reps=5):
-    """Best-of rate of a large f32 matmul through torch (MKL), in GFLOP/s."""
-    a, b = torch.randn(n, k), torch.randn(k, m)
+def matmul_gflops(dtype=torch.float32, n=2048, k=2048, m=2048, reps=5):
+    """Best-of rate of a large matmul through torch (MKL, oneDNN for bf16), in GFLOP/s."""
+    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, m, dtype=dtype)
     c = a @ b
     best = float("inf")
     for _ in range(reps):
@@ -102,7 +107,9 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
-    ap.add_argument("--matmul-peak", action="store_true", help="also time a 2048^3 matmul")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (mixed precision)")
+    ap.add_argument("--matmul-peak", action="store_true",
+                    help="also time a 2048^3 matmul, f32 and bf16")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -124,11 +131,15 @@ def main():
 
     if args.matmul_peak:
         print(json.dumps({"kind": "matmul", "shape": [2048, 2048, 2048],
-                          "gflops": matmul_gflops()}), flush=True)
+                          "gflops": matmul_gflops(),
+                          "bf16_gflops": matmul_gflops(torch.bfloat16)}), flush=True)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 \
+        else contextlib.nullcontext
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = step_fn(tokens, targets)
+        with autocast():
+            loss = step_fn(tokens, targets)
         loss.backward()
         opt.step()
         seconds = time.perf_counter() - t0
@@ -137,7 +148,7 @@ def main():
                               "seconds": seconds, "loss": loss.item()}), flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"kind": "summary", "peak_rss_bytes": rss, "threads": args.threads,
-                      "torch": torch.__version__, "compile": args.compile,
+                      "torch": torch.__version__, "compile": args.compile, "bf16": args.bf16,
                       "params": sum(p.numel() for p in model.parameters())}), flush=True)
 
 

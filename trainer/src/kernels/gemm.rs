@@ -9,10 +9,14 @@
 //! gradients by tokens ([`weight_gradient`]).
 //!
 //! All matrices are row-major `f32`; weights use the Hugging Face Conv1D
-//! layout `[in, out]`, so a linear layer is `y = x·W + b`.
+//! layout `[in, out]`, so a linear layer is `y = x·W + b`. Each parallel
+//! product has a `_with` form that takes the single-threaded [`Product`]
+//! it runs on each part: f32 (`gemm`), or bf16 operands with f32
+//! accumulation ([`Bf16Gemm`]); the plain forms are f32.
 
 use std::cell::RefCell;
 
+use super::gemm_bf16::Bf16Gemm;
 use super::{Threads, column_sum, residual};
 
 /// Products smaller than this many multiply-adds stay on one thread: handing
@@ -34,11 +38,11 @@ const PARALLEL_MIN_SUM: usize = 1 << 16;
 /// `data[i·row_stride + j·col_stride]`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
+    pub(super) data: &'a [f32],
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) row_stride: usize,
+    pub(super) col_stride: usize,
 }
 
 impl<'a> MatRef<'a> {
@@ -73,6 +77,15 @@ impl<'a> MatRef<'a> {
             && self.data.len() >= self.rows * self.cols
     }
 
+    /// One past the largest element index the view touches.
+    pub(super) fn extent(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + 1
+        }
+    }
+
     /// Columns `start..start + count` of this view.
     fn columns(self, start: usize, count: usize) -> Self {
         self.t().rows(start, count).t()
@@ -94,10 +107,42 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// The single-threaded kernel a parallel product runs on each part.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Product {
+    /// f32 operands, through the `gemm` crate ([`gemm_serial`]).
+    #[default]
+    F32,
+    /// Operands rounded to bf16, f32 accumulation ([`Bf16Gemm`]).
+    Bf16(Bf16Gemm),
+}
+
+impl Product {
+    /// `c = a·b + beta·c` on the calling thread.
+    pub fn serial(self, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
+        match self {
+            Product::F32 => gemm_serial(a, b, beta, c),
+            Product::Bf16(kernels) => kernels.gemm_serial(a, b, beta, c),
+        }
+    }
+}
+
 /// `c = a·b + beta·c` with `c` dense row-major `[a.rows, b.cols]`, split by
 /// rows of `c` over `threads`.
 pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
-    gemm_rows(threads, a, b, c, |_| beta);
+    gemm_with(threads, Product::F32, a, b, beta, c);
+}
+
+/// [`gemm()`] on `product`'s kernel.
+pub fn gemm_with(
+    threads: &Threads,
+    product: Product,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: &mut [f32],
+) {
+    gemm_rows(threads, product, a, b, c, |_| beta);
 }
 
 /// Splits `c = a·b` by rows over `threads`; each part first calls
@@ -105,6 +150,7 @@ pub fn gemm(threads: &Threads, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut 
 /// its product adds to them with.
 fn gemm_rows(
     threads: &Threads,
+    product: Product,
     a: MatRef<'_>,
     b: MatRef<'_>,
     c: &mut [f32],
@@ -124,12 +170,12 @@ fn gemm_rows(
     let rows_per_part = m.div_ceil(parts);
     if parts == 1 {
         let beta = init(c);
-        gemm_serial(a, b, beta, c);
+        product.serial(a, b, beta, c);
     } else {
         threads.for_each_chunk(c, rows_per_part * n, |i, c_part| {
             let start = i * rows_per_part;
             let beta = init(c_part);
-            gemm_serial(a.rows(start, c_part.len() / n), b, beta, c_part);
+            product.serial(a.rows(start, c_part.len() / n), b, beta, c_part);
         });
     }
 }
@@ -154,6 +200,18 @@ pub fn weight_gradient(
     c: &mut [f32],
     column_sums: Option<&mut [f32]>,
 ) {
+    weight_gradient_with(threads, Product::F32, a, b, c, column_sums);
+}
+
+/// [`weight_gradient`] on `product`'s kernel (the column sums stay f32).
+pub fn weight_gradient_with(
+    threads: &Threads,
+    product: Product,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    column_sums: Option<&mut [f32]>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions differ");
     assert_eq!(c.len(), m * n, "output buffer is not a.rows × b.cols");
@@ -169,7 +227,7 @@ pub fn weight_gradient(
         && k >= K_SPLIT_MIN_PER_PART * parts
         && parts * slot <= K_SPLIT_MAX_FLOATS;
     if !split {
-        gemm(threads, a, b, 1.0, c);
+        gemm_with(threads, product, a, b, 1.0, c);
         if let Some(sums) = column_sums {
             column_sum_into(threads, &b.data[..k * n], sums);
         }
@@ -186,8 +244,8 @@ pub fn weight_gradient(
         threads.for_each_chunk(partials, slot, |i, slot| {
             let start = (i * per_part).min(k);
             let len = per_part.min(k - start);
-            let (product, sums) = slot.split_at_mut(m * n);
-            gemm_serial(a.columns(start, len), b.rows(start, len), 0.0, product);
+            let (partial, sums) = slot.split_at_mut(m * n);
+            product.serial(a.columns(start, len), b.rows(start, len), 0.0, partial);
             if !sums.is_empty() {
                 sums.fill(0.0);
                 column_sum::column_sum_into(&b.data[start * n..(start + len) * n], n, 0, sums);
@@ -216,7 +274,7 @@ pub fn gemm_serial(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!(extent(a) <= a.data.len() && extent(b) <= b.data.len());
+    assert!(a.extent() <= a.data.len() && b.extent() <= b.data.len());
     if k == 0 {
         c.iter_mut().for_each(|x| *x *= beta);
         return;
@@ -251,18 +309,24 @@ pub fn gemm_serial(a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: &mut [f32]) {
     }
 }
 
-/// One past the largest element index a view touches.
-fn extent(m: MatRef<'_>) -> usize {
-    if m.rows == 0 || m.cols == 0 {
-        0
-    } else {
-        (m.rows - 1) * m.row_stride + (m.cols - 1) * m.col_stride + 1
-    }
-}
-
 /// Linear layer forward: `out[rows, d_out] = x[rows, d_in] · w[d_in, d_out] + bias`.
 pub fn linear_forward(
     threads: &Threads,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    d_in: usize,
+    d_out: usize,
+) {
+    linear_forward_with(threads, Product::F32, x, w, bias, out, d_in, d_out);
+}
+
+/// [`linear_forward`] on `product`'s kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward_with(
+    threads: &Threads,
+    product: Product,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -278,6 +342,7 @@ pub fn linear_forward(
     // reads them back: in parallel, and while they are in its cache.
     gemm_rows(
         threads,
+        product,
         MatRef::new(x, rows, d_in),
         MatRef::new(w, d_in, d_out),
         out,
@@ -306,10 +371,29 @@ pub fn linear_backward(
     d_in: usize,
     d_out: usize,
 ) {
+    linear_backward_with(threads, Product::F32, dy, x, w, dx, dw, db, d_in, d_out);
+}
+
+/// [`linear_backward`] on `product`'s kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_with(
+    threads: &Threads,
+    product: Product,
+    dy: &[f32],
+    x: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    d_in: usize,
+    d_out: usize,
+) {
     let rows = x.len() / d_in.max(1);
     let dy_m = MatRef::new(dy, rows, d_out);
-    gemm(threads, dy_m, MatRef::new(w, d_in, d_out).t(), 0.0, dx);
-    weight_gradient(threads, MatRef::new(x, rows, d_in).t(), dy_m, dw, db);
+    let w_t = MatRef::new(w, d_in, d_out).t();
+    gemm_with(threads, product, dy_m, w_t, 0.0, dx);
+    let x_t = MatRef::new(x, rows, d_in).t();
+    weight_gradient_with(threads, product, x_t, dy_m, dw, db);
 }
 
 /// `acc += Σ_rows m[row]` for a row-major matrix with `acc.len()` columns,
@@ -336,10 +420,23 @@ pub fn column_sum_into(threads: &Threads, m: &[f32], acc: &mut [f32]) {
 /// Tied output head forward: `logits[rows, vocab] = x[rows, c] · wteᵀ` with
 /// `wte` the `[vocab, c]` token embedding.
 pub fn tied_head_forward(threads: &Threads, x: &[f32], wte: &[f32], logits: &mut [f32], c: usize) {
+    tied_head_forward_with(threads, Product::F32, x, wte, logits, c);
+}
+
+/// [`tied_head_forward`] on `product`'s kernel.
+pub fn tied_head_forward_with(
+    threads: &Threads,
+    product: Product,
+    x: &[f32],
+    wte: &[f32],
+    logits: &mut [f32],
+    c: usize,
+) {
     let vocab = wte.len() / c.max(1);
     let rows = x.len() / c.max(1);
-    gemm(
+    gemm_with(
         threads,
+        product,
         MatRef::new(x, rows, c),
         MatRef::new(wte, vocab, c).t(),
         0.0,
@@ -358,9 +455,25 @@ pub fn tied_head_backward(
     dwte: &mut [f32],
     c: usize,
 ) {
+    tied_head_backward_with(threads, Product::F32, dlogits, x, wte, dx, dwte, c);
+}
+
+/// [`tied_head_backward`] on `product`'s kernel.
+#[allow(clippy::too_many_arguments)]
+pub fn tied_head_backward_with(
+    threads: &Threads,
+    product: Product,
+    dlogits: &[f32],
+    x: &[f32],
+    wte: &[f32],
+    dx: &mut [f32],
+    dwte: &mut [f32],
+    c: usize,
+) {
     let vocab = wte.len() / c.max(1);
     let rows = x.len() / c.max(1);
     let dl = MatRef::new(dlogits, rows, vocab);
-    gemm(threads, dl, MatRef::new(wte, vocab, c), 0.0, dx);
-    weight_gradient(threads, dl.t(), MatRef::new(x, rows, c), dwte, None);
+    gemm_with(threads, product, dl, MatRef::new(wte, vocab, c), 0.0, dx);
+    let x_m = MatRef::new(x, rows, c);
+    weight_gradient_with(threads, product, dl.t(), x_m, dwte, None);
 }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use cptrain::device::Buffer;
 use cptrain::kernels::{
-    BatchedAttention, CpuKernels, HeadLayout, IGNORE_TARGET, Kernels, Mask, PackedAttention,
-    QkvProjection, Rows,
+    BatchedAttention, CpuKernels, HeadLayout, IGNORE_TARGET, Kernels, Mask, NO_TOKEN_ROW,
+    PackedAttention, QkvProjection, Rows,
 };
 use cptrain::optim::{AdamWUpdate, DecayMask};
 use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels};
@@ -160,14 +160,14 @@ fn embedding_forward_and_backward() {
         &tokens,
         &positions,
         wte.0.view(),
-        wpe.0.view(),
+        Some(wpe.0.view()),
         out.0.view_mut(),
     );
     p.dev.embedding_forward(
         &tokens,
         &positions,
         wte.1.view(),
-        wpe.1.view(),
+        Some(wpe.1.view()),
         out.1.view_mut(),
     );
     p.same("embedding out", &out, 0.0);
@@ -190,6 +190,58 @@ fn embedding_forward_and_backward() {
     // The same row order as the CPU's: bit-equal.
     p.same("dwte", &dwte, 0.0);
     p.same("dwpe", &dwpe, 0.0);
+}
+
+/// The vocabulary-parallel forms: tokens another rank holds
+/// (`NO_TOKEN_ROW`) add nothing and get no gradient, and a rank other than
+/// the first adds no `wpe`.
+#[test]
+fn embedding_of_a_vocabulary_slice() {
+    let p = Pair::new();
+    let tokens: Vec<u32> = (0..ROWS as u32)
+        .map(|i| {
+            if i % 3 == 0 {
+                NO_TOKEN_ROW
+            } else {
+                i % V as u32
+            }
+        })
+        .collect();
+    let positions: Vec<usize> = (0..T).collect();
+    let (wte, wpe) = (p.random(V * C, 6, 1.0), p.random(T * C, 7, 1.0));
+    let mut out = p.random(ROWS * C, 8, 1.0);
+    for wpe in [Some(&wpe), None] {
+        let (cpu_wpe, dev_wpe) = (wpe.map(|w| w.0.view()), wpe.map(|w| w.1.view()));
+        p.cpu
+            .embedding_forward(&tokens, &positions, wte.0.view(), cpu_wpe, out.0.view_mut());
+        p.dev
+            .embedding_forward(&tokens, &positions, wte.1.view(), dev_wpe, out.1.view_mut());
+        p.same("embedding out", &out, 0.0);
+    }
+    // Without wpe, a row of a token held elsewhere is exactly zero.
+    let host = out.0.to_host().unwrap();
+    assert!(host[..C].iter().all(|&x| x == 0.0));
+    let (mut dwte, mut dwpe) = (p.random(V * C, 9, 1.0), p.random(T * C, 10, 1.0));
+    let before = dwte.0.to_host().unwrap().into_owned();
+    p.cpu.embedding_backward(
+        out.0.view(),
+        &tokens,
+        &positions,
+        dwte.0.view_mut(),
+        dwpe.0.view_mut(),
+    );
+    p.dev.embedding_backward(
+        out.1.view(),
+        &tokens,
+        &positions,
+        dwte.1.view_mut(),
+        dwpe.1.view_mut(),
+    );
+    p.same("dwte", &dwte, 0.0);
+    p.same("dwpe", &dwpe, 0.0);
+    // Token 0 appears only at rows held elsewhere (multiples of 3 below V):
+    // its row of dwte is untouched.
+    assert_eq!(dwte.0.to_host().unwrap()[..C], before[..C]);
 }
 
 #[test]
@@ -439,6 +491,27 @@ fn cross_entropy_forward_and_backward() {
     p.dev
         .cross_entropy_backward(logits.1.view_mut(), &targets, lse.1.view(), 0.25);
     p.same("dlogits", &logits, REDUCTION);
+    // A target past the row width is held by another vocabulary-parallel
+    // rank: the row's gradient is the softmax alone, on both.
+    let elsewhere: Vec<u32> = targets
+        .iter()
+        .map(|&t| if t == 1 { V as u32 } else { t })
+        .collect();
+    let mut logits = p.random(ROWS * V, 62, 4.0);
+    p.cpu
+        .cross_entropy_forward(logits.0.view(), &targets, lse.0.view_mut())
+        .unwrap();
+    p.dev
+        .cross_entropy_forward(logits.1.view(), &targets, lse.1.view_mut())
+        .unwrap();
+    p.cpu
+        .cross_entropy_backward(logits.0.view_mut(), &elsewhere, lse.0.view(), 0.25);
+    p.dev
+        .cross_entropy_backward(logits.1.view_mut(), &elsewhere, lse.1.view(), 0.25);
+    p.same("dlogits, targets elsewhere", &logits, REDUCTION);
+    let row0 = &logits.0.to_host().unwrap()[..V];
+    assert_eq!(targets[0], 1, "row 0's target is held elsewhere");
+    assert!(row0.iter().all(|&g| g > 0.0), "softmax only: {row0:?}");
     // A target outside the vocabulary is the caller's error on both.
     targets[0] = V as u32;
     let cpu_err = p

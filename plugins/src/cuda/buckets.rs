@@ -14,20 +14,22 @@ pub struct RowBuckets {
 }
 
 impl RowBuckets {
-    /// Groups row `i` under `keys[i]` (a counting sort over `0..table_rows`).
-    /// Callers check that every key is below `table_rows` and that the row
+    /// Groups row `i` under `keys[i]` (a counting sort over `0..table_rows`);
+    /// a row whose key is `table_rows` belongs to no bucket and is left out.
+    /// Callers check that every key is at most `table_rows` and that the row
     /// count fits an `i32`.
     pub fn new(keys: &[usize], table_rows: usize) -> Self {
-        let mut counts = vec![0usize; table_rows + 1];
+        let mut counts = vec![0usize; table_rows + 2];
         for &k in keys {
             counts[k + 1] += 1;
         }
-        for i in 0..table_rows {
+        for i in 0..=table_rows {
             counts[i + 1] += counts[i];
         }
-        let mut rows = vec![0i32; keys.len()];
+        let kept = counts[table_rows];
+        let mut rows = vec![0i32; kept];
         let mut next = counts.clone();
-        for (row, &k) in keys.iter().enumerate() {
+        for (row, &k) in keys.iter().enumerate().filter(|&(_, &k)| k < table_rows) {
             rows[next[k]] = row as i32;
             next[k] += 1;
         }
@@ -38,7 +40,7 @@ impl RowBuckets {
                 starts.push(counts[key] as i32);
             }
         }
-        starts.push(keys.len() as i32);
+        starts.push(kept as i32);
         RowBuckets {
             keys: bucket_keys,
             starts,
@@ -57,5 +59,13 @@ mod tests {
         assert_eq!(b.keys, [0, 1, 3]);
         assert_eq!(b.starts, [0, 2, 3, 6]);
         assert_eq!(b.rows, [1, 4, 3, 0, 2, 5]);
+    }
+
+    #[test]
+    fn rows_keyed_past_the_table_are_left_out() {
+        let b = RowBuckets::new(&[2, 5, 0, 2, 5], 5);
+        assert_eq!(b.keys, [0, 2]);
+        assert_eq!(b.starts, [0, 1, 3]);
+        assert_eq!(b.rows, [2, 0, 3]);
     }
 }

@@ -206,7 +206,7 @@ impl<'a> Decoder<'a> {
             &tokens,
             &[pos],
             p.wte.into(),
-            p.wpe.into(),
+            Some(p.wpe.into()),
             (&mut s.x).into(),
         );
 

@@ -124,10 +124,10 @@ impl Kernels for CpuKernels {
         tokens: &[u32],
         positions: &[usize],
         wte: Slice<'_>,
-        wpe: Slice<'_>,
+        wpe: Option<Slice<'_>>,
         out: SliceMut<'_>,
     ) {
-        let (wte, wpe) = (wte.expect_host(), wpe.expect_host());
+        let (wte, wpe) = (wte.expect_host(), wpe.map(Slice::expect_host));
         embedding::embedding_forward(tokens, positions, wte, wpe, out.expect_host());
     }
 

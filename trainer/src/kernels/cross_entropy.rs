@@ -108,7 +108,9 @@ pub(crate) fn loss_from_lse(logits: &[f32], targets: &[u32], lse: &[f32]) -> Los
 }
 
 /// Replaces the logits by `scale · (softmax − onehot(target))`, zero on
-/// ignored rows. `lse` is the forward's; targets were checked by the forward.
+/// ignored rows. `lse` is the forward's. A target at or above the row width
+/// (other than [`IGNORE_TARGET`]) is a counted target held by another
+/// vocabulary-parallel rank: its row gets `scale · softmax` alone.
 pub fn cross_entropy_backward(logits: &mut [f32], targets: &[u32], lse: &[f32], scale: f32) {
     assert_eq!(lse.len(), targets.len());
     let vocab = vocab_of(logits, targets);
@@ -121,6 +123,8 @@ pub fn cross_entropy_backward(logits: &mut [f32], targets: &[u32], lse: &[f32], 
             continue;
         }
         scaled_exp(row, lse, scale);
-        row[t as usize] -= scale;
+        if let Some(x) = row.get_mut(t as usize) {
+            *x -= scale;
+        }
     }
 }

@@ -81,7 +81,7 @@ pub use cross_entropy::{
     IGNORE_TARGET, LossSum, TargetOutOfRange, check_targets, cross_entropy_backward,
     cross_entropy_forward,
 };
-pub use embedding::{embedding_backward, embedding_forward};
+pub use embedding::{NO_TOKEN_ROW, embedding_backward, embedding_forward};
 pub use gelu::{bias_gelu_forward, gelu_backward, gelu_backward_from_slope, gelu_forward};
 pub use gemm::{
     MatRef, Product, column_sum_into, gemm, gemm_serial, gemm_with, linear_backward,

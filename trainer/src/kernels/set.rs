@@ -67,18 +67,20 @@ pub trait Kernels: Send + Sync {
     fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>);
 
     /// Row `i` of `out` `[batch·len, C]` = `wte[tokens[i]] + wpe[positions[i % len]]`,
-    /// with `len = positions.len()`.
+    /// with `len = positions.len()`; a [`NO_TOKEN_ROW`](super::NO_TOKEN_ROW)
+    /// token and a missing `wpe` add nothing (the vocabulary-parallel
+    /// embedding).
     fn embedding_forward(
         &self,
         tokens: &[u32],
         positions: &[usize],
         wte: Slice<'_>,
-        wpe: Slice<'_>,
+        wpe: Option<Slice<'_>>,
         out: SliceMut<'_>,
     );
 
-    /// Its backward: adds row `i` of `dout` to `dwte[tokens[i]]` and to
-    /// `dwpe[positions[i % len]]`.
+    /// Its backward: adds row `i` of `dout` to `dwte[tokens[i]]` (skipping
+    /// [`NO_TOKEN_ROW`](super::NO_TOKEN_ROW)) and to `dwpe[positions[i % len]]`.
     fn embedding_backward(
         &self,
         dout: Slice<'_>,
@@ -191,7 +193,9 @@ pub trait Kernels: Send + Sync {
         lse: SliceMut<'_>,
     ) -> Result<LossSum, TargetOutOfRange>;
 
-    /// Logits become `scale·(softmax − onehot)` in place.
+    /// Logits become `scale·(softmax − onehot)` in place; zero on ignored
+    /// rows; a target at or above the row width (held by another
+    /// vocabulary-parallel rank) leaves `scale·softmax`.
     fn cross_entropy_backward(
         &self,
         logits: SliceMut<'_>,

@@ -7,8 +7,8 @@
 
 use std::borrow::Cow;
 
-use super::ModelConfig;
 use super::profile::Profile;
+use super::{LocalShape, ModelConfig};
 use crate::attention::QkvLayout;
 use crate::device::{Buffer, DeviceError};
 use crate::kernels::Kernels;
@@ -83,33 +83,35 @@ pub struct Activations {
 
 /// `f32` elements [`Activations::new`] allocates per block, for `n` rows (in
 /// `f64`, so that no configuration overflows the count).
-fn block_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
-    let c = cfg.n_embd as f64;
-    // ln1, atty, res1, ln2: 4·N·C; qkv 3·N·C, or q, k, v, ctx 4·N·C;
-    // fc_slope, fch_gelu: 8·N·C; 4 LayerNorm stats of N; lse N·H.
+fn block_floats(s: &LocalShape, n: f64, layout: QkvLayout) -> f64 {
+    let (c, a, h) = (s.n_embd as f64, s.attn_width() as f64, s.hidden as f64);
+    // ln1, res1, ln2: 3·N·C; atty N·A; qkv 3·N·A, or q, k, v, ctx 4·N·A;
+    // fc_slope, fch_gelu: 2·N·hidden; 4 LayerNorm stats of N; lse N·H.
     let attention = match layout {
-        QkvLayout::Packed => 3.0 * n * c,
-        QkvLayout::HeadMajor => 4.0 * n * c,
+        QkvLayout::Packed => 3.0 * n * a,
+        QkvLayout::HeadMajor => 4.0 * n * a,
     };
-    12.0 * n * c + attention + 4.0 * n + n * cfg.n_head as f64
+    3.0 * n * c + n * a + attention + 2.0 * n * h + 4.0 * n + n * s.n_head as f64
 }
 
 /// `f32` elements [`Activations::new`] allocates outside the blocks.
-fn other_floats(cfg: &ModelConfig, n: f64, layout: QkvLayout) -> f64 {
-    let c = cfg.n_embd as f64;
-    // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NC, proj NC,
-    // d_res NC, d_narrow NC, d_wide 4NC; head-major only: d_ctx, dq, dk,
-    // dv 4NC.
+fn other_floats(s: &LocalShape, n: f64, layout: QkvLayout) -> f64 {
+    let (c, a, h) = (s.n_embd as f64, s.attn_width() as f64, s.hidden as f64);
+    // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NA, proj NC,
+    // d_res NC, d_narrow NC, d_wide N·hidden; head-major only: d_ctx, dq,
+    // dk, dv 4NA.
     let head_grads = match layout {
         QkvLayout::Packed => 0.0,
-        QkvLayout::HeadMajor => 4.0 * n * c,
+        QkvLayout::HeadMajor => 4.0 * n * a,
     };
-    (cfg.n_layer as f64 + 1.0) * n * c
+    (s.n_layer as f64 + 1.0) * n * c
         + n * c
         + 2.0 * n
-        + n * cfg.padded_vocab() as f64
+        + n * s.vocab_rows() as f64
         + n
-        + 10.0 * n * c
+        + 3.0 * n * a
+        + 3.0 * n * c
+        + n * h
         + head_grads
 }
 
@@ -124,29 +126,42 @@ impl Activations {
         len: usize,
         layout: QkvLayout,
     ) -> Result<Self, DeviceError> {
-        let (n, c) = (batch * len, cfg.n_embd);
+        Self::with_shape(kernels, &LocalShape::full(cfg), batch, len, layout)
+    }
+
+    /// [`Activations::new`] for a rank computing the local widths `shape`
+    /// (its shard under tensor parallelism).
+    pub fn with_shape(
+        kernels: &dyn Kernels,
+        shape: &LocalShape,
+        batch: usize,
+        len: usize,
+        layout: QkvLayout,
+    ) -> Result<Self, DeviceError> {
+        let n = batch * len;
+        let (c, a, h) = (shape.n_embd, shape.attn_width(), shape.hidden);
         let z = |k: usize| kernels.alloc(k);
         let packed = layout == QkvLayout::Packed;
         let head_major = |k: usize| z(if packed { 0 } else { k });
-        let blocks = (0..cfg.n_layer)
+        let blocks = (0..shape.n_layer)
             .map(|_| -> Result<_, DeviceError> {
                 Ok(BlockActs {
                     ln1: z(n * c)?,
                     ln1_mean: z(n)?,
                     ln1_rstd: z(n)?,
-                    qkv: z(if packed { 3 * n * c } else { 0 })?,
-                    q: head_major(n * c)?,
-                    k: head_major(n * c)?,
-                    v: head_major(n * c)?,
-                    ctx: head_major(n * c)?,
-                    lse: z(n * cfg.n_head)?,
-                    atty: z(n * c)?,
+                    qkv: z(if packed { 3 * n * a } else { 0 })?,
+                    q: head_major(n * a)?,
+                    k: head_major(n * a)?,
+                    v: head_major(n * a)?,
+                    ctx: head_major(n * a)?,
+                    lse: z(n * shape.n_head)?,
+                    atty: z(n * a)?,
                     res1: z(n * c)?,
                     ln2: z(n * c)?,
                     ln2_mean: z(n)?,
                     ln2_rstd: z(n)?,
-                    fc_slope: z(4 * n * c)?,
-                    fch_gelu: z(4 * n * c)?,
+                    fc_slope: z(n * h)?,
+                    fch_gelu: z(n * h)?,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -154,24 +169,24 @@ impl Activations {
             batch,
             len,
             layout,
-            residual: (0..=cfg.n_layer)
+            residual: (0..=shape.n_layer)
                 .map(|_| z(n * c))
                 .collect::<Result<_, _>>()?,
             blocks,
             lnf: z(n * c)?,
             lnf_mean: z(n)?,
             lnf_rstd: z(n)?,
-            logits: z(n * cfg.padded_vocab())?,
+            logits: z(n * shape.vocab_rows())?,
             ce_lse: z(n)?,
-            qkv: z(3 * n * c)?,
+            qkv: z(3 * n * a)?,
             proj: z(n * c)?,
             d_res: z(n * c)?,
             d_narrow: z(n * c)?,
-            d_wide: z(4 * n * c)?,
-            d_ctx: head_major(n * c)?,
-            dq: head_major(n * c)?,
-            dk: head_major(n * c)?,
-            dv: head_major(n * c)?,
+            d_wide: z(n * h)?,
+            d_ctx: head_major(n * a)?,
+            dq: head_major(n * a)?,
+            dk: head_major(n * a)?,
+            dv: head_major(n * a)?,
             profile: Profile::default(),
         })
     }
@@ -196,8 +211,19 @@ impl Activations {
     /// parameters, gradients and optimizer state); exact below 2^53 bytes,
     /// and never an overflow, however large the sizes.
     pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> f64 {
+        Self::bytes_with_shape(&LocalShape::full(cfg), batch, len, layout)
+    }
+
+    /// [`Activations::bytes`] for the local widths `shape`.
+    pub fn bytes_with_shape(
+        shape: &LocalShape,
+        batch: usize,
+        len: usize,
+        layout: QkvLayout,
+    ) -> f64 {
         let n = batch as f64 * len as f64;
-        4.0 * (cfg.n_layer as f64 * block_floats(cfg, n, layout) + other_floats(cfg, n, layout))
+        let blocks = shape.n_layer as f64 * block_floats(shape, n, layout);
+        4.0 * (blocks + other_floats(shape, n, layout))
     }
 
     /// Turns the per-phase timers of forward and backward on or off (and

@@ -3,6 +3,7 @@
 use crate::attention::AttentionError;
 use crate::device::DeviceError;
 use crate::kernels::TargetOutOfRange;
+use crate::parallel::CommError;
 
 /// An input the model cannot use; nothing was computed.
 #[derive(Debug, thiserror::Error)]
@@ -49,4 +50,14 @@ pub enum ModelError {
     /// The device failed (memory, a lost device).
     #[error(transparent)]
     Device(#[from] DeviceError),
+    /// A collective of the tensor-parallel group failed (boxed: errors stay
+    /// small).
+    #[error("tensor-parallel layers: {0}")]
+    Comm(Box<CommError>),
+}
+
+impl From<CommError> for ModelError {
+    fn from(error: CommError) -> Self {
+        ModelError::Comm(Box::new(error))
+    }
 }

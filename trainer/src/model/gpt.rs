@@ -7,7 +7,8 @@
 
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
-use super::{Activations, ModelConfig, ModelError, ParamLayout};
+use super::vocab_parallel::{self, local_tokens};
+use super::{Activations, LocalShape, ModelConfig, ModelError, ParamLayout, TpGroup};
 use crate::attention::{Attention, AttnShape, QkvLayout};
 use crate::device::{Slice, SliceMut};
 use crate::kernels::{HeadLayout, Kernels, LossSum, QkvProjection, check_targets};
@@ -26,18 +27,62 @@ pub struct Batch<'a> {
     pub positions: &'a [usize],
 }
 
-/// The GPT-2 model: its shape and how its flat parameters are laid out.
+/// The GPT-2 model: its shape and how its flat parameters are laid out;
+/// under tensor parallelism, one rank's shard of it and its TP group.
 #[derive(Clone, Debug)]
 pub struct Gpt {
     cfg: ModelConfig,
     layout: ParamLayout,
+    shape: LocalShape,
+    tp: Option<TpGroup>,
 }
 
 impl Gpt {
     /// The model for a validated `cfg`.
     pub fn new(cfg: ModelConfig) -> Self {
         let layout = ParamLayout::gpt2(&cfg);
-        Gpt { cfg, layout }
+        let shape = LocalShape::full(&cfg);
+        Gpt {
+            cfg,
+            layout,
+            shape,
+            tp: None,
+        }
+    }
+
+    /// One rank's shard of the model under tensor parallelism (Megatron-LM's
+    /// layers): parameters in the local `layout`, widths `shape`, the sums
+    /// over `tp`. The whole model's `cfg` still bounds token ids and
+    /// positions.
+    pub fn tensor_parallel(
+        cfg: ModelConfig,
+        layout: ParamLayout,
+        shape: LocalShape,
+        tp: TpGroup,
+    ) -> Self {
+        Gpt {
+            cfg,
+            layout,
+            shape,
+            tp: Some(tp),
+        }
+    }
+
+    /// The widths this rank computes with.
+    pub fn shape(&self) -> &LocalShape {
+        &self.shape
+    }
+
+    /// Sums a partial result over the TP group (nothing without one).
+    fn tp_sum(&self, kernels: &dyn Kernels, buf: SliceMut<'_>) -> Result<(), ModelError> {
+        match &self.tp {
+            Some(tp) => tp.all_reduce(kernels, buf),
+            None => Ok(()),
+        }
+    }
+
+    fn params<T: super::Splits>(&self, buf: T) -> GptParams<T> {
+        GptParams::in_layout(&self.layout, self.cfg.n_layer, buf)
     }
 
     /// The model shape.
@@ -101,7 +146,7 @@ impl Gpt {
     }
 
     fn heads(&self, acts: &Activations) -> (HeadLayout, AttnShape) {
-        let (n_head, head_dim) = (self.cfg.n_head, self.cfg.head_dim());
+        let (n_head, head_dim) = (self.shape.n_head, self.shape.head_dim);
         let layout = HeadLayout {
             batch: acts.batch,
             len: acts.len,
@@ -129,15 +174,22 @@ impl Gpt {
         acts: &mut Activations,
     ) -> Result<LossSum, ModelError> {
         self.check_batch(params.len(), &batch, acts)?;
-        let c = self.cfg.n_embd;
-        let p = GptParams::new(&self.cfg, params);
+        let s = &self.shape;
+        let (c, a, hidden) = (s.n_embd, s.attn_width(), s.hidden);
+        let p = self.params(params);
         let (heads, shape) = self.heads(acts);
 
         const F: Pass = Pass::Forward;
         let mut t = acts.profile.start();
-        // Embedding: x = wte[token] + wpe[position].
+        // Embedding: x = wte[token] + wpe[position] (under TP, each rank's
+        // tokens and one rank's positions, summed over the group).
         let x0 = acts.residual[0].view_mut();
-        kernels.embedding_forward(batch.tokens, batch.positions, p.wte, p.wpe, x0);
+        let (tokens, wpe) = (
+            local_tokens(s, batch.tokens),
+            s.adds_positions.then_some(p.wpe),
+        );
+        kernels.embedding_forward(&tokens, batch.positions, p.wte, wpe, x0);
+        self.tp_sum(kernels, acts.residual[0].view_mut())?;
         t = acts.profile.stop(t, F, Phase::Embedding);
 
         for (l, (bp, ba)) in p.blocks.iter().zip(acts.blocks.iter_mut()).enumerate() {
@@ -156,10 +208,10 @@ impl Gpt {
             if packed {
                 // The attention adds the bias as it reads the projection.
                 let qkv = ba.qkv.view_mut();
-                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, None, qkv, c, 3 * c);
+                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, None, qkv, c, 3 * a);
             } else {
                 let (bias, qkv) = (Some(bp.qkv_b), acts.qkv.view_mut());
-                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, bias, qkv, c, 3 * c);
+                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, bias, qkv, c, 3 * a);
             }
             t = acts.profile.stop(t, F, Phase::QkvMatmul);
             if packed {
@@ -171,20 +223,22 @@ impl Gpt {
                 t = acts.profile.stop(t, F, Phase::Attention);
             } else {
                 let qkv = acts.qkv.view();
-                kernels.split_heads(&heads, qkv, 3 * c, 0, ba.q.view_mut());
-                kernels.split_heads(&heads, qkv, 3 * c, c, ba.k.view_mut());
-                kernels.split_heads(&heads, qkv, 3 * c, 2 * c, ba.v.view_mut());
+                kernels.split_heads(&heads, qkv, 3 * a, 0, ba.q.view_mut());
+                kernels.split_heads(&heads, qkv, 3 * a, a, ba.k.view_mut());
+                kernels.split_heads(&heads, qkv, 3 * a, 2 * a, ba.v.view_mut());
                 t = acts.profile.stop(t, F, Phase::HeadReshape);
                 let (q, k, v) = (ba.q.view(), ba.k.view(), ba.v.view());
                 attn.forward(shape, q, k, v, ba.ctx.view_mut(), ba.lse.view_mut())?;
                 t = acts.profile.stop(t, F, Phase::Attention);
-                kernels.merge_heads(&heads, ba.ctx.view(), ba.atty.view_mut(), c, 0);
+                kernels.merge_heads(&heads, ba.ctx.view(), ba.atty.view_mut(), a, 0);
                 t = acts.profile.stop(t, F, Phase::HeadReshape);
             }
             // Biases of the projections and of fc are added by the kernel
-            // that reads their output next (residual add, GELU).
+            // that reads their output next (residual add, GELU): under TP
+            // after the sum of the row-parallel partial products, once.
             let (atty, proj) = (ba.atty.view(), acts.proj.view_mut());
-            kernels.linear_forward(atty, bp.attn_proj_w, None, proj, c, c);
+            kernels.linear_forward(atty, bp.attn_proj_w, None, proj, a, c);
+            self.tp_sum(kernels, acts.proj.view_mut())?;
             t = acts.profile.stop(t, F, Phase::AttnProjMatmul);
             let (proj, res1) = (acts.proj.view(), ba.res1.view_mut());
             kernels.residual_add(x, proj, bp.attn_proj_b, res1);
@@ -197,13 +251,14 @@ impl Gpt {
             kernels.layernorm_forward(ba.res1.view(), bp.ln2_w, bp.ln2_b, ln2, mean, rstd);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
             let fc = ba.fc_slope.view_mut();
-            kernels.linear_forward(ba.ln2.view(), bp.fc_w, None, fc, c, 4 * c);
+            kernels.linear_forward(ba.ln2.view(), bp.fc_w, None, fc, c, hidden);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
             // The fc output becomes the GELU's slope, which is what backward needs.
             kernels.bias_gelu_forward(bp.fc_b, ba.fc_slope.view_mut(), ba.fch_gelu.view_mut());
             t = acts.profile.stop(t, F, Phase::Gelu);
             let (h, proj) = (ba.fch_gelu.view(), acts.proj.view_mut());
-            kernels.linear_forward(h, bp.mlp_proj_w, None, proj, 4 * c, c);
+            kernels.linear_forward(h, bp.mlp_proj_w, None, proj, hidden, c);
+            self.tp_sum(kernels, acts.proj.view_mut())?;
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
             let (res1, proj) = (ba.res1.view(), acts.proj.view());
             kernels.residual_add(res1, proj, bp.mlp_proj_b, x_next);
@@ -222,14 +277,19 @@ impl Gpt {
         // `model.vocab_padding`: the padding ids' rows of `wte` are zero and
         // they are never predicted. Their logits are −∞, so they add exactly
         // 0 to each row's normalizer and get a zero gradient.
-        let (width, vocab) = (self.cfg.padded_vocab(), self.cfg.vocab_size);
-        if vocab < width {
+        let padding = s.padding_columns();
+        if !padding.is_empty() {
             let logits = acts.logits.view_mut();
-            kernels.fill_columns(logits, width, vocab..width, f32::NEG_INFINITY);
+            kernels.fill_columns(logits, s.vocab_rows(), padding, f32::NEG_INFINITY);
         }
         t = acts.profile.stop(t, F, Phase::LmHead);
         let (logits, lse) = (acts.logits.view(), acts.ce_lse.view_mut());
-        let loss = kernels.cross_entropy_forward(logits, batch.targets, lse)?;
+        let loss = match &self.tp {
+            None => kernels.cross_entropy_forward(logits, batch.targets, lse)?,
+            Some(tp) => {
+                vocab_parallel::cross_entropy_forward(kernels, tp, s, logits, batch.targets, lse)?
+            }
+        };
         let _ = acts.profile.stop(t, F, Phase::CrossEntropy);
         Ok(loss)
     }
@@ -251,20 +311,23 @@ impl Gpt {
     ) -> Result<(), ModelError> {
         self.check_batch(params.len(), &batch, acts)?;
         self.check_len("grads", grads.len(), self.layout.len())?;
-        let c = self.cfg.n_embd;
-        let p = GptParams::new(&self.cfg, params);
-        let mut g = GptParams::new(&self.cfg, grads);
+        let s = &self.shape;
+        let (c, a_w, hidden) = (s.n_embd, s.attn_width(), s.hidden);
+        let p = self.params(params);
+        let mut g = self.params(grads);
+        let n = acts.batch * acts.len;
         let (heads, shape) = self.heads(acts);
         let a = acts;
         const B: Pass = Pass::Backward;
         let mut t = a.profile.start();
 
-        let targets = batch.targets;
-        kernels.cross_entropy_backward(a.logits.view_mut(), targets, a.ce_lse.view(), loss_scale);
+        let (targets, logits, lse) = (batch.targets, a.logits.view_mut(), a.ce_lse.view());
+        vocab_parallel::cross_entropy_backward(kernels, s, logits, targets, lse, loss_scale);
         t = a.profile.stop(t, B, Phase::CrossEntropy);
         let (logits, lnf) = (a.logits.view(), a.lnf.view());
         let d_lnf = a.d_narrow.view_mut();
         kernels.tied_head_backward(logits, lnf, p.wte, d_lnf, g.wte.reborrow(), c);
+        self.tp_sum(kernels, a.d_narrow.view_mut())?;
         t = a.profile.stop(t, B, Phase::LmHead);
         kernels.fill(a.d_res.view_mut(), 0.0);
         let x_last = a.residual[self.cfg.n_layer].view();
@@ -291,7 +354,7 @@ impl Gpt {
                 a.d_wide.view_mut(),
                 bg.mlp_proj_w.reborrow(),
                 Some(bg.mlp_proj_b.reborrow()),
-                4 * c,
+                hidden,
                 c,
             );
             t = a.profile.stop(t, B, Phase::MlpProjMatmul);
@@ -305,8 +368,9 @@ impl Gpt {
                 bg.fc_w.reborrow(),
                 Some(bg.fc_b.reborrow()),
                 c,
-                4 * c,
+                hidden,
             );
+            self.tp_sum(kernels, a.d_narrow.view_mut())?;
             t = a.profile.stop(t, B, Phase::MlpFcMatmul);
             kernels.layernorm_backward(
                 a.d_narrow.view(),
@@ -320,14 +384,16 @@ impl Gpt {
             );
             t = a.profile.stop(t, B, Phase::LayerNorm);
             // Attention branch: res1 = x + proj(attn(qkv(ln1(x)))).
+            // The gradient of the attention output: `[N, A]`, the first
+            // `N·A` values of the `[N, C]` scratch.
             kernels.linear_backward(
                 a.d_res.view(),
                 ba.atty.view(),
                 bp.attn_proj_w,
-                a.d_narrow.view_mut(),
+                a.d_narrow.view_mut().range(0..n * a_w),
                 bg.attn_proj_w.reborrow(),
                 Some(bg.attn_proj_b.reborrow()),
-                c,
+                a_w,
                 c,
             );
             t = a.profile.stop(t, B, Phase::AttnProjMatmul);
@@ -337,11 +403,13 @@ impl Gpt {
                     data: ba.qkv.view(),
                     bias: bp.qkv_b,
                 };
-                let (out, lse, dout) = (ba.atty.view(), ba.lse.view(), a.d_narrow.view());
+                let dout = a.d_narrow.view().range(0..n * a_w);
+                let (out, lse) = (ba.atty.view(), ba.lse.view());
                 attn.backward_packed(shape, qkv, out, lse, dout, a.qkv.view_mut())?;
                 t = a.profile.stop(t, B, Phase::Attention);
             } else {
-                kernels.split_heads(&heads, a.d_narrow.view(), c, 0, a.d_ctx.view_mut());
+                let d_atty = a.d_narrow.view().range(0..n * a_w);
+                kernels.split_heads(&heads, d_atty, a_w, 0, a.d_ctx.view_mut());
                 t = a.profile.stop(t, B, Phase::HeadReshape);
                 attn.backward(
                     shape,
@@ -356,9 +424,9 @@ impl Gpt {
                     a.dv.view_mut(),
                 )?;
                 t = a.profile.stop(t, B, Phase::Attention);
-                kernels.merge_heads(&heads, a.dq.view(), a.qkv.view_mut(), 3 * c, 0);
-                kernels.merge_heads(&heads, a.dk.view(), a.qkv.view_mut(), 3 * c, c);
-                kernels.merge_heads(&heads, a.dv.view(), a.qkv.view_mut(), 3 * c, 2 * c);
+                kernels.merge_heads(&heads, a.dq.view(), a.qkv.view_mut(), 3 * a_w, 0);
+                kernels.merge_heads(&heads, a.dk.view(), a.qkv.view_mut(), 3 * a_w, a_w);
+                kernels.merge_heads(&heads, a.dv.view(), a.qkv.view_mut(), 3 * a_w, 2 * a_w);
                 t = a.profile.stop(t, B, Phase::HeadReshape);
             }
             kernels.linear_backward(
@@ -369,8 +437,9 @@ impl Gpt {
                 bg.qkv_w.reborrow(),
                 Some(bg.qkv_b.reborrow()),
                 c,
-                3 * c,
+                3 * a_w,
             );
+            self.tp_sum(kernels, a.d_narrow.view_mut())?;
             t = a.profile.stop(t, B, Phase::QkvMatmul);
             kernels.layernorm_backward(
                 a.d_narrow.view(),
@@ -386,8 +455,8 @@ impl Gpt {
         }
 
         // Embedding: scatter-add the residual gradient into wte and wpe rows.
-        let d_res = a.d_res.view();
-        kernels.embedding_backward(d_res, batch.tokens, batch.positions, g.wte, g.wpe);
+        let (d_res, tokens) = (a.d_res.view(), local_tokens(s, batch.tokens));
+        kernels.embedding_backward(d_res, &tokens, batch.positions, g.wte, g.wpe);
         let _ = a.profile.stop(t, B, Phase::Embedding);
         Ok(())
     }

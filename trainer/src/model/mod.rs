@@ -9,7 +9,10 @@ mod init;
 mod params;
 mod phase_flops;
 mod profile;
+mod shape;
+mod tp_group;
 mod views;
+mod vocab_parallel;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -23,4 +26,6 @@ pub use init::{INIT_STD, init_params};
 pub use params::{ParamLayout, ParamSpec};
 pub use phase_flops::PhaseFlops;
 pub use profile::{Pass, Phase, PhaseEvent, Profile, Timer};
+pub use shape::LocalShape;
+pub use tp_group::TpGroup;
 pub use views::{BlockParams, GptParams, Splits};

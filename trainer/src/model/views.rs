@@ -47,16 +47,6 @@ pub struct GptParams<T> {
     pub lnf_b: T,
 }
 
-/// Element counts of the tensors in layout order.
-fn sizes(cfg: &ModelConfig) -> impl Iterator<Item = usize> {
-    ParamLayout::gpt2(cfg)
-        .specs()
-        .iter()
-        .map(|s| s.numel())
-        .collect::<Vec<_>>()
-        .into_iter()
-}
-
 /// Assembles the views from the tensors in layout order.
 fn assemble<T>(n_layer: usize, pieces: Vec<T>) -> GptParams<T> {
     let mut it = pieces.into_iter();
@@ -132,16 +122,27 @@ impl<T: Splits> GptParams<T> {
     /// Views of `buf` (parameters or gradients), which must hold exactly
     /// [`ParamLayout::gpt2`]`(cfg).len()` values.
     pub fn new(cfg: &ModelConfig, buf: T) -> Self {
+        Self::in_layout(&ParamLayout::gpt2(cfg), cfg.n_layer, buf)
+    }
+
+    /// Views of `buf` in `layout`: GPT-2's tensors in its order, with any
+    /// shapes (a tensor-parallel rank's local layout), `n_layer` blocks.
+    pub fn in_layout(layout: &ParamLayout, n_layer: usize, buf: T) -> Self {
         let mut rest = Some(buf);
-        let pieces = sizes(cfg)
-            .map(|n| {
-                let (head, tail) = rest.take().expect("one tail per piece").split_at(n);
+        let pieces = layout
+            .specs()
+            .iter()
+            .map(|spec| {
+                let (head, tail) = rest
+                    .take()
+                    .expect("one tail per piece")
+                    .split_at(spec.numel());
                 rest = Some(tail);
                 head
             })
             .collect();
         let rest = rest.expect("the last tail");
         assert!(rest.is_empty(), "parameter buffer longer than the layout");
-        assemble(cfg.n_layer, pieces)
+        assemble(n_layer, pieces)
     }
 }

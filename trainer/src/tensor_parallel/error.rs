@@ -74,6 +74,19 @@ pub enum TpError {
         /// Buffers given.
         found: usize,
     },
+    /// A model shard was given a group that is not its TP group.
+    #[error(
+        "tensor-parallel rank {rank} of parallel.tp = {tp} was given the group {group}, which is \
+         not a TP group holding it at that rank"
+    )]
+    Group {
+        /// `parallel.tp`.
+        tp: usize,
+        /// The TP rank asked for.
+        rank: usize,
+        /// The group given.
+        group: String,
+    },
 }
 
 /// `Ok` when a buffer of `found` values fits a layout of `expected`; else

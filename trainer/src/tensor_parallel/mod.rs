@@ -20,6 +20,7 @@
 
 mod error;
 mod memory;
+mod model;
 mod norm;
 mod partition;
 mod reshard;
@@ -28,6 +29,8 @@ mod sharding;
 mod slices;
 mod vocab;
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -177,13 +177,14 @@ impl Kernels for CudaKernels {
         tokens: &[u32],
         positions: &[usize],
         wte: Slice<'_>,
-        wpe: Slice<'_>,
+        wpe: Option<Slice<'_>>,
         out: SliceMut<'_>,
     ) {
         self.run(|dev| {
             let c = out.len().checked_div(tokens.len()).unwrap_or(0);
             let positions = positions_u32(positions)?;
-            let (wte, wpe, out) = (self.r(wte)?, self.r(wpe)?, self.w(&out)?);
+            let wpe = wpe.map(|wpe| self.r(wpe)).transpose()?;
+            let (wte, out) = (self.r(wte)?, self.w(&out)?);
             ops::embedding_forward(dev, tokens, &positions, wte, wpe, out, c)
         });
     }

@@ -99,11 +99,11 @@ pub fn embedding_forward(
     tokens: &[u32],
     positions: &[u32],
     wte: &[f32],
-    wpe: &[f32],
+    wpe: Option<&[f32]>,
     out: &mut [f32],
     c: usize,
 ) -> Result<(), CudaError> {
-    ops::embedding_forward(DEV, tokens, positions, r(wte), r(wpe), w(out), c)
+    ops::embedding_forward(DEV, tokens, positions, r(wte), wpe.map(r), w(out), c)
 }
 
 /// The model's embedding backward (accumulates).

@@ -9,6 +9,8 @@
 #define CPT_INF __int_as_float(0x7f800000)
 /// `cptrain::kernels::IGNORE_TARGET`: no loss at this position.
 #define CPT_IGNORE_TARGET 0xffffffffu
+/// `cptrain::kernels::NO_TOKEN_ROW`: a token whose `wte` row another rank holds.
+#define CPT_NO_TOKEN_ROW 0xffffffffu
 
 // The launch's dynamic shared memory as a `type*` named `name`.
 #ifdef CPT_EMU

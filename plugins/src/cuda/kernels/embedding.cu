@@ -6,16 +6,20 @@
 // order too, so the result is bit-identical to it and to itself.
 #include "common.cuh"
 
-/// out[i, :] = wte[tokens[i], :] + wpe[positions[i % len], :].
+/// out[i, :] = wte[tokens[i], :] + wpe[positions[i % len], :]; a token
+/// CPT_NO_TOKEN_ROW adds nothing, and neither does wpe when has_wpe is 0 (the
+/// vocabulary-parallel embedding of tensor parallelism).
 extern "C" __global__ void embedding_forward(const unsigned* __restrict__ tokens,
                                              const unsigned* __restrict__ positions,
                                              const float* __restrict__ wte, const float* __restrict__ wpe,
-                                             float* __restrict__ out, int rows, int len, int C) {
+                                             float* __restrict__ out, int rows, int len, int C, int has_wpe) {
     long long n = (long long)rows * C;
     for (long long i = grid_index(); i < n; i += grid_stride()) {
         long long row = i / C;
         int c = (int)(i % C);
-        out[i] = wte[(long long)tokens[row] * C + c] + wpe[(long long)positions[row % len] * C + c];
+        unsigned t = tokens[row];
+        float te = t == CPT_NO_TOKEN_ROW ? 0.0f : wte[(long long)t * C + c];
+        out[i] = has_wpe ? te + wpe[(long long)positions[row % len] * C + c] : te;
     }
 }
 

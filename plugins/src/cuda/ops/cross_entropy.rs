@@ -5,7 +5,8 @@ use crate::cuda::CudaError;
 use crate::cuda::launch::{block_per_row, single_block, to_i32};
 use crate::cuda::launcher::{Scratch, params};
 
-/// Checks `targets` against the logits on the host; returns (rows, vocab).
+/// Checks the sizes of the logits and `lse` against `targets`; returns
+/// (rows, vocab).
 fn check(
     k: &'static str,
     logits: Span,
@@ -17,12 +18,7 @@ fn check(
     if rows == 0 {
         return Ok((0, 0));
     }
-    let vocab = rows_of(k, "logits", logits.len, rows)?;
-    check_targets(targets, vocab).map_err(|e| CudaError::Shape {
-        kernel: k,
-        problem: e.to_string(),
-    })?;
-    Ok((rows, vocab))
+    Ok((rows, rows_of(k, "logits", logits.len, rows)?))
 }
 
 /// `cptrain::kernels::cross_entropy_forward`: each row's log-sum-exp into
@@ -40,6 +36,10 @@ pub fn cross_entropy_forward(
     if rows == 0 {
         return Ok(LossSum::default());
     }
+    check_targets(targets, vocab).map_err(|e| CudaError::Shape {
+        kernel: K,
+        problem: e.to_string(),
+    })?;
     let ids = Scratch::from_host(dev, targets)?;
     let losses = Scratch::<f32>::zeroed(dev, rows)?;
     let result = Scratch::<f64>::zeroed(dev, 2)?;
@@ -65,7 +65,8 @@ pub fn cross_entropy_forward(
 }
 
 /// `cptrain::kernels::cross_entropy_backward`: logits ← `scale·(softmax −
-/// onehot(target))`, zero on ignored rows.
+/// onehot(target))`, zero on ignored rows; a target at or above the row
+/// width (held by another vocabulary-parallel rank) leaves the softmax.
 pub fn cross_entropy_backward(
     dev: &dyn Launcher,
     logits: Span,

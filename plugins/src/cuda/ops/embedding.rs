@@ -2,6 +2,7 @@ use super::{Launcher, Span, ensure, ensure_len, rows_of};
 use crate::cuda::launch::{elementwise, embedding_backward as backward_config, to_i32};
 use crate::cuda::launcher::{Scratch, params};
 use crate::cuda::{CudaError, RowBuckets};
+use cptrain::kernels::NO_TOKEN_ROW;
 
 /// Checks tokens and positions against the tables on the host; returns
 /// (rows, len).
@@ -19,7 +20,8 @@ fn check(
             tokens.len()
         )
     })?;
-    if let Some(i) = tokens.iter().position(|&t| t as usize >= wte_rows) {
+    let bad_token = |&t: &u32| t != NO_TOKEN_ROW && t as usize >= wte_rows;
+    if let Some(i) = tokens.iter().position(bad_token) {
         return Err(CudaError::Shape {
             kernel: k,
             problem: format!(
@@ -42,35 +44,40 @@ fn check(
 }
 
 /// `out[i] = wte[tokens[i]] + wpe[positions[i % len]]` (the embedding of
-/// `cptrain::model::Gpt`), rows `c` wide.
+/// `cptrain::model::Gpt`), rows `c` wide; a [`NO_TOKEN_ROW`] token and a
+/// missing `wpe` add nothing.
 pub fn embedding_forward(
     dev: &dyn Launcher,
     tokens: &[u32],
     positions: &[u32],
     wte: Span,
-    wpe: Span,
+    wpe: Option<Span>,
     out: Span,
     c: usize,
 ) -> Result<(), CudaError> {
     const K: &str = "embedding_forward";
-    let (vocab, seq) = (
-        rows_of(K, "wte", wte.len, c)?,
-        rows_of(K, "wpe", wpe.len, c)?,
-    );
+    let vocab = rows_of(K, "wte", wte.len, c)?;
+    let seq = match wpe {
+        Some(wpe) => rows_of(K, "wpe", wpe.len, c)?,
+        None => usize::MAX,
+    };
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
     ensure_len(K, "out", out.len, rows, c)?;
     let (ids, pos) = (
         Scratch::from_host(dev, tokens)?,
         Scratch::from_host(dev, positions)?,
     );
-    let (t, p, te, pe, o) = (ids.addr(), pos.addr(), wte.addr, wpe.addr, out.addr);
+    // Without `wpe` the kernel reads no table through this address.
+    let pe = wpe.map_or(wte.addr, |wpe| wpe.addr);
+    let (t, p, te, o) = (ids.addr(), pos.addr(), wte.addr, out.addr);
     let (n, l, ci) = (rows as i32, to_i32(len, K, "len")?, to_i32(c, K, "C")?);
+    let has_wpe = i32::from(wpe.is_some());
     // SAFETY: argument types match; sizes and ids checked above.
     unsafe {
         dev.launch(
             K,
             &elementwise(rows * c),
-            &mut params![t, p, te, pe, o, n, l, ci],
+            &mut params![t, p, te, pe, o, n, l, ci, has_wpe],
         )
     }
 }
@@ -95,11 +102,18 @@ pub fn embedding_backward(
     );
     let (rows, len) = check(K, tokens, positions, vocab, seq)?;
     ensure_len(K, "grad", grad.len, rows, c)?;
-    let by_token: Vec<usize> = tokens.iter().map(|&t| t as usize).collect();
+    // A NO_TOKEN_ROW token has no row to add to: its key is past the table.
+    let by_token: Vec<usize> = tokens
+        .iter()
+        .map(|&t| if t == NO_TOKEN_ROW { vocab } else { t as usize })
+        .collect();
     let by_position: Vec<usize> = (0..rows).map(|i| positions[i % len] as usize).collect();
     let ci = to_i32(c, K, "C")?;
     for (keys, table_rows, table) in [(by_token, vocab, dwte), (by_position, seq, dwpe)] {
         let buckets = RowBuckets::new(&keys, table_rows);
+        if buckets.keys.is_empty() {
+            continue;
+        }
         let keys = Scratch::from_host(dev, &buckets.keys)?;
         let starts = Scratch::from_host(dev, &buckets.starts)?;
         let bucket_rows = Scratch::from_host(dev, &buckets.rows)?;

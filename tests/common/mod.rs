@@ -161,3 +161,56 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Ve
     }
     files
 }
+
+/// Asserts that the run in `out` trained the reference's loss curve
+/// (`ref_losses`) and ended with its weights (`ref_weights`, the checkpoint
+/// of `steps`); prints the worst differences.
+pub fn assert_same_training(
+    name: &str,
+    out: &Path,
+    ref_losses: &[f64],
+    ref_weights: &[(String, Vec<f32>)],
+    steps: u64,
+) {
+    let curve = losses(out);
+    assert_eq!(curve.len(), ref_losses.len(), "{name}");
+    let mut worst = (0.0f64, 0.0f32);
+    for (step, (a, b)) in curve.iter().zip(ref_losses).enumerate() {
+        // f32 math summed in a different order (ranks, chunks, online
+        // softmax merges, TP partial products): agreement to ~1e-7 relative
+        // is typical; 1e-5 leaves room without hiding a wrong token or
+        // position.
+        let rel = (a - b).abs() / b.abs();
+        worst.0 = worst.0.max(rel);
+        assert!(
+            rel < 1e-5,
+            "{name}: step {} loss {a} vs {b} (rel {rel:e})",
+            step + 1
+        );
+    }
+    // After 10 AdamW steps the weights agree closely: AdamW divides by
+    // sqrt(v), so a ~1e-7 relative gradient difference moves a weight by
+    // about that fraction of lr per step; 1e-4 absolute (lr = 3e-3, 10
+    // steps) bounds that with margin, while any real error (a wrong chunk, a
+    // missing gradient) moves weights by ~lr = 3e-3 or more.
+    let weights = checkpoint_weights(out, steps);
+    assert_eq!(weights.len(), ref_weights.len(), "{name}: tensors");
+    for ((name_a, a), (name_b, b)) in weights.iter().zip(ref_weights) {
+        assert_eq!(
+            (name_a, a.len()),
+            (name_b, b.len()),
+            "{name}: tensor shapes"
+        );
+        let max = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max < 1e-4, "{name}: {name_a} differs by {max:e}");
+        worst.1 = worst.1.max(max);
+    }
+    eprintln!(
+        "{name}: max loss rel diff {:.1e}, max weight abs diff {:.1e}",
+        worst.0, worst.1
+    );
+}

@@ -195,9 +195,10 @@ fn layout(plan: &TrainPlan) -> String {
         String::new()
     };
     format!(
-        "world_size = {} (dp = {}, cp = {}{cp_comm})",
+        "world_size = {} (dp = {}, cp = {}{cp_comm}, tp = {})",
         plan.grid.world_size(),
-        plan.grid.world_size() / p.cp,
-        p.cp
+        plan.dp(),
+        p.cp,
+        p.tp
     )
 }

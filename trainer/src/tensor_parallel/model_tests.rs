@@ -116,7 +116,9 @@ fn check(cfg: &ModelConfig, tp: usize, head_major: bool) {
     let ranks = run_ranks(&world, |rank| -> Result<_, String> {
         let group: Arc<dyn ProcessGroup> =
             Arc::new(world.world_group(rank).map_err(|e| e.to_string())?);
-        let gpt = sharding.rank_model(rank, group).map_err(|e| e.to_string())?;
+        let gpt = sharding
+            .rank_model(rank, group)
+            .map_err(|e| e.to_string())?;
         let local = sharding.rank(rank).unwrap().split(&full).unwrap();
         loss_and_grads(&gpt, &local, &inputs, head_major).map_err(|e| e.to_string())
     })

@@ -44,6 +44,9 @@ pub enum TrainError {
     /// A collective failed or timed out.
     #[error(transparent)]
     Comm(#[from] CommError),
+    /// The model cannot be split over `parallel.tp`.
+    #[error(transparent)]
+    TensorParallel(#[from] crate::tensor_parallel::TpError),
     /// A checkpoint or `model.init` file could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),

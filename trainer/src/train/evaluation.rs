@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::{RankGroups, TrainError, TrainPlan};
+use super::{ModelShard, RankGroups, TrainError, TrainPlan};
 use crate::attention::{
     AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
 };
@@ -102,26 +102,26 @@ pub fn evaluate_on_layout(
     let timeout = Duration::from_secs_f64(plan.parallel.timeout_s);
     let backend = LocalBackend::new(plan.grid.world_size(), timeout);
     let result = Mutex::new(None);
-    let gpt = Gpt::new(plan.model.clone());
     let body = |rank: usize| -> Result<(), TrainError> {
         let threads = Threads::new(plan.threads_per_rank)?;
         let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
         let groups = RankGroups::new(&backend, &plan.grid, rank)?;
         let attention = rank_attention(plan, &groups, kernels.clone())?;
+        let shard = ModelShard::new(plan, &groups)?;
         let mut builder = BatchBuilder::new(plan.batch_plan(rank)?, data.clone())?;
         let mut micro: Vec<MicroBatch> = (0..builder.plan().micro_batches_per_step())
             .map(|_| builder.new_micro_batch())
             .collect();
-        let mut acts = Activations::new(
+        let mut acts = Activations::with_shape(
             &*kernels,
-            &plan.model,
+            shard.gpt().shape(),
             plan.micro_batch_size(),
             plan.local_seq_len(),
             attention.qkv_layout(),
         )?;
-        let params = kernels.upload(params)?;
+        let params = kernels.upload(&shard.split(params)?)?;
         let model = RankModel {
-            gpt: &gpt,
+            gpt: shard.gpt(),
             kernels: &*kernels,
             attention: &*attention,
             groups: &groups,

@@ -9,11 +9,15 @@ pub struct RankGroups {
     /// The data × context-parallel group: gradients, losses and token counts
     /// are summed here (every rank of it holds the same weights).
     pub dp_cp: Arc<dyn ProcessGroup>,
+    /// The tensor-parallel group: the model's TP sums, the vocabulary-parallel
+    /// loss, the gradient norm's shares, and gathering checkpoints.
+    pub tp: Arc<dyn ProcessGroup>,
 }
 
 impl RankGroups {
     /// Global rank `rank`'s groups. Every rank creates them in the same order
-    /// (CP, then DP×CP), as backends that build communicators collectively need.
+    /// (CP, DP×CP, then TP), as backends that build communicators collectively
+    /// need.
     pub fn new(backend: &dyn Backend, grid: &ParallelGrid, rank: usize) -> Result<Self, CommError> {
         let group = |kind: GroupKind| {
             let members = grid.group(kind, rank);
@@ -23,14 +27,17 @@ impl RankGroups {
         Ok(RankGroups {
             cp: group(GroupKind::Cp)?,
             dp_cp: group(GroupKind::DpCp)?,
+            tp: group(GroupKind::Tp)?,
         })
     }
 
-    /// Traffic of both groups so far.
+    /// Bytes sent and seconds waited by all three groups so far.
     pub fn stats(&self) -> (u64, f64) {
-        let total = |s: CommStats| (s.bytes_sent, s.wait.as_secs_f64());
-        let (a, wa) = total(self.cp.stats());
-        let (b, wb) = total(self.dp_cp.stats());
-        (a + b, wa + wb)
+        [&self.cp, &self.dp_cp, &self.tp]
+            .iter()
+            .map(|g| g.stats())
+            .fold((0, 0.0), |(bytes, wait), s: CommStats| {
+                (bytes + s.bytes_sent, wait + s.wait.as_secs_f64())
+            })
     }
 }

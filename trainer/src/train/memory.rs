@@ -9,8 +9,9 @@ use std::fmt;
 use super::available_memory::{AvailableMemory, human_bytes};
 use crate::attention::QkvLayout;
 use crate::data::TrainConfig;
-use crate::model::{Activations, ModelConfig};
+use crate::model::{Activations, LocalShape, ModelConfig};
 use crate::parallel::ParallelConfig;
+use crate::tensor_parallel::TpSharding;
 
 /// Bytes past which no machine has the memory, whatever it reports.
 const ADDRESS_SPACE: f64 = 9.2e18;
@@ -65,7 +66,7 @@ pub struct MemoryInputs<'a> {
     pub train: &'a TrainConfig,
     /// `[parallel]`.
     pub parallel: &'a ParallelConfig,
-    /// `world_size / cp`.
+    /// `world_size / (tp · cp)`.
     pub dp: usize,
     /// How the attention strategy takes q, k, v.
     pub layout: QkvLayout,
@@ -107,10 +108,18 @@ impl MemoryEstimate {
             ..
         } = inputs;
         let params = m.param_count();
+        // Under tensor parallelism a rank holds its shard (the plan has
+        // checked that the model splits; an unsplittable one counts whole).
+        let sharding = TpSharding::new(m, p.tp).ok();
+        let rank_params = sharding
+            .as_ref()
+            .map_or(params, TpSharding::params_per_rank);
+        let shape = sharding.map_or_else(|| LocalShape::full(m), |s| s.local_shape(0));
         let shape_keys = format!(
             "model.n_layer = {}, model.n_embd = {}, model.vocab_size = {}, model.seq_len = {}",
             m.n_layer, m.n_embd, m.vocab_size, m.seq_len
         );
+        let state_keys = format!("{shape_keys}, parallel.tp = {}", p.tp);
         let micro = t
             .micro_batch_size
             .unwrap_or(t.batch_size / inputs.dp.max(1)) as f64;
@@ -125,21 +134,25 @@ impl MemoryEstimate {
         let per_rank = vec![
             MemoryItem {
                 what: STATE_ITEM,
-                bytes: 16.0 * params,
-                keys: shape_keys.clone(),
+                bytes: 16.0 * rank_params,
+                keys: state_keys,
             },
             MemoryItem {
                 what: "activations of one micro-batch",
-                bytes: activation_bytes(m, micro, local_len, inputs.layout),
+                bytes: activation_bytes(&shape, micro, local_len, inputs.layout),
                 keys: format!(
                     "{micro_keys}, model.seq_len = {} / parallel.cp = {}, model.n_embd = {}, \
-                     model.n_layer = {}, model.vocab_size = {}",
-                    m.seq_len, p.cp, m.n_embd, m.n_layer, m.vocab_size
+                     model.n_layer = {}, model.vocab_size = {}, parallel.tp = {}",
+                    m.seq_len, p.cp, m.n_embd, m.n_layer, m.vocab_size, p.tp
                 ),
             },
             MemoryItem {
                 what: "attention exchange buffers (CP)",
-                bytes: 4.0 * exchange_floats_per_row(p) * micro * local_len * m.n_embd as f64,
+                bytes: 4.0
+                    * exchange_floats_per_row(p)
+                    * micro
+                    * local_len
+                    * shape.attn_width() as f64,
                 keys: format!(
                     "parallel.cp_comm = \"{}\", parallel.cp = {}, {micro_keys}, model.n_embd = {}",
                     p.cp_comm, p.cp, m.n_embd
@@ -234,11 +247,12 @@ impl MemoryEstimate {
     }
 }
 
-/// Activation bytes of `micro` sequences of `len` tokens (fractional sizes
-/// of a configuration that the plan will refuse anyway are fine here).
-fn activation_bytes(model: &ModelConfig, micro: f64, len: f64, layout: QkvLayout) -> f64 {
+/// Activation bytes of `micro` sequences of `len` tokens on a rank of
+/// local widths `shape` (fractional sizes of a configuration that the plan
+/// will refuse anyway are fine here).
+fn activation_bytes(shape: &LocalShape, micro: f64, len: f64, layout: QkvLayout) -> f64 {
     // `Activations::bytes` is linear in the rows: scale one row.
-    micro * len * Activations::bytes(model, 1, 1, layout)
+    micro * len * Activations::bytes_with_shape(shape, 1, 1, layout)
 }
 
 /// `f32` elements per token row and embedding column that the CP strategy

@@ -10,6 +10,7 @@ use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, flops_per_token};
 use crate::optim::OptimizerConfig;
 use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
+use crate::tensor_parallel::TpSharding;
 
 /// CP attention strategies, by their `parallel.cp_comm` name.
 pub const CP_STRATEGIES: [&str; 3] = ["p2p", "all_gather", "a2a"];
@@ -60,11 +61,15 @@ impl TrainPlan {
         optimizer.validate()?;
         kernels.validate().map_err(TrainError::Invalid)?;
         let grid = ParallelGrid::new(&parallel.grid_spec())?;
-        if parallel.tp != 1 {
+        let tp = parallel.tp;
+        // The model must split over the TP group (whole heads per rank).
+        TpSharding::new(model, tp)?;
+        if tp > 1 && train.sample_every > 0 {
             return Err(TrainError::Invalid(format!(
-                "parallel.tp = {}: tensor parallelism is not implemented yet; set parallel.tp = 1 \
-                 and use parallel.cp and data parallelism (world_size / cp) instead",
-                parallel.tp
+                "train.sample_every = {} with parallel.tp = {tp}: samples during training are not \
+                 available under tensor parallelism yet; set train.sample_every = 0 and sample \
+                 the checkpoint with `cptrain generate`",
+                train.sample_every
             )));
         }
         let cp = parallel.cp;
@@ -75,12 +80,20 @@ impl TrainPlan {
                 CP_STRATEGIES.join(", ")
             )));
         }
-        if cp > 1 && parallel.cp_comm == "a2a" && !model.n_head.is_multiple_of(cp) {
+        let rank_heads = model.n_head / tp;
+        if cp > 1 && parallel.cp_comm == "a2a" && !rank_heads.is_multiple_of(cp) {
+            let heads = if tp > 1 {
+                format!(
+                    "each rank's model.n_head / parallel.tp = {} / {tp} = {rank_heads} heads",
+                    model.n_head
+                )
+            } else {
+                format!("model.n_head = {}", model.n_head)
+            };
             return Err(TrainError::Invalid(format!(
-                "parallel.cp_comm = \"a2a\" scatters heads over the CP group, but model.n_head = {} \
-                 is not divisible by parallel.cp = {cp}; choose cp among the divisors of n_head, \
-                 or use cp_comm = \"p2p\" or \"all_gather\"",
-                model.n_head
+                "parallel.cp_comm = \"a2a\" scatters heads over the CP group, but {heads} \
+                 is not divisible by parallel.cp = {cp}; choose cp among the divisors of \
+                 {rank_heads}, or use cp_comm = \"p2p\" or \"all_gather\""
             )));
         }
         if !(parallel.timeout_s.is_finite() && parallel.timeout_s > 0.0) {
@@ -104,7 +117,7 @@ impl TrainPlan {
             model,
             train,
             parallel,
-            dp: grid.world_size() / cp,
+            dp: grid.world_size() / (tp * cp),
             layout: qkv_layout(cp),
             local_ranks,
             threads_per_rank: kernels.threads_per_rank(local_ranks),
@@ -140,7 +153,7 @@ impl TrainPlan {
 
     /// The data-parallel degree.
     pub fn dp(&self) -> usize {
-        self.grid.world_size() / self.parallel.cp
+        self.grid.world_size() / (self.parallel.tp * self.parallel.cp)
     }
 
     /// The micro-batches and token chunks of `rank`.
@@ -339,7 +352,11 @@ impl fmt::Display for TrainPlan {
             )?;
         }
         writeln!(f, "grid")?;
-        for kind in [GroupKind::Cp, GroupKind::Dp, GroupKind::DpCp] {
+        let kinds = [GroupKind::Tp, GroupKind::Cp, GroupKind::Dp, GroupKind::DpCp];
+        for kind in kinds
+            .into_iter()
+            .filter(|&k| k != GroupKind::Tp || p.tp > 1)
+        {
             let groups: Vec<String> = self
                 .grid
                 .groups(kind)
@@ -348,14 +365,19 @@ impl fmt::Display for TrainPlan {
                 .collect();
             writeln!(f, "  {:<6} {}", kind.name(), groups.join(" "))?;
         }
+        let sharding = TpSharding::new(m, p.tp).ok().filter(|_| p.tp > 1);
         for rank in 0..self.grid.world_size() {
             if let Ok(batch) = self.batch_plan(rank) {
                 let c = self.grid.coords(rank);
                 let positions = batch.positions();
                 let spans = spans(&positions);
+                let tp = match &sharding {
+                    Some(s) => format!("tp_rank {} ({}) ", c.tp, s.slices(c.tp)),
+                    None => String::new(),
+                };
                 writeln!(
                     f,
-                    "  rank {rank:<3} cp_rank {} dp_rank {} tokens {}",
+                    "  rank {rank:<3} {tp}cp_rank {} dp_rank {} tokens {}",
                     c.cp, c.dp, spans
                 )?;
             }
@@ -422,7 +444,7 @@ mod tests {
 
     #[test]
     fn cross_section_rules_name_the_keys() {
-        let cases: [(&str, Edit, &str); 5] = [
+        let cases: [(&str, Edit, &str); 7] = [
             (
                 "cp does not split seq_len",
                 |m, _, p| {
@@ -461,12 +483,31 @@ mod tests {
                 "batch_size",
             ),
             (
-                "tensor parallel",
+                "tp must split the heads",
                 |_, _, p| {
+                    p.world_size = 3;
+                    p.tp = 3;
+                },
+                "not divisible by parallel.tp = 3",
+            ),
+            (
+                "a2a needs each TP rank's heads divisible by cp",
+                |_, _, p| {
+                    p.world_size = 8;
+                    p.tp = 4;
+                    p.cp = 2;
+                    p.cp_comm = "a2a".into();
+                },
+                "model.n_head / parallel.tp = 4 / 4 = 1 heads",
+            ),
+            (
+                "no samples during training under TP yet",
+                |_, t, p| {
                     p.world_size = 2;
                     p.tp = 2;
+                    t.sample_every = 5;
                 },
-                "parallel.tp = 2",
+                "train.sample_every = 5 with parallel.tp = 2",
             ),
         ];
         for (name, edit, expected) in cases {

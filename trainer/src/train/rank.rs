@@ -1,16 +1,19 @@
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::evaluation::{EvalBatches, RankModel};
 use super::trace::gather_slices;
-use super::{RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan};
+use super::{
+    ModelShard, RankGroups, Reporter, StartState, TraceSlice, TraceWindow, TrainError, TrainPlan,
+};
 use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, MicroBatch, Split};
 use crate::device::Buffer;
 use crate::inference::TrainingSampler;
 use crate::kernels::Kernels;
-use crate::model::{Activations, Batch, Gpt, Pass, Phase, Profile};
-use crate::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
+use crate::model::{Activations, Batch, Pass, Phase, Profile};
+use crate::optim::{AdamW, AdamWState, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
 use crate::parallel::{GroupKind, ProcessGroup, ReduceOp};
 
 /// One rank's identity, given to its child context.
@@ -55,12 +58,13 @@ enum Evaluation {
     Stopped,
 }
 
-/// The state one rank trains: its copy of the weights, gradients, optimizer
-/// moments, activations and batches. The weights are replicated over the
-/// DP×CP group; each rank sees its own tokens.
+/// The state one rank trains: its copy of the weights (its shard of them
+/// under tensor parallelism), gradients, optimizer moments, activations and
+/// batches. The weights are replicated over the DP×CP group; each rank sees
+/// its own tokens (the same as the rest of its TP group).
 pub struct RankTrainer {
     plan: Arc<TrainPlan>,
-    gpt: Gpt,
+    model: ModelShard,
     kernels: Arc<dyn Kernels>,
     attention: Arc<dyn Attention>,
     groups: Arc<RankGroups>,
@@ -98,11 +102,12 @@ impl RankTrainer {
         reporter: Option<Reporter>,
     ) -> Result<Self, TrainError> {
         optimizer.validate()?;
-        let gpt = Gpt::new(plan.model.clone());
+        let model = ModelShard::new(&plan, &groups)?;
+        let gpt = model.gpt();
         let k = &*kernels;
         let mut adamw = AdamW::new(optimizer, DecayMask::from_layout(gpt.layout()), k)?;
         if let Some(resumed) = &start.resumed {
-            adamw.load_state(&resumed.optimizer)?;
+            adamw.load_state(&model.split_state(&resumed.optimizer)?)?;
         }
         let batch_plan = plan.batch_plan(info.rank)?;
         let micro_batches = batch_plan.micro_batches_per_step();
@@ -110,16 +115,16 @@ impl RankTrainer {
         let micro = (0..micro_batches)
             .map(|_| batches.new_micro_batch())
             .collect();
-        let acts = Activations::new(
+        let acts = Activations::with_shape(
             k,
-            &plan.model,
+            gpt.shape(),
             plan.micro_batch_size(),
             plan.local_seq_len(),
             attention.qkv_layout(),
         )?;
         let state = RankState {
-            params: k.upload(&start.params)?,
-            grads: k.alloc(start.params.len())?,
+            params: k.upload(&model.split(&start.params)?)?,
+            grads: k.alloc(gpt.layout().len())?,
             adamw,
             acts,
             batches,
@@ -130,7 +135,7 @@ impl RankTrainer {
             grad_clip: optimizer.grad_clip,
             first_step: start.first_step(),
             plan,
-            gpt,
+            model,
             kernels,
             attention,
             groups,
@@ -208,6 +213,16 @@ impl RankTrainer {
             } else {
                 None
             };
+            let every = self.plan.train.checkpoint_every;
+            let saves = every > 0 && step.is_multiple_of(every) && step < steps;
+            // Under tensor parallelism the whole model is gathered on every
+            // rank of the TP group (a collective) before the reporting rank
+            // writes it.
+            let full = if saves {
+                Some(self.full_state(&state)?)
+            } else {
+                None
+            };
             if let Some(reporter) = &self.reporter {
                 let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
                 reporter.step_done(step, &outcome, eval_loss, took, comm)?;
@@ -216,10 +231,8 @@ impl RankTrainer {
                 {
                     println!("{line}");
                 }
-                let every = self.plan.train.checkpoint_every;
-                if every > 0 && step.is_multiple_of(every) && step < steps {
-                    let (params, moments) = (state.params.to_host()?, state.adamw.state()?);
-                    reporter.checkpoint(step, &params, &moments)?;
+                if let Some((params, moments)) = &full {
+                    reporter.checkpoint(step, params, moments)?;
                 }
             }
             if window.is_some_and(|w| w.last == step) {
@@ -242,14 +255,18 @@ impl RankTrainer {
             None
         };
         let mut checkpoint = None;
+        let full = if step > self.first_step {
+            Some(self.full_state(&state)?)
+        } else {
+            None
+        };
         if let Some(reporter) = &self.reporter {
             let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(profiles) = &profiles {
                 reporter.phase_profiles(step - self.first_step, profiles)?;
             }
-            if step > self.first_step {
-                let (params, moments) = (state.params.to_host()?, state.adamw.state()?);
-                checkpoint = Some(reporter.checkpoint(step, &params, &moments)?);
+            if let Some((params, moments)) = &full {
+                checkpoint = Some(reporter.checkpoint(step, params, moments)?);
             }
             reporter.finish()?;
         }
@@ -259,6 +276,19 @@ impl RankTrainer {
             interrupted,
             checkpoint,
         })
+    }
+
+    /// The whole model's weights and optimizer state, in the full layout a
+    /// checkpoint saves: gathered over the TP group under tensor parallelism
+    /// (every rank of the group calls it), the rank's own otherwise.
+    fn full_state<'s>(
+        &self,
+        state: &'s RankState,
+    ) -> Result<(Cow<'s, [f32]>, AdamWState<'s>), TrainError> {
+        let tp = &*self.groups.tp;
+        let params = self.model.gather(tp, state.params.to_host()?)?;
+        let moments = self.model.gather_state(tp, state.adamw.state()?)?;
+        Ok((params, moments))
     }
 
     /// The traced steps this run still reaches (`metrics.trace_start`,
@@ -286,6 +316,7 @@ impl RankTrainer {
         [
             (GroupKind::Cp, &self.groups.cp),
             (GroupKind::DpCp, &self.groups.dp_cp),
+            (GroupKind::Tp, &self.groups.tp),
         ]
         .into_iter()
         .filter(|(_, group)| group.size() > 1)
@@ -365,11 +396,11 @@ impl RankTrainer {
             };
             let a = &*self.attention;
             let waited = self.cp_wait(acts);
-            loss_sum += self.gpt.forward(k, a, params.view(), batch, acts)?.sum;
+            let gpt = self.model.gpt();
+            loss_sum += gpt.forward(k, a, params.view(), batch, acts)?.sum;
             let waited = self.attention_wait(acts, Pass::Forward, waited);
             let grads = grads.view_mut();
-            self.gpt
-                .backward(k, a, params.view(), batch, loss_scale, acts, grads)?;
+            gpt.backward(k, a, params.view(), batch, loss_scale, acts, grads)?;
             self.attention_wait(acts, Pass::Backward, waited);
         }
         let timer = acts.profile().start();
@@ -398,7 +429,9 @@ impl RankTrainer {
                 value: loss,
             });
         }
-        let grad_norm = k.sum_of_squares(grads.view()).sqrt();
+        let grad_norm = (self.model)
+            .sum_of_squares(k, &*self.groups.tp, grads.view())?
+            .sqrt();
         if !grad_norm.is_finite() {
             return Err(TrainError::NonFinite {
                 step: step + 1,
@@ -484,7 +517,7 @@ impl RankTrainer {
             ..
         } = state;
         let model = RankModel {
-            gpt: &self.gpt,
+            gpt: self.model.gpt(),
             kernels: &*self.kernels,
             attention: &*self.attention,
             groups: &self.groups,

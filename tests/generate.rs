@@ -123,13 +123,15 @@ fn a_trained_checkpoint_generates_text_and_evaluates_to_its_eval_loss() {
         &["eval", "--checkpoint", ckpt, "--json"],
     ));
     assert_eq!(report["ranks"], "world_size = 2 (dp = 1, cp = 2, p2p)");
-    for layout in [
-        ["parallel.world_size=1", "parallel.cp=1"],
-        ["parallel.world_size=2", "parallel.cp=1"],
-        ["parallel.world_size=4", "parallel.cp=2"],
-    ] {
+    let layouts: [&[&str]; 4] = [
+        &["parallel.world_size=1", "parallel.cp=1"],
+        &["parallel.world_size=2", "parallel.cp=1"],
+        &["parallel.world_size=4", "parallel.cp=2"],
+        &["parallel.world_size=4", "parallel.cp=2", "parallel.tp=2"],
+    ];
+    for layout in layouts {
         let mut args = vec!["eval", "--checkpoint", ckpt, "--json"];
-        for set in layout {
+        for &set in layout {
             args.extend(["--set", set]);
         }
         let other = json(&cptrain_ok(dir.path(), &args));
@@ -137,7 +139,8 @@ fn a_trained_checkpoint_generates_text_and_evaluates_to_its_eval_loss() {
             report["loss"].as_f64().unwrap(),
             other["loss"].as_f64().unwrap(),
         );
-        // The same products summed in another order (per rank, per chunk).
+        // The same products summed in another order (per rank, per chunk,
+        // per TP shard).
         assert!((a - b).abs() <= 1e-6 * a, "{layout:?}: {b} vs {a}");
         assert_eq!(other["tokens"], report["tokens"], "{layout:?}");
         assert_eq!(other["bytes"], report["bytes"], "{layout:?}");

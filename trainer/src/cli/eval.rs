@@ -194,11 +194,15 @@ fn layout(plan: &TrainPlan) -> String {
     } else {
         String::new()
     };
+    let tp = if p.tp > 1 {
+        format!(", tp = {}", p.tp)
+    } else {
+        String::new()
+    };
     format!(
-        "world_size = {} (dp = {}, cp = {}{cp_comm}, tp = {})",
+        "world_size = {} (dp = {}, cp = {}{cp_comm}{tp})",
         plan.grid.world_size(),
         plan.dp(),
         p.cp,
-        p.tp
     )
 }

@@ -41,7 +41,8 @@ impl LocalShape {
             n_embd: cfg.n_embd,
             n_head: cfg.n_head,
             head_dim: cfg.head_dim(),
-            hidden: 4 * cfg.n_embd,
+            // Saturating: `check` sizes absurd shapes without overflow.
+            hidden: cfg.n_embd.saturating_mul(4),
             vocab: 0..cfg.padded_vocab(),
             real_vocab: 0..cfg.vocab_size,
             vocab_holders: 1,

@@ -64,14 +64,6 @@ impl TrainPlan {
         let tp = parallel.tp;
         // The model must split over the TP group (whole heads per rank).
         TpSharding::new(model, tp)?;
-        if tp > 1 && train.sample_every > 0 {
-            return Err(TrainError::Invalid(format!(
-                "train.sample_every = {} with parallel.tp = {tp}: samples during training are not \
-                 available under tensor parallelism yet; set train.sample_every = 0 and sample \
-                 the checkpoint with `cptrain generate`",
-                train.sample_every
-            )));
-        }
         let cp = parallel.cp;
         if cp > 1 && !CP_STRATEGIES.contains(&parallel.cp_comm.as_str()) {
             return Err(TrainError::Invalid(format!(
@@ -444,7 +436,7 @@ mod tests {
 
     #[test]
     fn cross_section_rules_name_the_keys() {
-        let cases: [(&str, Edit, &str); 7] = [
+        let cases: [(&str, Edit, &str); 6] = [
             (
                 "cp does not split seq_len",
                 |m, _, p| {
@@ -499,15 +491,6 @@ mod tests {
                     p.cp_comm = "a2a".into();
                 },
                 "model.n_head / parallel.tp = 4 / 4 = 1 heads",
-            ),
-            (
-                "no samples during training under TP yet",
-                |_, t, p| {
-                    p.world_size = 2;
-                    p.tp = 2;
-                    t.sample_every = 5;
-                },
-                "train.sample_every = 5 with parallel.tp = 2",
             ),
         ];
         for (name, edit, expected) in cases {

@@ -213,21 +213,30 @@ impl RankTrainer {
             } else {
                 None
             };
-            let every = self.plan.train.checkpoint_every;
-            let saves = every > 0 && step.is_multiple_of(every) && step < steps;
+            let due = |every: u64| every > 0 && step.is_multiple_of(every);
+            let saves = due(self.plan.train.checkpoint_every) && step < steps;
             // Under tensor parallelism the whole model is gathered on every
             // rank of the TP group (a collective) before the reporting rank
-            // writes it.
+            // samples from it or writes it.
             let full = if saves {
                 Some(self.full_state(&state)?)
             } else {
                 None
             };
+            let weights = match &full {
+                Some((params, _)) => Some(Cow::Borrowed(&params[..])),
+                None if due(self.plan.train.sample_every) => Some(
+                    self.model
+                        .gather(&*self.groups.tp, state.params.to_host()?)?,
+                ),
+                None => None,
+            };
             if let Some(reporter) = &self.reporter {
                 let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
                 reporter.step_done(step, &outcome, eval_loss, took, comm)?;
                 if let Some(sampler) = self.sampler.get()
-                    && let Some(line) = sampler.after_step(step, &state.params.to_host()?)?
+                    && let Some(weights) = &weights
+                    && let Some(line) = sampler.after_step(step, weights)?
                 {
                     println!("{line}");
                 }

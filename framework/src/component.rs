@@ -122,6 +122,11 @@ pub struct ComponentDef {
     pub(crate) scope: Scope,
     pub(crate) primary: bool,
     pub(crate) origin: String,
+    /// The crate that registered it with `component!` (its module); `None`
+    /// for definitions given to a builder.
+    pub(crate) crate_name: Option<&'static str>,
+    /// Components created before it, by name, without being injected.
+    pub(crate) depends_on: Vec<String>,
 }
 
 impl fmt::Debug for ComponentDef {
@@ -203,6 +208,8 @@ impl ComponentDef {
             scope: Scope::Singleton,
             primary: false,
             origin: "programmatic".to_string(),
+            crate_name: None,
+            depends_on: Vec::new(),
         }
     }
 
@@ -246,6 +253,23 @@ impl ComponentDef {
     /// Records where the definition was registered (the macro passes `file:line`).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = origin.into();
+        self
+    }
+
+    /// Creates the component named `name` before this one, without
+    /// injecting it (Spring's `@DependsOn`): for side effects such as a
+    /// registry another component fills. Repeatable; a missing name is an
+    /// error of `prepare()`.
+    pub fn depends_on(mut self, name: impl Into<String>) -> Self {
+        self.depends_on.push(name.into());
+        self
+    }
+
+    /// Records the registering module path (`module_path!()`): the crate
+    /// in it is the component's module. Used by [`component!`](crate::component).
+    #[doc(hidden)]
+    pub fn __registered_in(mut self, module_path: &'static str) -> Self {
+        self.crate_name = Some(crate::module::crate_of_path(module_path));
         self
     }
 

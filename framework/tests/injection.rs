@@ -53,7 +53,7 @@ fn env(sets: &[&str]) -> Environment {
 }
 
 fn root() -> ContextBuilder {
-    ContextBuilder::new().use_registry(false)
+    ContextBuilder::new()
 }
 
 fn server(

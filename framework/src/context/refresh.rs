@@ -103,7 +103,7 @@ impl PreparedContext {
         let components = plan.nodes.len();
         let context = Arc::new(ApplicationContext {
             plan,
-            use_registry: self.use_registry,
+            selection: self.selection,
             instances: RwLock::new(instances),
             started: Mutex::new(started),
             children: Mutex::new(Vec::new()),

@@ -194,6 +194,22 @@ pub enum Error {
         /// The context.
         context: String,
     },
+    /// A `${...}` placeholder names no key, no environment variable, and has no default.
+    #[error("{}", self.analysis())]
+    UnresolvedPlaceholder {
+        /// The key whose value holds it.
+        key: String,
+        /// The placeholder as written, e.g. `${data.root}`.
+        placeholder: String,
+        /// Where the key was set.
+        origin: Option<String>,
+    },
+    /// Placeholders refer to each other in a circle.
+    #[error("{}", self.analysis())]
+    PlaceholderCycle {
+        /// The keys, first and last the same.
+        path: Vec<String>,
+    },
     /// A module requires a module that no linked crate declares.
     #[error("{}", self.analysis())]
     ModuleMissing {
@@ -427,6 +443,29 @@ impl Error {
             ContextClosed { context } => FailureAnalysis::new(
                 format!("Context `{context}` is closed; its components were dropped."),
                 "Look components up before closing the context, or keep the Arc you got.",
+            ),
+            UnresolvedPlaceholder {
+                key,
+                placeholder,
+                origin,
+            } => FailureAnalysis::new(
+                format!(
+                    "The value of `{key}`{} uses the placeholder `{placeholder}`, but no \
+                     configuration key or environment variable of that name is set, and it has \
+                     no default.",
+                    origin_suffix(origin)
+                ),
+                format!(
+                    "Set the key or the environment variable it names, or give a default: \
+                     `${{NAME:default}}`. Write `$${{` for a literal `${{` in `{key}`."
+                ),
+            ),
+            PlaceholderCycle { path } => FailureAnalysis::new(
+                format!(
+                    "Configuration placeholders refer to each other in a cycle:\n\n{}",
+                    path.join(" → ")
+                ),
+                "Set one of these keys to a plain value.",
             ),
             ModuleMissing {
                 module,

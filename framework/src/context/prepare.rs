@@ -10,7 +10,7 @@ use super::selection::{APPCTX_PREFIX, Selection};
 use crate::component::{ComponentDef, TypeKey};
 use crate::condition::{Condition, ConditionOutcome};
 use crate::diagnostics::{did_you_mean, ticked};
-use crate::environment::{Environment, join};
+use crate::environment::{Environment, PROFILES_KEY, join};
 use crate::error::{Candidate, Error, Result};
 use crate::graph::{DependencyGraph, topological_order};
 use crate::inject::Dependency;
@@ -311,6 +311,7 @@ fn check_unknown_keys<'a>(
         claim(prefix);
     }
     claim(APPCTX_PREFIX);
+    claim(PROFILES_KEY);
     if exact.contains("") {
         return Ok(());
     }

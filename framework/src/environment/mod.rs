@@ -22,6 +22,7 @@ mod bind;
 mod builder;
 mod convert;
 mod layer;
+mod placeholders;
 mod provenance;
 mod source;
 #[cfg(test)]
@@ -38,6 +39,7 @@ use crate::diagnostics::did_you_mean;
 use crate::error::{Error, Result};
 pub(crate) use bind::join;
 use bind::{BindError, Failure, Ignored, ValueDe};
+pub(crate) use builder::PROFILES_KEY;
 pub use builder::EnvironmentBuilder;
 pub use source::Source;
 

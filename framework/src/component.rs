@@ -122,9 +122,9 @@ pub struct ComponentDef {
     pub(crate) scope: Scope,
     pub(crate) primary: bool,
     pub(crate) origin: String,
-    /// The crate that registered it with `component!` (its module); `None`
+    /// Where `component!` registered it (this decides its module); `None`
     /// for definitions given to a builder.
-    pub(crate) crate_name: Option<&'static str>,
+    pub(crate) module_path: Option<&'static str>,
     /// Components created before it, by name, without being injected.
     pub(crate) depends_on: Vec<String>,
 }
@@ -208,7 +208,7 @@ impl ComponentDef {
             scope: Scope::Singleton,
             primary: false,
             origin: "programmatic".to_string(),
-            crate_name: None,
+            module_path: None,
             depends_on: Vec::new(),
         }
     }
@@ -265,11 +265,11 @@ impl ComponentDef {
         self
     }
 
-    /// Records the registering module path (`module_path!()`): the crate
-    /// in it is the component's module. Used by [`component!`](crate::component).
+    /// Records the registering `module_path!()`, which decides the
+    /// component's module. Used by [`component!`](crate::component).
     #[doc(hidden)]
     pub fn __registered_in(mut self, module_path: &'static str) -> Self {
-        self.crate_name = Some(crate::module::crate_of_path(module_path));
+        self.module_path = Some(module_path);
         self
     }
 

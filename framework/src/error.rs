@@ -220,12 +220,12 @@ pub enum Error {
         /// The modules that are linked.
         linked: Vec<String>,
     },
-    /// Two linked modules share a name, or one crate declares two modules.
+    /// Two linked modules share a name, or one Rust module declares two.
     #[error("{}", self.analysis())]
     ModuleClash {
-        /// The module name (or the crate) declared twice.
+        /// The module name, or the Rust module path, declared twice.
         clash: String,
-        /// The crates (or the module names) involved.
+        /// The Rust module paths, or the module names, involved.
         parties: Vec<String>,
     },
     /// A component needs a component that is excluded by name.
@@ -485,11 +485,12 @@ impl Error {
             ),
             ModuleClash { clash, parties } => FailureAnalysis::new(
                 format!(
-                    "`{clash}` is declared twice by `appctx::module!` ({}): a crate declares one \
-                     module, and module names are unique.",
+                    "`{clash}` is declared twice by `appctx::module!` ({}): a Rust module declares \
+                     at most one appctx module, and module names are unique.",
                     ticked(parties)
                 ),
-                "Keep one `appctx::module!` per crate, and give each module its own `name = \"...\"`.",
+                "Keep one `appctx::module!` per crate (at its root), and give each module its \
+                 own `name = \"...\"`.",
             ),
             ExcludedDependency {
                 component,

@@ -1,10 +1,11 @@
-//! Modules: the unit a context is built from. Every link-time registered
-//! component belongs to the module of the crate that registered it; a crate
-//! declares its module once with [`module!`](crate::module) (to name it and
-//! state what it requires), and a crate that declares none still forms an
-//! implicit module named after the crate.
+//! Modules: the unit a context is built from. A crate declares its module
+//! once, at its root, with [`module!`](crate::module) (to name it and state
+//! what it requires); every component registered below the Rust module where
+//! a module is declared belongs to it (the innermost declaration wins), and
+//! a crate that declares none still forms an implicit module named after the
+//! crate.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
@@ -38,12 +39,16 @@ impl Module {
 
     /// The module's name: the one declared, else the crate's name.
     pub fn name(&self) -> &'static str {
-        self.name.first().copied().unwrap_or(self.crate_name())
+        self.name
+            .first()
+            .copied()
+            .unwrap_or(crate_of_path(self.module_path))
     }
 
-    /// The crate that declared it; its registered components belong to it.
-    pub fn crate_name(&self) -> &'static str {
-        crate_of_path(self.module_path)
+    /// The Rust module path where it was declared: components registered
+    /// there or below belong to it.
+    pub fn module_path(&self) -> &'static str {
+        self.module_path
     }
 
     /// The names of the modules it requires.
@@ -63,11 +68,12 @@ pub struct ModuleRegistration(pub &'static Module);
 
 inventory::collect!(ModuleRegistration);
 
-/// Declares the calling crate's module, once per crate, as a `static` that
-/// contexts name with [`ContextBuilder::module`](crate::ContextBuilder::module).
+/// Declares the calling crate's module (once, at the crate root) as a
+/// `static` that contexts name with
+/// [`ContextBuilder::module`](crate::ContextBuilder::module).
 ///
-/// Every component the crate registers with [`component!`](crate::component)
-/// belongs to it. `name = "..."` overrides the default name (the crate's
+/// Every component registered with [`component!`](crate::component) in the
+/// Rust module of the declaration or below belongs to it. `name = "..."` overrides the default name (the crate's
 /// name); `requires = ["..."]` names modules that must be part of any context
 /// built from this one: they join it automatically, and a required module
 /// that no linked crate provides is an error.
@@ -101,44 +107,63 @@ macro_rules! module {
     };
 }
 
-/// Every linked module by name, with the crate whose components it holds
-/// and what it requires; crates that register components without declaring
-/// a module appear under their crate's name.
+/// Every linked module by name, and the module of each registering path.
 #[derive(Debug)]
 struct LinkedModules {
-    by_name: BTreeMap<&'static str, (&'static str, &'static [&'static str])>,
+    /// Name → what it requires.
+    requires: BTreeMap<&'static str, &'static [&'static str]>,
+    /// The `module_path!()` of each registration → its module's name.
+    owner: HashMap<&'static str, &'static str>,
+}
+
+impl LinkedModules {
+    fn scan() -> Result<LinkedModules, (String, Vec<String>)> {
+        let mut requires = BTreeMap::new();
+        let mut declared: BTreeMap<&'static str, &'static str> = BTreeMap::new();
+        for ModuleRegistration(module) in inventory::iter::<ModuleRegistration> {
+            let (name, path) = (module.name(), module.module_path);
+            if let Some(first) = declared.insert(path, name) {
+                return Err((path.to_string(), sorted([first, name])));
+            }
+            if requires.insert(name, module.requires).is_some() {
+                let paths = declared.iter().filter(|(_, n)| **n == name);
+                return Err((
+                    name.to_string(),
+                    paths.map(|(p, _)| p.to_string()).collect(),
+                ));
+            }
+        }
+        let mut owner = HashMap::new();
+        for path in registered().iter().filter_map(|d| d.module_path) {
+            let name = innermost(&declared, path).unwrap_or_else(|| crate_of_path(path));
+            requires.entry(name).or_insert(&[][..]);
+            owner.insert(path, name);
+        }
+        Ok(LinkedModules { requires, owner })
+    }
+}
+
+fn sorted(names: [&str; 2]) -> Vec<String> {
+    let mut names = names.map(str::to_string).to_vec();
+    names.sort();
+    names
+}
+
+/// The module declared at the longest prefix of `path` (whole segments).
+fn innermost(declared: &BTreeMap<&'static str, &'static str>, path: &str) -> Option<&'static str> {
+    let mut prefix = path;
+    loop {
+        if let Some(name) = declared.get(prefix) {
+            return Some(name);
+        }
+        prefix = &prefix[..prefix.rfind("::")?];
+    }
 }
 
 fn linked() -> Result<&'static LinkedModules> {
     static LINKED: OnceLock<Result<LinkedModules, (String, Vec<String>)>> = OnceLock::new();
-    let built = LINKED.get_or_init(|| {
-        let mut by_name = BTreeMap::new();
-        let mut declaring: BTreeMap<&'static str, &'static str> = BTreeMap::new();
-        for ModuleRegistration(module) in inventory::iter::<ModuleRegistration> {
-            let crate_name = module.crate_name();
-            if let Some(first) = declaring.insert(crate_name, module.name()) {
-                return Err((
-                    crate_name.to_string(),
-                    vec![first.into(), module.name().into()],
-                ));
-            }
-            if let Some((other, _)) = by_name.insert(module.name(), (crate_name, module.requires)) {
-                return Err((
-                    module.name().to_string(),
-                    vec![other.into(), crate_name.into()],
-                ));
-            }
-        }
-        for def in registered() {
-            if let Some(crate_name) = def.crate_name
-                && !declaring.contains_key(crate_name)
-            {
-                by_name.entry(crate_name).or_insert((crate_name, &[][..]));
-            }
-        }
-        Ok(LinkedModules { by_name })
-    });
-    built
+    LINKED
+        .get_or_init(LinkedModules::scan)
         .as_ref()
         .map_err(|(clash, parties)| Error::ModuleClash {
             clash: clash.clone(),
@@ -146,69 +171,63 @@ fn linked() -> Result<&'static LinkedModules> {
         })
 }
 
-/// The crates whose registered components a context takes part in.
+/// The modules whose registered components a context takes.
 #[derive(Debug, Clone)]
-pub(crate) enum CrateSet {
-    /// Every linked crate.
+pub(crate) enum ModuleSet {
+    /// Every linked module.
     All,
-    /// These crates only (none for a context that names no module).
+    /// These modules only (none for a context that names no module).
     Only(HashSet<&'static str>),
 }
 
-impl CrateSet {
-    /// Whether components registered by `crate_name` take part.
-    pub fn contains(&self, crate_name: &str) -> bool {
+impl ModuleSet {
+    /// Whether a component registered at `module_path` takes part.
+    pub fn takes(&self, module_path: &'static str) -> bool {
         match self {
-            CrateSet::All => true,
-            CrateSet::Only(crates) => crates.contains(crate_name),
+            ModuleSet::All => true,
+            ModuleSet::Only(names) => linked()
+                .ok()
+                .and_then(|l| l.owner.get(module_path))
+                .is_some_and(|name| names.contains(name)),
         }
     }
 
     /// Whether no registered component can take part.
     pub fn is_empty(&self) -> bool {
-        matches!(self, CrateSet::Only(crates) if crates.is_empty())
+        matches!(self, ModuleSet::Only(names) if names.is_empty())
     }
 }
 
-/// The crates of `named` modules and of every module they require,
-/// transitively (`None`: every linked module). A required module that is not
-/// linked is an error naming who requires it.
-pub(crate) fn resolve(named: Option<&[&'static Module]>) -> Result<CrateSet> {
+/// The `named` modules and every module they require, transitively
+/// (`None`: every linked module). A required module that is not linked is an
+/// error naming who requires it.
+pub(crate) fn resolve(named: Option<&[&'static Module]>) -> Result<ModuleSet> {
     if named.is_some_and(<[_]>::is_empty) {
-        return Ok(CrateSet::Only(HashSet::new()));
+        return Ok(ModuleSet::Only(HashSet::new()));
     }
     let linked = linked()?;
-    type Entry = (&'static str, &'static str, &'static [&'static str]);
-    let entry = |name: &'static str| -> Option<Entry> {
-        linked.by_name.get(name).map(|&(c, r)| (name, c, r))
+    let mut pending: Vec<(&'static str, &'static [&'static str])> = match named {
+        Some(modules) => modules.iter().map(|m| (m.name(), m.requires)).collect(),
+        None => linked.requires.iter().map(|(n, r)| (*n, *r)).collect(),
     };
-    let mut pending: Vec<Entry> = match named {
-        Some(modules) => modules
-            .iter()
-            .map(|m| (m.name(), m.crate_name(), m.requires))
-            .collect(),
-        None => linked.by_name.keys().filter_map(|&n| entry(n)).collect(),
-    };
-    let mut seen: BTreeSet<&'static str> = BTreeSet::new();
-    let mut crates = HashSet::new();
-    while let Some((name, crate_name, requires)) = pending.pop() {
-        if !seen.insert(name) {
+    let mut names = HashSet::new();
+    while let Some((name, requires)) = pending.pop() {
+        if !names.insert(name) {
             continue;
         }
-        crates.insert(crate_name);
         for &required in requires {
-            let Some(found) = entry(required) else {
+            let Some(&next) = linked.requires.get(required) else {
                 return Err(Error::ModuleMissing {
                     module: name.to_string(),
                     required: required.to_string(),
-                    linked: linked.by_name.keys().map(|n| n.to_string()).collect(),
+                    linked: linked.requires.keys().map(|n| n.to_string()).collect(),
                 });
             };
-            pending.push(found);
+            pending.push((required, next));
         }
     }
     Ok(match named {
-        Some(_) => CrateSet::Only(crates),
-        None => CrateSet::All,
+        Some(_) => ModuleSet::Only(names),
+        None => ModuleSet::All,
     })
 }

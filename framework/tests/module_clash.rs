@@ -15,7 +15,7 @@ fn a_crate_with_two_modules_is_an_error() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("Keep one `appctx::module!` per crate"),
+        text.contains("Keep one `appctx::module!` per crate (at its root)"),
         "{text}"
     );
 }

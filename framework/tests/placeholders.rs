@@ -50,7 +50,10 @@ fn placeholders_take_keys_variables_and_defaults() {
         Value::Array(vec![Value::from("/mnt"), Value::from("x")])
     );
     // The provenance stays that of the key that holds the placeholder.
-    assert_eq!(e.origin("data.path").unwrap().to_string(), "embedded defaults base.toml");
+    assert_eq!(
+        e.origin("data.path").unwrap().to_string(),
+        "embedded defaults base.toml"
+    );
 }
 
 #[test]
@@ -62,7 +65,10 @@ fn a_missing_placeholder_names_the_key_and_its_source() {
     else {
         panic!("{err}")
     };
-    assert_eq!((key.as_str(), placeholder.as_str()), ("data.path", "${data.root}"));
+    assert_eq!(
+        (key.as_str(), placeholder.as_str()),
+        ("data.path", "${data.root}")
+    );
     let text = err.to_string();
     assert!(text.contains("The value of `data.path` (set in embedded defaults base.toml) uses the placeholder `${data.root}`"), "{text}");
     assert!(text.contains("`${NAME:default}`"), "{text}");
@@ -72,7 +78,12 @@ fn a_missing_placeholder_names_the_key_and_its_source() {
 
 #[test]
 fn a_placeholder_cycle_is_reported_as_a_path() {
-    let err = env("[a]\nx = \"${a.y}\"\ny = \"-${a.z}\"\nz = \"${a.x}\"\n", &[], &[]).unwrap_err();
+    let err = env(
+        "[a]\nx = \"${a.y}\"\ny = \"-${a.z}\"\nz = \"${a.x}\"\n",
+        &[],
+        &[],
+    )
+    .unwrap_err();
     let Error::PlaceholderCycle { path } = &err else {
         panic!("{err}")
     };
@@ -111,7 +122,10 @@ fn app_profiles_activates_profiles_from_config_or_the_environment() {
 #[test]
 fn app_profiles_errors_name_the_key() {
     let err = env("[app]\nprofiles = 3\n", &[], &[]).unwrap_err();
-    assert!(matches!(&err, Error::ConfigType { key, .. } if key == "app.profiles"), "{err}");
+    assert!(
+        matches!(&err, Error::ConfigType { key, .. } if key == "app.profiles"),
+        "{err}"
+    );
     let err = env("[app]\nprofiles = [\"fsat\"]\n", &[], &[]).unwrap_err();
     assert!(err.to_string().contains("did you mean `fast`?"), "{err}");
 }

@@ -12,7 +12,7 @@ use crate::component::ComponentDef;
 use crate::diagnostics::did_you_mean;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::module::{self, CrateSet};
+use crate::module::{self, ModuleSet};
 use crate::registry::registered;
 
 /// The configuration section appctx reads itself.
@@ -30,8 +30,8 @@ pub(crate) const APPCTX_PREFIX: &str = "appctx";
 /// What a context takes from the registry; children inherit it.
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
-    /// Crates whose registered components take part.
-    pub crates: CrateSet,
+    /// Modules whose registered components take part.
+    pub modules: ModuleSet,
     /// Excluded component names, each with what excluded it.
     pub excluded: BTreeMap<String, String>,
     /// Ready instances standing in for components, by name.
@@ -68,9 +68,9 @@ impl Selection {
         Ok(selection)
     }
 
-    fn new(crates: CrateSet) -> Selection {
+    fn new(modules: ModuleSet) -> Selection {
         Selection {
-            crates,
+            modules,
             excluded: BTreeMap::new(),
             overrides: BTreeMap::new(),
         }
@@ -78,12 +78,12 @@ impl Selection {
 
     /// The registered definitions of the selected modules (every scope).
     pub fn registered(&self) -> Vec<&'static Arc<ComponentDef>> {
-        if self.crates.is_empty() {
+        if self.modules.is_empty() {
             return Vec::new();
         }
         registered()
             .iter()
-            .filter(|d| d.crate_name.is_some_and(|c| self.crates.contains(c)))
+            .filter(|d| d.module_path.is_some_and(|p| self.modules.takes(p)))
             .collect()
     }
 
@@ -107,7 +107,7 @@ impl Selection {
             scope: def.scope,
             primary: def.primary,
             origin: format!("override of {}", def.origin),
-            crate_name: def.crate_name,
+            module_path: def.module_path,
             ..instance.clone()
         }))
     }

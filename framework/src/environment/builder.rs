@@ -135,11 +135,7 @@ impl EnvironmentBuilder {
         // Invariant: layering tables that were already read cannot fail.
         let merged = layered.build().expect("config layers in-memory tables");
         let mut root = to_toml_table(tree(&merged));
-        let var = |name: &str| {
-            vars.iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
+        let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         placeholders::resolve(&mut root, &origins, &var)?;
         Ok(Environment {
             root,

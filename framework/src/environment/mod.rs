@@ -39,8 +39,8 @@ use crate::diagnostics::did_you_mean;
 use crate::error::{Error, Result};
 pub(crate) use bind::join;
 use bind::{BindError, Failure, Ignored, ValueDe};
-pub(crate) use builder::PROFILES_KEY;
 pub use builder::EnvironmentBuilder;
+pub(crate) use builder::PROFILES_KEY;
 pub use source::Source;
 
 /// The merged configuration tree plus the provenance of every leaf.

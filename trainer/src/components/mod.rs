@@ -44,6 +44,11 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(*own.get::<u32>().unwrap(), 42);
-        assert!(own.graph().nodes.iter().all(|n| n.name == "answer" || n.name == "environment"));
+        assert!(
+            own.graph()
+                .nodes
+                .iter()
+                .all(|n| n.name == "answer" || n.name == "environment")
+        );
     }
 }

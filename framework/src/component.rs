@@ -127,6 +127,8 @@ pub struct ComponentDef {
     pub(crate) module_path: Option<&'static str>,
     /// Components created before it, by name, without being injected.
     pub(crate) depends_on: Vec<String>,
+    /// Created afresh for every injection and lookup, never held by the context.
+    pub(crate) prototype: bool,
 }
 
 impl fmt::Debug for ComponentDef {
@@ -210,6 +212,7 @@ impl ComponentDef {
             origin: "programmatic".to_string(),
             module_path: None,
             depends_on: Vec::new(),
+            prototype: false,
         }
     }
 
@@ -247,6 +250,17 @@ impl ComponentDef {
     /// Preferred when several active providers compete for a single injection.
     pub fn primary(mut self) -> Self {
         self.primary = true;
+        self
+    }
+
+    /// Prototype scope: a fresh instance for every component that injects
+    /// it and for every lookup (`get`, `get_all`, ...), created by its
+    /// factory at that moment within its context. The context keeps none, so
+    /// a prototype is never started as a `Lifecycle`, run as a `Runner`, nor
+    /// dropped on close; its factory's failure at a lookup is that lookup's
+    /// error.
+    pub fn prototype(mut self) -> Self {
+        self.prototype = true;
         self
     }
 

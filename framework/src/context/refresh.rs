@@ -28,6 +28,9 @@ impl PreparedContext {
         let mut entries = Vec::with_capacity(plan.nodes.len());
         for (position, &id) in plan.creation_order.iter().enumerate() {
             let node = &plan.nodes[id];
+            if node.def.prototype {
+                continue;
+            }
             let started = Instant::now();
             let created = (node.def.factory)(&Resolver {
                 plan: &plan,

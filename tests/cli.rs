@@ -287,6 +287,47 @@ fn environment_variables_override_files() {
     );
 }
 
+/// `CPTRAIN__APP__PROFILES` activates profiles like `--profile` does.
+#[test]
+fn app_profiles_in_the_environment_activates_a_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
+        .args(["config"])
+        .env("CPTRAIN__APP__PROFILES", "cp4")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("parallel.cp "))
+        .unwrap_or_else(|| panic!("no parallel.cp in {stdout}"));
+    assert!(
+        line.contains("= 4") && line.contains("profile `cp4`"),
+        "{line}"
+    );
+}
+
+/// A built-in component is turned off by name from the configuration.
+#[test]
+fn appctx_exclude_turns_a_component_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cptrain_ok(
+        dir.path(),
+        &[
+            "components",
+            "--set",
+            r#"appctx.exclude=["console_metrics"]"#,
+        ],
+    );
+    let excluded = out
+        .split("Excluded components:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no excluded section in {out}"));
+    assert!(excluded.contains("console_metrics"), "{out}");
+    assert!(excluded.contains("excluded by `appctx.exclude`"), "{out}");
+}
+
 /// `CPTRAIN_HUGE_PAGES` picks how the binary's allocator places large
 /// buffers: each mode checks a run, a value it does not know is one error
 /// naming the variable and the choices.

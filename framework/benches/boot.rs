@@ -19,7 +19,7 @@ struct Node;
 struct Hub;
 
 fn chain(n: usize) -> ContextBuilder {
-    let mut builder = ContextBuilder::new().use_registry(false);
+    let mut builder = ContextBuilder::new();
     builder = builder.component(ComponentDef::manual::<Node, _>("n0", vec![], |_| {
         Ok(Arc::new(Node))
     }));
@@ -39,9 +39,7 @@ fn chain(n: usize) -> ContextBuilder {
 }
 
 fn fan_out(n: usize) -> ContextBuilder {
-    let mut builder = ContextBuilder::new()
-        .use_registry(false)
-        .component(ComponentDef::new("hub", || Arc::new(Hub)));
+    let mut builder = ContextBuilder::new().component(ComponentDef::new("hub", || Arc::new(Hub)));
     for i in 0..n {
         builder = builder.component(ComponentDef::new(format!("leaf{i}"), |_hub: Arc<Hub>| {
             Arc::new(Node)

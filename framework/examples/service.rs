@@ -142,6 +142,7 @@ fn boot() -> Result<(), BoxError> {
     let _signals = appctx::signals::cancel_on_signals(&shutdown)?;
 
     let prepared = ContextBuilder::new()
+        .all_modules() // the binary's own context: every linked module
         .environment(env)
         .shutdown_token(shutdown)
         .prepare()?;

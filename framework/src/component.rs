@@ -122,6 +122,13 @@ pub struct ComponentDef {
     pub(crate) scope: Scope,
     pub(crate) primary: bool,
     pub(crate) origin: String,
+    /// Where `component!` registered it (this decides its module); `None`
+    /// for definitions given to a builder.
+    pub(crate) module_path: Option<&'static str>,
+    /// Components created before it, by name, without being injected.
+    pub(crate) depends_on: Vec<String>,
+    /// Created afresh for every injection and lookup, never held by the context.
+    pub(crate) prototype: bool,
 }
 
 impl fmt::Debug for ComponentDef {
@@ -203,6 +210,9 @@ impl ComponentDef {
             scope: Scope::Singleton,
             primary: false,
             origin: "programmatic".to_string(),
+            module_path: None,
+            depends_on: Vec::new(),
+            prototype: false,
         }
     }
 
@@ -243,9 +253,37 @@ impl ComponentDef {
         self
     }
 
+    /// Prototype scope: a fresh instance for every component that injects
+    /// it and for every lookup (`get`, `get_all`, ...), created by its
+    /// factory at that moment within its context. The context keeps none, so
+    /// a prototype is never started as a `Lifecycle`, run as a `Runner`, nor
+    /// dropped on close; its factory's failure at a lookup is that lookup's
+    /// error.
+    pub fn prototype(mut self) -> Self {
+        self.prototype = true;
+        self
+    }
+
     /// Records where the definition was registered (the macro passes `file:line`).
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.origin = origin.into();
+        self
+    }
+
+    /// Creates the component named `name` before this one, without
+    /// injecting it (Spring's `@DependsOn`): for side effects such as a
+    /// registry another component fills. Repeatable; a missing name is an
+    /// error of `prepare()`.
+    pub fn depends_on(mut self, name: impl Into<String>) -> Self {
+        self.depends_on.push(name.into());
+        self
+    }
+
+    /// Records the registering `module_path!()`, which decides the
+    /// component's module. Used by [`component!`](crate::component).
+    #[doc(hidden)]
+    pub fn __registered_in(mut self, module_path: &'static str) -> Self {
+        self.module_path = Some(module_path);
         self
     }
 

@@ -194,6 +194,72 @@ pub enum Error {
         /// The context.
         context: String,
     },
+    /// A `${...}` placeholder names no key, no environment variable, and has no default.
+    #[error("{}", self.analysis())]
+    UnresolvedPlaceholder {
+        /// The key whose value holds it.
+        key: String,
+        /// The placeholder as written, e.g. `${data.root}`.
+        placeholder: String,
+        /// Where the key was set.
+        origin: Option<String>,
+    },
+    /// Placeholders refer to each other in a circle.
+    #[error("{}", self.analysis())]
+    PlaceholderCycle {
+        /// The keys, first and last the same.
+        path: Vec<String>,
+    },
+    /// A module requires a module that no linked crate declares.
+    #[error("{}", self.analysis())]
+    ModuleMissing {
+        /// The module that requires it.
+        module: String,
+        /// The module it requires.
+        required: String,
+        /// The modules that are linked.
+        linked: Vec<String>,
+    },
+    /// Two linked modules share a name, or one Rust module declares two.
+    #[error("{}", self.analysis())]
+    ModuleClash {
+        /// The module name, or the Rust module path, declared twice.
+        clash: String,
+        /// The Rust module paths, or the module names, involved.
+        parties: Vec<String>,
+    },
+    /// A component needs a component that is excluded by name.
+    #[error("{}", self.analysis())]
+    ExcludedDependency {
+        /// The component that needs it.
+        component: String,
+        /// What it needs.
+        dependency: String,
+        /// The excluded provider, which would otherwise be active.
+        provider: String,
+        /// What excluded it, e.g. `` `appctx.exclude` (set in file a.toml) ``.
+        excluded_by: String,
+    },
+    /// An exclusion or an override names no component.
+    #[error("{}", self.analysis())]
+    UnknownComponentName {
+        /// The name given.
+        name: String,
+        /// Where it was given.
+        by: String,
+        /// The nearest component name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// An override's value is not of the type the component provides.
+    #[error("{}", self.analysis())]
+    OverrideType {
+        /// The overridden component.
+        component: String,
+        /// The type it provides.
+        expected: String,
+        /// The type of the value given.
+        given: String,
+    },
     /// A [`ContextHandle`](crate::ContextHandle) was used before its context
     /// finished refreshing, or after it was dropped.
     #[error("{}", self.analysis())]
@@ -377,6 +443,97 @@ impl Error {
             ContextClosed { context } => FailureAnalysis::new(
                 format!("Context `{context}` is closed; its components were dropped."),
                 "Look components up before closing the context, or keep the Arc you got.",
+            ),
+            UnresolvedPlaceholder {
+                key,
+                placeholder,
+                origin,
+            } => FailureAnalysis::new(
+                format!(
+                    "The value of `{key}`{} uses the placeholder `{placeholder}`, but no \
+                     configuration key or environment variable of that name is set, and it has \
+                     no default.",
+                    origin_suffix(origin)
+                ),
+                format!(
+                    "Set the key or the environment variable it names, or give a default: \
+                     `${{NAME:default}}`. Write `$${{` for a literal `${{` in `{key}`."
+                ),
+            ),
+            PlaceholderCycle { path } => FailureAnalysis::new(
+                format!(
+                    "Configuration placeholders refer to each other in a cycle:\n\n{}",
+                    path.join(" → ")
+                ),
+                "Set one of these keys to a plain value.",
+            ),
+            ModuleMissing {
+                module,
+                required,
+                linked,
+            } => FailureAnalysis::new(
+                format!(
+                    "Module `{module}` requires module `{required}`, but no linked crate declares \
+                     it. Linked modules: {}.",
+                    ticked(linked)
+                ),
+                format!(
+                    "Link the crate that declares `{required}`: add it to [dependencies] and write \
+                     `use the_crate as _;` in the binary (or the test), or remove `{required}` \
+                     from the `requires` of `{module}`'s `appctx::module!`."
+                ),
+            ),
+            ModuleClash { clash, parties } => FailureAnalysis::new(
+                format!(
+                    "`{clash}` is declared twice by `appctx::module!` ({}): a Rust module declares \
+                     at most one appctx module, and module names are unique.",
+                    ticked(parties)
+                ),
+                "Keep one `appctx::module!` per crate (at its root), and give each module its \
+                 own `name = \"...\"`.",
+            ),
+            ExcludedDependency {
+                component,
+                dependency,
+                provider,
+                excluded_by,
+            } => FailureAnalysis::new(
+                format!(
+                    "{component} needs {dependency}, whose provider `{provider}` is excluded by \
+                     {excluded_by}."
+                ),
+                format!(
+                    "Remove `{provider}` from the exclusions, or provide {dependency} another way \
+                     (another component, or an instance given to the context builder), or \
+                     exclude `{component}` too."
+                ),
+            ),
+            UnknownComponentName {
+                name,
+                by,
+                suggestion,
+            } => FailureAnalysis::new(
+                format!(
+                    "{by} names the component `{name}`, but the context has no component of \
+                     that name (in any scope of its modules)."
+                ),
+                match suggestion {
+                    Some(s) => format!("Did you mean `{s}`? Correct the name given in {by}."),
+                    None => {
+                        format!("Correct the name given in {by}; `components` lists the names.")
+                    }
+                },
+            ),
+            OverrideType {
+                component,
+                expected,
+                given,
+            } => FailureAnalysis::new(
+                format!(
+                    "The override of component `{component}` is a {given}, but `{component}` \
+                     provides {expected}."
+                ),
+                format!("Pass an `Arc<{expected}>` to `.override_component(\"{component}\", ..)`."),
             ),
             ContextUnavailable => FailureAnalysis::new(
                 "A component used its context handle while the context was still being \

@@ -38,13 +38,15 @@ pub fn registered() -> &'static [Arc<ComponentDef>] {
 ///
 /// The first argument is the function; the rest are `method = value` pairs
 /// applied to [`ComponentDef`] in order (`name`, `when` (repeatable),
-/// `select`, `order`, `scope`, and the flag `primary`). The default name is the
-/// function's name.
+/// `select`, `order`, `scope`, `depends_on` (repeatable), and the flags
+/// `primary` and `prototype`). The default name is the function's name. The component belongs
+/// to the registering crate's module (see [`module!`](crate::module)).
 ///
 /// ```
 /// use std::sync::Arc;
 /// use appctx::{component, on_property, Scope};
 ///
+/// appctx::module!(pub GREETERS);
 /// pub trait Greeter: Send + Sync { fn greet(&self) -> String; }
 /// struct English;
 /// impl Greeter for English { fn greet(&self) -> String { "hello".into() } }
@@ -65,6 +67,7 @@ macro_rules! component {
             $crate::Registration::new(|| {
                 $crate::ComponentDef::new(stringify!($factory), $factory)
                     .origin(concat!(module_path!(), " (", file!(), ":", line!(), ")"))
+                    .__registered_in(module_path!())
                     $( .$method($($value)?) )*
             })
         }

@@ -18,6 +18,8 @@ pub enum Status {
     Inactive,
     /// It belongs to another scope (created in child contexts of that scope).
     OtherScope,
+    /// Left out by name (`appctx.exclude`, or the builder's `exclude`).
+    Excluded,
 }
 
 /// One registered component and the evaluation of its conditions.
@@ -45,7 +47,7 @@ impl ConditionEntry {
         }
         self.outcomes
             .iter()
-            .filter(|o| self.status != Status::Inactive || !o.matched)
+            .filter(|o| matches!(self.status, Status::Active | Status::OtherScope) || !o.matched)
             .map(|o| format!("{}: {}", o.condition, o.detail))
             .collect::<Vec<_>>()
             .join("; ")
@@ -80,6 +82,7 @@ impl fmt::Display for ConditionReport {
         for (status, title) in [
             (Status::Active, "Active components"),
             (Status::Inactive, "Inactive components"),
+            (Status::Excluded, "Excluded components"),
             (
                 Status::OtherScope,
                 "Components of other scopes (created in child contexts)",

@@ -15,7 +15,6 @@ struct Dataset;
 
 fn parent() -> Arc<ApplicationContext> {
     ContextBuilder::new()
-        .use_registry(false)
         .instance(Arc::new(Greeting("parent")))
         .instance(Arc::new(Dataset))
         .build()
@@ -102,11 +101,7 @@ fn closing_a_parent_closes_its_children_first() {
         let log = log.clone();
         move |e: &ContextClosed| log.lock().unwrap().push(e.context.clone())
     };
-    let parent = ContextBuilder::new()
-        .use_registry(false)
-        .name("process")
-        .build()
-        .unwrap();
+    let parent = ContextBuilder::new().name("process").build().unwrap();
     let children: Vec<_> = (0..2)
         .map(|i| {
             parent
@@ -198,7 +193,6 @@ fn a_dry_run_prepares_children_without_creating_anything() {
     let created = Arc::new(Mutex::new(Vec::<&str>::new()));
     let log = created.clone();
     let dry = ContextBuilder::new()
-        .use_registry(false)
         .component(ComponentDef::new("dataset", move || {
             log.lock().unwrap().push("dataset");
             Arc::new(Dataset)

@@ -41,7 +41,6 @@ impl Runner for SpawnWorkers {
 #[test]
 fn a_runner_builds_children_of_its_own_context() {
     let ctx = ContextBuilder::new()
-        .use_registry(false)
         .instance(Arc::new(Seen(Mutex::new(Vec::new()))))
         .component(ComponentDef::new("spawner", |context: ContextHandle| {
             Arc::new(SpawnWorkers { context }) as Arc<dyn Runner>
@@ -57,7 +56,6 @@ fn a_runner_builds_children_of_its_own_context() {
 #[test]
 fn a_handle_used_inside_a_factory_is_an_error_not_a_deadlock() {
     let result = ContextBuilder::new()
-        .use_registry(false)
         .component(ComponentDef::new("eager", |context: ContextHandle| {
             context.context().map(|_| Arc::new(1u8))
         }))
@@ -72,7 +70,6 @@ fn a_handle_used_inside_a_factory_is_an_error_not_a_deadlock() {
 fn a_handle_does_not_keep_its_context_alive() {
     struct Holder(ContextHandle);
     let ctx = ContextBuilder::new()
-        .use_registry(false)
         .component(ComponentDef::new("holder", |context: ContextHandle| {
             Arc::new(Holder(context))
         }))

@@ -53,7 +53,7 @@ fn env(sets: &[&str]) -> Environment {
 }
 
 fn root() -> ContextBuilder {
-    ContextBuilder::new().use_registry(false)
+    ContextBuilder::new()
 }
 
 fn server(
@@ -426,4 +426,70 @@ fn the_condition_report_is_available_when_the_graph_does_not_validate() {
         builder.prepare(),
         Err(Error::MissingDependency { .. })
     ));
+}
+
+/// Prototype scope: every injection and every lookup gets a fresh instance,
+/// made from the singletons it depends on; the context holds none.
+#[test]
+fn a_prototype_is_created_afresh_for_each_injection_and_lookup() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Ticket(usize);
+    struct Pair(Arc<Ticket>, Arc<Ticket>);
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let ctx = root()
+        .component(ComponentDef::new("audit", || Arc::new(Audit)))
+        .component(
+            ComponentDef::new("ticket", move |_audit: Arc<Audit>| {
+                Arc::new(Ticket(counter.fetch_add(1, Ordering::SeqCst)))
+            })
+            .prototype(),
+        )
+        .component(ComponentDef::new(
+            "pair",
+            |a: Arc<Ticket>, b: Arc<Ticket>| Arc::new(Pair(a, b)),
+        ))
+        .build()
+        .unwrap();
+    let pair = ctx.get::<Pair>().unwrap();
+    assert_ne!(pair.0.0, pair.1.0, "each parameter gets its own");
+    let (x, y) = (ctx.get::<Ticket>().unwrap(), ctx.get::<Ticket>().unwrap());
+    assert!(!Arc::ptr_eq(&x, &y));
+    assert_eq!(ctx.get_all::<Ticket>().unwrap().len(), 1);
+    assert_eq!(
+        made.load(Ordering::SeqCst),
+        5,
+        "2 injections + 3 lookups, none at refresh"
+    );
+    assert!(
+        ctx.startup_report()
+            .entries
+            .iter()
+            .all(|e| e.name != "ticket")
+    );
+    ctx.close();
+    assert!(matches!(
+        ctx.get::<Ticket>(),
+        Err(Error::ContextClosed { .. })
+    ));
+}
+
+#[test]
+fn a_failing_prototype_fails_the_lookup_naming_it() {
+    let ctx = root()
+        .component(
+            ComponentDef::new("flaky", || -> Result<Arc<Audit>, std::io::Error> {
+                Err(std::io::Error::other("no more tickets"))
+            })
+            .prototype(),
+        )
+        .build()
+        .expect("a prototype is not created at refresh");
+    let err = ctx.get_all::<Audit>().map(|_| ()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(&err, Error::ComponentCreation { component, .. } if component == "flaky"),
+        "{text}"
+    );
+    assert!(text.contains("no more tickets"), "{text}");
 }

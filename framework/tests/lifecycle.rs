@@ -57,9 +57,7 @@ impl Lifecycle for Phased {
 }
 
 fn root(log: &Log) -> ContextBuilder {
-    ContextBuilder::new()
-        .use_registry(false)
-        .named_instance("log", Arc::new(log.clone()))
+    ContextBuilder::new().named_instance("log", Arc::new(log.clone()))
 }
 
 struct Db(#[allow(dead_code)] Tracked);
@@ -173,7 +171,6 @@ impl Lifecycle for Slow {
 #[test]
 fn close_waits_at_most_the_stop_timeout_per_phase() {
     let ctx = ContextBuilder::new()
-        .use_registry(false)
         .stop_timeout(Duration::from_millis(100))
         .component(ComponentDef::new("slow", || {
             Arc::new(Slow) as Arc<dyn Lifecycle>
@@ -304,7 +301,6 @@ fn runners_run_in_order_and_the_first_error_is_the_result() {
 fn the_context_token_is_a_child_of_the_given_one() {
     let app = CancellationToken::new();
     let ctx = ContextBuilder::new()
-        .use_registry(false)
         .shutdown_token(app.clone())
         .build()
         .unwrap();
@@ -314,7 +310,6 @@ fn the_context_token_is_a_child_of_the_given_one() {
         "closing never cancels the application's token"
     );
     let ctx = ContextBuilder::new()
-        .use_registry(false)
         .shutdown_token(app.clone())
         .build()
         .unwrap();

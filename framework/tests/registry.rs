@@ -14,6 +14,9 @@ use appctx::{
 use appctx_fixture_plugin::PluginGreeting;
 use serde::Deserialize;
 
+// This test crate's module; it pulls in the fixture plugin's.
+appctx::module!(REGISTRY_TESTS, requires = ["fixture"]);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JobConfig {
@@ -79,6 +82,7 @@ fn env(sets: &[&str]) -> Environment {
 
 fn boot(sets: &[&str]) -> appctx::Result<Arc<ApplicationContext>> {
     ContextBuilder::new()
+        .module(&REGISTRY_TESTS)
         .environment(env(sets))
         .known_prefix("test")
         .build()

@@ -14,6 +14,8 @@
 
 mod cuda_entry;
 mod mpi_entry;
+
+appctx::module!(pub MODULE, name = "cptrain-plugins", requires = ["cptrain"]);
 pub use cuda_entry::{CUDA_NOT_BUILT, CudaDeviceError, rank_gpu};
 pub use mpi_entry::{MPI_NOT_BUILT, MpiError, mpi_backend};
 

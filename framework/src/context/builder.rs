@@ -5,18 +5,32 @@ use std::time::Duration;
 
 use super::ApplicationContext;
 use super::prepare::PreparedContext;
+use super::selection::Selection;
 use crate::component::{ComponentDef, Scope, short_type_name};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::events::EventListener;
+use crate::module::Module;
 use crate::report::ConditionReport;
 use crate::shutdown::CancellationToken;
+
+/// Where a context's registered components come from.
+#[derive(Debug, Clone)]
+pub(crate) enum Modules {
+    /// The modules named with [`ContextBuilder::module`] (and what they require).
+    Named(Vec<&'static Module>),
+    /// Every linked module ([`ContextBuilder::all_modules`]).
+    All,
+    /// The parent's selection (a child context).
+    Inherited(Arc<Selection>),
+}
 
 /// Builds a root context ([`ContextBuilder::new`]) or a child context
 /// ([`ApplicationContext::child`]).
 ///
-/// Defaults that work: all link-time registered components of the context's
-/// scope, an empty environment, a fresh shutdown token, 30 s stop timeout per
+/// Defaults that work: no registered component (name modules with
+/// [`module`](Self::module), or take every linked one with
+/// [`all_modules`](Self::all_modules)), an empty environment, a fresh shutdown token, 30 s stop timeout per
 /// lifecycle phase.
 pub struct ContextBuilder {
     pub(crate) name: String,
@@ -24,7 +38,9 @@ pub struct ContextBuilder {
     pub(crate) env: Option<Arc<Environment>>,
     pub(crate) parent: Option<Arc<ApplicationContext>>,
     pub(crate) defs: Vec<ComponentDef>,
-    pub(crate) use_registry: bool,
+    pub(crate) modules: Modules,
+    pub(crate) exclusions: Vec<String>,
+    pub(crate) overrides: Vec<ComponentDef>,
     pub(crate) known_prefixes: Vec<String>,
     pub(crate) token: Option<CancellationToken>,
     pub(crate) stop_timeout: Duration,
@@ -45,7 +61,9 @@ impl ContextBuilder {
             env: None,
             parent: None,
             defs: Vec::new(),
-            use_registry: true,
+            modules: Modules::Named(Vec::new()),
+            exclusions: Vec::new(),
+            overrides: Vec::new(),
             known_prefixes: Vec::new(),
             token: None,
             stop_timeout: Duration::from_secs(30),
@@ -58,7 +76,7 @@ impl ContextBuilder {
             scope: Scope::Named(scope),
             env: Some(parent.plan.env.clone()),
             parent: Some(parent.clone()),
-            use_registry: parent.use_registry,
+            modules: Modules::Inherited(parent.selection.clone()),
             stop_timeout: parent.plan.stop_timeout,
             ..ContextBuilder::new()
         }
@@ -108,10 +126,45 @@ impl ContextBuilder {
         self.component(ComponentDef::instance(name, listener))
     }
 
-    /// Whether to include link-time registered components (default `true`;
-    /// children inherit the parent's choice). Turn off for fully programmatic contexts.
-    pub fn use_registry(mut self, yes: bool) -> Self {
-        self.use_registry = yes;
+    /// Takes part the components registered by the crate that declared
+    /// `module` (with [`module!`](crate::module)), and those of the modules
+    /// it requires. Repeatable. Children inherit their parent's modules.
+    pub fn module(mut self, module: &'static Module) -> Self {
+        match &mut self.modules {
+            Modules::Named(named) => named.push(module),
+            Modules::All | Modules::Inherited(_) => {}
+        }
+        self
+    }
+
+    /// Takes part the components of every linked module: what an
+    /// application's own binary wants, and never a library embedded in one
+    /// (it would pick up every other library's components).
+    pub fn all_modules(mut self) -> Self {
+        if !matches!(self.modules, Modules::Inherited(_)) {
+            self.modules = Modules::All;
+        }
+        self
+    }
+
+    /// Leaves the component named `name` out of this context and its
+    /// children, as if it were not registered (like `appctx.exclude` in
+    /// the configuration). A component that needs it fails in `prepare()`.
+    pub fn exclude(mut self, name: impl Into<String>) -> Self {
+        self.exclusions.push(name.into());
+        self
+    }
+
+    /// Replaces the component named `name` (registered or added to the
+    /// builder, of this context or a child scope) by a ready value, for
+    /// tests: the value keeps the component's name, scope and conditions.
+    /// `T` must be the type the component provides.
+    pub fn override_component<T: ?Sized + Send + Sync + 'static>(
+        mut self,
+        name: impl Into<String>,
+        value: Arc<T>,
+    ) -> Self {
+        self.overrides.push(ComponentDef::instance(name, value));
         self
     }
 

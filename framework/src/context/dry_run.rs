@@ -33,7 +33,7 @@ impl PreparedContext {
         DryRun {
             context: Arc::new(ApplicationContext {
                 plan: self.plan,
-                use_registry: self.use_registry,
+                selection: self.selection,
                 instances: RwLock::new(instances),
                 started: Mutex::new(Vec::new()),
                 children: Mutex::new(Vec::new()),

@@ -6,6 +6,7 @@ mod plan;
 mod prepare;
 mod refresh;
 mod resolver;
+mod selection;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -25,6 +26,7 @@ use crate::lifecycle::{Runner, Started, stop_all};
 use crate::report::{ConditionReport, StartupReport};
 use crate::shutdown::CancellationToken;
 use plan::Plan;
+use selection::Selection;
 
 /// A refreshed context: every active component exists.
 ///
@@ -34,7 +36,7 @@ use plan::Plan;
 /// components in reverse creation order. Closing twice does nothing.
 pub struct ApplicationContext {
     pub(crate) plan: Plan,
-    pub(crate) use_registry: bool,
+    pub(crate) selection: Arc<Selection>,
     instances: RwLock<Vec<Option<Stored>>>,
     started: Mutex<Vec<Started>>,
     children: Mutex<Vec<Weak<ApplicationContext>>>,

@@ -188,6 +188,12 @@ impl Plan {
         }
     }
 
+    /// The ancestor component named `name`, if there is one.
+    pub fn inherited_name(&self, name: &str) -> Option<String> {
+        let parent = self.parent.as_ref()?;
+        parent.plan.find_def(name).map(|d| d.name.clone())
+    }
+
     /// The inherited provider a dependency resolves to, if an ancestor has one.
     pub fn inherited_target(&self, dep: &Dependency) -> Option<String> {
         let parent = self.parent.as_ref()?;

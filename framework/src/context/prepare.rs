@@ -1,25 +1,25 @@
 //! `prepare()`: evaluate conditions, bind configuration, build and validate
 //! the dependency graph. Pure: no component is created.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::builder::ContextBuilder;
 use super::plan::{Edge, Node, Plan, Target};
+use super::selection::{APPCTX_PREFIX, Selection};
 use crate::component::{ComponentDef, TypeKey};
 use crate::condition::{Condition, ConditionOutcome};
 use crate::diagnostics::{did_you_mean, ticked};
-use crate::environment::{Environment, join};
+use crate::environment::{Environment, PROFILES_KEY, join};
 use crate::error::{Candidate, Error, Result};
 use crate::graph::{DependencyGraph, topological_order};
 use crate::inject::Dependency;
-use crate::registry::registered;
 use crate::report::{ConditionEntry, ConditionReport, Status};
 
 /// A validated context, ready to [`refresh`](Self::refresh). Nothing has been created.
 pub struct PreparedContext {
     pub(crate) plan: Plan,
-    pub(crate) use_registry: bool,
+    pub(crate) selection: Arc<Selection>,
 }
 
 impl PreparedContext {
@@ -42,6 +42,7 @@ impl PreparedContext {
 /// Definitions of a context and the verdict of their conditions.
 struct Evaluated {
     env: Arc<Environment>,
+    selection: Selection,
     defs: Vec<Arc<ComponentDef>>,
     other_scopes: Vec<Arc<ComponentDef>>,
     active: Vec<bool>,
@@ -55,14 +56,18 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
         .env
         .clone()
         .unwrap_or_else(|| Arc::new(Environment::empty()));
-    let registry: &[Arc<ComponentDef>] = if b.use_registry { registered() } else { &[] };
-    let mut defs: Vec<Arc<ComponentDef>> = registry
-        .iter()
-        .filter(|d| d.scope == b.scope)
-        .cloned()
-        .collect();
+    let selection = Selection::of(b, &env)?;
+    let registry = selection.registered();
+    if b.parent.is_none() {
+        let known = registry.iter().map(|d| d.name.as_str());
+        selection.check_names(known.chain(b.defs.iter().map(|d| d.name.as_str())))?;
+    }
+    let mut defs: Vec<Arc<ComponentDef>> = Vec::with_capacity(registry.len() + b.defs.len() + 1);
+    for def in registry.iter().filter(|d| d.scope == b.scope) {
+        defs.push(selection.apply_override(Arc::clone(def))?);
+    }
     for def in &b.defs {
-        defs.push(Arc::new(def.clone().scope(b.scope)));
+        defs.push(selection.apply_override(Arc::new(def.clone().scope(b.scope)))?);
     }
     if b.parent.is_none() {
         defs.push(Arc::new(
@@ -72,26 +77,32 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
     defs.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.origin.cmp(&b.origin)));
     check_duplicates(&defs)?;
     if b.parent.is_none() {
-        check_unknown_keys(&env, registry.iter().chain(&defs), &b.known_prefixes)?;
+        let claims = registry.iter().copied().chain(&defs);
+        check_unknown_keys(&env, claims, &b.known_prefixes)?;
     }
 
     let parent_plan = b.parent.as_ref().map(|p| &p.plan);
     let other_scopes: Vec<Arc<ComponentDef>> = registry
         .iter()
         .filter(|d| d.scope != b.scope)
-        .cloned()
+        .map(|d| Arc::clone(d))
         .collect();
-    let (active, outcomes) = evaluate_conditions(&defs, &env, parent_plan);
+    let (active, outcomes) = evaluate_conditions(&defs, &env, parent_plan, &selection);
     let mut entries: Vec<ConditionEntry> = defs
         .iter()
         .zip(&outcomes)
         .zip(&active)
         .map(|((def, outs), &on)| {
-            entry(
-                def,
-                outs.clone(),
-                if on { Status::Active } else { Status::Inactive },
-            )
+            let mut outs = outs.clone();
+            let status = match selection.excluded.get(&def.name) {
+                _ if on => Status::Active,
+                Some(by) => {
+                    outs.push(exclusion_outcome(by));
+                    Status::Excluded
+                }
+                None => Status::Inactive,
+            };
+            entry(def, outs, status)
         })
         .collect();
     for def in &other_scopes {
@@ -105,12 +116,22 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Evaluated {
         env,
+        selection,
         defs,
         other_scopes,
         active,
         outcomes,
         entries,
     })
+}
+
+/// The condition report's line for an excluded component.
+fn exclusion_outcome(by: &str) -> ConditionOutcome {
+    ConditionOutcome {
+        condition: "not excluded".to_string(),
+        matched: false,
+        detail: format!("excluded by {by}"),
+    }
 }
 
 /// The condition report alone (no graph validation), for listing components.
@@ -124,6 +145,7 @@ pub(crate) fn condition_report(b: &ContextBuilder) -> Result<ConditionReport> {
 pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
     let Evaluated {
         env,
+        selection,
         defs,
         other_scopes,
         active,
@@ -202,6 +224,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         .map(|(pair, _)| pair)
         .collect();
     let lookup = Candidates {
+        excluded: &selection.excluded,
         inactive: &inactive,
         other_scopes: &other_scopes,
         env: &plan.env,
@@ -227,7 +250,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
     })?;
     Ok(PreparedContext {
         plan,
-        use_registry: b.use_registry,
+        selection: Arc::new(selection),
     })
 }
 
@@ -287,6 +310,8 @@ fn check_unknown_keys<'a>(
     for prefix in known_prefixes {
         claim(prefix);
     }
+    claim(APPCTX_PREFIX);
+    claim(PROFILES_KEY);
     if exact.contains("") {
         return Ok(());
     }
@@ -317,6 +342,7 @@ fn evaluate_conditions(
     defs: &[Arc<ComponentDef>],
     env: &Environment,
     parent: Option<&Plan>,
+    selection: &Selection,
 ) -> (Vec<bool>, Vec<Vec<ConditionOutcome>>) {
     let backs_off = |d: &ComponentDef| {
         d.conditions
@@ -343,7 +369,7 @@ fn evaluate_conditions(
             .iter()
             .map(|c| c.evaluate(env, &def.name, &other))
             .collect();
-        if outs.iter().all(|o| o.matched) {
+        if outs.iter().all(|o| o.matched) && !selection.excluded.contains_key(&def.name) {
             active[i] = true;
             by_type.entry(def.provides).or_default().push(i);
         }
@@ -354,6 +380,7 @@ fn evaluate_conditions(
 
 /// Registered providers that were not chosen, for missing-dependency errors.
 struct Candidates<'a> {
+    excluded: &'a BTreeMap<String, String>,
     inactive: &'a [(&'a Arc<ComponentDef>, &'a Vec<ConditionOutcome>)],
     other_scopes: &'a [Arc<ComponentDef>],
     env: &'a Environment,
@@ -408,6 +435,17 @@ fn resolve_edges(plan: &Plan, candidates: &Candidates<'_>) -> Result<Vec<Vec<Edg
                 Dependency::Config(_) | Dependency::Context(_) => {}
             }
         }
+        for name in &def.depends_on {
+            let target = match (plan.by_name.get(name), plan.inherited_name(name)) {
+                (Some(&id), _) => Target::Local(id),
+                (None, Some(inherited)) => Target::Inherited(inherited),
+                (None, None) => return Err(missing_depends_on(plan, candidates, def, name)),
+            };
+            edges.push(Edge {
+                kind: "depends_on",
+                target,
+            });
+        }
         all_edges.push(edges);
     }
     Ok(all_edges)
@@ -427,6 +465,23 @@ fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency
         Some(n) => format!("{} named `{n}`", key.short_name()),
         None => key.short_name(),
     };
+    missing_provider(plan, c, def, &fits, dependency)
+}
+
+/// The error for a `depends_on` name that no active component has.
+fn missing_depends_on(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, name: &str) -> Error {
+    let dependency = format!("the component named `{name}` (depends_on)");
+    missing_provider(plan, c, def, &|d| d.name == name, dependency)
+}
+
+/// The error for a dependency that no active provider `fits`.
+fn missing_provider(
+    plan: &Plan,
+    c: &Candidates<'_>,
+    def: &ComponentDef,
+    fits: &dyn Fn(&ComponentDef) -> bool,
+    dependency: String,
+) -> Error {
     let chain = plan.scope_chain();
     let failed = |def: &ComponentDef, outs: &[ConditionOutcome]| -> Vec<String> {
         outs.iter()
@@ -448,11 +503,23 @@ fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency
         }
     };
     for (d, outs) in c.inactive.iter().filter(|(d, _)| fits(d)) {
+        let mut reasons = failed(d, outs);
+        if let Some(by) = c.excluded.get(&d.name) {
+            if reasons.is_empty() {
+                return Error::ExcludedDependency {
+                    component: def.name.clone(),
+                    dependency,
+                    provider: d.name.clone(),
+                    excluded_by: by.clone(),
+                };
+            }
+            reasons.push(format!("excluded by {by}"));
+        }
         note_selectors(d, outs);
         candidates.push(Candidate {
             name: d.name.clone(),
             scope: d.scope.to_string(),
-            reasons: failed(d, outs),
+            reasons,
         });
     }
     for d in c.other_scopes.iter().filter(|d| fits(d)) {

@@ -28,6 +28,9 @@ impl PreparedContext {
         let mut entries = Vec::with_capacity(plan.nodes.len());
         for (position, &id) in plan.creation_order.iter().enumerate() {
             let node = &plan.nodes[id];
+            if node.def.prototype {
+                continue;
+            }
             let started = Instant::now();
             let created = (node.def.factory)(&Resolver {
                 plan: &plan,
@@ -103,7 +106,7 @@ impl PreparedContext {
         let components = plan.nodes.len();
         let context = Arc::new(ApplicationContext {
             plan,
-            use_registry: self.use_registry,
+            selection: self.selection,
             instances: RwLock::new(instances),
             started: Mutex::new(started),
             children: Mutex::new(Vec::new()),

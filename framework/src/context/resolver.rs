@@ -43,7 +43,7 @@ impl<'a> Resolver<'a> {
     /// sorted by (order, name); on ties the nearest context comes first.
     pub fn get_all<T: ?Sized + Send + Sync + 'static>(&self) -> Result<Vec<Arc<T>>> {
         let mut found = Vec::new();
-        self.all(TypeKey::of::<T>(), &mut found);
+        self.all(TypeKey::of::<T>(), &mut found)?;
         found.sort_by(|a, b| a.order.cmp(&b.order).then_with(|| a.name.cmp(&b.name)));
         Ok(found
             .iter()
@@ -97,13 +97,22 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// The instance of node `id`: the one created at refresh, or a fresh
+    /// one for a prototype.
     fn instance(&self, id: usize) -> Result<Stored> {
-        self.instances
-            .get(id)
-            .and_then(|s| s.clone())
-            .ok_or_else(|| Error::ContextClosed {
-                context: self.plan.name.clone(),
-            })
+        let closed = || Error::ContextClosed {
+            context: self.plan.name.clone(),
+        };
+        let slot = self.instances.get(id).ok_or_else(closed)?;
+        let def = &self.plan.nodes[id].def;
+        if !def.prototype {
+            return slot.clone().ok_or_else(closed);
+        }
+        (def.factory)(self).map_err(|source| Error::ComponentCreation {
+            component: def.name.clone(),
+            chain: self.plan.dependents_chain(id),
+            source,
+        })
     }
 
     /// The chosen single provider of `key`, type-erased.
@@ -119,7 +128,7 @@ impl<'a> Resolver<'a> {
 
     /// Local providers first, then the ancestors', so that the stable sort in
     /// `get_all` puts the nearest first among equal (order, name).
-    pub(crate) fn all(&self, key: TypeKey, found: &mut Vec<Found>) {
+    pub(crate) fn all(&self, key: TypeKey, found: &mut Vec<Found>) -> Result<()> {
         for &id in self
             .plan
             .providers
@@ -127,17 +136,21 @@ impl<'a> Resolver<'a> {
             .map(Vec::as_slice)
             .unwrap_or(&[])
         {
-            if let Some(Some(value)) = self.instances.get(id) {
-                let def = &self.plan.nodes[id].def;
-                found.push(Found {
-                    order: def.order,
-                    name: def.name.clone(),
-                    value: value.clone(),
-                });
-            }
+            let def = &self.plan.nodes[id].def;
+            let value = match self.instance(id) {
+                Ok(value) => value,
+                Err(e) if def.prototype => return Err(e),
+                Err(_) => continue, // not created (yet) or closed: as before, absent
+            };
+            found.push(Found {
+                order: def.order,
+                name: def.name.clone(),
+                value,
+            });
         }
-        if let Some(parent) = &self.plan.parent {
-            parent.with_resolver(|r| r.all(key, found));
+        match &self.plan.parent {
+            Some(parent) => parent.with_resolver(|r| r.all(key, found)),
+            None => Ok(()),
         }
     }
 }

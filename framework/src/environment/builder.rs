@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use config::Config;
+use config::{Config, ValueKind};
 
 use super::convert::to_toml_table;
 use super::layer::{Layer, tree};
-use super::{Environment, Source, provenance};
+use super::{Environment, Source, placeholders, provenance};
 use crate::error::{Error, Result};
 
 /// Builds an [`Environment`]: every knob is optional; nothing is read until
@@ -109,25 +109,56 @@ impl EnvironmentBuilder {
     }
 
     /// Reads every source with the `config` crate and has `config` layer them,
-    /// recording which source set each key.
+    /// recording which source set each key; then resolves `${...}`
+    /// placeholders. Profiles named by `app.profiles` in any source other than
+    /// a profile are activated after those given to [`profile`](Self::profile).
     pub fn build(self) -> Result<Environment> {
+        let vars = self.vars();
+        let below = self.layers_below_profiles()?;
+        let above = self.layers_above_profiles(&vars)?;
+        let mut profiles = self.profiles.clone();
+        for name in configured_profiles(below.iter().chain(&above))? {
+            if !profiles.contains(&name) {
+                profiles.push(name);
+            }
+        }
         let mut origins = BTreeMap::new();
         let mut layered = Config::builder();
-        for layer in self.layers()? {
+        let middle = profiles
+            .iter()
+            .map(|name| self.profile_layer(name))
+            .collect::<Result<Vec<_>>>()?;
+        for layer in below.into_iter().chain(middle).chain(above) {
             provenance::record(&mut origins, &tree(&layer.config), "", &layer.source);
             layered = layered.add_source(layer.config);
         }
         // Invariant: layering tables that were already read cannot fail.
         let merged = layered.build().expect("config layers in-memory tables");
+        let mut root = to_toml_table(tree(&merged));
+        let var = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        placeholders::resolve(&mut root, &origins, &var)?;
         Ok(Environment {
-            root: to_toml_table(tree(&merged)),
+            root,
             origins,
-            profiles: self.profiles,
+            profiles,
         })
     }
 
-    /// Every source, lowest precedence first.
-    fn layers(&self) -> Result<Vec<Layer>> {
+    /// The environment variables: those given to
+    /// [`env_vars`](Self::env_vars), else the process's, sorted by name.
+    fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = match &self.env_vars {
+            Some(vars) => vars.clone(),
+            None => std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into())))
+                .collect(),
+        };
+        vars.sort();
+        vars
+    }
+
+    /// Defaults and files: the sources below the profiles.
+    fn layers_below_profiles(&self) -> Result<Vec<Layer>> {
         let mut layers = Vec::new();
         for (name, text) in &self.defaults {
             layers.push(Layer::text(Source::Defaults { name: name.clone() }, text)?);
@@ -135,21 +166,17 @@ impl EnvironmentBuilder {
         for path in &self.files {
             layers.push(Layer::file(Source::File { path: path.clone() }, path)?);
         }
-        for name in &self.profiles {
-            layers.push(self.profile_layer(name)?);
-        }
+        Ok(layers)
+    }
+
+    /// Environment variables and `--set`: the sources above the profiles.
+    fn layers_above_profiles(&self, vars: &[(String, String)]) -> Result<Vec<Layer>> {
+        let mut layers = Vec::new();
         if let Some(prefix) = &self.env_prefix {
             // One layer per variable, in name order: conflicting variables
             // (`P__A=1`, `P__A__B=2`) resolve the same way on every run.
-            let mut vars = match &self.env_vars {
-                Some(vars) => vars.clone(),
-                None => std::env::vars_os()
-                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into())))
-                    .collect(),
-            };
-            vars.sort();
             for (name, value) in vars {
-                layers.extend(Layer::env_var(prefix, &name, &value)?);
+                layers.extend(Layer::env_var(prefix, name, value)?);
             }
         }
         for argument in &self.overrides {
@@ -199,4 +226,44 @@ impl EnvironmentBuilder {
             searched: self.profile_dir.clone(),
         })
     }
+}
+
+/// The key that activates profiles from the configuration.
+pub(crate) const PROFILES_KEY: &str = "app.profiles";
+
+/// The profiles `app.profiles` names in the highest layer that sets it: a
+/// list of names, or one string of comma-separated names.
+fn configured_profiles<'a>(layers: impl Iterator<Item = &'a Layer>) -> Result<Vec<String>> {
+    let Some((layer, value)) = layers
+        .filter_map(|layer| {
+            let app = tree(&layer.config).remove("app")?.into_table().ok()?;
+            Some((layer, app.get("profiles")?.clone()))
+        })
+        .last()
+    else {
+        return Ok(Vec::new());
+    };
+    let wrong_type = |found: String| Error::ConfigType {
+        key: PROFILES_KEY.to_string(),
+        expected: "a list of profile names, or a string of comma-separated names".to_string(),
+        found,
+        origin: Some(layer.source.to_string()),
+        section: "profile activation",
+    };
+    let names: Vec<String> = match value.kind {
+        ValueKind::String(text) => text.split(',').map(str::to_string).collect(),
+        ValueKind::Array(items) => items
+            .into_iter()
+            .map(|item| match item.kind {
+                ValueKind::String(name) => Ok(name),
+                other => Err(wrong_type(format!("a list holding {other}"))),
+            })
+            .collect::<Result<_>>()?,
+        other => return Err(wrong_type(other.to_string())),
+    };
+    Ok(names
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect())
 }

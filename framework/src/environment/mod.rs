@@ -22,6 +22,7 @@ mod bind;
 mod builder;
 mod convert;
 mod layer;
+mod placeholders;
 mod provenance;
 mod source;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use crate::error::{Error, Result};
 pub(crate) use bind::join;
 use bind::{BindError, Failure, Ignored, ValueDe};
 pub use builder::EnvironmentBuilder;
+pub(crate) use builder::PROFILES_KEY;
 pub use source::Source;
 
 /// The merged configuration tree plus the provenance of every leaf.

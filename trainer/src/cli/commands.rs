@@ -43,9 +43,14 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The process context of every command, before anything run-specific.
+/// The process context of every command, before anything run-specific:
+/// the binary's own context, so it takes every linked module (the
+/// trainer's and the plugins' the binary links).
 fn context_builder(env: Environment) -> ContextBuilder {
-    ContextBuilder::new().name("cptrain").environment(env)
+    ContextBuilder::new()
+        .name("cptrain")
+        .all_modules()
+        .environment(env)
 }
 
 /// The plan as the run would compute it, from the bound sections alone.

@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+// The crate's module: contexts take its components with `.module(&MODULE)`,
+// or when a module they name requires `fixture`.
+appctx::module!(pub MODULE, name = "fixture");
+
 /// A service provided by this plugin.
 pub trait PluginGreeting: Send + Sync {
     /// The greeting.

@@ -11,8 +11,11 @@
 //!   its kernels, their NVRTC compilation and CPU emulation, and the
 //!   `Kernels` implementation over both (feature `cuda`; see `docs/cuda.md`;
 //!   without it the components fail with [`CUDA_NOT_BUILT`]).
+//! - [`launch`]: launching one process per GPU (`cptrain launch`), the
+//!   launchers' environment variables and the TCP rendezvous (every build).
 
 mod cuda_entry;
+pub mod launch;
 mod mpi_entry;
 pub use cuda_entry::{CUDA_NOT_BUILT, CudaDeviceError, rank_gpu};
 pub use mpi_entry::{MPI_NOT_BUILT, MpiError, mpi_backend};

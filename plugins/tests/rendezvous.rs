@@ -38,16 +38,15 @@ fn blob() -> Vec<u8> {
         .collect()
 }
 
-/// Rank 0 serves `blob()` to a world of `world_size`; the hellos in
-/// `others` connect from threads. Returns rank 0's result and each other's.
-fn run(
-    world_size: usize,
-    others: Vec<Hello>,
-    timeout: Duration,
-) -> (
+/// Rank 0's result and every other rank's.
+type Outcome = (
     Result<(), RendezvousError>,
     Vec<Result<Vec<u8>, RendezvousError>>,
-) {
+);
+
+/// Rank 0 serves `blob()` to a world of `world_size`; the hellos in
+/// `others` connect from threads.
+fn run(world_size: usize, others: Vec<Hello>, timeout: Duration) -> Outcome {
     let server = RendezvousServer::bind(&loopback(0)).unwrap();
     let master = loopback(server.port());
     let clients: Vec<_> = others
@@ -210,7 +209,11 @@ fn processes_exchange_an_id() {
             .filter(|(r, s, l)| *r == rank && *s == Stream::Stdout && l.starts_with("blob "))
             .map(|(_, _, l)| l.trim_start_matches("blob ").to_string())
             .collect::<Vec<_>>();
-        assert_eq!(got, [expected.clone()], "rank {rank}: {lines:?}");
+        assert_eq!(
+            got,
+            std::slice::from_ref(&expected),
+            "rank {rank}: {lines:?}"
+        );
     }
 }
 

@@ -44,19 +44,27 @@ type Outcome = (
     Vec<Result<Vec<u8>, RendezvousError>>,
 );
 
-/// Rank 0 serves `blob()` to a world of `world_size`; the hellos in
-/// `others` connect from threads.
-fn run(world_size: usize, others: Vec<Hello>, timeout: Duration) -> Outcome {
+/// Rank 0 serves `blob()` to a world of `world_size` for up to
+/// `timeout`; the hellos in `others` connect from threads and wait up to
+/// `client_timeout`.
+fn run(
+    world_size: usize,
+    others: Vec<Hello>,
+    timeout: Duration,
+    client_timeout: Duration,
+) -> Outcome {
     let server = RendezvousServer::bind(&loopback(0)).unwrap();
     let master = loopback(server.port());
     let clients: Vec<_> = others
         .into_iter()
         .map(|me| {
             let master = master.clone();
-            thread::spawn(move || rendezvous::fetch(&master, &me, timeout))
+            thread::spawn(move || rendezvous::fetch(&master, &me, client_timeout))
         })
         .collect();
     let served = server.serve(&hello(0, world_size), &blob(), timeout);
+    // Closes the port: a rank still queued there fails at once.
+    drop(server);
     let fetched = clients.into_iter().map(|c| c.join().unwrap()).collect();
     (served, fetched)
 }
@@ -65,7 +73,7 @@ fn run(world_size: usize, others: Vec<Hello>, timeout: Duration) -> Outcome {
 #[test]
 fn threads_exchange_the_blob() {
     let others = [3, 1, 2].map(|r| hello(r, 4)).to_vec();
-    let (served, fetched) = run(4, others, TIMEOUT);
+    let (served, fetched) = run(4, others, TIMEOUT, TIMEOUT);
     served.unwrap();
     for got in fetched {
         assert_eq!(got.unwrap(), blob());
@@ -77,7 +85,7 @@ fn threads_exchange_the_blob() {
 #[test]
 fn a_missing_rank_is_named_on_every_rank() {
     let others = vec![hello(1, 4), hello(3, 4)];
-    let (served, fetched) = run(4, others, Duration::from_millis(1500));
+    let (served, fetched) = run(4, others, Duration::from_millis(1500), TIMEOUT);
     let error = served.unwrap_err().to_string();
     assert!(
         error.contains("rank(s) [2] of the 4 never arrived"),
@@ -107,11 +115,12 @@ fn disagreements_fail_every_rank() {
         (vec![hello(1, 3), other_job], "belongs to another job"),
     ];
     for (others, expected) in cases {
-        let (served, fetched) = run(3, others, TIMEOUT);
+        // A rank arriving after the refusal finds the port closed and gives
+        // up at its own (short) deadline.
+        let (served, fetched) = run(3, others, TIMEOUT, Duration::from_secs(2));
         let error = served.unwrap_err().to_string();
         assert!(error.contains(expected), "rank 0: {error}");
-        // The offender and those that arrived before it are told; a rank
-        // arriving after the refusal finds no one listening.
+        // The offender and those that arrived before it are told.
         let told = fetched
             .iter()
             .filter(|r| r.as_ref().is_err_and(|e| e.to_string().contains(expected)));
@@ -122,7 +131,12 @@ fn disagreements_fail_every_rank() {
 /// Two ranks with the same number: the second one is refused.
 #[test]
 fn a_duplicate_rank_is_refused() {
-    let (served, _) = run(3, vec![hello(1, 3), hello(1, 3)], TIMEOUT);
+    let (served, _) = run(
+        3,
+        vec![hello(1, 3), hello(1, 3)],
+        TIMEOUT,
+        Duration::from_secs(2),
+    );
     let error = served.unwrap_err().to_string();
     assert!(error.contains("two processes reported rank 1"), "{error}");
 }

@@ -3,12 +3,16 @@
 #
 #   1. finds NVRTC and cuBLAS 12 (system, /usr/local/cuda, or pip's nvidia-* wheels)
 #      and puts them on LD_LIBRARY_PATH;
-#   2. builds `cptrain` and the kernel tests with --features cuda (release);
+#   2. builds `cptrain` with --features nccl (which includes cuda) and the kernel
+#      tests with --features cuda (release);
 #   3. runs every Kernels method on GPU 0 against the CPU
 #      (plugins/tests/cuda_device.rs with CPTRAIN_CUDA_DEVICE_TESTS=1);
 #   4. trains the tiny default config for 20 steps on `cuda` and on `cpu` from
 #      the same seed and compares the losses (1e-4 relative: FMA contraction and
 #      cuBLAS's summation order round differently from the CPU);
+#   4b. trains the same 20 steps with parallel.backend = "nccl" at world size 1,
+#      launched by `cptrain launch --nproc 1`, and compares the losses with the
+#      local backend's cuda run (equal: a reduction over one rank is a copy);
 #   5. measures throughput of a GPT-2 124M-shaped model at T = 1024 (batch 8)
 #      with kernels.device = cuda, f32 GEMMs and then TF32 GEMMs.
 #
@@ -17,7 +21,7 @@
 #
 #   bash bench/gpu_check.sh
 #   CPTRAIN_BIN=path/to/cptrain DEVICE_TESTS_BIN=path/to/cuda_device-XXXX bash bench/gpu_check.sh
-#       (binaries built elsewhere with --features cuda: no cargo needed here)
+#       (binaries built elsewhere with --features nccl / cuda: no cargo needed here)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -65,13 +69,26 @@ for lib in libnvrtc.so.12 libcublas.so.12; do
         fail "$lib not found (install the CUDA 12 toolkit, or pip install nvidia-cuda-nvrtc-cu12 nvidia-cublas-cu12)"
     fi
 done
+# NCCL: the binding opens `libnccl.so`; the pip wheel ships only `libnccl.so.2`.
+if dir=$(find_lib libnccl.so.2); then
+    if [ -n "$dir" ] && [ ! -e "$dir/libnccl.so" ]; then
+        mkdir -p "$work/nccl-lib" && ln -sf "$dir/libnccl.so.2" "$work/nccl-lib/libnccl.so"
+        dir="$work/nccl-lib:$dir"
+    fi
+    [ -n "$dir" ] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    note "libnccl.so.2: ${dir:-found by ldconfig}"
+    nccl_found=1
+else
+    note "libnccl.so.2 not found (pip install nvidia-nccl-cu12): the NCCL check will not run"
+    nccl_found=0
+fi
 
 # --- 2. build ------------------------------------------------------------------
 bin=${CPTRAIN_BIN:-}
 tests_bin=${DEVICE_TESTS_BIN:-}
 if [ -z "$bin" ]; then
-    note "building (cargo build --release --features cuda)"
-    if timeout 330 cargo build --release --features cuda --locked > "$out/build.log" 2>&1; then
+    note "building (cargo build --release --features nccl)"
+    if timeout 330 cargo build --release --features nccl --locked > "$out/build.log" 2>&1; then
         bin=$root/target/release/cptrain
     else
         fail "build (see build.log)"
@@ -133,6 +150,28 @@ if [ -x "$bin" ]; then
     fi
 fi
 
+# --- 4b. NCCL at world size 1 against the local backend --------------------------
+if [ -x "$bin" ] && [ "$nccl_found" -eq 1 ] && [ "${result[parity]:-}" = passed ]; then
+    note "nccl: 20 steps at world size 1 through cptrain launch"
+    if timeout 120 "$bin" launch --nproc 1 --master-port 0 -- run "${common[@]}" --set train.steps=20 \
+        --set kernels.device=cuda --set parallel.backend=nccl \
+        --set train.out_dir="$work/nccl" > "$out/nccl.log" 2>&1; then
+        if [ "$(losses "$work/nccl")" = "$(losses "$work/parity-cuda")" ]; then
+            result[nccl]=passed
+        else
+            result[nccl]=failed
+            paste <(losses "$work/parity-cuda") <(losses "$work/nccl") > "$out/nccl_losses.tsv"
+            fail "nccl losses differ from the local backend's (see nccl_losses.tsv)"
+        fi
+    else
+        result[nccl]=failed
+        fail "nccl run (see nccl.log)"
+    fi
+else
+    result[nccl]=not-run
+    fail "nccl check not run (no libnccl.so.2, no binary, or the cuda parity run failed)"
+fi
+
 # --- 5. throughput, GPT-2 124M shape at T = 1024 -------------------------------
 gpt2=(--set model.n_layer=12 --set model.n_head=12 --set model.n_embd=768
       --set model.vocab_size=50257 --set model.seq_len=1024 --set train.batch_size=8
@@ -170,6 +209,7 @@ cat > "$out/gpu_check.json" <<EOF
   "kernel_tests": "$(get kernels)",
   "loss_parity": "$(get parity)",
   "loss_parity_worst_relative": $(quote "$(get parity_worst)"),
+  "nccl_world_1_equals_local": "$(get nccl)",
   "gpt2_124m_t1024_b8": {
     "f32": {"median_step_s": $(quote "$(get tf32_false_step_s)"), "tokens_per_s": $(quote "$(get tf32_false_tok_s)"), "last_loss": $(quote "$(get tf32_false_loss)")},
     "tf32": {"median_step_s": $(quote "$(get tf32_true_step_s)"), "tokens_per_s": $(quote "$(get tf32_true_tok_s)"), "last_loss": $(quote "$(get tf32_true_loss)")}
@@ -184,6 +224,7 @@ cat > "$out/gpu_check.md" <<EOF
 | GPU | ${gpu_name:-unknown} (driver ${driver:-unknown}) |
 | Kernels methods vs CPU (cuda_device, tolerances ×10) | $(get kernels) |
 | 20-step loss parity cuda vs cpu (limit 1e-4 relative) | $(get parity), worst $(get parity_worst) |
+| same 20 steps, parallel.backend=nccl at world size 1 vs local (equal) | $(get nccl) |
 | GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get tf32_false_tok_s) tokens/s ($(get tf32_false_step_s) s/step) |
 | same, TF32 GEMMs | $(get tf32_true_tok_s) tokens/s ($(get tf32_true_step_s) s/step) |
 | elapsed | ${elapsed} s |

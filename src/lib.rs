@@ -11,3 +11,5 @@
 pub use appctx;
 pub use cptrain;
 pub use cptrain_plugins;
+
+pub mod launch;

@@ -6,5 +6,8 @@ use cptrain_app as _;
 static ALLOC: cptrain::HugePageAlloc = cptrain::HugePageAlloc;
 
 fn main() -> std::process::ExitCode {
+    if cptrain_app::launch::requested() {
+        return cptrain_app::launch::main();
+    }
     cptrain::cli::main()
 }

@@ -34,11 +34,10 @@ fn unavailable(what: impl Into<String>) -> CudaError {
     CudaError::Unavailable(what.into())
 }
 
-/// Checks, without panicking, that this machine can run the `cuda` device
-/// on GPU `gpu` (`None`: that at least one GPU is there): the driver
-/// library, a device, its compute capability, NVRTC and cuBLAS. Returns
-/// the device count.
-pub fn probe(gpu: Option<usize>) -> Result<usize, CudaError> {
+/// The part of [`probe`] every user of a GPU needs: the driver library
+/// loads, initializes, and GPU `gpu` (any with `None`) exists. Returns the
+/// device count.
+pub fn driver_probe(gpu: Option<usize>) -> Result<usize, CudaError> {
     // SAFETY: only tries to dlopen the library under its candidate names.
     if !unsafe { sys::is_culib_present() } {
         return Err(unavailable(
@@ -67,6 +66,16 @@ pub fn probe(gpu: Option<usize>) -> Result<usize, CudaError> {
             count - 1
         )));
     }
+    Ok(count)
+}
+
+/// Checks, without panicking, that this machine can run the `cuda` device
+/// on GPU `gpu` (`None`: that at least one GPU is there): the driver
+/// library, a device, its compute capability, NVRTC and cuBLAS. Returns
+/// the device count.
+pub fn probe(gpu: Option<usize>) -> Result<usize, CudaError> {
+    let count = driver_probe(gpu)?;
+    let gpu_index = gpu.unwrap_or(0);
     let capability = compute_capability(gpu_index)?;
     if capability < MIN_CAPABILITY {
         return Err(unavailable(format!(

@@ -75,7 +75,9 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
         &metrics,
         local_ranks,
     )?;
-    // What the machine lacks for the device (a driver, a GPU), before any context.
+    // What the machine lacks for the device and the backend (a driver, a
+    // library, a GPU), before any context.
+    crate::parallel::probe_backend(&parallel)?;
     crate::kernels::probe_device(&kernels)?;
     Ok(plan)
 }

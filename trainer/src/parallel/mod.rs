@@ -4,6 +4,8 @@
 //! - [`ProcessGroup`]: the communicator contract; [`LocalWorld`] implements
 //!   it for ranks that are threads of one process, and [`run_ranks`] runs a
 //!   closure on every such rank.
+//! - [`BackendProbe`]: a backend plugin's check of the machine, run by
+//!   `check` and `run`.
 //! - [`find_holdup`]: which rank a timed-out wait really waits for.
 //! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
@@ -15,6 +17,7 @@ mod grid;
 mod holdup;
 mod launch;
 mod local;
+mod probe;
 mod stats;
 mod wait_log;
 mod zigzag;
@@ -27,6 +30,7 @@ pub use grid::{Axis, GridError, GridSpec, GroupKind, ParallelGrid, RankCoords};
 pub use holdup::{Activity, Holdup, Wait, find_holdup};
 pub use launch::{RankFailure, RunError, run_ranks};
 pub use local::{AbortCause, LocalGroup, LocalWorld};
+pub use probe::{BackendProbe, probe_backend};
 pub use stats::CommStats;
 pub use wait_log::{WaitLog, WaitSpan};
 pub use zigzag::{ZigzagError, zigzag_ranges};

@@ -13,6 +13,7 @@ use cptrain::kernels::Kernels;
 use kernels::CudaKernels;
 
 use super::CudaError;
+pub use super::driver::driver_probe;
 use super::driver::{GpuLauncher, probe};
 use super::emu::Emulator;
 

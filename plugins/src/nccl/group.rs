@@ -1,0 +1,642 @@
+//! [`NcclGroup`]: the [`ProcessGroup`] contract over one NCCL communicator.
+//!
+//! The contract moves host slices, so each operation stages through device
+//! buffers: copy in, the NCCL call on the backend's communication stream,
+//! a wait for the stream polled against `parallel.timeout_s` (and NCCL's
+//! asynchronous errors), copy out. A wait that expires aborts the
+//! communicator (`ncclCommAbort`) and fails this process; later operations
+//! refuse to run. Calls are serialized per process (one rank per process,
+//! one stream).
+//!
+//! NCCL's send and receive only complete in pairs and need the length on
+//! both sides, so `isend`/`irecv` are queued and run as one NCCL group when
+//! both a send and a receive are queued (the ring's pattern) or when a
+//! handle is waited on: first the lengths, then the payloads.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use cptrain::parallel::{
+    CommError, CommStats, GroupInfo, Holdup, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
+    WaitLog, WaitSpan,
+};
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr, sys as cu};
+use cudarc::nccl::sys::{self, ncclDataType_t, ncclRedOp_t};
+
+use super::comm::{CallError, Communicator, check};
+use super::watchdog;
+
+/// What every group of a backend shares: the stream, the deadline, the
+/// lock that serializes NCCL calls, and this process's first failure.
+pub(super) struct Shared {
+    pub(super) stream: Arc<CudaStream>,
+    pub(super) timeout: Duration,
+    calls: Mutex<()>,
+    failure: OnceLock<String>,
+}
+
+impl Shared {
+    pub(super) fn new(stream: Arc<CudaStream>, timeout: Duration) -> Self {
+        Shared {
+            stream,
+            timeout,
+            calls: Mutex::new(()),
+            failure: OnceLock::new(),
+        }
+    }
+}
+
+/// A queued point-to-point message.
+enum Pending {
+    Send { peer: usize, data: Vec<f32> },
+    Recv { peer: usize, ticket: u64 },
+}
+
+/// This process's handle on one group of an [`super::NcclBackend`].
+pub struct NcclGroup {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    info: GroupInfo,
+    rank: usize,
+    comm: Communicator,
+    shared: Arc<Shared>,
+    collectives: AtomicU64,
+    tickets: AtomicU64,
+    pending: Mutex<Vec<Pending>>,
+    received: Mutex<HashMap<u64, Vec<f32>>>,
+    stats: Mutex<CommStats>,
+    waits: WaitLog,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An element NCCL moves.
+trait Element: DeviceRepr + Copy + Default + cudarc::driver::ValidAsZeroBits {
+    const TYPE: ncclDataType_t;
+}
+impl Element for f32 {
+    const TYPE: ncclDataType_t = ncclDataType_t::ncclFloat32;
+}
+impl Element for f64 {
+    const TYPE: ncclDataType_t = ncclDataType_t::ncclFloat64;
+}
+impl Element for u64 {
+    const TYPE: ncclDataType_t = ncclDataType_t::ncclUint64;
+}
+
+fn nccl_op(op: ReduceOp) -> ncclRedOp_t {
+    match op {
+        ReduceOp::Sum => ncclRedOp_t::ncclSum,
+        ReduceOp::Max => ncclRedOp_t::ncclMax,
+    }
+}
+
+impl NcclGroup {
+    pub(super) fn new(
+        info: GroupInfo,
+        rank: usize,
+        comm: Communicator,
+        shared: Arc<Shared>,
+    ) -> Self {
+        NcclGroup {
+            inner: Arc::new(Inner {
+                info,
+                rank,
+                comm,
+                shared,
+                collectives: AtomicU64::new(0),
+                tickets: AtomicU64::new(0),
+                pending: Mutex::default(),
+                received: Mutex::default(),
+                stats: Mutex::default(),
+                waits: WaitLog::default(),
+            }),
+        }
+    }
+
+    /// Aborts the communicator (the backend does so when a rank fails).
+    pub(super) fn abort(&self) {
+        self.inner.comm.abort();
+    }
+}
+
+impl Inner {
+    fn size(&self) -> usize {
+        self.info.members.len()
+    }
+
+    fn me(&self) -> usize {
+        self.info.members[self.rank]
+    }
+
+    fn fail(&self, error: CommError) -> CommError {
+        if !error.is_secondary() {
+            let _ = self.shared.failure.set(error.to_string());
+        }
+        error
+    }
+
+    fn usage(&self, op: Op, problem: String) -> CommError {
+        self.fail(CommError::Usage {
+            op,
+            group: self.info.clone(),
+            rank: self.me(),
+            problem,
+        })
+    }
+
+    /// Refuses to start `op` once this process failed; else serializes it.
+    fn begin(&self, op: Op) -> Result<MutexGuard<'_, ()>, CommError> {
+        if let Some(cause) = self.shared.failure.get() {
+            return Err(CommError::Aborted {
+                op,
+                group: self.info.clone(),
+                rank: self.me(),
+                origin: self.me(),
+                cause: cause.clone(),
+            });
+        }
+        Ok(lock(&self.shared.calls))
+    }
+
+    fn check_len(
+        &self,
+        op: Op,
+        what: &str,
+        actual: usize,
+        expected: usize,
+    ) -> Result<(), CommError> {
+        if actual == expected {
+            return Ok(());
+        }
+        Err(self.usage(
+            op,
+            format!("{what} has {actual} elements, expected {expected}"),
+        ))
+    }
+
+    fn check_peer(&self, op: Op, peer: usize) -> Result<(), CommError> {
+        if peer < self.size() {
+            return Ok(());
+        }
+        let problem = format!(
+            "peer {peer} is not a group rank (the group has {} ranks)",
+            self.size()
+        );
+        Err(self.usage(op, problem))
+    }
+
+    fn cuda(&self, op: Op, call: &str, e: impl std::fmt::Display) -> CommError {
+        self.usage(op, format!("{call} failed: {e}"))
+    }
+
+    fn upload<T: Element>(&self, op: Op, host: &[T]) -> Result<CudaSlice<T>, CommError> {
+        let stream = &self.shared.stream;
+        stream
+            .clone_htod(host)
+            .map_err(|e| self.cuda(op, "copy to the GPU", e))
+    }
+
+    fn alloc<T: Element>(&self, op: Op, len: usize) -> Result<CudaSlice<T>, CommError> {
+        let stream = &self.shared.stream;
+        stream
+            .alloc_zeros(len.max(1))
+            .map_err(|e| self.cuda(op, "GPU allocation", e))
+    }
+
+    fn download<T: Element>(
+        &self,
+        op: Op,
+        dev: &CudaSlice<T>,
+        host: &mut [T],
+    ) -> Result<(), CommError> {
+        let mut staged = vec![T::default(); dev.len()];
+        let stream = &self.shared.stream;
+        stream
+            .memcpy_dtoh(dev, staged.as_mut_slice())
+            .map_err(|e| self.cuda(op, "copy from the GPU", e))?;
+        host.copy_from_slice(&staged[..host.len()]);
+        Ok(())
+    }
+
+    /// Enqueues NCCL calls with `enqueue` (under the watchdog: a first call
+    /// may block while it connects to its peers), then waits for the stream.
+    fn enqueue(
+        &self,
+        op: Op,
+        enqueue: impl FnOnce(sys::ncclComm_t, sys::cudaStream_t) -> Result<(), CallError>,
+    ) -> Result<(), CommError> {
+        let seq = self.collectives.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let what = format!("{op} #{seq} on {} (rank {})", self.info, self.me());
+        // NCCL works on the thread's current CUDA context.
+        if let Err(e) = self.shared.stream.context().bind_to_thread() {
+            return Err(self.cuda(op, "binding the CUDA context", e));
+        }
+        let enqueued = {
+            let _watch = watchdog::arm(what, self.shared.timeout);
+            let stream = self.shared.stream.cu_stream() as sys::cudaStream_t;
+            enqueue(self.comm.raw(), stream)
+        };
+        if let Err(e) = enqueued {
+            self.comm.abort();
+            return Err(self.usage(op, e.to_string()));
+        }
+        let waited = self.wait_stream(op, seq, started);
+        let ended = Instant::now();
+        lock(&self.stats).wait += ended - started;
+        self.waits.push(started, ended);
+        waited
+    }
+
+    /// Polls the stream until the enqueued work is done, NCCL reports an
+    /// error, or the deadline passes (then aborts the communicator).
+    fn wait_stream(&self, op: Op, seq: u64, started: Instant) -> Result<(), CommError> {
+        let stream = self.shared.stream.cu_stream();
+        loop {
+            // SAFETY: a live stream of this backend's context.
+            match unsafe { cu::cuStreamQuery(stream) } {
+                cu::CUresult::CUDA_SUCCESS => return Ok(()),
+                cu::CUresult::CUDA_ERROR_NOT_READY => {}
+                other => {
+                    self.comm.abort();
+                    return Err(
+                        self.usage(op, format!("the communication stream failed: {other:?}"))
+                    );
+                }
+            }
+            if let Some(error) = self.comm.async_error() {
+                self.comm.abort();
+                let problem = format!(
+                    "NCCL reported {error} (a peer failed or the network broke); the \
+                     communicator was aborted"
+                );
+                return Err(self.usage(op, problem));
+            }
+            if started.elapsed() >= self.shared.timeout {
+                self.comm.abort();
+                // NCCL cannot tell which peers are missing: name them all.
+                let peers = (0..self.size()).filter(|&r| r != self.rank);
+                return Err(self.fail(CommError::Timeout {
+                    op,
+                    seq,
+                    group: self.info.clone(),
+                    rank: self.me(),
+                    peers: peers.map(|r| self.info.members[r]).collect(),
+                    after: self.shared.timeout,
+                    holdup: Box::new(Holdup::default()),
+                }));
+            }
+            thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    fn record(&self, op: Op, sent: usize, received: usize) {
+        let mut stats = lock(&self.stats);
+        let index = Op::ALL
+            .iter()
+            .position(|&o| o == op)
+            .expect("Op::ALL lists every operation");
+        stats.calls[index] += 1;
+        stats.bytes_sent += sent as u64;
+        stats.bytes_received += received as u64;
+    }
+
+    /// Blocks of `m` floats exchanged with every other rank.
+    fn exchanged_bytes(&self, m: usize) -> usize {
+        (self.size() - 1) * m * size_of::<f32>()
+    }
+
+    /// A reduction of `send` into `recv` (all-reduce, or reduce-scatter
+    /// when `recv` is one block of `send`).
+    fn reduce<T: Element>(
+        &self,
+        op: Op,
+        send: &[T],
+        recv: &mut [T],
+        reduce: ReduceOp,
+    ) -> Result<(), CommError> {
+        let _calls = self.begin(op)?;
+        let input = self.upload(op, send)?;
+        let mut output = self.alloc::<T>(op, recv.len())?;
+        let count = recv.len();
+        let stream = &self.shared.stream;
+        self.enqueue(op, |comm, s| {
+            let (src, _read) = input.device_ptr(stream);
+            let (dst, _write) = output.device_ptr_mut(stream);
+            let (src, dst) = (src as *const c_void, dst as *mut c_void);
+            // SAFETY: device buffers of the sizes NCCL reads and writes.
+            let code = unsafe {
+                if op == Op::ReduceScatter {
+                    sys::ncclReduceScatter(src, dst, count, T::TYPE, nccl_op(reduce), comm, s)
+                } else {
+                    sys::ncclAllReduce(src, dst, count, T::TYPE, nccl_op(reduce), comm, s)
+                }
+            };
+            check(code, op.name())
+        })?;
+        self.download(op, &output, recv)
+    }
+
+    fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<(), CommError> {
+        let (size, n) = (self.size(), buf.len());
+        let send = buf.to_vec();
+        self.reduce(Op::AllReduce, &send, buf, op)?;
+        // Bytes a ring (reduce-scatter + all-gather) moves, like the other backends.
+        let mine = n * (self.rank + 1) / size - n * self.rank / size;
+        let moved = ((n - mine) + (size - 1) * mine) * size_of::<T>();
+        self.record(Op::AllReduce, moved, moved);
+        Ok(())
+    }
+
+    /// Sends and receives of `f32` or `u64` buffers as one NCCL group.
+    fn p2p_group<T: Element>(
+        &self,
+        op: Op,
+        sends: &[(usize, CudaSlice<T>)],
+        recvs: &mut [(usize, CudaSlice<T>)],
+    ) -> Result<(), CommError> {
+        let stream = &self.shared.stream;
+        self.enqueue(op, |comm, s| {
+            // SAFETY: opens a group, closed below on every path.
+            check(unsafe { sys::ncclGroupStart() }, "ncclGroupStart")?;
+            let mut result = Ok(());
+            for (peer, buf) in sends {
+                let (ptr, _read) = buf.device_ptr(stream);
+                // SAFETY: a device buffer of `buf.len()` elements, kept alive
+                // until the stream is done (the caller's).
+                let code = unsafe {
+                    sys::ncclSend(
+                        ptr as *const c_void,
+                        buf.len(),
+                        T::TYPE,
+                        *peer as i32,
+                        comm,
+                        s,
+                    )
+                };
+                result = result.and(check(code, "ncclSend"));
+            }
+            for (peer, buf) in recvs.iter_mut() {
+                let len = buf.len();
+                let (ptr, _write) = buf.device_ptr_mut(stream);
+                // SAFETY: as above.
+                let code = unsafe {
+                    sys::ncclRecv(ptr as *mut c_void, len, T::TYPE, *peer as i32, comm, s)
+                };
+                result = result.and(check(code, "ncclRecv"));
+            }
+            // Ended even after an error, so NCCL's group state stays balanced.
+            // SAFETY: closes the group opened above.
+            check(unsafe { sys::ncclGroupEnd() }, "ncclGroupEnd").and(result)
+        })
+    }
+
+    /// Runs every queued send and receive: the lengths, then the payloads.
+    fn flush(&self) -> Result<(), CommError> {
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let op = if batch.iter().any(|p| matches!(p, Pending::Recv { .. })) {
+            Op::Recv
+        } else {
+            Op::Send
+        };
+        let _calls = self.begin(op)?;
+        let mut send_lens = Vec::new();
+        let mut recv_lens = Vec::new();
+        for pending in &batch {
+            match pending {
+                Pending::Send { peer, data } => {
+                    send_lens.push((*peer, self.upload(op, &[data.len() as u64])?))
+                }
+                Pending::Recv { peer, .. } => recv_lens.push((*peer, self.alloc::<u64>(op, 1)?)),
+            }
+        }
+        self.p2p_group(op, &send_lens, &mut recv_lens)?;
+        let mut sends = Vec::new();
+        for pending in &batch {
+            if let Pending::Send { peer, data } = pending {
+                sends.push((*peer, self.upload(op, data)?));
+            }
+        }
+        let mut recvs = Vec::new();
+        let mut lens = Vec::new();
+        for (peer, len) in &recv_lens {
+            let mut n = [0u64];
+            self.download(op, len, &mut n)?;
+            lens.push(n[0] as usize);
+            recvs.push((*peer, self.alloc::<f32>(op, n[0] as usize)?));
+        }
+        self.p2p_group(op, &sends, &mut recvs)?;
+        for (_, buf) in &sends {
+            self.record(Op::Send, buf.len() * size_of::<f32>(), 0);
+        }
+        let tickets = batch.iter().filter_map(|p| match p {
+            Pending::Recv { ticket, .. } => Some(*ticket),
+            Pending::Send { .. } => None,
+        });
+        for ((ticket, (_, buf)), len) in tickets.zip(&recvs).zip(lens) {
+            let mut host = vec![0f32; len];
+            self.download(op, buf, &mut host)?;
+            self.record(Op::Recv, 0, size_of_val(host.as_slice()));
+            lock(&self.received).insert(ticket, host);
+        }
+        Ok(())
+    }
+
+    /// Queues `pending`; runs the queue once it holds a send and a receive.
+    fn queue(&self, pending: Pending) -> Result<(), CommError> {
+        let ready = {
+            let mut queue = lock(&self.pending);
+            queue.push(pending);
+            queue.iter().any(|p| matches!(p, Pending::Send { .. }))
+                && queue.iter().any(|p| matches!(p, Pending::Recv { .. }))
+        };
+        if ready { self.flush() } else { Ok(()) }
+    }
+}
+
+impl ProcessGroup for NcclGroup {
+    fn info(&self) -> &GroupInfo {
+        &self.inner.info
+    }
+
+    fn rank(&self) -> usize {
+        self.inner.rank
+    }
+
+    fn all_reduce(&self, buf: &mut [f32], op: ReduceOp) -> Result<(), CommError> {
+        self.inner.all_reduce(buf, op)
+    }
+
+    fn all_reduce_f64(&self, buf: &mut [f64], op: ReduceOp) -> Result<(), CommError> {
+        self.inner.all_reduce(buf, op)
+    }
+
+    fn all_gather(&self, send: &[f32], recv: &mut [f32]) -> Result<(), CommError> {
+        let (g, op) = (&*self.inner, Op::AllGather);
+        g.check_len(op, "recv", recv.len(), g.size() * send.len())?;
+        let _calls = g.begin(op)?;
+        let input = g.upload(op, send)?;
+        let mut output = g.alloc::<f32>(op, recv.len())?;
+        let stream = &g.shared.stream;
+        g.enqueue(op, |comm, s| {
+            let (src, _read) = input.device_ptr(stream);
+            let (dst, _write) = output.device_ptr_mut(stream);
+            // SAFETY: `send.len()` floats in, `size · send.len()` out.
+            let code = unsafe {
+                sys::ncclAllGather(
+                    src as *const c_void,
+                    dst as *mut c_void,
+                    send.len(),
+                    f32::TYPE,
+                    comm,
+                    s,
+                )
+            };
+            check(code, op.name())
+        })?;
+        g.download(op, &output, recv)?;
+        g.record(
+            op,
+            g.exchanged_bytes(send.len()),
+            g.exchanged_bytes(send.len()),
+        );
+        Ok(())
+    }
+
+    fn reduce_scatter(
+        &self,
+        send: &[f32],
+        recv: &mut [f32],
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        let (g, name) = (&*self.inner, Op::ReduceScatter);
+        g.check_len(name, "send", send.len(), g.size() * recv.len())?;
+        g.reduce(name, send, recv, op)?;
+        g.record(
+            name,
+            g.exchanged_bytes(recv.len()),
+            g.exchanged_bytes(recv.len()),
+        );
+        Ok(())
+    }
+
+    fn all_to_all(&self, send: &[f32], recv: &mut [f32]) -> Result<(), CommError> {
+        let (g, op) = (&*self.inner, Op::AllToAll);
+        g.check_len(op, "recv", recv.len(), send.len())?;
+        if !send.len().is_multiple_of(g.size()) {
+            let problem = format!(
+                "send has {} elements, not a multiple of the group size {}",
+                send.len(),
+                g.size()
+            );
+            return Err(g.usage(op, problem));
+        }
+        let m = send.len() / g.size();
+        let _calls = g.begin(op)?;
+        let mut sends = Vec::with_capacity(g.size());
+        let mut recvs = Vec::with_capacity(g.size());
+        for (peer, block) in send.chunks(m.max(1)).enumerate().take(g.size()) {
+            sends.push((peer, g.upload(op, block)?));
+            recvs.push((peer, g.alloc::<f32>(op, m)?));
+        }
+        if m > 0 {
+            g.p2p_group(op, &sends, &mut recvs)?;
+            for ((_, buf), out) in recvs.iter().zip(recv.chunks_mut(m)) {
+                g.download(op, buf, out)?;
+            }
+        }
+        g.record(op, g.exchanged_bytes(m), g.exchanged_bytes(m));
+        Ok(())
+    }
+
+    fn broadcast(&self, buf: &mut [f32], root: usize) -> Result<(), CommError> {
+        let (g, op) = (&*self.inner, Op::Broadcast);
+        g.check_peer(op, root)?;
+        let _calls = g.begin(op)?;
+        let mut data = g.upload(op, buf)?;
+        let stream = &g.shared.stream;
+        let count = buf.len();
+        g.enqueue(op, |comm, s| {
+            let (ptr, _write) = data.device_ptr_mut(stream);
+            // SAFETY: in place on `count` floats.
+            let code = unsafe {
+                sys::ncclBroadcast(
+                    ptr as *const c_void,
+                    ptr as *mut c_void,
+                    count,
+                    f32::TYPE,
+                    root as i32,
+                    comm,
+                    s,
+                )
+            };
+            check(code, op.name())
+        })?;
+        let bytes = size_of_val(buf);
+        if g.rank == root {
+            g.record(op, (g.size() - 1) * bytes, 0);
+        } else {
+            g.download(op, &data, buf)?;
+            g.record(op, 0, bytes);
+        }
+        Ok(())
+    }
+
+    fn barrier(&self) -> Result<(), CommError> {
+        let mut token = [0f32];
+        self.inner
+            .reduce(Op::Barrier, &[0f32], &mut token, ReduceOp::Sum)?;
+        self.inner.record(Op::Barrier, 0, 0);
+        Ok(())
+    }
+
+    fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError> {
+        self.inner.check_peer(Op::Send, peer)?;
+        self.inner.queue(Pending::Send { peer, data })?;
+        let inner = self.inner.clone();
+        Ok(SendHandle::new(move || inner.flush()))
+    }
+
+    fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError> {
+        self.inner.check_peer(Op::Recv, peer)?;
+        let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
+        self.inner.queue(Pending::Recv { peer, ticket })?;
+        let inner = self.inner.clone();
+        Ok(RecvHandle::new(move || {
+            inner.flush()?;
+            lock(&inner.received)
+                .remove(&ticket)
+                .ok_or_else(|| CommError::Aborted {
+                    op: Op::Recv,
+                    group: inner.info.clone(),
+                    rank: inner.me(),
+                    origin: inner.me(),
+                    cause: "the batch of messages this receive belonged to failed".into(),
+                })
+        }))
+    }
+
+    fn stats(&self) -> CommStats {
+        lock(&self.inner.stats).clone()
+    }
+
+    fn log_waits(&self, on: bool) {
+        self.inner.waits.set(on);
+    }
+
+    fn take_waits(&self) -> Vec<WaitSpan> {
+        self.inner.waits.take()
+    }
+}

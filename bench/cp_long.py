@@ -11,17 +11,11 @@ whole process (all thread-ranks).
 """
 
 import argparse
-import json
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BINARY = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "cptrain"
+from runs import check_item_mib, cptrain, records, require_binary, set_args
 
 
 def variants():
@@ -32,7 +26,7 @@ def variants():
 
 
 def sets(cp, comm, seq_len, steps, out_dir):
-    pairs = {
+    return ["--profile", "long"] + set_args({
         "model.seq_len": seq_len,
         "parallel.world_size": cp,
         "parallel.cp": cp,
@@ -41,25 +35,11 @@ def sets(cp, comm, seq_len, steps, out_dir):
         "train.eval_batches": 0,
         "train.out_dir": out_dir,
         "metrics.progress": "never",
-    }
-    args = ["--profile", "long"]
-    for key, value in pairs.items():
-        args += ["--set", f"{key}={value}"]
-    return args
-
-
-def cptrain(command, args):
-    """Runs `cptrain command args`; on failure shows its stderr and stops."""
-    proc = subprocess.run([BINARY, command, *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(f"failed ({proc.returncode}): cptrain {command} {' '.join(args)}")
-    return proc.stdout
+    })
 
 
 def activation_mib(args):
-    out = cptrain("check", args)
-    return float(re.search(r"([\d.]+) MiB activations", out).group(1))
+    return check_item_mib(cptrain("check", args), "activations of one micro-batch")
 
 
 def main():
@@ -73,8 +53,7 @@ def main():
                                ("--rounds", opts.rounds, 1)):
         if value < least:
             parser.error(f"{flag}: expected at least {least}, got {value}")
-    if not BINARY.is_file():
-        raise SystemExit(f"{BINARY} not found: build it first with `cargo build --release`")
+    require_binary()
     results = {v: {"tps": [], "rss": 0.0} for v in variants()}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(opts.rounds):
@@ -82,9 +61,9 @@ def main():
                 out_dir = Path(tmp) / f"r{round_}-cp{cp}-{comm}"
                 args = sets(cp, comm, opts.seq_len, opts.steps, out_dir)
                 cptrain("run", args)
-                records = [json.loads(l) for l in (out_dir / "metrics.jsonl").read_text().splitlines()]
-                results[(cp, comm)]["tps"] += [r["tokens_per_s"] for r in records[1:]]
-                rss = max(r.get("peak_rss_bytes", 0) for r in records) / 2**20
+                steps = records(out_dir)
+                results[(cp, comm)]["tps"] += [r["tokens_per_s"] for r in steps[1:]]
+                rss = max(r.get("peak_rss_bytes", 0) for r in steps) / 2**20
                 results[(cp, comm)]["rss"] = max(results[(cp, comm)]["rss"], rss)
         base = statistics.median(results[(1, "p2p")]["tps"])
         print(f"T = {opts.seq_len}, tiny model (profile `long`), {opts.rounds} rounds x {opts.steps} steps")

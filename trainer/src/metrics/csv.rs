@@ -119,6 +119,8 @@ pub fn parse_csv_row(line: &str) -> Result<StepRecord, String> {
         epoch: optional(next())?,
         // A list of text lines: only in metrics.jsonl.
         config_changes: None,
+        // A map per group: only in metrics.jsonl (the column is the total).
+        comm_bytes_by_group: None,
         // Device runs only: in metrics.jsonl, so the columns stay those of
         // every CPU run's file.
         device_peak_bytes: None,

@@ -29,6 +29,10 @@ pub struct StepRecord {
     /// Bytes this rank sent in collectives during the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm_bytes: Option<u64>,
+    /// [`StepRecord::comm_bytes`] per group kind (`tp`, `cp`, `dp-cp`), for
+    /// the groups with more than one rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_bytes_by_group: Option<std::collections::BTreeMap<String, u64>>,
     /// Seconds this rank waited on communication during the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm_wait_s: Option<f64>,

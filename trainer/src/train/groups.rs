@@ -31,13 +31,45 @@ impl RankGroups {
         })
     }
 
-    /// Bytes sent and seconds waited by all three groups so far.
-    pub fn stats(&self) -> (u64, f64) {
-        [&self.cp, &self.dp_cp, &self.tp]
-            .iter()
-            .map(|g| g.stats())
-            .fold((0, 0.0), |(bytes, wait), s: CommStats| {
-                (bytes + s.bytes_sent, wait + s.wait.as_secs_f64())
-            })
+    /// The traffic of the three groups so far.
+    pub fn traffic(&self) -> Traffic {
+        let (tp, cp, dp_cp) = (self.tp.stats(), self.cp.stats(), self.dp_cp.stats());
+        let wait = |s: &CommStats| s.wait.as_secs_f64();
+        Traffic {
+            tp_bytes: tp.bytes_sent,
+            cp_bytes: cp.bytes_sent,
+            dp_cp_bytes: dp_cp.bytes_sent,
+            wait_s: wait(&tp) + wait(&cp) + wait(&dp_cp),
+        }
+    }
+}
+
+/// What a rank's groups sent, per group, and how long it waited on them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Traffic {
+    /// Bytes sent in the TP group (the model's TP sums, the loss's merge).
+    pub tp_bytes: u64,
+    /// Bytes sent in the CP group (attention's exchanges).
+    pub cp_bytes: u64,
+    /// Bytes sent in the DP×CP group (gradients, loss and token counts).
+    pub dp_cp_bytes: u64,
+    /// Seconds waited on all three.
+    pub wait_s: f64,
+}
+
+impl Traffic {
+    /// Bytes sent in all three groups.
+    pub fn bytes(&self) -> u64 {
+        self.tp_bytes + self.cp_bytes + self.dp_cp_bytes
+    }
+
+    /// The traffic since `before` (an earlier reading of the same groups).
+    pub fn since(&self, before: &Traffic) -> Traffic {
+        Traffic {
+            tp_bytes: self.tp_bytes - before.tp_bytes,
+            cp_bytes: self.cp_bytes - before.cp_bytes,
+            dp_cp_bytes: self.dp_cp_bytes - before.dp_cp_bytes,
+            wait_s: self.wait_s - before.wait_s,
+        }
     }
 }

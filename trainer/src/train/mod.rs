@@ -20,7 +20,7 @@ mod trace;
 pub use available_memory::{AvailableMemory, human_bytes};
 pub use error::TrainError;
 pub use evaluation::{EvalBatches, evaluate_on_layout};
-pub use groups::RankGroups;
+pub use groups::{RankGroups, Traffic};
 pub use memory::{MemoryError, MemoryEstimate, MemoryInputs, MemoryItem};
 pub use model_shard::ModelShard;
 pub use plan::{AttentionBalance, CP_STRATEGIES, TrainPlan};

@@ -179,7 +179,7 @@ impl RankTrainer {
                 self.log_waits(true);
             }
             let started = Instant::now();
-            let comm_before = self.groups.stats();
+            let comm_before = self.groups.traffic();
             let Some(outcome) = self.step(&mut state, step, stop())? else {
                 let _ = state.acts.profile_mut().take_trace();
                 self.log_waits(false);
@@ -197,8 +197,7 @@ impl RankTrainer {
                 }
                 self.log_waits(false);
             }
-            let comm = self.groups.stats();
-            let comm = (comm.0 - comm_before.0, comm.1 - comm_before.1);
+            let comm = self.groups.traffic().since(&comm_before);
             step += 1;
             let eval_every = self.plan.train.eval_every;
             let eval_loss = if (eval_every > 0 && step.is_multiple_of(eval_every)) || step == steps

@@ -1,10 +1,11 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::phase_report::phase_report;
 use super::{
-    RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, TrainError, TrainPlan,
+    RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, Traffic, TrainError, TrainPlan,
     chrome_trace,
 };
 use crate::checkpoint::{
@@ -15,6 +16,7 @@ use crate::data::WindowOrder;
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
 use crate::optim::AdamWState;
+use crate::parallel::GroupKind;
 use std::path::PathBuf;
 
 /// A metrics sink shared between the context that owns it and the reporting rank.
@@ -96,7 +98,7 @@ impl Reporter {
         outcome: &StepOutcome,
         eval_loss: Option<f64>,
         took: Duration,
-        (comm_bytes, comm_wait_s): (u64, f64),
+        comm: Traffic,
     ) -> Result<(), TrainError> {
         let step_time_s = took.as_secs_f64();
         let tokens = self.plan.tokens_per_step();
@@ -124,8 +126,9 @@ impl Reporter {
             mfu: self
                 .peak_gflops
                 .map(|peak| tokens_per_s * self.flops_per_token / (peak * 1e9)),
-            comm_bytes: (self.plan.grid.world_size() > 1).then_some(comm_bytes),
-            comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm_wait_s),
+            comm_bytes: (self.plan.grid.world_size() > 1).then_some(comm.bytes()),
+            comm_bytes_by_group: self.bytes_by_group(&comm),
+            comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm.wait_s),
             peak_rss_bytes: peak_rss_bytes(),
             device_peak_bytes: outcome.device_peak_bytes,
             config_changes: self.config_changes.take(),
@@ -137,6 +140,23 @@ impl Reporter {
                 .record(&record)?;
         }
         Ok(())
+    }
+
+    /// Bytes sent per group kind (`tp`, `cp`, `dp-cp`), for the groups
+    /// with more than one rank; `None` on one rank.
+    fn bytes_by_group(&self, comm: &Traffic) -> Option<BTreeMap<String, u64>> {
+        let p = &self.plan.parallel;
+        let groups = [
+            (GroupKind::Tp, p.tp, comm.tp_bytes),
+            (GroupKind::Cp, p.cp, comm.cp_bytes),
+            (GroupKind::DpCp, p.cp * self.plan.dp(), comm.dp_cp_bytes),
+        ];
+        let kinds: BTreeMap<String, u64> = groups
+            .into_iter()
+            .filter(|&(_, size, _)| size > 1)
+            .map(|(kind, _, bytes)| (kind.name().to_string(), bytes))
+            .collect();
+        (!kinds.is_empty()).then_some(kinds)
     }
 
     /// The epoch of 0-based step `step`'s first sequence, for file data.

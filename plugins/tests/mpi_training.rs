@@ -1,6 +1,7 @@
 //! "The backend is invisible to the math": `cptrain run` on 4 MPI processes
 //! trains the loss curve of the `local` backend's 4 thread-ranks, for
-//! cp = 4 and cp = 2 × dp = 2, with every `parallel.cp_comm`.
+//! cp = 4 and cp = 2 × dp = 2 with every `parallel.cp_comm`, and for
+//! tp = 4, tp = 2 × cp = 2 and tp = 2 × dp = 2.
 //!
 //! Needs the `cptrain` binary built with `--features mpi`, named by
 //! `CPTRAIN_BIN` (`.ci/mpi` builds it), and `mpirun`; without them the test
@@ -17,7 +18,7 @@ use support::tools;
 const STEPS: usize = 10;
 
 /// The `--set` arguments of a 4-rank run (without `train.out_dir`).
-fn settings(cp: usize, cp_comm: &str, backend: &str, threads: usize) -> Vec<String> {
+fn settings(tp: usize, cp: usize, cp_comm: &str, backend: &str, threads: usize) -> Vec<String> {
     support::settings(&[
         "model.n_layer=2".to_string(),
         "model.n_head=4".into(),
@@ -28,6 +29,7 @@ fn settings(cp: usize, cp_comm: &str, backend: &str, threads: usize) -> Vec<Stri
         "train.eval_every=0".into(),
         "optimizer.warmup_steps=2".into(),
         "parallel.world_size=4".into(),
+        format!("parallel.tp={tp}"),
         format!("parallel.cp={cp}"),
         format!("parallel.cp_comm={cp_comm}"),
         format!("parallel.backend={backend}"),
@@ -62,8 +64,8 @@ fn losses(out: &Path) -> Vec<f64> {
 }
 
 /// `trace.json` holds steps 2 and 3 of each of the 4 ranks, each rank a
-/// process of its own, with its phases and its waits on both groups.
-fn assert_traced_steps(out: &Path, name: &str) {
+/// process of its own, with its phases and its waits on each of `groups`.
+fn assert_traced_steps(out: &Path, name: &str, groups: &[&str]) {
     let text = std::fs::read_to_string(out.join("trace.json")).expect("trace.json");
     let trace: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let events = trace["traceEvents"].as_array().expect("traceEvents");
@@ -78,7 +80,7 @@ fn assert_traced_steps(out: &Path, name: &str) {
         // 2 steps × 2 layers × forward and backward.
         assert_eq!(attention, 8, "{name}: rank {rank}'s attention slices");
         // Every blocking MPI call is a wait slice of its group.
-        for group in ["wait (cp)", "wait (dp-cp)"] {
+        for &group in groups {
             let waits = mine().filter(|e| e["name"] == group).count();
             assert!(waits > 0, "{name}: rank {rank} has no `{group}` slice");
         }
@@ -91,51 +93,69 @@ fn four_mpi_processes_train_the_local_backend_curve() {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
+    // (tp, cp, cp_comm): every strategy at cp = 4 and at cp = 2 × dp = 2,
+    // and tensor parallelism alone, with CP and with DP.
+    let mut layouts: Vec<(usize, usize, &str)> = Vec::new();
     for cp in [4, 2] {
         for cp_comm in ["p2p", "all_gather", "a2a"] {
-            let name = format!("cp{cp}-dp{}-{cp_comm}", 4 / cp);
-            let local_out = dir.path().join(format!("{name}-local"));
-            let mut local = Command::new(&cptrain);
-            local
-                .arg("run")
-                .args(settings(cp, cp_comm, "local", 4))
-                .args([
-                    "--set".into(),
-                    format!("train.out_dir={}", local_out.display()),
-                ]);
-            run_ok(local, &format!("{name} local"));
+            layouts.push((1, cp, cp_comm));
+        }
+    }
+    layouts.extend([(4, 1, "p2p"), (2, 2, "p2p"), (2, 1, "p2p")]);
+    for (tp, cp, cp_comm) in layouts {
+        let dp = 4 / (tp * cp);
+        let name = format!("tp{tp}-cp{cp}-dp{dp}-{cp_comm}");
+        // The groups with more than one rank, whose waits the trace shows.
+        let groups: Vec<&str> = [
+            (tp, "wait (tp)"),
+            (cp, "wait (cp)"),
+            (cp * dp, "wait (dp-cp)"),
+        ]
+        .into_iter()
+        .filter(|&(size, _)| size > 1)
+        .map(|(_, group)| group)
+        .collect();
+        let local_out = dir.path().join(format!("{name}-local"));
+        let mut local = Command::new(&cptrain);
+        local
+            .arg("run")
+            .args(settings(tp, cp, cp_comm, "local", 4))
+            .args([
+                "--set".into(),
+                format!("train.out_dir={}", local_out.display()),
+            ]);
+        run_ok(local, &format!("{name} local"));
 
-            // All processes share one out_dir, as on a cluster with a shared
-            // filesystem: only rank 0's process writes into it.
-            let mpi_out = dir.path().join(format!("{name}-mpi"));
-            let mut mpi = support::mpirun(&mpirun, 4);
-            mpi.arg(&cptrain)
-                .arg("run")
-                .args(settings(cp, cp_comm, "mpi", 1))
-                .args([
-                    "--set".into(),
-                    format!("train.out_dir={}", mpi_out.display()),
-                    // A timeline of steps 2 and 3, gathered from every process.
-                    "--set".into(),
-                    "metrics.trace_steps=2".into(),
-                ]);
-            run_ok(mpi, &format!("{name} mpi"));
+        // All processes share one out_dir, as on a cluster with a shared
+        // filesystem: only rank 0's process writes into it.
+        let mpi_out = dir.path().join(format!("{name}-mpi"));
+        let mut mpi = support::mpirun(&mpirun, 4);
+        mpi.arg(&cptrain)
+            .arg("run")
+            .args(settings(tp, cp, cp_comm, "mpi", 1))
+            .args([
+                "--set".into(),
+                format!("train.out_dir={}", mpi_out.display()),
+                // A timeline of steps 2 and 3, gathered from every process.
+                "--set".into(),
+                "metrics.trace_steps=2".into(),
+            ]);
+        run_ok(mpi, &format!("{name} mpi"));
 
-            assert_traced_steps(&mpi_out, &name);
-            let (expected, actual) = (losses(&local_out), losses(&mpi_out));
-            assert_eq!(actual.len(), STEPS, "{name}: one record per step");
-            assert_eq!(expected.len(), STEPS, "{name}: one record per step");
-            for (step, (a, b)) in actual.iter().zip(&expected).enumerate() {
-                // MPI sums the gradient all-reduce in its own order (pairwise
-                // vs the local backend's rank order): f32 rounding differs at
-                // ~1e-7 relative; 1e-5 leaves room without hiding a wrong block.
-                let rel = (a - b).abs() / b.abs();
-                assert!(
-                    rel < 1e-5,
-                    "{name}: step {} loss {a} (mpi) vs {b} (local), rel {rel:e}",
-                    step + 1
-                );
-            }
+        assert_traced_steps(&mpi_out, &name, &groups);
+        let (expected, actual) = (losses(&local_out), losses(&mpi_out));
+        assert_eq!(actual.len(), STEPS, "{name}: one record per step");
+        assert_eq!(expected.len(), STEPS, "{name}: one record per step");
+        for (step, (a, b)) in actual.iter().zip(&expected).enumerate() {
+            // MPI sums the gradient all-reduce in its own order (pairwise
+            // vs the local backend's rank order): f32 rounding differs at
+            // ~1e-7 relative; 1e-5 leaves room without hiding a wrong block.
+            let rel = (a - b).abs() / b.abs();
+            assert!(
+                rel < 1e-5,
+                "{name}: step {} loss {a} (mpi) vs {b} (local), rel {rel:e}",
+                step + 1
+            );
         }
     }
 }

@@ -12,12 +12,14 @@ pub struct RankGroups {
     /// The tensor-parallel group: the model's TP sums, the vocabulary-parallel
     /// loss, the gradient norm's shares, and gathering checkpoints.
     pub tp: Arc<dyn ProcessGroup>,
+    /// Every rank, in global rank order: gathering traces and phase profiles.
+    pub world: Arc<dyn ProcessGroup>,
 }
 
 impl RankGroups {
     /// Global rank `rank`'s groups. Every rank creates them in the same order
-    /// (CP, DP×CP, then TP), as backends that build communicators collectively
-    /// need.
+    /// (CP, DP×CP, TP, then the world), as backends that build communicators
+    /// collectively need.
     pub fn new(backend: &dyn Backend, grid: &ParallelGrid, rank: usize) -> Result<Self, CommError> {
         let group = |kind: GroupKind| {
             let members = grid.group(kind, rank);
@@ -28,6 +30,7 @@ impl RankGroups {
             cp: group(GroupKind::Cp)?,
             dp_cp: group(GroupKind::DpCp)?,
             tp: group(GroupKind::Tp)?,
+            world: backend.group("world", &(0..grid.world_size()).collect::<Vec<_>>(), rank)?,
         })
     }
 

@@ -338,10 +338,10 @@ impl RankTrainer {
         }
     }
 
-    /// Gathers every rank's trace slices (a collective over DP×CP, as for the
-    /// phase totals) and has the reporting rank write `trace.json`.
+    /// Gathers every rank's trace slices (a collective over the world, as for
+    /// the phase totals) and has the reporting rank write `trace.json`.
     fn write_trace(&self, mine: &[TraceSlice]) -> Result<(), TrainError> {
-        let ranks = gather_slices(&*self.groups.dp_cp, mine)?;
+        let ranks = gather_slices(&*self.groups.world, mine)?;
         match &self.reporter {
             Some(reporter) => reporter
                 .lock()
@@ -489,9 +489,9 @@ impl RankTrainer {
     }
 
     /// Every rank's phase totals, in global rank order, on every rank (a
-    /// collective over DP×CP, which holds every rank while `tp = 1`).
+    /// collective over the world).
     fn gather_profiles(&self, mine: &Profile) -> Result<Vec<Profile>, TrainError> {
-        let group = &self.groups.dp_cp;
+        let group = &self.groups.world;
         let mut all = vec![0.0; group.size() * Profile::VALUES];
         all[group.rank() * Profile::VALUES..][..Profile::VALUES]
             .copy_from_slice(&mine.to_seconds());

@@ -15,13 +15,15 @@ type Layout = (usize, usize, usize, &'static str);
 
 /// The model every run trains: 12 heads (split at tp 2, 3, 4, and at
 /// tp = 2 × cp = 2 for a2a), a vocabulary of 259 that no tp divides (the
-/// synthetic copy task draws from its first 16 ids, so 10 steps learn).
+/// synthetic copy task draws from its first 16 ids, so 10 steps learn),
+/// sequences of 48 so that every layout's rows split over its TP group
+/// (sequence parallelism).
 fn sets(out: &Path, (tp, cp, dp, comm): Layout, extra: &[String]) -> Vec<String> {
     let mut sets = vec![
         "model.n_layer=2".to_string(),
         "model.n_head=12".into(),
         "model.n_embd=48".into(),
-        "model.seq_len=32".into(),
+        "model.seq_len=48".into(),
         "model.vocab_size=259".into(),
         "data.symbols=16".into(),
         "train.batch_size=4".into(),
@@ -72,13 +74,15 @@ fn every_tp_layout_trains_the_single_rank_curve() {
         ((2, 2, 2, "a2a"), &[]),
     ];
     for (layout, extra) in runs {
-        let (tp, cp, dp, comm) = layout;
-        let name = format!(
-            "tp{tp}-cp{cp}-dp{dp}-{comm}{}",
-            if extra.is_empty() { "" } else { "-micro1" }
-        );
-        let out = train(dir.path(), &name, layout, extra);
-        assert_same_training(&name, &out, &ref_losses, &ref_weights, STEPS);
+        for sp in [true, false] {
+            let (tp, cp, dp, comm) = layout;
+            let micro = if extra.is_empty() { "" } else { "-micro1" };
+            let name = format!("tp{tp}-cp{cp}-dp{dp}-{comm}{micro}-sp-{sp}");
+            let mut extra = extra.to_vec();
+            extra.push(format!("parallel.sequence_parallel={sp}"));
+            let out = train(dir.path(), &name, layout, &extra);
+            assert_same_training(&name, &out, &ref_losses, &ref_weights, STEPS);
+        }
     }
 }
 
@@ -147,4 +151,44 @@ fn shapes_tp_cannot_split_are_refused_by_check() {
         assert_eq!(result.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains(message), "{layout:?}: {stderr}");
     }
+}
+
+/// The activations one rank holds, as `check` prints them (MiB).
+fn activation_mib(dir: &Path, layout: Layout, sp: bool) -> f64 {
+    let sets = sets(
+        &dir.join("check"),
+        layout,
+        &[format!("parallel.sequence_parallel={sp}")],
+    );
+    let args: Vec<&str> = ["check"]
+        .into_iter()
+        .chain(sets.iter().flat_map(|s| ["--set", s.as_str()]))
+        .collect();
+    let out = cptrain_ok(dir, &args);
+    let line = out
+        .lines()
+        .find(|l| l.contains("activations of one micro-batch"))
+        .unwrap_or_else(|| panic!("no activations line in\n{out}"));
+    let mut words = line.split_whitespace();
+    let (value, unit) = (words.next().unwrap(), words.next().unwrap());
+    let scale = match unit {
+        "KiB" => 1.0 / 1024.0,
+        "MiB" => 1.0,
+        other => panic!("unit {other} in {line}"),
+    };
+    value.parse::<f64>().unwrap() * scale
+}
+
+/// Tensor parallelism cuts the per-rank activations, and sequence
+/// parallelism cuts them further (the residual stream's rows).
+#[test]
+fn check_shows_activations_falling_with_tp_and_sequence_parallelism() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = activation_mib(dir.path(), (1, 1, 1, "p2p"), true);
+    let tp = activation_mib(dir.path(), (2, 1, 1, "p2p"), false);
+    let tp_sp = activation_mib(dir.path(), (2, 1, 1, "p2p"), true);
+    assert!(
+        tp < one && tp_sp < tp,
+        "1 rank {one}, tp 2 {tp}, tp 2 + SP {tp_sp}"
+    );
 }

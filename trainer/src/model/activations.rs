@@ -45,6 +45,21 @@ pub(crate) struct BlockActs {
     pub fch_gelu: Buffer,
 }
 
+/// The buffers sequence parallelism adds (Korthikanti et al. 2022), where a
+/// rank's residual stream holds only its `N/tp` rows.
+#[derive(Debug)]
+pub(crate) struct SpBuffers {
+    /// `[N, C]`: the rows of the whole TP group, all-gathered: a LayerNorm
+    /// output entering a column-parallel product (again in backward, for its
+    /// weight gradient), or the residual stream's gradient.
+    pub gathered: Buffer,
+    /// `[N/tp, C]`: this rank's rows of a sum over the group (reduce-scatter):
+    /// a row-parallel output, or a LayerNorm output's gradient.
+    pub scattered: Buffer,
+    /// `[N/tp, C]`: `ln_f` of this rank's rows (`lnf` holds all of them).
+    pub lnf: Buffer,
+}
+
 /// Activation buffers for one (batch, len), plus the backward scratch.
 #[derive(Debug)]
 pub struct Activations {
@@ -77,6 +92,8 @@ pub struct Activations {
     pub(crate) dq: Buffer,
     pub(crate) dk: Buffer,
     pub(crate) dv: Buffer,
+    /// Sequence parallelism's buffers (`None` without it).
+    pub(crate) sp: Option<SpBuffers>,
     /// Per-phase timers, off unless [`Activations::set_profiling`] turns them on.
     pub(crate) profile: Profile,
 }
@@ -85,34 +102,45 @@ pub struct Activations {
 /// `f64`, so that no configuration overflows the count).
 fn block_floats(s: &LocalShape, n: f64, layout: QkvLayout) -> f64 {
     let (c, a, h) = (s.n_embd as f64, s.attn_width() as f64, s.hidden as f64);
-    // ln1, res1, ln2: 3·N·C; atty N·A; qkv 3·N·A, or q, k, v, ctx 4·N·A;
-    // fc_slope, fch_gelu: 2·N·hidden; 4 LayerNorm stats of N; lse N·H.
+    let rows = n / s.row_split as f64;
+    // ln1, res1, ln2: 3·rows·C and 4 LayerNorm stats of rows (rows = N, or
+    // N/tp under sequence parallelism); atty N·A; qkv 3·N·A, or q, k, v,
+    // ctx 4·N·A; fc_slope, fch_gelu: 2·N·hidden; lse N·H.
     let attention = match layout {
         QkvLayout::Packed => 3.0 * n * a,
         QkvLayout::HeadMajor => 4.0 * n * a,
     };
-    3.0 * n * c + n * a + attention + 2.0 * n * h + 4.0 * n + n * s.n_head as f64
+    3.0 * rows * c + n * a + attention + 2.0 * n * h + 4.0 * rows + n * s.n_head as f64
 }
 
 /// `f32` elements [`Activations::new`] allocates outside the blocks.
 fn other_floats(s: &LocalShape, n: f64, layout: QkvLayout) -> f64 {
     let (c, a, h) = (s.n_embd as f64, s.attn_width() as f64, s.hidden as f64);
-    // residual (L+1)·N·C; lnf N·C + 2N; logits N·V + N; qkv 3NA, proj NC,
-    // d_res NC, d_narrow NC, d_wide N·hidden; head-major only: d_ctx, dq,
-    // dk, dv 4NA.
+    let rows = n / s.row_split as f64;
+    // residual (L+1)·rows·C; lnf N·C + 2·rows; logits N·V + N; qkv 3NA,
+    // proj NC, d_res rows·C, d_narrow NC, d_wide N·hidden; head-major only:
+    // d_ctx, dq, dk, dv 4NA; sequence parallelism: gathered NC, scattered
+    // and its lnf 2·rows·C.
     let head_grads = match layout {
         QkvLayout::Packed => 0.0,
         QkvLayout::HeadMajor => 4.0 * n * a,
     };
-    (s.n_layer as f64 + 1.0) * n * c
+    let sp = if s.sequence_parallel() {
+        n * c + 2.0 * rows * c
+    } else {
+        0.0
+    };
+    (s.n_layer as f64 + 1.0) * rows * c
         + n * c
-        + 2.0 * n
+        + 2.0 * rows
         + n * s.vocab_rows() as f64
         + n
         + 3.0 * n * a
-        + 3.0 * n * c
+        + 2.0 * n * c
+        + rows * c
         + n * h
         + head_grads
+        + sp
 }
 
 impl Activations {
@@ -139,6 +167,8 @@ impl Activations {
         layout: QkvLayout,
     ) -> Result<Self, DeviceError> {
         let n = batch * len;
+        // The rows of the residual stream this rank holds.
+        let rows = n / shape.row_split;
         let (c, a, h) = (shape.n_embd, shape.attn_width(), shape.hidden);
         let z = |k: usize| kernels.alloc(k);
         let packed = layout == QkvLayout::Packed;
@@ -146,9 +176,9 @@ impl Activations {
         let blocks = (0..shape.n_layer)
             .map(|_| -> Result<_, DeviceError> {
                 Ok(BlockActs {
-                    ln1: z(n * c)?,
-                    ln1_mean: z(n)?,
-                    ln1_rstd: z(n)?,
+                    ln1: z(rows * c)?,
+                    ln1_mean: z(rows)?,
+                    ln1_rstd: z(rows)?,
                     qkv: z(if packed { 3 * n * a } else { 0 })?,
                     q: head_major(n * a)?,
                     k: head_major(n * a)?,
@@ -156,10 +186,10 @@ impl Activations {
                     ctx: head_major(n * a)?,
                     lse: z(n * shape.n_head)?,
                     atty: z(n * a)?,
-                    res1: z(n * c)?,
-                    ln2: z(n * c)?,
-                    ln2_mean: z(n)?,
-                    ln2_rstd: z(n)?,
+                    res1: z(rows * c)?,
+                    ln2: z(rows * c)?,
+                    ln2_mean: z(rows)?,
+                    ln2_rstd: z(rows)?,
                     fc_slope: z(n * h)?,
                     fch_gelu: z(n * h)?,
                 })
@@ -170,23 +200,31 @@ impl Activations {
             len,
             layout,
             residual: (0..=shape.n_layer)
-                .map(|_| z(n * c))
+                .map(|_| z(rows * c))
                 .collect::<Result<_, _>>()?,
             blocks,
             lnf: z(n * c)?,
-            lnf_mean: z(n)?,
-            lnf_rstd: z(n)?,
+            lnf_mean: z(rows)?,
+            lnf_rstd: z(rows)?,
             logits: z(n * shape.vocab_rows())?,
             ce_lse: z(n)?,
             qkv: z(3 * n * a)?,
             proj: z(n * c)?,
-            d_res: z(n * c)?,
+            d_res: z(rows * c)?,
             d_narrow: z(n * c)?,
             d_wide: z(n * h)?,
             d_ctx: head_major(n * a)?,
             dq: head_major(n * a)?,
             dk: head_major(n * a)?,
             dv: head_major(n * a)?,
+            sp: match shape.sequence_parallel() {
+                true => Some(SpBuffers {
+                    gathered: z(n * c)?,
+                    scattered: z(rows * c)?,
+                    lnf: z(rows * c)?,
+                }),
+                false => None,
+            },
             profile: Profile::default(),
         })
     }
@@ -259,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_byte_estimate_counts_exactly_what_is_allocated() {
-        let cfg = ModelConfig {
+        let mut cfg = ModelConfig {
             n_layer: 2,
             n_head: 4,
             n_embd: 16,
@@ -275,6 +313,22 @@ mod tests {
                 Activations::bytes(&cfg, 3, 5, layout),
                 4.0 * allocated(&a) as f64
             );
+        }
+        // A TP rank's shard, with and without sequence parallelism (15 rows
+        // over 3 ranks).
+        (cfg.n_head, cfg.n_embd) = (6, 18);
+        let sharding = crate::tensor_parallel::TpSharding::new(&cfg, 3).unwrap();
+        for sp in [false, true] {
+            let shape = sharding.local_shape(1, sp);
+            for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
+                let a =
+                    Activations::with_shape(&CpuKernels::default(), &shape, 3, 5, layout).unwrap();
+                assert_eq!(
+                    Activations::bytes_with_shape(&shape, 3, 5, layout),
+                    4.0 * allocated(&a) as f64,
+                    "sequence parallel {sp}, {layout:?}"
+                );
+            }
         }
     }
 
@@ -322,6 +376,9 @@ mod tests {
         .iter()
         .map(|v| v.len())
         .sum::<usize>();
+        if let Some(sp) = &a.sp {
+            floats += sp.gathered.len() + sp.scattered.len() + sp.lnf.len();
+        }
         floats
     }
 }

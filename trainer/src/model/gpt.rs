@@ -5,13 +5,15 @@
 //! Parameters and gradients are flat device buffers in [`ParamLayout::gpt2`]
 //! order; gradients ACCUMULATE so micro-batches can be summed.
 
+use super::activations::SpBuffers;
 use super::profile::{Pass, Phase};
 use super::views::GptParams;
 use super::vocab_parallel::{self, local_tokens};
 use super::{Activations, LocalShape, ModelConfig, ModelError, ParamLayout, TpGroup};
 use crate::attention::{Attention, AttnShape, QkvLayout};
-use crate::device::{Slice, SliceMut};
+use crate::device::{Buffer, Slice, SliceMut};
 use crate::kernels::{HeadLayout, Kernels, LossSum, QkvProjection, check_targets};
+use crate::parallel::ReduceOp;
 
 /// One micro-batch: `tokens` and `targets` are `[batch, len]`
 /// (`targets` may hold [`IGNORE_TARGET`](crate::kernels::IGNORE_TARGET));
@@ -73,12 +75,76 @@ impl Gpt {
         &self.shape
     }
 
-    /// Sums a partial result over the TP group (nothing without one).
-    fn tp_sum(&self, kernels: &dyn Kernels, buf: SliceMut<'_>) -> Result<(), ModelError> {
-        match &self.tp {
-            Some(tp) => tp.all_reduce(kernels, buf),
-            None => Ok(()),
+    /// A column-parallel product's input: `rows` itself, or under sequence
+    /// parallelism the TP group's rows all-gathered into `sp.gathered`
+    /// (Megatron-LM's `g`: all-gather forward; for the backward's inputs,
+    /// the same gather of a gradient).
+    fn gather_rows<'a>(
+        &self,
+        kernels: &dyn Kernels,
+        rows: Slice<'a>,
+        sp: &'a mut Option<SpBuffers>,
+    ) -> Result<Slice<'a>, ModelError> {
+        match (sp, &self.tp) {
+            (Some(sp), Some(tp)) => {
+                tp.all_gather(kernels, rows, sp.gathered.view_mut())?;
+                Ok(sp.gathered.view())
+            }
+            _ => Ok(rows),
         }
+    }
+
+    /// `partial` (`[N, C]`, a row-parallel product's output or the gradient
+    /// of a column-parallel product's input) summed over the TP group: in
+    /// place, or under sequence parallelism this rank's rows into
+    /// `sp.scattered` (reduce-scatter). Nothing to do without TP.
+    fn sum_rows<'a>(
+        &self,
+        kernels: &dyn Kernels,
+        partial: &'a mut Buffer,
+        sp: &'a mut Option<SpBuffers>,
+    ) -> Result<Slice<'a>, ModelError> {
+        match (sp, &self.tp) {
+            (Some(sp), Some(tp)) => {
+                tp.reduce_scatter(kernels, partial.view(), sp.scattered.view_mut())?;
+                Ok(sp.scattered.view())
+            }
+            (None, Some(tp)) => {
+                tp.all_reduce(kernels, partial.view_mut())?;
+                Ok(partial.view())
+            }
+            (_, None) => Ok(partial.view()),
+        }
+    }
+
+    /// Under sequence parallelism the LayerNorms' gradients come from each
+    /// rank's rows alone: sums them over the TP group (once per step, after
+    /// every micro-batch's backward). Nothing to do otherwise.
+    pub fn reduce_replicated_grads(
+        &self,
+        kernels: &dyn Kernels,
+        mut grads: SliceMut<'_>,
+    ) -> Result<(), ModelError> {
+        let Some(tp) = self.tp.as_ref().filter(|_| self.shape.sequence_parallel()) else {
+            return Ok(());
+        };
+        let norms: Vec<_> = (self.layout.specs().iter())
+            .filter(|spec| spec.name.contains("ln_"))
+            .map(|spec| spec.range())
+            .collect();
+        let mut values = Vec::new();
+        for range in &norms {
+            values.extend_from_slice(&grads.reborrow().range(range.clone()).as_slice().to_host()?);
+        }
+        tp.group().all_reduce(&mut values, ReduceOp::Sum)?;
+        let mut summed = values.as_slice();
+        for range in norms {
+            let (mine, rest) = summed.split_at(range.len());
+            let staged = kernels.upload(mine)?;
+            kernels.copy(staged.view(), grads.reborrow().range(range));
+            summed = rest;
+        }
+        Ok(())
     }
 
     fn params<T: super::Splits>(&self, buf: T) -> GptParams<T> {
@@ -183,13 +249,26 @@ impl Gpt {
         let mut t = acts.profile.start();
         // Embedding: x = wte[token] + wpe[position] (under TP, each rank's
         // tokens and one rank's positions, summed over the group).
-        let x0 = acts.residual[0].view_mut();
+        // Under sequence parallelism the sum leaves each rank its rows.
         let (tokens, wpe) = (
             local_tokens(s, batch.tokens),
             s.adds_positions.then_some(p.wpe),
         );
-        kernels.embedding_forward(&tokens, batch.positions, p.wte, wpe, x0);
-        self.tp_sum(kernels, acts.residual[0].view_mut())?;
+        let positions = batch.positions;
+        match &self.tp {
+            Some(tp) if acts.sp.is_some() => {
+                let full = acts.proj.view_mut();
+                kernels.embedding_forward(&tokens, positions, p.wte, wpe, full);
+                tp.reduce_scatter(kernels, acts.proj.view(), acts.residual[0].view_mut())?;
+            }
+            tp => {
+                let x0 = acts.residual[0].view_mut();
+                kernels.embedding_forward(&tokens, positions, p.wte, wpe, x0);
+                if let Some(tp) = tp {
+                    tp.all_reduce(kernels, acts.residual[0].view_mut())?;
+                }
+            }
+        }
         t = acts.profile.stop(t, F, Phase::Embedding);
 
         for (l, (bp, ba)) in p.blocks.iter().zip(acts.blocks.iter_mut()).enumerate() {
@@ -202,16 +281,17 @@ impl Gpt {
             );
             kernels.layernorm_forward(x, bp.ln1_w, bp.ln1_b, ln1, mean, rstd);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
+            let ln1 = self.gather_rows(kernels, ba.ln1.view(), &mut acts.sp)?;
             // Packed: the block keeps the projection and attention reads it
             // in place; head-major: split it into per-layer q, k, v.
             let packed = acts.layout == QkvLayout::Packed;
             if packed {
                 // The attention adds the bias as it reads the projection.
                 let qkv = ba.qkv.view_mut();
-                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, None, qkv, c, 3 * a);
+                kernels.linear_forward(ln1, bp.qkv_w, None, qkv, c, 3 * a);
             } else {
                 let (bias, qkv) = (Some(bp.qkv_b), acts.qkv.view_mut());
-                kernels.linear_forward(ba.ln1.view(), bp.qkv_w, bias, qkv, c, 3 * a);
+                kernels.linear_forward(ln1, bp.qkv_w, bias, qkv, c, 3 * a);
             }
             t = acts.profile.stop(t, F, Phase::QkvMatmul);
             if packed {
@@ -238,10 +318,9 @@ impl Gpt {
             // after the sum of the row-parallel partial products, once.
             let (atty, proj) = (ba.atty.view(), acts.proj.view_mut());
             kernels.linear_forward(atty, bp.attn_proj_w, None, proj, a, c);
-            self.tp_sum(kernels, acts.proj.view_mut())?;
+            let proj = self.sum_rows(kernels, &mut acts.proj, &mut acts.sp)?;
             t = acts.profile.stop(t, F, Phase::AttnProjMatmul);
-            let (proj, res1) = (acts.proj.view(), ba.res1.view_mut());
-            kernels.residual_add(x, proj, bp.attn_proj_b, res1);
+            kernels.residual_add(x, proj, bp.attn_proj_b, ba.res1.view_mut());
             t = acts.profile.stop(t, F, Phase::Residual);
             let (ln2, mean, rstd) = (
                 ba.ln2.view_mut(),
@@ -250,28 +329,35 @@ impl Gpt {
             );
             kernels.layernorm_forward(ba.res1.view(), bp.ln2_w, bp.ln2_b, ln2, mean, rstd);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            let fc = ba.fc_slope.view_mut();
-            kernels.linear_forward(ba.ln2.view(), bp.fc_w, None, fc, c, hidden);
+            let ln2 = self.gather_rows(kernels, ba.ln2.view(), &mut acts.sp)?;
+            kernels.linear_forward(ln2, bp.fc_w, None, ba.fc_slope.view_mut(), c, hidden);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
             // The fc output becomes the GELU's slope, which is what backward needs.
             kernels.bias_gelu_forward(bp.fc_b, ba.fc_slope.view_mut(), ba.fch_gelu.view_mut());
             t = acts.profile.stop(t, F, Phase::Gelu);
             let (h, proj) = (ba.fch_gelu.view(), acts.proj.view_mut());
             kernels.linear_forward(h, bp.mlp_proj_w, None, proj, hidden, c);
-            self.tp_sum(kernels, acts.proj.view_mut())?;
+            let proj = self.sum_rows(kernels, &mut acts.proj, &mut acts.sp)?;
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
-            let (res1, proj) = (ba.res1.view(), acts.proj.view());
-            kernels.residual_add(res1, proj, bp.mlp_proj_b, x_next);
+            kernels.residual_add(ba.res1.view(), proj, bp.mlp_proj_b, x_next);
             t = acts.profile.stop(t, F, Phase::Residual);
         }
 
         let x_last = acts.residual[self.cfg.n_layer].view();
-        let (lnf, mean, rstd) = (
-            acts.lnf.view_mut(),
-            acts.lnf_mean.view_mut(),
-            acts.lnf_rstd.view_mut(),
-        );
-        kernels.layernorm_forward(x_last, p.lnf_w, p.lnf_b, lnf, mean, rstd);
+        let (mean, rstd) = (acts.lnf_mean.view_mut(), acts.lnf_rstd.view_mut());
+        // Under sequence parallelism ln_f runs on this rank's rows, and the
+        // output head on every row of the group.
+        match (&mut acts.sp, &self.tp) {
+            (Some(sp), Some(tp)) => {
+                let lnf = sp.lnf.view_mut();
+                kernels.layernorm_forward(x_last, p.lnf_w, p.lnf_b, lnf, mean, rstd);
+                tp.all_gather(kernels, sp.lnf.view(), acts.lnf.view_mut())?;
+            }
+            _ => {
+                let lnf = acts.lnf.view_mut();
+                kernels.layernorm_forward(x_last, p.lnf_w, p.lnf_b, lnf, mean, rstd);
+            }
+        }
         t = acts.profile.stop(t, F, Phase::LayerNorm);
         kernels.tied_head_forward(acts.lnf.view(), p.wte, acts.logits.view_mut(), c);
         // `model.vocab_padding`: the padding ids' rows of `wte` are zero and
@@ -327,12 +413,12 @@ impl Gpt {
         let (logits, lnf) = (a.logits.view(), a.lnf.view());
         let d_lnf = a.d_narrow.view_mut();
         kernels.tied_head_backward(logits, lnf, p.wte, d_lnf, g.wte.reborrow(), c);
-        self.tp_sum(kernels, a.d_narrow.view_mut())?;
+        let d_lnf = self.sum_rows(kernels, &mut a.d_narrow, &mut a.sp)?;
         t = a.profile.stop(t, B, Phase::LmHead);
         kernels.fill(a.d_res.view_mut(), 0.0);
         let x_last = a.residual[self.cfg.n_layer].view();
         kernels.layernorm_backward(
-            a.d_narrow.view(),
+            d_lnf,
             x_last,
             p.lnf_w,
             a.lnf_mean.view(),
@@ -347,8 +433,9 @@ impl Gpt {
             let (bp, bg, ba) = (&p.blocks[l], &mut g.blocks[l], &a.blocks[l]);
             let x = a.residual[l].view();
             // MLP branch: x_next = res1 + proj(gelu(fc(ln2(res1)))).
+            let d_out = self.gather_rows(kernels, a.d_res.view(), &mut a.sp)?;
             kernels.linear_backward(
-                a.d_res.view(),
+                d_out,
                 ba.fch_gelu.view(),
                 bp.mlp_proj_w,
                 a.d_wide.view_mut(),
@@ -360,9 +447,10 @@ impl Gpt {
             t = a.profile.stop(t, B, Phase::MlpProjMatmul);
             kernels.gelu_backward(ba.fc_slope.view(), a.d_wide.view_mut());
             t = a.profile.stop(t, B, Phase::Gelu);
+            let ln2 = self.gather_rows(kernels, ba.ln2.view(), &mut a.sp)?;
             kernels.linear_backward(
                 a.d_wide.view(),
-                ba.ln2.view(),
+                ln2,
                 bp.fc_w,
                 a.d_narrow.view_mut(),
                 bg.fc_w.reborrow(),
@@ -370,10 +458,10 @@ impl Gpt {
                 c,
                 hidden,
             );
-            self.tp_sum(kernels, a.d_narrow.view_mut())?;
+            let d_ln2 = self.sum_rows(kernels, &mut a.d_narrow, &mut a.sp)?;
             t = a.profile.stop(t, B, Phase::MlpFcMatmul);
             kernels.layernorm_backward(
-                a.d_narrow.view(),
+                d_ln2,
                 ba.res1.view(),
                 bp.ln2_w,
                 ba.ln2_mean.view(),
@@ -386,8 +474,9 @@ impl Gpt {
             // Attention branch: res1 = x + proj(attn(qkv(ln1(x)))).
             // The gradient of the attention output: `[N, A]`, the first
             // `N·A` values of the `[N, C]` scratch.
+            let d_out = self.gather_rows(kernels, a.d_res.view(), &mut a.sp)?;
             kernels.linear_backward(
-                a.d_res.view(),
+                d_out,
                 ba.atty.view(),
                 bp.attn_proj_w,
                 a.d_narrow.view_mut().range(0..n * a_w),
@@ -429,9 +518,10 @@ impl Gpt {
                 kernels.merge_heads(&heads, a.dv.view(), a.qkv.view_mut(), 3 * a_w, 2 * a_w);
                 t = a.profile.stop(t, B, Phase::HeadReshape);
             }
+            let ln1 = self.gather_rows(kernels, ba.ln1.view(), &mut a.sp)?;
             kernels.linear_backward(
                 a.qkv.view(),
-                ba.ln1.view(),
+                ln1,
                 bp.qkv_w,
                 a.d_narrow.view_mut(),
                 bg.qkv_w.reborrow(),
@@ -439,10 +529,10 @@ impl Gpt {
                 c,
                 3 * a_w,
             );
-            self.tp_sum(kernels, a.d_narrow.view_mut())?;
+            let d_ln1 = self.sum_rows(kernels, &mut a.d_narrow, &mut a.sp)?;
             t = a.profile.stop(t, B, Phase::QkvMatmul);
             kernels.layernorm_backward(
-                a.d_narrow.view(),
+                d_ln1,
                 x,
                 bp.ln1_w,
                 ba.ln1_mean.view(),
@@ -454,8 +544,10 @@ impl Gpt {
             t = a.profile.stop(t, B, Phase::LayerNorm);
         }
 
-        // Embedding: scatter-add the residual gradient into wte and wpe rows.
-        let (d_res, tokens) = (a.d_res.view(), local_tokens(s, batch.tokens));
+        // Embedding: scatter-add the residual gradient into wte and wpe rows
+        // (of every row of the TP group, under sequence parallelism).
+        let d_res = self.gather_rows(kernels, a.d_res.view(), &mut a.sp)?;
+        let tokens = local_tokens(s, batch.tokens);
         kernels.embedding_backward(d_res, &tokens, batch.positions, g.wte, g.wpe);
         let _ = a.profile.stop(t, B, Phase::Embedding);
         Ok(())

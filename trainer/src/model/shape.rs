@@ -31,6 +31,9 @@ pub struct LocalShape {
     /// Whether this rank adds `wpe` in the embedding (one rank of a TP
     /// group does, so the group's sum counts it once).
     pub adds_positions: bool,
+    /// Ranks the residual stream's rows are split over between the matrix
+    /// products: the TP size under sequence parallelism, else 1.
+    pub row_split: usize,
 }
 
 impl LocalShape {
@@ -47,7 +50,13 @@ impl LocalShape {
             real_vocab: 0..cfg.vocab_size,
             vocab_holders: 1,
             adds_positions: true,
+            row_split: 1,
         }
+    }
+
+    /// Whether the residual stream's rows are split (sequence parallelism).
+    pub fn sequence_parallel(&self) -> bool {
+        self.row_split > 1
     }
 
     /// Width of the local q, k and v bands and of the attention output

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::ModelError;
-use crate::device::SliceMut;
+use crate::device::{Slice, SliceMut};
 use crate::kernels::Kernels;
 use crate::parallel::{ProcessGroup, ReduceOp};
 
@@ -42,8 +42,51 @@ impl TpGroup {
         }
         let mut staged = buf.as_slice().to_host()?.into_owned();
         self.group.all_reduce(&mut staged, ReduceOp::Sum)?;
-        let staged = kernels.upload_vec(staged)?;
-        kernels.copy(staged.view(), buf);
-        Ok(())
+        write(kernels, staged, buf)
     }
+
+    /// `full` = every rank's `local` in rank order (sequence parallelism's
+    /// gather of the rows the group's ranks hold).
+    pub fn all_gather(
+        &self,
+        kernels: &dyn Kernels,
+        local: Slice<'_>,
+        full: SliceMut<'_>,
+    ) -> Result<(), ModelError> {
+        let local = local.to_host()?;
+        if full.device().is_none() {
+            self.group.all_gather(&local, full.expect_host())?;
+            return Ok(());
+        }
+        let mut staged = vec![0.0; full.len()];
+        self.group.all_gather(&local, &mut staged)?;
+        write(kernels, staged, full)
+    }
+
+    /// `local` = this rank's block of `full` summed over the group
+    /// (sequence parallelism's sum of row-parallel partial products).
+    pub fn reduce_scatter(
+        &self,
+        kernels: &dyn Kernels,
+        full: Slice<'_>,
+        local: SliceMut<'_>,
+    ) -> Result<(), ModelError> {
+        let full = full.to_host()?;
+        if local.device().is_none() {
+            self.group
+                .reduce_scatter(&full, local.expect_host(), ReduceOp::Sum)?;
+            return Ok(());
+        }
+        let mut staged = vec![0.0; local.len()];
+        self.group
+            .reduce_scatter(&full, &mut staged, ReduceOp::Sum)?;
+        write(kernels, staged, local)
+    }
+}
+
+/// Copies host `values` into the device view `dst`.
+fn write(kernels: &dyn Kernels, values: Vec<f32>, dst: SliceMut<'_>) -> Result<(), ModelError> {
+    let staged = kernels.upload_vec(values)?;
+    kernels.copy(staged.view(), dst);
+    Ok(())
 }

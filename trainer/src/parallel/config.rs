@@ -7,12 +7,16 @@ use super::GridSpec;
 #[serde(deny_unknown_fields, default)]
 pub struct ParallelConfig {
     /// Communication backend: `local` (ranks are threads of this process);
-    /// `mpi` with the plugin built in.
+    /// `mpi` and `nccl` with the plugins built in.
     pub backend: String,
     /// Total number of ranks.
     pub world_size: usize,
     /// Tensor-parallel size.
     pub tp: usize,
+    /// With `tp > 1`: split the residual stream's rows (LayerNorms, residual
+    /// adds) over the TP group between its matrix products (sequence
+    /// parallelism, Korthikanti et al. 2022).
+    pub sequence_parallel: bool,
     /// Context-parallel size: each sequence is split over this many ranks.
     pub cp: usize,
     /// Data-parallel size; 0 derives it as `world_size / (tp·cp)`.
@@ -31,6 +35,7 @@ impl Default for ParallelConfig {
             backend: "local".into(),
             world_size: 1,
             tp: 1,
+            sequence_parallel: true,
             cp: 1,
             dp: 0,
             cp_comm: "p2p".into(),

@@ -8,8 +8,9 @@ use crate::parallel::ProcessGroup;
 
 impl TpSharding {
     /// The widths TP rank `rank` computes with: its heads, hidden units and
-    /// vocabulary block.
-    pub fn local_shape(&self, rank: usize) -> LocalShape {
+    /// vocabulary block, and with `sequence_parallel` its share of the
+    /// residual stream's rows.
+    pub fn local_shape(&self, rank: usize, sequence_parallel: bool) -> LocalShape {
         let cfg = self.model();
         let slices = self.slices(rank);
         let vocab_holders = (0..self.tp())
@@ -25,12 +26,18 @@ impl TpSharding {
             real_vocab: slices.real_vocab,
             vocab_holders,
             adds_positions: rank == 0,
+            row_split: if sequence_parallel { self.tp() } else { 1 },
         }
     }
 
     /// TP rank `rank`'s shard of the model, its TP sums taken over `group`
-    /// (whose rank must be `rank`).
-    pub fn rank_model(&self, rank: usize, group: Arc<dyn ProcessGroup>) -> Result<Gpt, TpError> {
+    /// (whose rank must be `rank`), with or without sequence parallelism.
+    pub fn rank_model(
+        &self,
+        rank: usize,
+        group: Arc<dyn ProcessGroup>,
+        sequence_parallel: bool,
+    ) -> Result<Gpt, TpError> {
         if group.rank() != rank || group.size() != self.tp() {
             return Err(TpError::Group {
                 tp: self.tp(),
@@ -39,7 +46,7 @@ impl TpSharding {
             });
         }
         let layout = self.rank(rank)?.layout().clone();
-        let shape = self.local_shape(rank);
+        let shape = self.local_shape(rank, sequence_parallel);
         Ok(Gpt::tensor_parallel(
             self.model().clone(),
             layout,

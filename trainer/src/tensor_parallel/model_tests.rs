@@ -1,7 +1,8 @@
-//! Megatron-LM's layers against the unsplit model: at tp ∈ {2, 3, 4} the
-//! TP ranks' forward gives the single rank's loss, and their local
-//! gradients, gathered into the full layout, give its gradient; replicated
-//! tensors get the same gradient bits on every TP rank.
+//! Megatron-LM's layers against the unsplit model: at tp ∈ {2, 3, 4}, with
+//! and without sequence parallelism, the TP ranks' forward gives the single
+//! rank's loss, and their local gradients, gathered into the full layout,
+//! give its gradient; replicated tensors get the same gradient bits on
+//! every TP rank.
 //!
 //! Tolerance: parameters are O(1) (`o1_params`), so every gradient is a sum
 //! of O(1) terms over at most `4C = 96` products and 12 tokens, accumulated
@@ -98,12 +99,13 @@ fn loss_and_grads(
     let mut grads = vec![0.0; params.len()];
     let g = (&mut grads[..]).into();
     gpt.backward(k, attn, params.into(), inputs.batch(), 1.0, &mut acts, g)?;
+    gpt.reduce_replicated_grads(k, (&mut grads[..]).into())?;
     Ok((loss.sum, grads))
 }
 
-fn check(cfg: &ModelConfig, tp: usize, head_major: bool) {
+fn check(cfg: &ModelConfig, tp: usize, head_major: bool, sp: bool) {
     let what = format!(
-        "tp {tp}, vocab {} padded to {}, head-major {head_major}",
+        "tp {tp}, vocab {} padded to {}, head-major {head_major}, sequence parallel {sp}",
         cfg.vocab_size, cfg.vocab_padding
     );
     let single = Gpt::new(cfg.clone());
@@ -117,7 +119,7 @@ fn check(cfg: &ModelConfig, tp: usize, head_major: bool) {
         let group: Arc<dyn ProcessGroup> =
             Arc::new(world.world_group(rank).map_err(|e| e.to_string())?);
         let gpt = sharding
-            .rank_model(rank, group)
+            .rank_model(rank, group, sp)
             .map_err(|e| e.to_string())?;
         let local = sharding.rank(rank).unwrap().split(&full).unwrap();
         loss_and_grads(&gpt, &local, &inputs, head_major).map_err(|e| e.to_string())
@@ -148,10 +150,12 @@ fn check(cfg: &ModelConfig, tp: usize, head_major: bool) {
 #[test]
 fn tp_layers_give_the_single_rank_loss_and_gradient() {
     for tp in [2, 3, 4] {
-        // 97 is prime: split with padding at every tp.
-        check(&model(97, 1), tp, false);
-        check(&model(97, 8), tp, true);
+        for sp in [false, true] {
+            // 97 is prime: split with padding at every tp.
+            check(&model(97, 1), tp, false, sp);
+            check(&model(97, 8), tp, true, sp);
+        }
     }
     // So small a vocabulary that the last TP rank holds only padding.
-    check(&model(5, 1), 4, false);
+    check(&model(5, 1), 4, false, true);
 }

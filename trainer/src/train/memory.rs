@@ -114,7 +114,8 @@ impl MemoryEstimate {
         let rank_params = sharding
             .as_ref()
             .map_or(params, TpSharding::params_per_rank);
-        let shape = sharding.map_or_else(|| LocalShape::full(m), |s| s.local_shape(0));
+        let sp = p.sequence_parallel;
+        let shape = sharding.map_or_else(|| LocalShape::full(m), |s| s.local_shape(0, sp));
         let shape_keys = format!(
             "model.n_layer = {}, model.n_embd = {}, model.vocab_size = {}, model.seq_len = {}",
             m.n_layer, m.n_embd, m.vocab_size, m.seq_len

@@ -31,7 +31,8 @@ impl ModelShard {
         }
         let sharding = TpSharding::new(&plan.model, tp)?;
         let rank = groups.tp.rank();
-        let gpt = sharding.rank_model(rank, groups.tp.clone())?;
+        let sp = plan.parallel.sequence_parallel;
+        let gpt = sharding.rank_model(rank, groups.tp.clone(), sp)?;
         let shard = sharding.rank(rank)?;
         Ok(ModelShard {
             gpt,

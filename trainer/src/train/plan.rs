@@ -129,6 +129,15 @@ impl TrainPlan {
             grid,
         };
         plan.batch_plan(0)?;
+        let rows = plan.micro_batch_size() * plan.local_seq_len();
+        if tp > 1 && parallel.sequence_parallel && !rows.is_multiple_of(tp) {
+            return Err(TrainError::Invalid(format!(
+                "parallel.sequence_parallel splits each micro-batch's {rows} token rows per rank \
+                 (sequences per micro-batch × model.seq_len / parallel.cp) over the TP group, but \
+                 {rows} is not divisible by parallel.tp = {tp}; change train.micro_batch_size or \
+                 model.seq_len, or set parallel.sequence_parallel = false"
+            )));
+        }
         Ok(plan)
     }
 
@@ -266,9 +275,13 @@ impl fmt::Display for TrainPlan {
         } else {
             "none (cp = 1)"
         };
+        let sp = match (p.tp > 1, p.sequence_parallel) {
+            (true, true) => " | sequence parallel",
+            _ => "",
+        };
         writeln!(
             f,
-            "parallel   backend {} | world {} = tp {} x cp {} x dp {} | cp_comm {} | {} kernel thread(s)/rank",
+            "parallel   backend {} | world {} = tp {} x cp {} x dp {}{sp} | cp_comm {} | {} kernel thread(s)/rank",
             p.backend,
             self.grid.world_size(),
             p.tp,
@@ -436,7 +449,7 @@ mod tests {
 
     #[test]
     fn cross_section_rules_name_the_keys() {
-        let cases: [(&str, Edit, &str); 6] = [
+        let cases: [(&str, Edit, &str); 7] = [
             (
                 "cp does not split seq_len",
                 |m, _, p| {
@@ -473,6 +486,16 @@ mod tests {
                     t.batch_size = 4;
                 },
                 "batch_size",
+            ),
+            (
+                "sequence parallelism must split the rows",
+                |m, t, p| {
+                    m.seq_len = 6;
+                    t.batch_size = 1;
+                    p.world_size = 4;
+                    p.tp = 4;
+                },
+                "6 is not divisible by parallel.tp = 4",
             ),
             (
                 "tp must split the heads",

@@ -412,6 +412,9 @@ impl RankTrainer {
             self.attention_wait(acts, Pass::Backward, waited);
         }
         let timer = acts.profile().start();
+        // Sequence parallelism: the LayerNorms' gradients of each rank's rows
+        // summed over the TP group, then the replicas' over DP×CP.
+        (self.model.gpt()).reduce_replicated_grads(k, grads.view_mut())?;
         if self.groups.dp_cp.size() > 1 {
             let group = &self.groups.dp_cp;
             match grads.host_mut() {

@@ -79,31 +79,40 @@ fn cuda_emu_trains_the_cpu_loss_curve() {
     assert!(first_record("cpu").get("device_peak_bytes").is_none());
 }
 
-/// Context parallelism on the CUDA device: each CP strategy, at cp = 2
-/// and (p2p) cp = 4, ranks as threads each with its own emulated device,
-/// trains the single-rank CPU loss curve. The attention, its partial
-/// results and merges run on the device; the K/V messages and the gradient
-/// all-reduce pass through the host. Tolerance as above (the CP layouts
-/// add only f32 reordering of the same sums).
+/// Context and tensor parallelism on the CUDA device: each CP strategy at
+/// cp = 2 and (p2p) cp = 4, and tp = 2 alone and with cp = 2 (sequence
+/// parallelism on), ranks as threads each with its own emulated device,
+/// train the single-rank CPU loss curve. The attention, its partial results
+/// and merges and the TP layers run on the device; the K/V messages, the TP
+/// sums and gathers and the gradient all-reduce pass through the host.
+/// Tolerance as above (the layouts add only f32 reordering of the same sums).
 #[cfg(feature = "cuda")]
 #[test]
-fn cuda_emu_context_parallel_layouts_train_the_cpu_loss_curve() {
+fn cuda_emu_parallel_layouts_train_the_cpu_loss_curve() {
     let dir = tempfile::tempdir().unwrap();
     run_ok(dir.path(), &run_args("cpu", "cpu", &["train.steps=10"]));
     let cpu = common::losses(&dir.path().join("cpu"));
-    for (cp, comm) in [(2, "p2p"), (2, "all_gather"), (2, "a2a"), (4, "p2p")] {
-        let out = format!("emu-cp{cp}-{comm}");
-        let world = format!("parallel.world_size={cp}");
-        let cp_set = format!("parallel.cp={cp}");
+    let layouts = [
+        (1, 2, "p2p"),
+        (1, 2, "all_gather"),
+        (1, 2, "a2a"),
+        (1, 4, "p2p"),
+        (2, 1, "p2p"),
+        (2, 2, "p2p"),
+    ];
+    for (tp, cp, comm) in layouts {
+        let out = format!("emu-tp{tp}-cp{cp}-{comm}");
+        let world = format!("parallel.world_size={}", tp * cp);
+        let (tp_set, cp_set) = (format!("parallel.tp={tp}"), format!("parallel.cp={cp}"));
         let comm_set = format!("parallel.cp_comm={comm}");
-        let extra = ["train.steps=10", &world, &cp_set, &comm_set];
+        let extra = ["train.steps=10", &world, &tp_set, &cp_set, &comm_set];
         run_ok(dir.path(), &run_args("cuda-emu", &out, &extra));
         let emu = common::losses(&dir.path().join(&out));
-        assert_eq!(emu.len(), 10, "cp={cp} {comm}");
+        assert_eq!(emu.len(), 10, "{out}");
         for (step, (e, c)) in emu.iter().zip(&cpu).enumerate() {
             assert!(
                 (e - c).abs() <= 1e-5 * c.abs(),
-                "cp={cp} {comm}, step {}: cuda-emu loss {e} vs cpu {c}",
+                "{out}, step {}: cuda-emu loss {e} vs cpu {c}",
                 step + 1
             );
         }

@@ -11,8 +11,9 @@ sequences per step. tokens/s is the median over steps after the first
 (warm-up) of every round, for the whole job; memory per rank is the plan's
 estimate (`cptrain check`): the f32 state (parameters, gradients, AdamW
 moments) and the activations of one micro-batch; peak RSS is the whole process
-(all thread-ranks). Every rank is a thread with one kernel thread, so on a
-machine with fewer cores than ranks the 4-rank layout is oversubscribed.
+(all thread-ranks). Every layout gets the machine's cores (`kernels.threads =
+0`, shared out among the process's ranks, at least one each), so on a machine
+with fewer cores than ranks the 4-rank layout is oversubscribed.
 """
 
 import argparse
@@ -38,7 +39,7 @@ def layout_args(layout, seq_len, steps, out_dir):
         "parallel.tp": tp,
         "parallel.cp": cp,
         "parallel.cp_comm": "p2p",
-        "kernels.threads": tp * cp * dp,
+        "kernels.threads": 0,
         "train.steps": steps,
         "train.eval_batches": 0,
         "train.checkpoint_every": 0,

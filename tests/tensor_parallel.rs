@@ -192,3 +192,23 @@ fn check_shows_activations_falling_with_tp_and_sequence_parallelism() {
         "1 rank {one}, tp 2 {tp}, tp 2 + SP {tp_sp}"
     );
 }
+
+/// `model.init` (Hugging Face weights) starts a run at any tp from the same
+/// weights: the curves at tp = 1 and tp = 4 agree.
+#[test]
+fn model_init_starts_every_tp_from_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = train(dir.path(), "first", (1, 1, 1, "p2p"), &[]);
+    let weights = first.join(format!("checkpoints/step-{STEPS}/model.safetensors"));
+    let init = [format!("model.init={}", weights.display())];
+    let one = losses(&train(dir.path(), "init-tp1", (1, 1, 1, "p2p"), &init));
+    let four = losses(&train(dir.path(), "init-tp4", (4, 1, 1, "p2p"), &init));
+    assert!(
+        one[0] < losses(&first)[0],
+        "the run starts from trained weights"
+    );
+    for (step, (a, b)) in four.iter().zip(&one).enumerate() {
+        let rel = (a - b).abs() / b.abs();
+        assert!(rel < 1e-5, "step {}: tp 4 {a} vs tp 1 {b}", step + 1);
+    }
+}

@@ -182,6 +182,32 @@ fn a_resume_refuses_changes_of_meaning_with_the_diff() {
     );
 }
 
+/// A run that activated a profile through `app.profiles` and overrode one
+/// of its keys on the command line resumes as it was: its saved
+/// configuration already holds the profile's values, so the profile is not
+/// applied over it again.
+#[test]
+fn a_resume_keeps_overrides_of_a_profile_activated_in_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/wide.toml"),
+        "[model]\nn_embd = 64\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let keys = ["app.profiles=wide", "model.n_embd=32"];
+    ok(cptrain(
+        dir.path(),
+        &with(&["run"], &run_sets(&out, 2, &keys)),
+    ));
+    let more = run_sets(&out, 4, &[]);
+    ok(cptrain(dir.path(), &with(&["run", "--resume"], &more)));
+    assert_eq!(steps_of(&out), (1..=4).collect::<Vec<_>>());
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("n_embd = 32"), "{config}");
+}
+
 #[test]
 fn a_resume_refuses_changed_data_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -60,7 +60,7 @@ pub(super) fn prepare_resume(
             ResumePoint::latest(&train.out_dir, fallback)?
         }
     };
-    let run_config = &point.state.config;
+    let run_config = &without_profiles(&point.state.config);
     let toml_text = toml::to_string(run_config).map_err(|e| {
         format!(
             "{}: the run's configuration cannot be restored: {e}",
@@ -113,6 +113,22 @@ pub(super) fn prepare_resume(
         point,
         changes,
     })
+}
+
+/// The run's configuration without `app.profiles`: its values already hold
+/// what those profiles set (and what the run's command line set over them),
+/// so activating the profiles again, above it, would undo such overrides.
+fn without_profiles(config: &Value) -> Value {
+    let mut config = config.clone();
+    if let Some(root) = config.as_object_mut() {
+        if let Some(app) = root.get_mut("app").and_then(Value::as_object_mut) {
+            app.remove("profiles");
+            if app.is_empty() {
+                root.remove("app");
+            }
+        }
+    }
+    config
 }
 
 /// Whether `key` falls under the changeable key or section `entry`.

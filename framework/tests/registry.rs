@@ -50,6 +50,18 @@ fn sleep(cfg: Config<JobConfig>) -> Result<Arc<dyn Job>, std::io::Error> {
 }
 component!(sleep, name = "sleep", select = "job.kind", order = 1);
 
+/// Selected by `job.kind = "gated"`, and only while `job.gate = "open"`
+/// (like a plugin component whose cargo feature is not built in).
+fn gated(cfg: Config<JobConfig>) -> Result<Arc<dyn Job>, std::io::Error> {
+    Ok(Arc::new(Count(cfg.kind.clone(), 0)))
+}
+component!(
+    gated,
+    name = "gated",
+    select = "job.kind",
+    when = on_property("job.gate", "open")
+);
+
 /// Given per child, programmatically.
 pub struct Rank(pub usize);
 
@@ -101,7 +113,14 @@ fn components_of_a_linked_second_crate_are_found() {
         .collect();
     assert_eq!(
         names,
-        ["count", "fixture.greeting", "leaky", "shard", "sleep"],
+        [
+            "count",
+            "fixture.greeting",
+            "gated",
+            "leaky",
+            "shard",
+            "sleep"
+        ],
         "sorted by name"
     );
 }
@@ -125,7 +144,7 @@ fn the_macro_registers_selectable_providers() {
     let Error::MissingDependency { candidates, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(candidates.len(), 2, "{err}");
+    assert_eq!(candidates.len(), 3, "{err}");
     assert!(
         err.to_string()
             .contains("Set `job.kind` to one of `count`, `sleep`"),
@@ -159,6 +178,26 @@ fn a_value_no_linked_crate_registers_names_the_linking_rule() {
         "{text}"
     );
     assert!(text.contains("`use the_plugin_crate as _;`"), "{text}");
+}
+
+/// A value whose component is linked but inactive for another reason is
+/// not sent to the linking rule, and a typo of it is still recognised.
+#[test]
+fn a_linked_but_inactive_value_is_told_apart_from_a_missing_one() {
+    let error_of = |set: &str| {
+        let parent = boot(&[set]).unwrap();
+        let child = parent.child("rank").instance(Arc::new(Rank(0))).build();
+        child.unwrap_err().to_string()
+    };
+    let text = error_of("job.kind=gated");
+    assert!(
+        text.contains("the component for \"gated\" is linked but inactive"),
+        "{text}"
+    );
+    assert!(text.contains("job.gate"), "the failing condition: {text}");
+    assert!(!text.contains("No linked crate registers"), "{text}");
+    let text = error_of("job.kind=gatd");
+    assert!(text.contains("did you mean `gated`?"), "{text}");
 }
 
 #[test]

@@ -493,14 +493,14 @@ fn missing_provider(
     let mut candidates = Vec::new();
     let mut selectors: Vec<Selector> = Vec::new();
     let mut note_selectors = |d: &ComponentDef, outs: &[ConditionOutcome]| {
-        for (o, cond) in outs.iter().zip(&d.conditions) {
-            if !o.matched
-                && let Some((key, value)) = cond.selecting_value(&d.name)
-            {
-                let origin = crate_of(&d.origin).map(str::to_owned);
-                selectors.push(Selector { key, value, origin });
-            }
-        }
+        let conditions = outs.iter().zip(&d.conditions).map(|(o, cond)| {
+            let selecting = cond.selecting_value(&d.name);
+            (selecting, o.matched)
+        });
+        selectors.push(Selector {
+            conditions: conditions.collect(),
+            origin: crate_of(&d.origin).map(str::to_owned),
+        });
     };
     for (d, outs) in c.inactive.iter().filter(|(d, _)| fits(d)) {
         let mut reasons = failed(d, outs);
@@ -562,12 +562,32 @@ fn missing_provider(
     }
 }
 
-/// A value of a selector key that would activate a candidate, and the
-/// crate that registered the candidate.
+/// A candidate's conditions, for the hint: each one's selecting key and
+/// value (`None` for a condition that is not a property value) and whether
+/// it held; and the crate that registered the candidate.
 struct Selector {
-    key: String,
-    value: String,
+    conditions: Vec<(Option<(String, String)>, bool)>,
     origin: Option<String>,
+}
+
+impl Selector {
+    /// The value of `key` that selects this candidate, if one does.
+    fn value_of(&self, key: &str) -> Option<&str> {
+        self.conditions
+            .iter()
+            .find_map(|(selecting, _)| match selecting {
+                Some((k, v)) if k == key => Some(v.as_str()),
+                _ => None,
+            })
+    }
+
+    /// Whether setting `key` to its value would activate the candidate:
+    /// every condition on anything else holds.
+    fn usable(&self, key: &str) -> bool {
+        (self.conditions.iter())
+            .filter(|(selecting, _)| selecting.as_ref().is_none_or(|(k, _)| k != key))
+            .all(|&(_, matched)| matched)
+    }
 }
 
 /// The crate a component was registered from: the first path segment of
@@ -582,20 +602,35 @@ fn crate_of(origin: &str) -> Option<&str> {
 /// mean `adamw`?)", and, when the value names no registered component, which
 /// crates are linked and how to link the one that provides it.
 fn selector_hint(selectors: &[Selector], env: &Environment) -> Option<String> {
-    let key = &selectors.first()?.key;
-    if selectors.iter().any(|s| &s.key != key) {
-        return None;
+    // The key the candidates are selected by: the one most of them share.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for selector in selectors {
+        let keys: BTreeSet<&str> = (selector.conditions.iter())
+            .filter_map(|(selecting, _)| selecting.as_ref().map(|(k, _)| k.as_str()))
+            .collect();
+        for key in keys {
+            *counts.entry(key).or_default() += 1;
+        }
     }
-    let values: Vec<String> = selectors
+    let key = counts
         .iter()
-        .map(|s| s.value.clone())
+        .max_by_key(|&(k, n)| (*n, std::cmp::Reverse(*k)))?
+        .0;
+    let with_value = || selectors.iter().filter_map(|s| Some((s.value_of(key)?, s)));
+    let values: Vec<&str> = with_value()
+        .filter(|(_, s)| s.usable(key))
+        .map(|(v, _)| v)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     let current = env.get_string(key);
-    let suggestion = current
-        .as_deref()
-        .and_then(|cur| did_you_mean(cur, values.iter().map(String::as_str)));
+    // A typo may name a linked component that is inactive for another reason.
+    let registered: BTreeSet<&str> = with_value().map(|(v, _)| v).collect();
+    let suggestion = current.as_deref().and_then(|cur| {
+        let others = registered.iter().copied().filter(|&v| v != cur);
+        did_you_mean(cur, others)
+    });
+    let values: Vec<String> = values.into_iter().map(str::to_owned).collect();
     let mut hint = format!(
         "Set `{key}` to one of {}{}",
         ticked(&values),
@@ -605,8 +640,16 @@ fn selector_hint(selectors: &[Selector], env: &Environment) -> Option<String> {
             (None, _) => " (it is not set)".to_string(),
         }
     );
-    if let Some(cur) = current.filter(|cur| !values.contains(cur)) {
-        hint.push_str(&linking_rule(key, &cur, selectors));
+    match current {
+        // Registered, but another of its conditions fails (listed above).
+        Some(cur) if registered.contains(cur.as_str()) && !values.contains(&cur) => {
+            hint.push_str(&format!(
+                "; the component for \"{cur}\" is linked but inactive: its failing condition is \
+                 listed above"
+            ))
+        }
+        Some(cur) if !values.contains(&cur) => hint.push_str(&linking_rule(key, &cur, selectors)),
+        _ => {}
     }
     Some(hint)
 }
@@ -615,6 +658,7 @@ fn selector_hint(selectors: &[Selector], env: &Environment) -> Option<String> {
 fn linking_rule(key: &str, value: &str, selectors: &[Selector]) -> String {
     let mut crates: BTreeSet<&str> = selectors
         .iter()
+        .filter(|s| s.value_of(key).is_some())
         .filter_map(|s| s.origin.as_deref())
         .collect();
     if crates.is_empty() {

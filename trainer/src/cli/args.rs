@@ -7,7 +7,15 @@ pub use super::generate::GenerateArgs;
 
 /// Context-parallel GPT training.
 #[derive(Debug, Parser)]
-#[command(name = "cptrain", version, about, long_about = None)]
+#[command(
+    name = "cptrain",
+    version,
+    about,
+    long_about = None,
+    after_help = "One process per GPU (parallel.backend = \"nccl\"): \
+        `cptrain launch --nproc N -- run ...` starts N of them on this machine \
+        (`cptrain launch --help`)."
+)]
 pub struct Cli {
     /// Configuration layers shared by every command.
     #[command(flatten)]

@@ -120,12 +120,12 @@ pub(super) fn prepare_resume(
 /// so activating the profiles again, above it, would undo such overrides.
 fn without_profiles(config: &Value) -> Value {
     let mut config = config.clone();
-    if let Some(root) = config.as_object_mut() {
-        if let Some(app) = root.get_mut("app").and_then(Value::as_object_mut) {
-            app.remove("profiles");
-            if app.is_empty() {
-                root.remove("app");
-            }
+    if let Some(root) = config.as_object_mut()
+        && let Some(app) = root.get_mut("app").and_then(Value::as_object_mut)
+    {
+        app.remove("profiles");
+        if app.is_empty() {
+            root.remove("app");
         }
     }
     config

@@ -10,6 +10,7 @@ mod params;
 mod phase_flops;
 mod profile;
 mod shape;
+mod tp_boundary;
 mod tp_group;
 mod views;
 mod vocab_parallel;

@@ -16,6 +16,8 @@
 //! ```
 
 mod matmul;
+#[cfg(test)]
+mod precision_tests;
 mod report;
 
 pub use matmul::measure_matmul_gflops;

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
-use super::gemm_bf16::{self, Bf16Features, Bf16Gemm, Bf16Unsupported};
 use super::Product;
+use super::gemm_bf16::{self, Bf16Features, Bf16Gemm, Bf16Unsupported};
 
 /// The `[kernels]` section: where and with how many threads the math runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 
 use super::{
     BatchedAttention, Bf16Unsupported, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv,
-    Precision, Product, QkvProjection, TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, fill_columns, gelu, gemm,
-    heads, layernorm, merge_partial, residual,
+    Precision, Product, QkvProjection, TargetOutOfRange, Threads, check_targets, cross_entropy,
+    embedding, fill_columns, gelu, gemm, heads, layernorm, merge_partial, residual,
 };
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
@@ -193,7 +193,18 @@ impl Kernels for CpuKernels {
         let (dy, x, w) = (dy.expect_host(), x.expect_host(), w.expect_host());
         let (dx, dw) = (dx.expect_host(), dw.expect_host());
         let db = db.map(SliceMut::expect_host);
-        gemm::linear_backward_with(&self.threads, self.product, dy, x, w, dx, dw, db, d_in, d_out);
+        gemm::linear_backward_with(
+            &self.threads,
+            self.product,
+            dy,
+            x,
+            w,
+            dx,
+            dw,
+            db,
+            d_in,
+            d_out,
+        );
     }
 
     fn tied_head_forward(&self, x: Slice<'_>, wte: Slice<'_>, logits: SliceMut<'_>, c: usize) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side training-step benchmark: cptrain vs PyTorch CPU references.
 
-Runs `trainer/examples/step_bench.rs` (A) and `bench/torch_gpt2.py` in the
+Runs `trainer/examples/step_bench.rs` (A; and A' with bf16 products on a CPU
+with AVX512-BF16) and `bench/torch_gpt2.py` in the
 variants chosen by --torch (B, C, ...: eager f32, torch.compile f32, bf16
 autocast eager and compiled) on the same model, batch, sequence length and
 thread count, interleaved A B C ... A B C ... (one process per run, so each
@@ -9,7 +10,7 @@ has its own peak RSS), then prints a markdown table: step time
 median/min/max over every timed step of every round, tokens/s and model
 GFLOP/s at the median, MFU against the machine's large matmul rate of the
 row's precision measured through this same run (2048^3, per thread count:
-f32 the faster of PyTorch/MKL and cptrain's own GEMM, bf16 PyTorch's; measured
+the faster of PyTorch's (MKL / oneDNN) and cptrain's own GEMM; measured
 at the start and again before every round, MFU uses the median, since one
 measurement moves with the shared host by up to 20 %), peak RSS, and each
 row's tokens/s over the fastest PyTorch variant of its precision and over the
@@ -56,16 +57,28 @@ def shape_args(cfg):
             "--seq", str(seq), "--batch", str(batch), "--vocab", str(vocab)]
 
 
-def cpu_description():
-    """The CPU's model name and which of CPU_FEATURES it has, from /proc/cpuinfo."""
+def cpu_fields():
+    """The fields of /proc/cpuinfo (its first CPU's), or None without it."""
     try:
         with open("/proc/cpuinfo") as f:
             info = f.read()
     except OSError:
-        return "CPU: unknown (no /proc/cpuinfo)"
+        return None
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
+    return {k.strip(): v.strip() for k, v in fields.items()}
+
+
+def cpu_flags():
+    """The CPU's feature flags, as /proc/cpuinfo names them."""
+    return set((cpu_fields() or {}).get("flags", "").split())
+
+
+def cpu_description():
+    """The CPU's model name and which of CPU_FEATURES it has, from /proc/cpuinfo."""
+    fields = cpu_fields()
+    if fields is None:
+        return "CPU: unknown (no /proc/cpuinfo)"
+    flags = cpu_flags()
     has = ", ".join(f"{name} {'yes' if flag in flags else 'no'}" for name, flag in CPU_FEATURES)
     return f"CPU: {fields.get('model name', 'unknown')}, {os.cpu_count()} logical CPUs; {has}"
 
@@ -157,6 +170,10 @@ def main():
     cptrain = Side("cptrain", [os.path.join(target, "release", "examples", "step_bench")])
     torch_script = [args.python, os.path.join(ROOT, "bench", "torch_gpt2.py")]
     sides = [cptrain]
+    # cptrain refuses bf16 products on a CPU without AVX512-BF16.
+    bf16_cpu = "avx512_bf16" in cpu_flags()
+    if bf16_cpu:
+        sides.append(Side("cptrain bf16", cptrain.command + ["--bf16"], "bf16"))
     if args.baseline:
         sides.append(Side("cptrain baseline", [os.path.abspath(args.baseline)]))
     for v in variants:
@@ -168,22 +185,26 @@ def main():
     peaks = {t: {"f32": [], "bf16": []} for t in threads_list}
 
     def measure_peak(t):
-        """One large-matmul measurement per library: f32 keeps the faster of
-        cptrain's and PyTorch's, bf16 is PyTorch's."""
-        rows, _ = cptrain.run(CONFIGS["tiny"], t, 0, 0, ["--matmul-peak"])
-        ours = next(r["gflops"] for r in rows if r["kind"] == "matmul")
+        """One large-matmul measurement per library and precision; each
+        precision keeps the faster of cptrain's and PyTorch's."""
+        ours = {}
+        for precision in ("f32", "bf16") if bf16_cpu else ("f32",):
+            flags = ["--matmul-peak"] + (["--bf16"] if precision == "bf16" else [])
+            rows, _ = cptrain.run(CONFIGS["tiny"], t, 0, 0, flags)
+            ours[precision] = next(r["gflops"] for r in rows if r["kind"] == "matmul")
         rows, _ = run_json(torch_script + shape_args(CONFIGS["tiny"]) + [
             "--threads", str(t), "--steps", "0", "--warmup", "0", "--matmul-peak"])
         theirs = next(r for r in rows if r["kind"] == "matmul")
-        peaks[t]["f32"].append(max(ours, theirs["gflops"]))
-        peaks[t]["bf16"].append(theirs["bf16_gflops"])
+        peaks[t]["f32"].append(max(ours["f32"], theirs["gflops"]))
+        peaks[t]["bf16"].append(max(ours.get("bf16", 0.0), theirs["bf16_gflops"]))
         return ours, theirs
 
     for t in threads_list:
         ours, theirs = measure_peak(t)
-        print(f"threads={t}: 2048^3 matmul GFLOP/s at the start: f32 cptrain gemm {ours:.1f}, "
-              f"torch (MKL) {theirs['gflops']:.1f}; bf16 torch {theirs['bf16_gflops']:.1f}",
-              flush=True)
+        mine = f"bf16 cptrain gemm {ours['bf16']:.1f}, " if "bf16" in ours else ""
+        print(f"threads={t}: 2048^3 matmul GFLOP/s at the start: f32 cptrain gemm "
+              f"{ours['f32']:.1f}, torch (MKL) {theirs['gflops']:.1f}; {mine}bf16 torch "
+              f"{theirs['bf16_gflops']:.1f}", flush=True)
 
     header = ("| config | threads | impl | precision | step ms median (min-max) | tokens/s "
               "| GFLOP/s | MFU | peak RSS MiB | tokens/s vs fastest torch, same precision "

@@ -4,15 +4,18 @@
 //! ```text
 //! cargo run --release -p cptrain --example step_bench -- \
 //!     --layers 2 --embd 128 --heads 4 --seq 256 --batch 8 --vocab 256 \
-//!     --threads 2 --steps 10 --warmup 2 [--profile] [--matmul-peak]
+//!     --threads 2 --steps 10 --warmup 2 [--profile] [--matmul-peak] [--bf16]
 //! ```
+//!
+//! `--bf16` runs the model's matrix products, and the matmul peak, with
+//! bf16 operands (`kernels.precision = "bf16"`).
 //!
 //! `bench/compare.py` runs this beside `bench/torch_gpt2.py`.
 
 use std::process::ExitCode;
 
 use cptrain::bench::{BenchConfig, measure_matmul_gflops, run_step_benchmark};
-use cptrain::kernels::Threads;
+use cptrain::kernels::{Precision, Threads};
 use cptrain::model::ModelConfig;
 use serde_json::json;
 
@@ -21,7 +24,7 @@ use serde_json::json;
 static ALLOC: cptrain::HugePageAlloc = cptrain::HugePageAlloc;
 
 const USAGE: &str = "usage: step_bench --layers L --embd D --heads H --seq T --batch B --vocab V \
-[--threads N] [--steps S] [--warmup W] [--profile] [--matmul-peak]";
+[--threads N] [--steps S] [--warmup W] [--profile] [--matmul-peak] [--bf16]";
 
 fn parse(args: &[String]) -> Result<(BenchConfig, bool), String> {
     let mut model = ModelConfig {
@@ -41,6 +44,7 @@ fn parse(args: &[String]) -> Result<(BenchConfig, bool), String> {
         match flag.as_str() {
             "--profile" => cfg.profile = true,
             "--matmul-peak" => matmul = true,
+            "--bf16" => cfg.precision = Precision::Bf16,
             _ => {
                 let value = it.next().ok_or(format!("{flag} needs a value"))?;
                 let n: usize = value
@@ -79,14 +83,21 @@ fn main() -> ExitCode {
         }
     };
     if matmul {
-        let gflops = match Threads::new(cfg.threads) {
-            Ok(threads) => measure_matmul_gflops(&threads, 2048, 5),
+        let measured = Threads::new(cfg.threads)
+            .map_err(|e| e.to_string())
+            .and_then(|threads| {
+                let product = cfg.precision.cpu_product().map_err(|e| e.to_string())?;
+                Ok(measure_matmul_gflops(&threads, product, 2048, 5))
+            });
+        let gflops = match measured {
+            Ok(gflops) => gflops,
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
         };
-        let line = json!({"kind": "matmul", "shape": [2048, 2048, 2048], "gflops": gflops});
+        let line = json!({"kind": "matmul", "shape": [2048, 2048, 2048], "gflops": gflops,
+            "precision": cfg.precision.to_string()});
         println!("{line}");
     }
     let report = run_step_benchmark(&cfg, |i, s| {

@@ -1,8 +1,9 @@
-//! The machine's large-matmul rate through cptrain's own GEMM, for MFU.
+//! The machine's large-matmul rate through cptrain's own GEMM, for MFU: f32,
+//! or with bf16 operands when the run's products use them.
 
 use std::time::{Duration, Instant};
 
-use crate::kernels::{MatRef, Threads, gemm};
+use crate::kernels::{MatRef, Product, Threads, gemm_with};
 
 /// Products keep running until this much time has passed, however many
 /// `reps` asked for: on a shared host a best-of over a few dozen
@@ -10,10 +11,10 @@ use crate::kernels::{MatRef, Threads, gemm};
 /// rate once came out at 128 instead of ~330 GFLOP/s, and MFU read 111 %).
 const MIN_DURATION: Duration = Duration::from_millis(250);
 
-/// Best GFLOP/s of an `n×n @ n×n` f32 product on `threads`, over at least
-/// `reps + 1` products (the first warms up) that together take at least
-/// 250 ms.
-pub fn measure_matmul_gflops(threads: &Threads, n: usize, reps: usize) -> f64 {
+/// Best GFLOP/s of an `n×n @ n×n` product on `product`'s kernel and
+/// `threads`, over at least `reps + 1` products (the first warms up) that
+/// together take at least 250 ms.
+pub fn measure_matmul_gflops(threads: &Threads, product: Product, n: usize, reps: usize) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25 - 0.75).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5 - 1.0).collect();
     let mut c = vec![0.0f32; n * n];
@@ -22,8 +23,9 @@ pub fn measure_matmul_gflops(threads: &Threads, n: usize, reps: usize) -> f64 {
     let mut done = 0;
     while done <= reps.max(1) || start.elapsed() < MIN_DURATION {
         let t0 = Instant::now();
-        gemm(
+        gemm_with(
             threads,
+            product,
             MatRef::new(&a, n, n),
             MatRef::new(&b, n, n),
             0.0,

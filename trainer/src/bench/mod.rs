@@ -16,6 +16,8 @@
 //! ```
 
 mod matmul;
+#[cfg(test)]
+mod precision_tests;
 mod report;
 
 pub use matmul::measure_matmul_gflops;
@@ -26,7 +28,7 @@ use std::time::Instant;
 
 use crate::attention::{Attention, LocalAttention};
 use crate::device::DeviceError;
-use crate::kernels::{CpuKernels, Kernels, Threads, ThreadsError};
+use crate::kernels::{Bf16Unsupported, CpuKernels, Kernels, Precision, Threads, ThreadsError};
 use crate::model::{
     Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
     flops_per_token, init_params,
@@ -52,11 +54,13 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Optimizer constants (the learning rate used is `optimizer.lr`).
     pub optimizer: OptimizerConfig,
+    /// Number format of the model's matrix products.
+    pub precision: Precision,
 }
 
 impl BenchConfig {
     /// Defaults around `model` and `batch`: 1 thread, 5 steps after 1
-    /// warm-up, no profile, seed 1, the default optimizer.
+    /// warm-up, no profile, seed 1, the default optimizer, f32 products.
     pub fn new(model: ModelConfig, batch: usize) -> Self {
         BenchConfig {
             model,
@@ -67,6 +71,7 @@ impl BenchConfig {
             profile: false,
             seed: 1,
             optimizer: OptimizerConfig::default(),
+            precision: Precision::F32,
         }
     }
 }
@@ -86,6 +91,9 @@ pub enum BenchError {
     /// A batch of zero sequences measures nothing.
     #[error("bench batch must be at least 1 sequence")]
     EmptyBatch,
+    /// This CPU cannot run the products at `precision`.
+    #[error("kernels.precision: {0}")]
+    Precision(#[from] Bf16Unsupported),
     /// The device failed.
     #[error("bench device: {0}")]
     Device(#[from] DeviceError),
@@ -112,7 +120,7 @@ pub fn run_step_benchmark(
     }
     let threads = Threads::new(cfg.threads)?;
     let thread_count = threads.count();
-    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
+    let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::with_precision(threads, cfg.precision)?);
     let k = &*kernels;
     let attn = LocalAttention::new(kernels.clone());
     let gpt = Gpt::new(cfg.model.clone());

@@ -51,7 +51,12 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     cfg.profile = !args.no_profile;
     cfg.seed = train.seed;
     cfg.optimizer = optimizer;
-    let peak = measure_matmul_gflops(&Threads::new(cfg.threads)?, 1024, 6);
+    cfg.precision = kernels.precision;
+    let product = kernels
+        .precision
+        .cpu_product()
+        .map_err(crate::bench::BenchError::from)?;
+    let peak = measure_matmul_gflops(&Threads::new(cfg.threads)?, product, 1024, 6);
     let report = run_step_benchmark(&cfg, |i, s| {
         eprintln!(
             "step {}/{}: {:.1} ms, loss {:.4}",
@@ -91,8 +96,9 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     )?;
     writeln!(
         out,
-        "mfu        {:.0}% of the {peak:.1} GFLOP/s measured for a 1024^3 f32 matmul in this run",
-        100.0 * report.gflops() / peak
+        "mfu        {:.0}% of the {peak:.1} GFLOP/s measured for a 1024^3 {} matmul in this run",
+        100.0 * report.gflops() / peak,
+        cfg.precision
     )?;
     if let Some(rss) = report.peak_rss_bytes {
         writeln!(out, "memory     peak RSS {:.0} MiB", rss as f64 / 1048576.0)?;

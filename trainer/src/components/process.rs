@@ -181,8 +181,9 @@ impl MetricsSink for Discard {
 /// Side of the square matmul measured at startup (2 GFLOP, ~20 ms a product).
 const MATMUL_PROBE_SIZE: usize = 1024;
 
-/// The f32 matmul rate MFU is measured against: `metrics.peak_gflops`, or
-/// measured at startup with all of the process's kernel threads.
+/// The matmul rate MFU is measured against: `metrics.peak_gflops`, or
+/// measured at startup with all of the process's kernel threads at
+/// `kernels.precision` (bf16 operands when the run's products use them).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MachinePeak {
     /// GFLOP/s.
@@ -202,8 +203,12 @@ fn machine_peak(
         }));
     }
     let threads = Threads::new(kernels.threads_per_rank(1))?;
+    let product = kernels
+        .precision
+        .cpu_product()
+        .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
     Ok(Arc::new(MachinePeak {
-        gflops: measure_matmul_gflops(&threads, MATMUL_PROBE_SIZE, 6),
+        gflops: measure_matmul_gflops(&threads, product, MATMUL_PROBE_SIZE, 6),
         measured: true,
     }))
 }

@@ -10,7 +10,7 @@ use crate::attention::{
 };
 use crate::data::{DataConfig, DataSource};
 use crate::inference::TrainingSampler;
-use crate::kernels::{CpuKernels, Kernels, Threads};
+use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
 use crate::optim::OptimizerConfig;
 use crate::parallel::Backend;
 use crate::train::{
@@ -28,9 +28,14 @@ fn rank_threads(plan: Arc<TrainPlan>) -> Result<Arc<Threads>, TrainError> {
 }
 component!(rank_threads, scope = rank_scope());
 
-/// CPU kernels (`kernels.device = "cpu"`).
-fn cpu(threads: Arc<Threads>) -> Arc<dyn Kernels> {
-    Arc::new(CpuKernels::new((*threads).clone()))
+/// CPU kernels (`kernels.device = "cpu"`) at `kernels.precision`.
+fn cpu(
+    threads: Arc<Threads>,
+    kernels: Config<KernelsConfig>,
+) -> Result<Arc<dyn Kernels>, TrainError> {
+    let cpu = CpuKernels::with_precision((*threads).clone(), kernels.precision)
+        .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
+    Ok(Arc::new(cpu))
 }
 component!(cpu, select = "kernels.device", scope = rank_scope());
 

@@ -1,5 +1,8 @@
 use serde::{Deserialize, Serialize};
 
+use super::Product;
+use super::gemm_bf16::{self, Bf16Features, Bf16Gemm, Bf16Unsupported};
+
 /// The `[kernels]` section: where and with how many threads the math runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -12,22 +15,45 @@ pub struct KernelsConfig {
     /// The GPU of `cuda` (an index of the CUDA driver); default: the rank's
     /// local rank.
     pub gpu: Option<usize>,
-    /// Number format of parameters and activations.
+    /// Number format of the model's matrix products (see [`Precision`]).
     pub precision: Precision,
     /// `cuda` only: let cuBLAS round GEMM inputs to TF32 (faster, about 3
     /// decimal digits per product instead of f32's 7).
     pub tf32: bool,
 }
 
-/// Number format of parameters and activations (`kernels.precision`).
+/// Number format of the model's matrix products (`kernels.precision`).
+/// Parameters, gradients, optimizer state and every other kernel stay f32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 everywhere.
     #[default]
     F32,
-    /// bf16 parameters and activations (not implemented yet).
+    /// Linear layers and the output head round their operands to bf16 and
+    /// accumulate in f32 (`kernels.device = "cpu"` on a CPU with
+    /// AVX512-BF16).
     Bf16,
+}
+
+impl std::fmt::Display for Precision {
+    /// The `kernels.precision` value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Precision {
+    /// The CPU kernel for products at this precision, if this CPU runs it.
+    pub fn cpu_product(self) -> Result<Product, Bf16Unsupported> {
+        match self {
+            Precision::F32 => Ok(Product::F32),
+            Precision::Bf16 => Bf16Gemm::new().map(Product::Bf16),
+        }
+    }
 }
 
 impl Default for KernelsConfig {
@@ -43,12 +69,28 @@ impl Default for KernelsConfig {
 }
 
 impl KernelsConfig {
-    /// Checks the keys that depend on each other: `precision` and `tf32`.
+    /// Checks the keys that depend on each other and on this CPU:
+    /// `precision` (bf16 runs on the CPU device, with AVX512-BF16) and `tf32`.
     pub fn validate(&self) -> Result<(), String> {
+        self.validate_on(Bf16Features::detect())
+    }
+
+    /// [`KernelsConfig::validate`] on a CPU with `cpu`'s features.
+    fn validate_on(&self, cpu: Bf16Features) -> Result<(), String> {
         if self.precision == Precision::Bf16 {
-            return Err("kernels.precision = \"bf16\" is not implemented yet; set \
-                        kernels.precision = \"f32\""
-                .into());
+            if self.device != "cpu" {
+                return Err(format!(
+                    "kernels.precision = \"bf16\" is implemented for kernels.device = \"cpu\" \
+                     only, not \"{}\"; set kernels.precision = \"f32\"",
+                    self.device
+                ));
+            }
+            gemm_bf16::check(cpu).map_err(|e| {
+                format!(
+                    "kernels.precision = \"bf16\" cannot run on this CPU: {e}; set \
+                     kernels.precision = \"f32\""
+                )
+            })?;
         }
         if self.tf32 && self.device != "cuda" {
             return Err(format!(
@@ -118,18 +160,46 @@ fn cores() -> usize {
 mod tests {
     use super::*;
 
+    /// A CPU with every feature the bf16 kernels need, and one without `vdpbf16ps`.
+    const BF16_CPU: Bf16Features = Bf16Features {
+        avx512f: true,
+        avx512bw: true,
+        avx512bf16: true,
+    };
+    const AVX512_ONLY: Bf16Features = Bf16Features {
+        avx512bf16: false,
+        ..BF16_CPU
+    };
+
     #[test]
-    fn bf16_and_tf32_off_the_gpu_are_refused_with_the_key() {
-        assert_eq!(KernelsConfig::default().validate(), Ok(()));
+    fn bf16_runs_on_cpus_with_avx512_bf16_and_is_refused_elsewhere() {
         let bf16 = KernelsConfig {
             precision: Precision::Bf16,
             ..KernelsConfig::default()
         };
-        let text = bf16.validate().unwrap_err();
+        assert_eq!(bf16.validate_on(BF16_CPU), Ok(()));
+        assert_eq!(KernelsConfig::default().validate_on(AVX512_ONLY), Ok(()));
+        let text = bf16.validate_on(AVX512_ONLY).unwrap_err();
         assert!(
-            text.contains("kernels.precision = \"bf16\" is not implemented yet"),
+            text.starts_with("kernels.precision = \"bf16\" cannot run on this CPU")
+                && text.contains("lacks AVX512-BF16:")
+                && text.ends_with("set kernels.precision = \"f32\""),
             "{text}"
         );
+        let gpu = KernelsConfig {
+            device: "cuda".into(),
+            ..bf16
+        };
+        let text = gpu.validate_on(BF16_CPU).unwrap_err();
+        assert!(
+            text.contains("implemented for kernels.device = \"cpu\" only, not \"cuda\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tf32_off_the_gpu_is_refused_with_the_key() {
+        assert_eq!(KernelsConfig::default().validate(), Ok(()));
         let tf32 = KernelsConfig {
             tf32: true,
             ..KernelsConfig::default()

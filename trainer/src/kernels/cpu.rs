@@ -1,12 +1,18 @@
 //! [`CpuKernels`]: the host as a device, the reference and fast CPU path.
+//!
+//! With `kernels.precision = "bf16"` the model's matrix products (linear
+//! layers and the tied output head, forward and backward) round their
+//! operands to bf16 and accumulate in f32 ([`Product::Bf16`]); every other
+//! kernel, attention's own products included, stays f32, and so do the
+//! buffers: parameters, gradients, activations and optimizer state.
 
 use std::ops::Range;
 use std::sync::Mutex;
 
 use super::{
-    BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv, QkvProjection,
-    TargetOutOfRange, Threads, check_targets, cross_entropy, embedding, fill_columns, gelu, gemm,
-    heads, layernorm, merge_partial, residual,
+    BatchedAttention, Bf16Unsupported, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv,
+    Precision, Product, QkvProjection, TargetOutOfRange, Threads, check_targets, cross_entropy,
+    embedding, fill_columns, gelu, gemm, heads, layernorm, merge_partial, residual,
 };
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
@@ -15,6 +21,8 @@ use crate::optim::{self, AdamWUpdate};
 #[derive(Debug, Default)]
 pub struct CpuKernels {
     threads: Threads,
+    /// The kernel the model's matrix products run on.
+    product: Product,
     /// One slot of partial sums per part of a row-split reduction
     /// (LayerNorm's weight gradients), grown once and reused so a step
     /// allocates nothing.
@@ -25,17 +33,31 @@ impl Clone for CpuKernels {
     /// The same threads with scratch of its own, so clones used by
     /// different ranks never wait on each other.
     fn clone(&self) -> Self {
-        CpuKernels::new(self.threads.clone())
+        CpuKernels {
+            threads: self.threads.clone(),
+            product: self.product,
+            partials: Mutex::default(),
+        }
     }
 }
 
 impl CpuKernels {
-    /// CPU kernels running on `threads`.
+    /// f32 CPU kernels running on `threads`.
     pub fn new(threads: Threads) -> Self {
         CpuKernels {
             threads,
+            product: Product::F32,
             partials: Mutex::default(),
         }
+    }
+
+    /// CPU kernels running on `threads` whose model products use
+    /// `precision`; bf16 needs a CPU with AVX512-BF16.
+    pub fn with_precision(threads: Threads, precision: Precision) -> Result<Self, Bf16Unsupported> {
+        Ok(CpuKernels {
+            product: precision.cpu_product()?,
+            ..CpuKernels::new(threads)
+        })
     }
 
     /// The rank's worker threads.
@@ -154,7 +176,7 @@ impl Kernels for CpuKernels {
     ) {
         let (x, w, out) = (x.expect_host(), w.expect_host(), out.expect_host());
         let bias = bias.map(Slice::expect_host);
-        gemm::linear_forward(&self.threads, x, w, bias, out, d_in, d_out);
+        gemm::linear_forward_with(&self.threads, self.product, x, w, bias, out, d_in, d_out);
     }
 
     fn linear_backward(
@@ -171,12 +193,23 @@ impl Kernels for CpuKernels {
         let (dy, x, w) = (dy.expect_host(), x.expect_host(), w.expect_host());
         let (dx, dw) = (dx.expect_host(), dw.expect_host());
         let db = db.map(SliceMut::expect_host);
-        gemm::linear_backward(&self.threads, dy, x, w, dx, dw, db, d_in, d_out);
+        gemm::linear_backward_with(
+            &self.threads,
+            self.product,
+            dy,
+            x,
+            w,
+            dx,
+            dw,
+            db,
+            d_in,
+            d_out,
+        );
     }
 
     fn tied_head_forward(&self, x: Slice<'_>, wte: Slice<'_>, logits: SliceMut<'_>, c: usize) {
         let (x, wte, logits) = (x.expect_host(), wte.expect_host(), logits.expect_host());
-        gemm::tied_head_forward(&self.threads, x, wte, logits, c);
+        gemm::tied_head_forward_with(&self.threads, self.product, x, wte, logits, c);
     }
 
     fn tied_head_backward(
@@ -190,7 +223,7 @@ impl Kernels for CpuKernels {
     ) {
         let (dlogits, x, wte) = (dlogits.expect_host(), x.expect_host(), wte.expect_host());
         let (dx, dwte) = (dx.expect_host(), dwte.expect_host());
-        gemm::tied_head_backward(&self.threads, dlogits, x, wte, dx, dwte, c);
+        gemm::tied_head_backward_with(&self.threads, self.product, dlogits, x, wte, dx, dwte, c);
     }
 
     fn layernorm_forward(

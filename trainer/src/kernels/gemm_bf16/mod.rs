@@ -103,7 +103,7 @@ pub struct Bf16Unsupported {
 }
 
 /// Whether CPUs with `features` run the bf16 kernels.
-fn check(features: Bf16Features) -> Result<(), Bf16Unsupported> {
+pub(super) fn check(features: Bf16Features) -> Result<(), Bf16Unsupported> {
     let missing = features.missing();
     if missing.is_empty() {
         Ok(())

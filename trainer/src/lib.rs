@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod components;
 pub mod data;
+pub mod embed;
 pub mod device;
 mod huge_pages;
 pub mod inference;

@@ -51,12 +51,22 @@ fn the_example_trains_in_memory_what_cptrain_run_trains() {
     let out = out_dir.to_str().unwrap();
     common::cptrain_ok(
         cli.path(),
-        &["run", "--config", "run.toml", "--set", &format!("train.out_dir={out}")],
+        &[
+            "run",
+            "--config",
+            "run.toml",
+            "--set",
+            &format!("train.out_dir={out}"),
+        ],
     );
     let cli_losses = common::losses(&out_dir);
     assert_eq!(cli_losses.len(), losses.len());
     for (step, (a, b)) in losses.iter().zip(&cli_losses).enumerate() {
-        assert!(close(*a, *b), "step {}: embedded {a}, cptrain run {b}", step + 1);
+        assert!(
+            close(*a, *b),
+            "step {}: embedded {a}, cptrain run {b}",
+            step + 1
+        );
     }
     let cli_eval = common::metrics(&out_dir)[4]["eval_loss"].as_f64().unwrap();
     let eval = outcome.eval_losses();
@@ -72,6 +82,23 @@ fn the_example_trains_in_memory_what_cptrain_run_trains() {
             .fold(0.0, f64::max);
         assert!(worst <= SAME_RUN, "{}: differs by {worst}", spec.name);
     }
+}
+
+#[test]
+fn write_to_writes_what_cptrain_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let config = example::tiny_config().unwrap();
+    let outcome = Training::from_config(&config)
+        .unwrap()
+        .write_to(&out_dir)
+        .run(&CancellationToken::new())
+        .expect("trains");
+    let last = out_dir.join("checkpoints").join("step-5");
+    assert_eq!(outcome.checkpoint.as_ref(), Some(&last));
+    assert_eq!(common::losses(&out_dir), outcome.losses());
+    assert!(out_dir.join("config.toml").is_file());
+    assert!(outcome.weights.is_some(), "the weights are in memory too");
 }
 
 #[test]
@@ -93,5 +120,8 @@ fn file_outputs_without_an_out_dir_are_refused() {
         .run(&CancellationToken::new())
         .err()
         .expect("refused");
-    assert!(error.to_string().contains("metrics.phase_profile"), "{error}");
+    assert!(
+        error.to_string().contains("metrics.phase_profile"),
+        "{error}"
+    );
 }

@@ -46,7 +46,12 @@ use outcome::{Recorder, WeightsInMemory};
 const CONFIG_LAYER: &str = "(embedding application)";
 
 /// The built-in components that write into `train.out_dir`.
-const FILE_COMPONENTS: [&str; 4] = ["run_dir", "jsonl_metrics", "csv_metrics", "disk_checkpoints"];
+const FILE_COMPONENTS: [&str; 4] = [
+    "run_dir",
+    "jsonl_metrics",
+    "csv_metrics",
+    "disk_checkpoints",
+];
 
 /// One training run being set up; [`Training::run`] trains it.
 pub struct Training {
@@ -173,7 +178,8 @@ impl Training {
             },
             None => return Err(EmbedError::NoOutcome),
         };
-        let recorded = std::mem::take(&mut *recorder.lock().unwrap_or_else(PoisonError::into_inner));
+        let recorded =
+            std::mem::take(&mut *recorder.lock().unwrap_or_else(PoisonError::into_inner));
         Ok(TrainOutcome {
             records: recorded.records,
             summary: recorded.summary,
@@ -190,7 +196,10 @@ impl Training {
         let mut layers = vec![(CONFIG_LAYER, self.config.clone())];
         if let Some(dir) = &self.out_dir {
             let dir = toml::Value::String(dir.display().to_string());
-            layers.push(("(Training::write_to)", format!("[train]\nout_dir = {dir}\n")));
+            layers.push((
+                "(Training::write_to)",
+                format!("[train]\nout_dir = {dir}\n"),
+            ));
         }
         Ok(embedded_environment(&layers)?)
     }

@@ -182,7 +182,9 @@ impl Reporter {
         if let Some((saved, dir)) = &self.saved
             && *saved == step
         {
-            tracing::info!(step, dir = ?dir, "checkpoint of this step already saved; kept");
+            if let Some(dir) = dir {
+                tracing::info!(step, dir = %dir.display(), "checkpoint of this step already saved; kept");
+            }
             return Ok(dir.clone());
         }
         let state = TrainerState {

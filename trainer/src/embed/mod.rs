@@ -9,18 +9,9 @@
 //! matmul probe ([`Training::measure_peak`]), no signal handler and no
 //! tracing subscriber. The final weights come back in memory.
 //!
-//! ```no_run
-//! use cptrain::embed::{Training, TrainerConfig};
-//! use appctx::CancellationToken;
-//!
-//! let mut config = TrainerConfig::defaults()?;
-//! config.train.steps = 5;
-//! let outcome = Training::from_config(&config)?.run(&CancellationToken::new())?;
-//! println!("{:?}", outcome.losses());
-//! # Ok::<(), cptrain::embed::EmbedError>(())
-//! ```
-//!
-//! docs/embedding.md walks through a complete example.
+//! The guide below is docs/embedding.md.
+#![doc = ""]
+#![doc = include_str!("../../../docs/embedding.md")]
 
 mod config;
 mod error;

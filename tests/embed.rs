@@ -118,8 +118,7 @@ fn a_cancelled_token_stops_before_the_first_step() {
 fn file_outputs_without_an_out_dir_are_refused() {
     let error = Training::from_toml("[metrics]\nphase_profile = true\n")
         .run(&CancellationToken::new())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         error.to_string().contains("metrics.phase_profile"),
         "{error}"

@@ -3,14 +3,14 @@
 pub enum EmbedError {
     /// The configuration does not parse or bind.
     #[error("the configuration: {0}")]
-    Config(#[from] appctx::Error),
+    Config(Box<appctx::Error>),
     /// A [`TrainerConfig`](super::TrainerConfig) could not be written as TOML.
     #[error("the typed configuration cannot be written as TOML: {0}")]
     Serialize(toml::ser::Error),
     /// Building, running or closing the context failed (the wiring, the
     /// plan, the data, or a rank's training).
     #[error("{0}")]
-    Run(appctx::Error),
+    Run(Box<appctx::Error>),
     /// A key asks for files while the run writes none.
     #[error(
         "`{key}` writes files into train.out_dir, and this run writes no files. \
@@ -27,4 +27,10 @@ pub enum EmbedError {
          weights are not here. Action: embed with parallel.backend = \"local\""
     )]
     NoOutcome,
+}
+
+impl From<appctx::Error> for EmbedError {
+    fn from(error: appctx::Error) -> Self {
+        EmbedError::Config(Box::new(error))
+    }
 }

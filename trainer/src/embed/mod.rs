@@ -154,10 +154,10 @@ impl Training {
         for name in excluded {
             context = context.exclude(name);
         }
-        let context = context.build().map_err(EmbedError::Run)?;
+        let context = context.build().map_err(|e| EmbedError::Run(Box::new(e)))?;
         let ran = context.run();
         context.close();
-        ran.map_err(EmbedError::Run)?;
+        ran.map_err(|e| EmbedError::Run(Box::new(e)))?;
         let outcome = match status.outcome() {
             Some(outcome) => outcome,
             // Cancelled before the context ran its trainer.

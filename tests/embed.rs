@@ -10,7 +10,10 @@ mod example;
 
 use appctx::CancellationToken;
 use cptrain::embed::Training;
-use cptrain::model::ParamLayout;
+use std::sync::Arc;
+
+use cptrain::components::MachinePeak;
+use cptrain::model::{ParamLayout, flops_per_token};
 
 /// Relative tolerance between the embedded run and the binary's: the same
 /// code on the same thread count, so any difference could only come from the
@@ -40,6 +43,8 @@ fn the_example_trains_in_memory_what_cptrain_run_trains() {
     assert!(!outcome.interrupted);
     assert_eq!(outcome.steps, 5);
     assert_eq!(outcome.checkpoint, None);
+    // No peak was measured or configured, so no MFU.
+    assert!(outcome.records.iter().all(|r| r.mfu.is_none()));
     let weights = outcome.weights.as_ref().expect("the final weights");
     assert_eq!(weights.step, 5);
     assert_eq!(weights.params.len(), weights.layout.len());
@@ -107,6 +112,30 @@ fn write_to_writes_what_cptrain_run_writes() {
     }
     assert!(out_dir.join("config.toml").is_file());
     assert!(outcome.weights.is_some(), "the weights are in memory too");
+}
+
+#[test]
+fn a_component_overridden_from_code_is_used() {
+    let peak = MachinePeak {
+        gflops: 1.0,
+        measured: false,
+    };
+    let outcome = Training::from_config(&example::tiny_config().unwrap())
+        .unwrap()
+        .measure_peak()
+        .context(|b| b.override_component("machine_peak", Arc::new(peak)))
+        .run(&CancellationToken::new())
+        .expect("trains");
+    let record = &outcome.records[0];
+    // MFU against the overriding 1 GFLOP/s peak: the rate of the record's
+    // FLOPs (flops_per_token of the example's model) in GFLOP/s.
+    let model = example::tiny_config().unwrap().model;
+    let expected = record.tokens_per_s * flops_per_token(&model) / 1e9;
+    let mfu = record.mfu.expect("MFU against the given peak");
+    assert!(
+        (mfu - expected).abs() <= 1e-9 * expected,
+        "{mfu} vs {expected}"
+    );
 }
 
 #[test]

@@ -60,3 +60,26 @@ impl TrainerConfig {
         toml::to_string(self).map_err(EmbedError::Serialize)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TrainerConfig;
+
+    /// Typed sections written as TOML and read back over the defaults are
+    /// the same sections (every key survives the round trip).
+    #[test]
+    fn the_typed_configuration_round_trips_through_toml() {
+        let mut config = TrainerConfig::from_toml("[train]\nsteps = 7\n").unwrap();
+        assert_eq!(config.train.steps, 7);
+        config.model.n_positions = Some(128);
+        config.optimizer.lr = 1e-2;
+        let text = config.to_toml().unwrap();
+        assert_eq!(TrainerConfig::from_toml(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_it() {
+        let error = TrainerConfig::from_toml("[train]\nstepz = 7\n").unwrap_err();
+        assert!(error.to_string().contains("stepz"), "{error}");
+    }
+}

@@ -161,3 +161,15 @@ fn file_outputs_without_an_out_dir_are_refused() {
         "{error}"
     );
 }
+
+#[test]
+fn a_mistyped_key_is_refused_with_a_suggestion() {
+    let error = Training::from_toml("[train]\nstepz = 3\n")
+        .run(&CancellationToken::new())
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("train.stepz") && text.contains("train.steps"),
+        "{text}"
+    );
+}

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod components;
 pub mod data;
 pub mod device;
+pub mod embed;
 mod huge_pages;
 pub mod inference;
 pub mod kernels;

@@ -1,4 +1,4 @@
-use appctx::Environment;
+use appctx::{Environment, EnvironmentBuilder};
 
 use super::ConfigLayers;
 
@@ -41,6 +41,24 @@ pub fn build_environment_over(
     for (name, text) in BUILTIN_PROFILES {
         builder = builder.embedded_profile(name, text);
     }
+    build_following_data(builder)
+}
+
+/// The environment of an application that embeds the trainer: the embedded
+/// defaults under `layers` ((name, TOML text), lowest first), nothing read
+/// from files, profiles or environment variables; `model.vocab_size`
+/// follows the data as in [`build_environment`].
+pub fn embedded_environment(layers: &[(&str, String)]) -> Result<Environment, appctx::Error> {
+    let mut builder = Environment::builder().defaults("config/default.toml", DEFAULT_CONFIG);
+    for (name, text) in layers {
+        builder = builder.defaults(*name, text.as_str());
+    }
+    build_following_data(builder)
+}
+
+/// Builds `builder`'s environment, then again with the layers of the keys
+/// that follow the data and `model.init` when some do.
+fn build_following_data(mut builder: EnvironmentBuilder) -> Result<Environment, appctx::Error> {
     let env = builder.clone().build()?;
     let followed: Vec<(String, String)> = [tokenizer_vocab(&env), init_positions(&env)]
         .into_iter()

@@ -20,6 +20,7 @@ pub use args::{
 };
 pub use environment::{
     BUILTIN_PROFILES, DEFAULT_CONFIG, ENV_PREFIX, build_environment, build_environment_over,
+    embedded_environment,
 };
 
 use std::process::ExitCode;

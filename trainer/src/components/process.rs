@@ -15,8 +15,8 @@ use crate::model::ModelConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
 use crate::train::{
-    Claim, RunDir, RunOptions, RunStatus, SharedSink, StartState, TrainError, TrainPlan,
-    TrainRunner,
+    CheckpointWriter, Claim, DiskCheckpoints, RunDir, RunOptions, RunStatus, SharedSink,
+    StartState, TrainError, TrainPlan, TrainRunner,
 };
 
 /// Ranks as threads of this process (`parallel.backend = "local"`).
@@ -92,11 +92,11 @@ fn run_dir(
 component!(run_dir);
 
 /// The weights every rank starts from (resumed, imported or initialized),
-/// read once `train.out_dir` is claimed.
+/// read once `train.out_dir` is claimed (when the run writes there).
 fn start_state(
     plan: Arc<TrainPlan>,
     options: Option<Arc<RunOptions>>,
-    _claimed: Arc<RunDir>,
+    _claimed: Option<Arc<RunDir>>,
     data_config: Config<DataConfig>,
     data: Arc<dyn DataSource>,
 ) -> Result<Arc<StartState>, TrainError> {
@@ -109,6 +109,16 @@ fn start_state(
     )?))
 }
 component!(start_state);
+
+/// Checkpoints in `<out_dir>/checkpoints/step-N/` (`train.checkpoint_every`
+/// and the end of the run), written by the process that runs rank 0.
+fn disk_checkpoints(plan: Arc<TrainPlan>, _claimed: Arc<RunDir>) -> Arc<dyn CheckpointWriter> {
+    Arc::new(DiskCheckpoints {
+        out_dir: plan.train.out_dir.clone(),
+        keep_last: plan.train.keep_last,
+    })
+}
+component!(disk_checkpoints);
 
 /// `<out_dir>/metrics.jsonl`, continued (and truncated to the resumed step)
 /// when resuming. Only the process that runs rank 0 reports; elsewhere the

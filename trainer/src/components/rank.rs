@@ -14,8 +14,8 @@ use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
 use crate::optim::OptimizerConfig;
 use crate::parallel::Backend;
 use crate::train::{
-    RankGroups, RankInfo, RankTrainer, Reporter, RunOptions, SharedSink, StartState, TrainError,
-    TrainPlan,
+    CheckpointWriter, RankGroups, RankInfo, RankTrainer, Reporter, RunOptions, SharedSink,
+    StartState, TrainError, TrainPlan,
 };
 
 fn rank_scope() -> Scope {
@@ -101,7 +101,8 @@ component!(
     scope = rank_scope()
 );
 
-/// The rank's trainer; global rank 0 also reports metrics and writes checkpoints.
+/// The rank's trainer; global rank 0 also reports metrics (MFU when a
+/// [`MachinePeak`] is in the context) and hands out checkpoints.
 #[allow(clippy::too_many_arguments)]
 fn rank_trainer(
     info: Arc<RankInfo>,
@@ -113,13 +114,15 @@ fn rank_trainer(
     attention: Arc<dyn Attention>,
     groups: Arc<RankGroups>,
     sinks: Vec<Arc<SharedSink>>,
+    writers: Vec<Arc<dyn CheckpointWriter>>,
     options: Option<Arc<RunOptions>>,
-    peak: Arc<MachinePeak>,
+    peak: Option<Arc<MachinePeak>>,
 ) -> Result<Arc<RankTrainer>, TrainError> {
     let reporter = if info.rank == 0 {
         let options = options.as_deref().cloned().unwrap_or_default();
-        let peak = Some(peak.gflops);
-        Some(Reporter::new(plan.clone(), sinks, &start, &options, peak)?)
+        let peak = peak.map(|p| p.gflops);
+        let plan = plan.clone();
+        Some(Reporter::new(plan, sinks, writers, &start, &options, peak)?)
     } else {
         None
     };

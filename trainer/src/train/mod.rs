@@ -2,6 +2,7 @@
 //! the per-rank step loop, and the reporting rank's metrics and checkpoints.
 
 mod available_memory;
+mod checkpoint_writer;
 mod error;
 mod evaluation;
 mod groups;
@@ -18,6 +19,7 @@ mod start;
 mod trace;
 
 pub use available_memory::{AvailableMemory, human_bytes};
+pub use checkpoint_writer::{CheckpointData, CheckpointWriter, DiskCheckpoints};
 pub use error::TrainError;
 pub use evaluation::{EvalBatches, evaluate_on_layout};
 pub use groups::{RankGroups, Traffic};

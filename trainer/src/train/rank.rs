@@ -274,7 +274,7 @@ impl RankTrainer {
                 reporter.phase_profiles(step - self.first_step, profiles)?;
             }
             if let Some((params, moments)) = &full {
-                checkpoint = Some(reporter.checkpoint(step, params, moments)?);
+                checkpoint = reporter.checkpoint(step, params, moments)?;
             }
             reporter.finish()?;
         }

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use super::phase_report::phase_report;
 use super::{
-    RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, Traffic, TrainError, TrainPlan,
-    chrome_trace,
+    CheckpointData, CheckpointWriter, RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice,
+    Traffic, TrainError, TrainPlan, chrome_trace,
 };
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState, hf_files,
-    prune_checkpoints, save_checkpoint,
 };
 use crate::data::WindowOrder;
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
@@ -28,12 +27,13 @@ pub struct Reporter {
     plan: Arc<TrainPlan>,
     layout: ParamLayout,
     sinks: Vec<Arc<SharedSink>>,
+    writers: Vec<Arc<dyn CheckpointWriter>>,
     config: serde_json::Value,
     identity: RunIdentity,
     /// Recorded with the first step, then cleared.
     config_changes: Option<Vec<String>>,
-    /// The newest checkpoint this run wrote: (step, directory).
-    saved: Option<(u64, PathBuf)>,
+    /// The newest checkpoint this run wrote: (step, directory when on disk).
+    saved: Option<(u64, Option<PathBuf>)>,
     /// `config.json` and the tokenizer's files, written into each checkpoint.
     hf_files: Vec<(&'static str, String)>,
     peak_gflops: Option<f64>,
@@ -55,10 +55,12 @@ struct RunTotals {
 
 impl Reporter {
     /// A reporter continuing from `start` (fresh or resumed); writes the
-    /// run's files (`options.run_files`) into `train.out_dir`.
+    /// run's files (`options.run_files`) into `train.out_dir`. Step records
+    /// go to every sink, checkpoints to every writer.
     pub fn new(
         plan: Arc<TrainPlan>,
         sinks: Vec<Arc<SharedSink>>,
+        writers: Vec<Arc<dyn CheckpointWriter>>,
         start: &StartState,
         options: &RunOptions,
         peak_gflops: Option<f64>,
@@ -78,6 +80,7 @@ impl Reporter {
             flops_per_token: flops_per_token(&plan.model),
             plan,
             sinks,
+            writers,
             config: options.config_snapshot.clone(),
             identity: start.identity.clone(),
             config_changes: Some([&options.config_changes[..], &start.data_changes[..]].concat())
@@ -166,19 +169,22 @@ impl Reporter {
         Some(WindowOrder::epoch(first, windows as usize))
     }
 
-    /// Writes the checkpoint of `step` completed steps and prunes old ones;
-    /// returns its directory. A step this run already saved (a stop right
-    /// after a scheduled checkpoint) is kept as it is, never rewritten.
+    /// Hands the checkpoint of `step` completed steps to every writer;
+    /// returns its directory when one wrote it to disk. A step this run
+    /// already saved (a stop right after a scheduled checkpoint) is kept as
+    /// it is, never rewritten.
     pub fn checkpoint(
         &mut self,
         step: u64,
         params: &[f32],
         optimizer: &AdamWState<'_>,
-    ) -> Result<PathBuf, TrainError> {
+    ) -> Result<Option<PathBuf>, TrainError> {
         if let Some((saved, dir)) = &self.saved
             && *saved == step
         {
-            tracing::info!(step, dir = %dir.display(), "checkpoint of this step already saved; kept");
+            if let Some(dir) = dir {
+                tracing::info!(step, dir = %dir.display(), "checkpoint of this step already saved; kept");
+            }
             return Ok(dir.clone());
         }
         let state = TrainerState {
@@ -193,17 +199,18 @@ impl Reporter {
             metrics: self.totals.clone(),
             config: self.config.clone(),
         };
-        let out_dir = &self.plan.train.out_dir;
-        let dir = save_checkpoint(
-            out_dir,
-            &self.layout,
+        let data = CheckpointData {
+            layout: &self.layout,
             params,
             optimizer,
-            &state,
-            &self.hf_files,
-        )?;
-        tracing::info!(step, dir = %dir.display(), "checkpoint written");
-        prune_checkpoints(out_dir, self.plan.train.keep_last)?;
+            state: &state,
+            hf_files: &self.hf_files,
+        };
+        let mut dir = None;
+        for writer in &self.writers {
+            let written = writer.write(&data)?;
+            dir = dir.or(written);
+        }
         self.saved = Some((step, dir.clone()));
         Ok(dir)
     }

@@ -68,6 +68,10 @@ pub struct RankTrainer {
     kernels: Arc<dyn Kernels>,
     attention: Arc<dyn Attention>,
     groups: Arc<RankGroups>,
+    /// Whether this rank helps assemble the whole model for the reporting
+    /// rank (global rank 0) when it samples or saves: the ranks of rank 0's
+    /// TP group; the others skip the copy.
+    assembles: bool,
     schedule: LrSchedule,
     grad_clip: f64,
     first_step: u64,
@@ -131,6 +135,7 @@ impl RankTrainer {
             micro,
         };
         Ok(RankTrainer {
+            assembles: groups.tp.info().members.contains(&0),
             schedule: LrSchedule::new(optimizer, start.identity.schedule_steps),
             grad_clip: optimizer.grad_clip,
             first_step: start.first_step(),
@@ -212,7 +217,7 @@ impl RankTrainer {
             } else {
                 None
             };
-            let due = |every: u64| every > 0 && step.is_multiple_of(every);
+            let due = |every: u64| self.assembles && every > 0 && step.is_multiple_of(every);
             let saves = due(self.plan.train.checkpoint_every) && step < steps;
             // Under tensor parallelism the whole model is gathered on every
             // rank of the TP group (a collective) before the reporting rank
@@ -263,7 +268,7 @@ impl RankTrainer {
             None
         };
         let mut checkpoint = None;
-        let full = if step > self.first_step {
+        let full = if self.assembles && step > self.first_step {
             Some(self.full_state(&state)?)
         } else {
             None

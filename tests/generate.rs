@@ -267,3 +267,50 @@ fn mistakes_name_the_flag_or_the_file() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// A run trained with bf16 products evaluates to its own eval_loss: `eval`
+/// runs the products at the run's `kernels.precision`. Skipped (with the
+/// reason printed) on a CPU that refuses bf16.
+#[test]
+fn a_bf16_run_evaluates_to_its_eval_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = cptrain(dir.path(), &["check", "--set", "kernels.precision=bf16"]);
+    if !probe.status.success() {
+        eprintln!(
+            "skipped: {}",
+            String::from_utf8_lossy(&probe.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
+        );
+        return;
+    }
+    train(dir.path(), 10, &["kernels.precision=bf16"]);
+    let ckpt = "run/checkpoints/step-10";
+    let report = json(&cptrain_ok(
+        dir.path(),
+        &["eval", "--checkpoint", ckpt, "--json"],
+    ));
+    let loss = report["loss"].as_f64().unwrap();
+    let records = metrics(&dir.path().join("run"));
+    let eval_loss = records.last().unwrap()["eval_loss"].as_f64().unwrap();
+    // The same bf16 products on the same windows: only summation order may
+    // differ (f64 sums of f32 terms).
+    assert!(
+        (loss - eval_loss).abs() < 1e-5 * eval_loss,
+        "eval {loss} vs the run's {eval_loss}"
+    );
+    // In f32 the products round differently: a visibly different loss.
+    let f32 = json(&cptrain_ok(
+        dir.path(),
+        &[
+            "eval",
+            "--checkpoint",
+            ckpt,
+            "--json",
+            "--set",
+            "kernels.precision=f32",
+        ],
+    ));
+    assert_ne!(f32["loss"].as_f64().unwrap(), loss);
+}

@@ -91,7 +91,8 @@ impl RankModel<'_> {
 /// Evaluates `params` on `plan`'s rank layout: every rank of
 /// `parallel.world_size` runs as a thread of this process (the `local`
 /// backend, whatever trained the model) with its process groups, CPU
-/// kernels and `parallel.cp_comm` attention, and forwards its share of each
+/// kernels at `kernels.precision` and `parallel.cp_comm` attention, and
+/// forwards its share of each
 /// batch of `what`. Trains nothing and writes nothing.
 pub fn evaluate_on_layout(
     plan: &TrainPlan,
@@ -104,7 +105,11 @@ pub fn evaluate_on_layout(
     let result = Mutex::new(None);
     let body = |rank: usize| -> Result<(), TrainError> {
         let threads = Threads::new(plan.threads_per_rank)?;
-        let kernels: Arc<dyn Kernels> = Arc::new(CpuKernels::new(threads));
+        // The products at the run's precision, as its own evaluation ran
+        // (the plan checked that this CPU runs it).
+        let cpu = CpuKernels::with_precision(threads, plan.precision)
+            .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
+        let kernels: Arc<dyn Kernels> = Arc::new(cpu);
         let groups = RankGroups::new(&backend, &plan.grid, rank)?;
         let attention = rank_attention(plan, &groups, kernels.clone())?;
         let shard = ModelShard::new(plan, &groups)?;

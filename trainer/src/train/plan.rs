@@ -5,7 +5,7 @@ use super::memory::{MemoryEstimate, MemoryInputs};
 use super::{TRACE_FILE, TraceWindow, TrainError};
 use crate::attention::QkvLayout;
 use crate::data::{BatchPlan, RankCoords, TrainConfig};
-use crate::kernels::KernelsConfig;
+use crate::kernels::{KernelsConfig, Precision};
 use crate::metrics::MetricsConfig;
 use crate::model::{ModelConfig, flops_per_token};
 use crate::optim::OptimizerConfig;
@@ -31,6 +31,8 @@ pub struct TrainPlan {
     pub grid: ParallelGrid,
     /// Kernel threads of each rank.
     pub threads_per_rank: usize,
+    /// Number format of the model's matrix products (`kernels.precision`).
+    pub precision: Precision,
     /// Why the ranks and their kernel threads oversubscribe the cores, if
     /// they do ([`KernelsConfig::oversubscription`]).
     pub oversubscription: Option<String>,
@@ -121,6 +123,7 @@ impl TrainPlan {
             train: train.clone(),
             parallel: parallel.clone(),
             threads_per_rank: kernels.threads_per_rank(local_ranks),
+            precision: kernels.precision,
             oversubscription: kernels.oversubscription(local_ranks),
             // Exact: a model that fits in memory has far fewer than 2^53.
             params: model.param_count() as usize,

@@ -68,6 +68,35 @@ impl Pair {
         self.put(&values(n, seed, scale))
     }
 
+    /// The embedding forward on both devices, each into its `out`.
+    fn embed(
+        &self,
+        (tokens, positions): (&[u32], &[usize]),
+        wte: &(Buffer, Buffer),
+        wpe: Option<&(Buffer, Buffer)>,
+        out: &mut (Buffer, Buffer),
+    ) {
+        let (cpu_wpe, dev_wpe) = (wpe.map(|w| w.0.view()), wpe.map(|w| w.1.view()));
+        let (w, o) = (wte.0.view(), out.0.view_mut());
+        self.cpu.embedding_forward(tokens, positions, w, cpu_wpe, o);
+        let (w, o) = (wte.1.view(), out.1.view_mut());
+        self.dev.embedding_forward(tokens, positions, w, dev_wpe, o);
+    }
+
+    /// The embedding backward of `grad` on both devices, each into its tables.
+    fn embed_backward(
+        &self,
+        grad: &(Buffer, Buffer),
+        (tokens, positions): (&[u32], &[usize]),
+        dwte: &mut (Buffer, Buffer),
+        dwpe: &mut (Buffer, Buffer),
+    ) {
+        let (g, te, pe) = (grad.0.view(), dwte.0.view_mut(), dwpe.0.view_mut());
+        self.cpu.embedding_backward(g, tokens, positions, te, pe);
+        let (g, te, pe) = (grad.1.view(), dwte.1.view_mut(), dwpe.1.view_mut());
+        self.dev.embedding_backward(g, tokens, positions, te, pe);
+    }
+
     /// Asserts that the device's buffer matches the CPU's.
     #[track_caller]
     fn same(&self, what: &str, (cpu, dev): &(Buffer, Buffer), tol: f32) {
@@ -154,39 +183,14 @@ fn embedding_forward_and_backward() {
     let p = Pair::new();
     let tokens: Vec<u32> = (0..ROWS as u32).map(|i| (i * 7 + 3) % V as u32).collect();
     let positions: Vec<usize> = (0..T).map(|t| (t * 3) % (T + 2)).collect();
+    let ids = (&tokens[..], &positions[..]);
     let (wte, wpe) = (p.random(V * C, 1, 1.0), p.random((T + 2) * C, 2, 1.0));
     let mut out = p.random(ROWS * C, 3, 1.0);
-    p.cpu.embedding_forward(
-        &tokens,
-        &positions,
-        wte.0.view(),
-        Some(wpe.0.view()),
-        out.0.view_mut(),
-    );
-    p.dev.embedding_forward(
-        &tokens,
-        &positions,
-        wte.1.view(),
-        Some(wpe.1.view()),
-        out.1.view_mut(),
-    );
+    p.embed(ids, &wte, Some(&wpe), &mut out);
     p.same("embedding out", &out, 0.0);
     // Accumulates onto what the tables hold.
     let (mut dwte, mut dwpe) = (p.random(V * C, 4, 1.0), p.random((T + 2) * C, 5, 1.0));
-    p.cpu.embedding_backward(
-        out.0.view(),
-        &tokens,
-        &positions,
-        dwte.0.view_mut(),
-        dwpe.0.view_mut(),
-    );
-    p.dev.embedding_backward(
-        out.1.view(),
-        &tokens,
-        &positions,
-        dwte.1.view_mut(),
-        dwpe.1.view_mut(),
-    );
+    p.embed_backward(&out, ids, &mut dwte, &mut dwpe);
     // The same row order as the CPU's: bit-equal.
     p.same("dwte", &dwte, 0.0);
     p.same("dwpe", &dwpe, 0.0);
@@ -198,24 +202,20 @@ fn embedding_forward_and_backward() {
 #[test]
 fn embedding_of_a_vocabulary_slice() {
     let p = Pair::new();
-    let tokens: Vec<u32> = (0..ROWS as u32)
-        .map(|i| {
-            if i % 3 == 0 {
-                NO_TOKEN_ROW
-            } else {
-                i % V as u32
-            }
-        })
-        .collect();
+    let held = |i: u32| {
+        if i % 3 == 0 {
+            NO_TOKEN_ROW
+        } else {
+            i % V as u32
+        }
+    };
+    let tokens: Vec<u32> = (0..ROWS as u32).map(held).collect();
     let positions: Vec<usize> = (0..T).collect();
+    let ids = (&tokens[..], &positions[..]);
     let (wte, wpe) = (p.random(V * C, 6, 1.0), p.random(T * C, 7, 1.0));
     let mut out = p.random(ROWS * C, 8, 1.0);
     for wpe in [Some(&wpe), None] {
-        let (cpu_wpe, dev_wpe) = (wpe.map(|w| w.0.view()), wpe.map(|w| w.1.view()));
-        p.cpu
-            .embedding_forward(&tokens, &positions, wte.0.view(), cpu_wpe, out.0.view_mut());
-        p.dev
-            .embedding_forward(&tokens, &positions, wte.1.view(), dev_wpe, out.1.view_mut());
+        p.embed(ids, &wte, wpe, &mut out);
         p.same("embedding out", &out, 0.0);
     }
     // Without wpe, a row of a token held elsewhere is exactly zero.
@@ -223,20 +223,7 @@ fn embedding_of_a_vocabulary_slice() {
     assert!(host[..C].iter().all(|&x| x == 0.0));
     let (mut dwte, mut dwpe) = (p.random(V * C, 9, 1.0), p.random(T * C, 10, 1.0));
     let before = dwte.0.to_host().unwrap().into_owned();
-    p.cpu.embedding_backward(
-        out.0.view(),
-        &tokens,
-        &positions,
-        dwte.0.view_mut(),
-        dwpe.0.view_mut(),
-    );
-    p.dev.embedding_backward(
-        out.1.view(),
-        &tokens,
-        &positions,
-        dwte.1.view_mut(),
-        dwpe.1.view_mut(),
-    );
+    p.embed_backward(&out, ids, &mut dwte, &mut dwpe);
     p.same("dwte", &dwte, 0.0);
     p.same("dwpe", &dwpe, 0.0);
     // Token 0 appears only at rows held elsewhere (multiples of 3 below V):

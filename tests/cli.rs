@@ -267,20 +267,25 @@ fn components_says_why_each_was_chosen() {
     assert!(out.contains("p2p (dyn Attention, scope rank)"), "{out}");
 }
 
-#[test]
-fn environment_variables_override_files() {
+/// The line of `cptrain config` starting with `key` when the environment
+/// variable `var` is `value`.
+fn config_line_with_env(var: &str, value: &str, key: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
         .args(["config"])
-        .env("CPTRAIN__TRAIN__STEPS", "42")
+        .env(var, value)
         .current_dir(dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("train.steps"))
-        .unwrap();
+    let line = stdout.lines().find(|l| l.starts_with(key));
+    line.unwrap_or_else(|| panic!("no {key} in {stdout}"))
+        .to_string()
+}
+
+#[test]
+fn environment_variables_override_files() {
+    let line = config_line_with_env("CPTRAIN__TRAIN__STEPS", "42", "train.steps");
     assert!(
         line.contains("42") && line.contains("CPTRAIN__TRAIN__STEPS"),
         "{line}"
@@ -290,18 +295,7 @@ fn environment_variables_override_files() {
 /// `CPTRAIN__APP__PROFILES` activates profiles like `--profile` does.
 #[test]
 fn app_profiles_in_the_environment_activates_a_profile() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cptrain"))
-        .args(["config"])
-        .env("CPTRAIN__APP__PROFILES", "cp4")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("parallel.cp "))
-        .unwrap_or_else(|| panic!("no parallel.cp in {stdout}"));
+    let line = config_line_with_env("CPTRAIN__APP__PROFILES", "cp4", "parallel.cp ");
     assert!(
         line.contains("= 4") && line.contains("profile `cp4`"),
         "{line}"

@@ -203,7 +203,7 @@ fn embedding_forward_and_backward() {
 fn embedding_of_a_vocabulary_slice() {
     let p = Pair::new();
     let held = |i: u32| {
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             NO_TOKEN_ROW
         } else {
             i % V as u32

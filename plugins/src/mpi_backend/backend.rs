@@ -53,38 +53,17 @@ impl MpiBackend {
     }
 
     fn check_members(&self, info: &GroupInfo, rank: usize) -> Result<usize, CommError> {
-        let invalid = |problem: String| CommError::InvalidGroup {
-            group: info.clone(),
-            rank,
-            problem,
-        };
-        let members = &info.members;
         if rank != self.runtime.rank {
-            return Err(invalid(format!(
-                "this process runs rank {} only (one rank per MPI process)",
-                self.runtime.rank
-            )));
+            return Err(CommError::InvalidGroup {
+                group: info.clone(),
+                rank,
+                problem: format!(
+                    "this process runs rank {} only (one rank per MPI process)",
+                    self.runtime.rank
+                ),
+            });
         }
-        if members.is_empty() {
-            return Err(invalid("a group needs at least one member".into()));
-        }
-        if let Some(&m) = members.iter().find(|&&m| m >= self.runtime.size) {
-            return Err(invalid(format!(
-                "rank {m} is outside a world of {} processes",
-                self.runtime.size
-            )));
-        }
-        if let Some((i, &m)) = members
-            .iter()
-            .enumerate()
-            .find(|(i, m)| members[..*i].contains(m))
-        {
-            return Err(invalid(format!("rank {m} is listed twice (position {i})")));
-        }
-        members
-            .iter()
-            .position(|&m| m == rank)
-            .ok_or_else(|| invalid(format!("rank {rank} is not a member")))
+        info.member_rank(rank, self.runtime.size)
     }
 }
 

@@ -102,36 +102,17 @@ impl NcclBackend {
     }
 
     fn check_members(&self, info: &GroupInfo, rank: usize) -> Result<usize, CommError> {
-        let invalid = |problem: String| CommError::InvalidGroup {
-            group: info.clone(),
-            rank,
-            problem,
-        };
-        let members = &info.members;
         if rank != self.rank {
-            return Err(invalid(format!(
-                "this process runs rank {} only (one rank per process)",
-                self.rank
-            )));
+            return Err(CommError::InvalidGroup {
+                group: info.clone(),
+                rank,
+                problem: format!(
+                    "this process runs rank {} only (one rank per process)",
+                    self.rank
+                ),
+            });
         }
-        if let Some(&m) = members.iter().find(|&&m| m >= self.world_size) {
-            return Err(invalid(format!(
-                "rank {m} is outside a world of {} processes",
-                self.world_size
-            )));
-        }
-        if let Some(&m) = members
-            .iter()
-            .enumerate()
-            .find(|(i, m)| members[..*i].contains(m))
-            .map(|(_, m)| m)
-        {
-            return Err(invalid(format!("rank {m} is listed twice")));
-        }
-        members
-            .iter()
-            .position(|&m| m == rank)
-            .ok_or_else(|| invalid(format!("rank {rank} is not a member")))
+        info.member_rank(rank, self.world_size)
     }
 
     fn abort_all(&self) {

@@ -92,6 +92,36 @@ pub struct GroupInfo {
     pub members: Vec<usize>,
 }
 
+impl GroupInfo {
+    /// Global rank `rank`'s index in the group, after checking the member
+    /// list in a world of `world_size` ranks: not empty, every member in the
+    /// world, none twice, and `rank` among them.
+    pub fn member_rank(&self, rank: usize, world_size: usize) -> Result<usize, CommError> {
+        let invalid = |problem: String| CommError::InvalidGroup {
+            group: self.clone(),
+            rank,
+            problem,
+        };
+        let members = &self.members;
+        if members.is_empty() {
+            return Err(invalid("a group needs at least one member".into()));
+        }
+        if let Some(&m) = members.iter().find(|&&m| m >= world_size) {
+            return Err(invalid(format!(
+                "rank {m} is outside a world of {world_size} ranks"
+            )));
+        }
+        if let Some((i, &m)) = (members.iter().enumerate()).find(|(i, m)| members[..*i].contains(m))
+        {
+            return Err(invalid(format!("rank {m} is listed twice (position {i})")));
+        }
+        members
+            .iter()
+            .position(|&m| m == rank)
+            .ok_or_else(|| invalid(format!("rank {rank} is not a member")))
+    }
+}
+
 impl fmt::Display for GroupInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "group `{}` {:?}", self.name, self.members)

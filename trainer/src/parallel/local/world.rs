@@ -173,30 +173,7 @@ impl LocalWorld {
             name: name.to_string(),
             members: members.to_vec(),
         };
-        let invalid = |problem: String| CommError::InvalidGroup {
-            group: info.clone(),
-            rank,
-            problem,
-        };
-        if members.is_empty() {
-            return Err(invalid("a group needs at least one member".into()));
-        }
-        if let Some(&m) = members.iter().find(|&&m| m >= self.inner.size) {
-            return Err(invalid(format!(
-                "rank {m} is outside a world of {}",
-                self.inner.size
-            )));
-        }
-        if let Some((i, &m)) = members
-            .iter()
-            .enumerate()
-            .find(|(i, m)| members[..*i].contains(m))
-        {
-            return Err(invalid(format!("rank {m} is listed twice (position {i})")));
-        }
-        let Some(group_rank) = members.iter().position(|&m| m == rank) else {
-            return Err(invalid(format!("rank {rank} is not a member")));
-        };
+        let group_rank = info.member_rank(rank, self.inner.size)?;
         let shared = self
             .inner
             .groups

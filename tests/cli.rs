@@ -95,8 +95,13 @@ fn bad_input_is_one_clear_error() {
                 "parallel.cp=3",
                 "--set",
                 "parallel.cp_comm=a2a",
+                "--set",
+                "model.seq_len=48",
             ],
-            &["model.n_head = 4", "parallel.cp = 3"],
+            &[
+                "`a2a`",
+                "model.n_head = 4, not divisible by parallel.cp = 3",
+            ],
         ),
         (
             &[

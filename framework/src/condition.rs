@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::component::TypeKey;
 use crate::environment::Environment;
 
-type Predicate = dyn Fn(&Environment) -> bool + Send + Sync;
+/// A test that explains a failure (what was found, what would hold).
+type Predicate = dyn Fn(&Environment) -> Result<(), String> + Send + Sync;
 
 /// A condition on a component. Build with the helper functions
 /// ([`on_property`], [`on_profile`], [`on_missing`], [`on_feature!`](crate::on_feature), ...).
@@ -104,6 +105,34 @@ pub fn on_missing<T: ?Sized + 'static>() -> Condition {
 pub fn on_custom(
     description: impl Into<String>,
     test: impl Fn(&Environment) -> bool + Send + Sync + 'static,
+) -> Condition {
+    on_check(description, move |env| {
+        if test(env) {
+            Ok(())
+        } else {
+            Err("does not hold".into())
+        }
+    })
+}
+
+/// A requirement on the environment that explains its failure: `Err` says
+/// what was found (the detail of condition reports and of the error when a
+/// selected component is inactive).
+///
+/// ```
+/// use appctx::{Environment, on_check};
+///
+/// let even = on_check("workers.count is even", |env| {
+///     match env.get_string("workers.count").and_then(|v| v.parse::<u32>().ok()) {
+///         Some(n) if n % 2 == 1 => Err(format!("workers.count = {n} is odd")),
+///         _ => Ok(()),
+///     }
+/// });
+/// # let _ = (even, Environment::empty());
+/// ```
+pub fn on_check(
+    description: impl Into<String>,
+    test: impl Fn(&Environment) -> Result<(), String> + Send + Sync + 'static,
 ) -> Condition {
     Condition::Custom {
         description: description.into(),
@@ -223,13 +252,10 @@ impl Condition {
                 }
                 .to_string(),
             ),
-            Condition::Custom { test, .. } => {
-                let matched = test(env);
-                (
-                    matched,
-                    if matched { "holds" } else { "does not hold" }.to_string(),
-                )
-            }
+            Condition::Custom { test, .. } => match test(env) {
+                Ok(()) => (true, "holds".to_string()),
+                Err(why) => (false, why),
+            },
         };
         ConditionOutcome {
             condition: self.describe(component),

@@ -25,8 +25,8 @@ pub mod signals;
 pub use cancelled::Cancelled;
 pub use component::{ComponentDef, Scope, TypeKey};
 pub use condition::{
-    Condition, ConditionOutcome, on_custom, on_missing, on_not_profile, on_profile, on_property,
-    on_property_absent, on_property_or_missing, on_property_present,
+    Condition, ConditionOutcome, on_check, on_custom, on_missing, on_not_profile, on_profile,
+    on_property, on_property_absent, on_property_or_missing, on_property_present,
 };
 pub use config::{Config, ConfigSection};
 pub use context::{ApplicationContext, ContextBuilder, DryRun, PreparedContext, Resolver};

@@ -5,6 +5,7 @@
 
 mod a2a;
 mod all_gather;
+mod builtin;
 mod cp_support;
 #[cfg(test)]
 mod cp_tests;
@@ -13,6 +14,7 @@ mod p2p;
 
 pub use a2a::UlyssesAttention;
 pub use all_gather::AllGatherAttention;
+pub use builtin::BuiltinStrategy;
 pub use local::LocalAttention;
 pub use p2p::RingAttention;
 

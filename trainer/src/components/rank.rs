@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use appctx::{Config, Scope, component, on_custom, on_property};
+use appctx::{Condition, Config, Scope, component, on_check};
 
 use super::{MachinePeak, RANK_SCOPE};
-use crate::attention::{
-    AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
-};
+use crate::attention::{Attention, BuiltinStrategy};
 use crate::data::{DataConfig, DataSource};
 use crate::inference::TrainingSampler;
 use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
@@ -49,57 +47,79 @@ fn rank_groups(
 }
 component!(rank_groups, scope = rank_scope());
 
-/// Whole-sequence attention when the sequence is not split (`parallel.cp = 1`).
-fn local_attention(kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
-    Arc::new(LocalAttention::new(kernels))
-}
-component!(
-    local_attention,
-    name = "local",
-    when = on_property("parallel.cp", "1"),
-    scope = rank_scope()
-);
-
-fn cp_enabled() -> appctx::Condition {
-    on_custom("parallel.cp > 1", |env| {
-        env.get_string("parallel.cp")
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|cp| cp > 1)
-    })
+/// The built-in strategy `strategy` over the rank's CP group.
+fn builtin_attention(
+    strategy: BuiltinStrategy,
+    groups: &RankGroups,
+    kernels: Arc<dyn Kernels>,
+) -> Arc<dyn Attention> {
+    strategy.build(groups.cp.clone(), kernels)
 }
 
-/// Ring attention over the CP group (`parallel.cp_comm = "p2p"`).
+/// Ring attention over the CP group (`parallel.cp_comm = "p2p"`, the
+/// default); whole-sequence attention at `parallel.cp = 1`, as for every
+/// built-in strategy.
 fn p2p(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
-    Arc::new(RingAttention::new(groups.cp.clone(), kernels, true))
+    builtin_attention(BuiltinStrategy::P2p, &groups, kernels)
 }
-component!(
-    p2p,
-    select = "parallel.cp_comm",
-    when = cp_enabled(),
-    scope = rank_scope()
-);
+component!(p2p, select = "parallel.cp_comm", scope = rank_scope());
 
 /// All-gather K/V attention (`parallel.cp_comm = "all_gather"`).
 fn all_gather(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
-    Arc::new(AllGatherAttention::new(groups.cp.clone(), kernels, true))
+    builtin_attention(BuiltinStrategy::AllGather, &groups, kernels)
 }
 component!(
     all_gather,
     select = "parallel.cp_comm",
-    when = cp_enabled(),
     scope = rank_scope()
 );
 
-/// Ulysses all-to-all attention (`parallel.cp_comm = "a2a"`).
+/// Ulysses all-to-all attention (`parallel.cp_comm = "a2a"`): it scatters
+/// whole heads over the CP group, which its condition requires.
 fn a2a(groups: Arc<RankGroups>, kernels: Arc<dyn Kernels>) -> Arc<dyn Attention> {
-    Arc::new(UlyssesAttention::new(groups.cp.clone(), kernels, true))
+    builtin_attention(BuiltinStrategy::A2a, &groups, kernels)
 }
 component!(
     a2a,
     select = "parallel.cp_comm",
-    when = cp_enabled(),
+    when = heads_split_over_cp(),
     scope = rank_scope()
 );
+
+/// Ulysses' requirement: `parallel.cp` divides each TP rank's heads
+/// (`model.n_head / parallel.tp`). Values that do not parse are left to the
+/// sections' own validation.
+fn heads_split_over_cp() -> Condition {
+    on_check(
+        "parallel.cp divides each rank's heads (a2a scatters whole heads over the CP group)",
+        |env| {
+            let number = |key: &str| {
+                env.get_string(key)
+                    .map_or(Some(1), |v| v.parse::<usize>().ok())
+            };
+            let (Some(heads), Some(tp), Some(cp)) = (
+                number("model.n_head"),
+                number("parallel.tp"),
+                number("parallel.cp"),
+            ) else {
+                return Ok(());
+            };
+            let rank_heads = heads / tp.max(1);
+            if cp == 0 || rank_heads.is_multiple_of(cp) {
+                return Ok(());
+            }
+            let held = if tp > 1 {
+                format!("model.n_head / parallel.tp = {heads} / {tp} = {rank_heads} heads per rank")
+            } else {
+                format!("model.n_head = {heads}")
+            };
+            Err(format!(
+                "{held}, not divisible by parallel.cp = {cp}; choose cp among the divisors of \
+                 {rank_heads}, or cp_comm = \"p2p\" or \"all_gather\""
+            ))
+        },
+    )
+}
 
 /// The rank's trainer; global rank 0 also reports metrics (MFU when a
 /// [`MachinePeak`] is in the context) and hands out checkpoints.

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{ModelShard, RankGroups, TrainError, TrainPlan};
-use crate::attention::{
-    AllGatherAttention, Attention, LocalAttention, RingAttention, UlyssesAttention,
-};
+use crate::attention::{Attention, BuiltinStrategy};
 use crate::data::{BatchBuilder, DataSource, IGNORE_TARGET, MicroBatch, Split};
 use crate::device::Buffer;
 use crate::inference::EvalTotals;
@@ -157,34 +155,28 @@ pub fn evaluate_on_layout(
     })
 }
 
-/// The attention `parallel.cp_comm` names, as the rank context wires it
-/// (`components/rank.rs`): whole sequences at `cp = 1`, else one of the
-/// built-in CP strategies (a plugin's strategy needs the rank context).
+/// The built-in strategy `parallel.cp_comm` names, as the rank context
+/// builds it (a plugin's strategy exists only in a rank context).
 fn rank_attention(
     plan: &TrainPlan,
     groups: &RankGroups,
     kernels: Arc<dyn Kernels>,
 ) -> Result<Arc<dyn Attention>, TrainError> {
-    if plan.parallel.cp == 1 {
-        return Ok(Arc::new(LocalAttention::new(kernels)));
-    }
-    let group = groups.cp.clone();
-    Ok(match plan.parallel.cp_comm.as_str() {
-        "p2p" => Arc::new(RingAttention::new(group, kernels, true)),
-        "all_gather" => Arc::new(AllGatherAttention::new(group, kernels, true)),
-        "a2a" => Arc::new(UlyssesAttention::new(group, kernels, true)),
-        other => {
-            return Err(TrainError::Invalid(format!(
-                "parallel.cp_comm = {other:?}: evaluation runs the built-in strategies \
-                 p2p, all_gather and a2a"
-            )));
-        }
-    })
+    let name = &plan.parallel.cp_comm;
+    let strategy = BuiltinStrategy::from_name(name).ok_or_else(|| {
+        TrainError::Invalid(format!(
+            "parallel.cp_comm = {name:?} is a plugin's attention strategy; evaluation runs the \
+             built-in ones (every exact strategy gives the same loss): add \
+             --set parallel.cp_comm=p2p"
+        ))
+    })?;
+    Ok(strategy.build(groups.cp.clone(), kernels))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::LocalAttention;
     use crate::data::{DataConfig, TrainConfig, open_data_source};
     use crate::inference::byte_lengths;
     use crate::kernels::KernelsConfig;

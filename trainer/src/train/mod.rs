@@ -25,7 +25,7 @@ pub use evaluation::{EvalBatches, evaluate_on_layout};
 pub use groups::{RankGroups, Traffic};
 pub use memory::{MemoryError, MemoryEstimate, MemoryInputs, MemoryItem};
 pub use model_shard::ModelShard;
-pub use plan::{AttentionBalance, CP_STRATEGIES, TrainPlan};
+pub use plan::{AttentionBalance, TrainPlan};
 pub use rank::{RankInfo, RankOutcome, RankTrainer, StepOutcome};
 pub use reporter::{Reporter, SharedSink};
 pub use resume::ResumePoint;

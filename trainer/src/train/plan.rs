@@ -12,9 +12,6 @@ use crate::optim::OptimizerConfig;
 use crate::parallel::{GroupKind, ParallelConfig, ParallelGrid};
 use crate::tensor_parallel::TpSharding;
 
-/// CP attention strategies, by their `parallel.cp_comm` name.
-pub const CP_STRATEGIES: [&str; 3] = ["p2p", "all_gather", "a2a"];
-
 /// Everything a run will do, derived from the configuration alone: every
 /// cross-section rule is checked here, and the memory the run needs against
 /// what the process may allocate, so `cptrain check` and `cptrain run`
@@ -67,29 +64,6 @@ impl TrainPlan {
         // The model must split over the TP group (whole heads per rank).
         TpSharding::new(model, tp)?;
         let cp = parallel.cp;
-        if cp > 1 && !CP_STRATEGIES.contains(&parallel.cp_comm.as_str()) {
-            return Err(TrainError::Invalid(format!(
-                "parallel.cp_comm = \"{}\" is not a CP attention strategy; choose one of {}",
-                parallel.cp_comm,
-                CP_STRATEGIES.join(", ")
-            )));
-        }
-        let rank_heads = model.n_head / tp;
-        if cp > 1 && parallel.cp_comm == "a2a" && !rank_heads.is_multiple_of(cp) {
-            let heads = if tp > 1 {
-                format!(
-                    "each rank's model.n_head / parallel.tp = {} / {tp} = {rank_heads} heads",
-                    model.n_head
-                )
-            } else {
-                format!("model.n_head = {}", model.n_head)
-            };
-            return Err(TrainError::Invalid(format!(
-                "parallel.cp_comm = \"a2a\" scatters heads over the CP group, but {heads} \
-                 is not divisible by parallel.cp = {cp}; choose cp among the divisors of \
-                 {rank_heads}, or use cp_comm = \"p2p\" or \"all_gather\""
-            )));
-        }
         if !(parallel.timeout_s.is_finite() && parallel.timeout_s > 0.0) {
             return Err(TrainError::Invalid(format!(
                 "parallel.timeout_s = {} must be a positive number of seconds",
@@ -452,7 +426,7 @@ mod tests {
 
     #[test]
     fn cross_section_rules_name_the_keys() {
-        let cases: [(&str, Edit, &str); 7] = [
+        let cases: [(&str, Edit, &str); 4] = [
             (
                 "cp does not split seq_len",
                 |m, _, p| {
@@ -461,26 +435,6 @@ mod tests {
                     p.cp = 4;
                 },
                 "multiple of 8",
-            ),
-            (
-                "a2a needs heads divisible by cp",
-                |m, _, p| {
-                    m.n_head = 2;
-                    m.n_embd = 16;
-                    p.world_size = 4;
-                    p.cp = 4;
-                    p.cp_comm = "a2a".into();
-                },
-                "model.n_head = 2",
-            ),
-            (
-                "unknown strategy",
-                |_, _, p| {
-                    p.world_size = 2;
-                    p.cp = 2;
-                    p.cp_comm = "ring".into();
-                },
-                "choose one of p2p, all_gather, a2a",
             ),
             (
                 "batch does not split over dp",
@@ -507,16 +461,6 @@ mod tests {
                     p.tp = 3;
                 },
                 "not divisible by parallel.tp = 3",
-            ),
-            (
-                "a2a needs each TP rank's heads divisible by cp",
-                |_, _, p| {
-                    p.world_size = 8;
-                    p.tp = 4;
-                    p.cp = 2;
-                    p.cp_comm = "a2a".into();
-                },
-                "model.n_head / parallel.tp = 4 / 4 = 1 heads",
             ),
         ];
         for (name, edit, expected) in cases {

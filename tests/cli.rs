@@ -162,10 +162,7 @@ fn bad_input_is_one_clear_error() {
         ),
         (
             &["check", "--set", "optimizer.schedule=step"],
-            &[
-                "optimizer.schedule",
-                "expected one of cosine, constant, linear, wsd",
-            ],
+            &["Set `optimizer.schedule` to one of `constant`, `cosine`, `linear`, `wsd`"],
         ),
         (
             &["check", "--set", "optimizer.decay_fraction=1.5"],
@@ -325,6 +322,28 @@ fn appctx_exclude_turns_a_component_off() {
         .unwrap_or_else(|| panic!("no excluded section in {out}"));
     assert!(excluded.contains("console_metrics"), "{out}");
     assert!(excluded.contains("excluded by `appctx.exclude`"), "{out}");
+}
+
+/// Each built-in output is a component that can be turned off: without the
+/// console and JSONL sinks and the peak probe, a run trains, checkpoints and
+/// prints no step line, and writes no metrics file.
+#[test]
+fn a_run_without_its_metrics_sinks_still_trains_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cptrain_ok(
+        dir.path(),
+        &[
+            "run",
+            "--set",
+            "train.steps=2",
+            "--set",
+            r#"appctx.exclude=["console_metrics","jsonl_metrics","machine_peak"]"#,
+        ],
+    );
+    assert!(!out.contains("step 1/2"), "{out}");
+    let run = dir.path().join("runs/default");
+    assert!(!run.join("metrics.jsonl").exists());
+    assert!(run.join("checkpoints/step-2/DONE").is_file());
 }
 
 /// `CPTRAIN_HUGE_PAGES` picks how the binary's allocator places large

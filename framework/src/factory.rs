@@ -1,4 +1,4 @@
-//! Functions of 0 to 12 injectable parameters are component factories.
+//! Functions of 0 to 16 injectable parameters are component factories.
 
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ where
 }
 
 /// A component factory; implemented for every `Fn(A1, .., An) -> R` with
-/// `n <= 12`, each `Ai: Injectable` and `R: IntoComponent`. `Args` is the
+/// `n <= 16`, each `Ai: Injectable` and `R: IntoComponent`. `Args` is the
 /// tuple of parameter types (it only keeps the impls apart).
 pub trait Factory<Args>: Send + Sync + 'static {
     /// The provided type.
@@ -80,3 +80,11 @@ impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9);
 impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10);
 impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11);
 impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
+impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13);
+impl_factory!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14);
+impl_factory!(
+    A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15
+);
+impl_factory!(
+    A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16
+);

@@ -14,6 +14,7 @@
 
 mod process;
 mod rank;
+mod schedules;
 mod sections;
 
 pub use process::MachinePeak;

@@ -5,13 +5,13 @@
 //!
 //! ```
 //! use cptrain::kernels::{CpuKernels, Kernels};
-//! use cptrain::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
+//! use cptrain::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, ScheduleKind, clip_coefficient};
 //!
 //! let kernels = CpuKernels::default(); // the rank's device
 //! let cfg = OptimizerConfig::default();
 //! let mask = DecayMask::new(4, std::iter::once(0..2)); // elements 0 and 1 are 2-D weights
 //! let mut adamw = AdamW::new(&cfg, mask, &kernels)?;
-//! let schedule = LrSchedule::new(&cfg, 100);
+//! let schedule = LrSchedule::new(ScheduleKind::Cosine, &cfg, 100);
 //! let mut params = kernels.upload(&[0.5; 4])?;
 //! let mut grads = kernels.upload(&[3.0, 0.0, -4.0, 0.0])?;
 //! // With several ranks, the caller all-reduces this sum before the sqrt.
@@ -31,4 +31,4 @@ mod schedule;
 pub use adamw::{AdamW, AdamWState, AdamWUpdate, DecayMask, OptimStateError};
 pub use clip::{clip_coefficient, first_non_finite, scale, sum_of_squares};
 pub use config::{OptimizerConfig, OptimizerConfigError};
-pub use schedule::{LrSchedule, ScheduleKind};
+pub use schedule::{LearningRate, LrSchedule, ScheduleKind};

@@ -1,10 +1,15 @@
-use serde::{Deserialize, Serialize};
-
 use super::OptimizerConfig;
 
-/// The shape of the learning rate after warmup (`optimizer.schedule`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The learning rate of each optimizer step. `optimizer.schedule` selects
+/// the provider by component name: the built-in [`LrSchedule`] shapes
+/// (`cosine`, `constant`, `linear`, `wsd`) or a plugin's.
+pub trait LearningRate: Send + Sync {
+    /// The learning rate of 0-based step `step`.
+    fn lr_at(&self, step: u64) -> f64;
+}
+
+/// The shape of the built-in schedules after warmup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ScheduleKind {
     /// Cosine decay from `lr` to `min_lr` over the steps after warmup.
     #[default]
@@ -48,9 +53,10 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
-    /// The schedule of `cfg` for a run of `total_steps` optimizer steps.
-    pub fn new(cfg: &OptimizerConfig, total_steps: u64) -> Self {
-        let decay_start = match cfg.schedule {
+    /// The schedule of shape `kind` with `cfg`'s rates and warmup for a run
+    /// of `total_steps` optimizer steps.
+    pub fn new(kind: ScheduleKind, cfg: &OptimizerConfig, total_steps: u64) -> Self {
+        let decay_start = match kind {
             ScheduleKind::Wsd => {
                 let decay_steps = (cfg.decay_fraction * total_steps as f64).round() as u64;
                 total_steps
@@ -60,7 +66,7 @@ impl LrSchedule {
             _ => cfg.warmup_steps,
         };
         LrSchedule {
-            kind: cfg.schedule,
+            kind,
             lr: cfg.lr,
             min_lr: cfg.min_lr,
             warmup_steps: cfg.warmup_steps,
@@ -98,6 +104,12 @@ impl LrSchedule {
     }
 }
 
+impl LearningRate for LrSchedule {
+    fn lr_at(&self, step: u64) -> f64 {
+        LrSchedule::lr_at(self, step)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,9 +123,8 @@ mod tests {
     }
 
     /// lr = 1e-3, min_lr = 1e-4, warmup 4 of 14 steps: the decays span 10 steps.
-    fn config(schedule: ScheduleKind) -> OptimizerConfig {
+    fn config() -> OptimizerConfig {
         OptimizerConfig {
-            schedule,
             lr: 1e-3,
             min_lr: 1e-4,
             warmup_steps: 4,
@@ -124,7 +135,7 @@ mod tests {
     /// Expected values evaluated by hand: e.g. step 9 is 1e-4 + 0.5·9e-4·(1 + cos(π/2)).
     #[test]
     fn cosine_warmup_boundary_and_end_values() {
-        let schedule = LrSchedule::new(&config(ScheduleKind::Cosine), 14);
+        let schedule = LrSchedule::new(ScheduleKind::Cosine, &config(), 14);
         assert_lrs(
             &schedule,
             &[
@@ -143,13 +154,13 @@ mod tests {
 
     #[test]
     fn cosine_is_the_default() {
-        assert_eq!(OptimizerConfig::default().schedule, ScheduleKind::Cosine);
+        assert_eq!(OptimizerConfig::default().schedule, "cosine");
     }
 
     /// After warmup the peak holds, also past the planned end.
     #[test]
     fn constant_holds_the_peak_after_warmup() {
-        let schedule = LrSchedule::new(&config(ScheduleKind::Constant), 14);
+        let schedule = LrSchedule::new(ScheduleKind::Constant, &config(), 14);
         assert_lrs(
             &schedule,
             &[
@@ -166,7 +177,7 @@ mod tests {
     /// Step s ≥ 4: 1e-3 − 9e-4·(s − 4)/10.
     #[test]
     fn linear_decays_from_the_end_of_warmup_to_min_lr() {
-        let schedule = LrSchedule::new(&config(ScheduleKind::Linear), 14);
+        let schedule = LrSchedule::new(ScheduleKind::Linear, &config(), 14);
         assert_lrs(
             &schedule,
             &[
@@ -188,9 +199,9 @@ mod tests {
     fn wsd_holds_the_peak_then_decays_over_the_last_fraction() {
         let cfg = OptimizerConfig {
             decay_fraction: 0.25,
-            ..config(ScheduleKind::Wsd)
+            ..config()
         };
-        let schedule = LrSchedule::new(&cfg, 20);
+        let schedule = LrSchedule::new(ScheduleKind::Wsd, &cfg, 20);
         assert_lrs(
             &schedule,
             &[
@@ -213,10 +224,10 @@ mod tests {
     fn wsd_decay_never_starts_inside_warmup() {
         let wsd = OptimizerConfig {
             decay_fraction: 1.0,
-            ..config(ScheduleKind::Wsd)
+            ..config()
         };
-        let wsd = LrSchedule::new(&wsd, 14);
-        let linear = LrSchedule::new(&config(ScheduleKind::Linear), 14);
+        let wsd = LrSchedule::new(ScheduleKind::Wsd, &wsd, 14);
+        let linear = LrSchedule::new(ScheduleKind::Linear, &config(), 14);
         for step in 0..20 {
             assert_eq!(wsd.lr_at(step), linear.lr_at(step), "step {step}");
         }
@@ -226,11 +237,10 @@ mod tests {
     fn no_warmup_starts_at_the_peak_and_decays_monotonically() {
         for kind in [ScheduleKind::Cosine, ScheduleKind::Linear] {
             let cfg = OptimizerConfig {
-                schedule: kind,
                 warmup_steps: 0,
                 ..Default::default()
             };
-            let schedule = LrSchedule::new(&cfg, 50);
+            let schedule = LrSchedule::new(kind, &cfg, 50);
             assert_eq!(schedule.lr_at(0), cfg.lr);
             let lrs: Vec<f64> = (0..50).map(|s| schedule.lr_at(s)).collect();
             assert!(lrs.windows(2).all(|w| w[1] < w[0]), "{kind:?}");
@@ -245,7 +255,7 @@ mod tests {
             warmup_steps: 10,
             ..Default::default()
         };
-        let schedule = LrSchedule::new(&cfg, 5);
+        let schedule = LrSchedule::new(ScheduleKind::Cosine, &cfg, 5);
         assert_eq!(schedule.lr_at(4), 0.5);
     }
 }

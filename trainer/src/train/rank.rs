@@ -13,7 +13,7 @@ use crate::device::Buffer;
 use crate::inference::TrainingSampler;
 use crate::kernels::Kernels;
 use crate::model::{Activations, Batch, Pass, Phase, Profile};
-use crate::optim::{AdamW, AdamWState, DecayMask, LrSchedule, OptimizerConfig, clip_coefficient};
+use crate::optim::{AdamW, AdamWState, DecayMask, LearningRate, OptimizerConfig, clip_coefficient};
 use crate::parallel::{GroupKind, ProcessGroup, ReduceOp};
 
 /// One rank's identity, given to its child context.
@@ -72,7 +72,7 @@ pub struct RankTrainer {
     /// rank (global rank 0) when it samples or saves: the ranks of rank 0's
     /// TP group; the others skip the copy.
     assembles: bool,
-    schedule: LrSchedule,
+    schedule: Arc<dyn LearningRate>,
     grad_clip: f64,
     first_step: u64,
     reporter: Option<Mutex<Reporter>>,
@@ -98,6 +98,7 @@ impl RankTrainer {
         info: RankInfo,
         plan: Arc<TrainPlan>,
         optimizer: &OptimizerConfig,
+        schedule: Arc<dyn LearningRate>,
         start: &StartState,
         data: Arc<dyn DataSource>,
         kernels: Arc<dyn Kernels>,
@@ -136,7 +137,7 @@ impl RankTrainer {
         };
         Ok(RankTrainer {
             assembles: groups.tp.info().members.contains(&0),
-            schedule: LrSchedule::new(optimizer, start.identity.schedule_steps),
+            schedule,
             grad_clip: optimizer.grad_clip,
             first_step: start.first_step(),
             plan,

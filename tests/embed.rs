@@ -8,13 +8,12 @@ mod common;
 #[allow(dead_code)] // the example's `main` is not called here
 mod example;
 
-use appctx::{CancellationToken, ComponentDef, Config};
+use appctx::CancellationToken;
 use cptrain::embed::Training;
 use std::sync::Arc;
 
 use cptrain::components::MachinePeak;
 use cptrain::model::{ParamLayout, flops_per_token};
-use cptrain::optim::{LearningRate, OptimizerConfig};
 
 /// Relative tolerance between the embedded run and the binary's: the same
 /// code on the same thread count, so any difference could only come from the
@@ -137,38 +136,6 @@ fn a_component_overridden_from_code_is_used() {
         (mfu - expected).abs() <= 1e-9 * expected,
         "{mfu} vs {expected}"
     );
-}
-
-/// A learning-rate schedule of the application's own, selected by
-/// `optimizer.schedule` like the built-ins.
-struct Halving(f64);
-
-impl LearningRate for Halving {
-    fn lr_at(&self, step: u64) -> f64 {
-        self.0 / 2f64.powi(step as i32)
-    }
-}
-
-fn halving(optimizer: Config<OptimizerConfig>) -> Arc<dyn LearningRate> {
-    Arc::new(Halving(optimizer.lr))
-}
-
-#[test]
-fn a_schedule_registered_from_code_is_selected_by_config() {
-    let mut config = example::tiny_config().unwrap();
-    config.optimizer.schedule = "halving".into();
-    let outcome = Training::from_config(&config)
-        .unwrap()
-        .context(|b| {
-            b.component(ComponentDef::new("halving", halving).select("optimizer.schedule"))
-        })
-        .run(&CancellationToken::new())
-        .expect("trains");
-    let lrs: Vec<f64> = outcome.records.iter().map(|r| r.lr).collect();
-    let expected: Vec<f64> = (0..lrs.len())
-        .map(|s| config.optimizer.lr / 2f64.powi(s as i32))
-        .collect();
-    assert_eq!(lrs, expected);
 }
 
 #[test]

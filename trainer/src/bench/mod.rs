@@ -33,7 +33,7 @@ use crate::model::{
     Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
     flops_per_token, init_params,
 };
-use crate::optim::{AdamW, DecayMask, OptimizerConfig};
+use crate::optim::{AdamW, DecayMask, Optimizer, OptimizerConfig};
 
 /// What to benchmark.
 #[derive(Clone, Debug, PartialEq)]

@@ -158,8 +158,8 @@ pub enum CheckpointError {
     NonFinite {
         /// The file or checkpoint directory.
         path: PathBuf,
-        /// "weights", "first moments" or "second moments".
-        what: &'static str,
+        /// "weights" or "optimizer's <slot>".
+        what: String,
         /// The Hugging Face name of the tensor.
         tensor: String,
         /// The first such value.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::data::DataFingerprint;
 use crate::model::{ModelConfig, ParamLayout};
-use crate::optim::AdamWState;
+use crate::optim::OptimizerState;
 
 fn model() -> ModelConfig {
     ModelConfig {
@@ -51,21 +51,22 @@ fn state(step: u64) -> TrainerState {
     }
 }
 
-fn buffers(step: u64) -> (Vec<f32>, AdamWState<'static>) {
+fn buffers(step: u64) -> (Vec<f32>, OptimizerState<'static>) {
     let n = ParamLayout::gpt2(&model()).len();
     let params: Vec<f32> = (0..n).map(|i| (i as f32).sin() + step as f32).collect();
-    let optimizer = AdamWState {
+    let m: Vec<f32> = (0..n).map(|i| i as f32 * 1e-3).collect();
+    let v: Vec<f32> = (0..n).map(|i| 1.0 / (i + 1) as f32).collect();
+    let optimizer = OptimizerState {
         step,
-        m: (0..n).map(|i| i as f32 * 1e-3).collect::<Vec<_>>().into(),
-        v: (0..n)
-            .map(|i| 1.0 / (i + 1) as f32)
-            .collect::<Vec<_>>()
-            .into(),
+        slots: vec![
+            ("exp_avg".into(), m.into()),
+            ("exp_avg_sq".into(), v.into()),
+        ],
     };
     (params, optimizer)
 }
 
-fn save(out: &Path, step: u64) -> (PathBuf, Vec<f32>, AdamWState<'static>) {
+fn save(out: &Path, step: u64) -> (PathBuf, Vec<f32>, OptimizerState<'static>) {
     let (params, optimizer) = buffers(step);
     let layout = ParamLayout::gpt2(&model());
     let dir = save_checkpoint(out, &layout, &params, &optimizer, &state(step), &[]).unwrap();
@@ -95,6 +96,20 @@ fn checkpoints_round_trip_bit_exactly() {
     assert_eq!(loaded.optimizer, optimizer);
     assert_eq!(loaded.state, state(7));
     assert_eq!(latest_checkpoint(out.path()).unwrap(), Some(dir));
+}
+
+/// Another optimizer's slots are saved and read back by name, whatever
+/// their number (an optimizer.kind of a plugin).
+#[test]
+fn any_optimizers_slots_round_trip() {
+    let out = tempfile::tempdir().unwrap();
+    let (params, mut optimizer) = buffers(3);
+    optimizer.slots.truncate(1);
+    optimizer.slots[0].0 = "momentum_buffer".into();
+    let layout = ParamLayout::gpt2(&model());
+    let dir = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[]).unwrap();
+    let loaded = load_checkpoint(&dir, &model()).unwrap();
+    assert_eq!(loaded.optimizer, optimizer);
 }
 
 /// Files other users of a shared filesystem must read get the umask's mode,
@@ -145,11 +160,11 @@ fn non_finite_values_are_never_saved() {
         "{err}"
     );
     params[layout.len() - 1] = 0.0;
-    optimizer.v.to_mut()[0] = f32::INFINITY;
+    optimizer.slots[1].1.to_mut()[0] = f32::INFINITY;
     let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[])
         .unwrap_err()
         .to_string();
-    assert!(err.contains("second moments hold inf"), "{err}");
+    assert!(err.contains("optimizer's exp_avg_sq hold inf"), "{err}");
     assert!(!out.path().join("checkpoints/step-3").exists());
     assert_eq!(temp_dirs(out.path()).unwrap(), Vec::<PathBuf>::new());
 }

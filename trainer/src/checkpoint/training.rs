@@ -1,9 +1,9 @@
 use super::manifest::{MANIFEST_FILE, verify_manifest, write_manifest};
 use super::state::{CHECKPOINT_FORMAT_VERSION, TrainerState};
-use super::weights::{read_buffers, write_buffers};
+use super::weights::{read_buffers, read_slots, write_buffers};
 use super::{CheckpointError, ModelShape};
 use crate::model::{ModelConfig, ParamLayout};
-use crate::optim::AdamWState;
+use crate::optim::OptimizerState;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,6 @@ const STATE_FILE: &str = "trainer_state.json";
 const DONE_FILE: &str = "DONE";
 /// The files every manifest covers.
 const CHECKED_FILES: [&str; 3] = [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE];
-const FIRST_MOMENT_PREFIX: &str = "exp_avg.";
-const SECOND_MOMENT_PREFIX: &str = "exp_avg_sq.";
 /// Prefix of directories being written (or left behind by a crash).
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -25,8 +23,8 @@ pub struct Checkpoint {
     pub dir: PathBuf,
     /// Flat parameters in the model's layout.
     pub params: Vec<f32>,
-    /// AdamW's moments and step.
-    pub optimizer: AdamWState<'static>,
+    /// The optimizer's step and slots (AdamW's moments).
+    pub optimizer: OptimizerState<'static>,
     /// The trainer's state.
     pub state: TrainerState,
 }
@@ -56,10 +54,10 @@ fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
 /// Refuses tensors holding NaN or infinity, naming `what` and `file`.
 fn check_finite(
     file: &Path,
-    buffers: &[(&'static str, &[f32])],
+    buffers: &[(String, &[f32])],
     layout: &ParamLayout,
 ) -> Result<(), CheckpointError> {
-    for &(what, values) in buffers {
+    for (what, values) in buffers {
         if let Some((index, value)) = first_non_finite(values) {
             let tensor = layout
                 .specs()
@@ -68,13 +66,22 @@ fn check_finite(
                 .map_or_else(String::new, |s| s.name.clone());
             return Err(CheckpointError::NonFinite {
                 path: file.to_path_buf(),
-                what,
+                what: what.clone(),
                 tensor,
                 value,
             });
         }
     }
     Ok(())
+}
+
+/// The optimizer's slots as named buffers for [`check_finite`].
+fn slot_buffers<'s>(optimizer: &'s OptimizerState<'_>) -> Vec<(String, &'s [f32])> {
+    optimizer
+        .slots
+        .iter()
+        .map(|(name, values)| (format!("optimizer's {name}"), &**values))
+        .collect()
 }
 
 /// Writes the checkpoint of `state.step` to `<out_dir>/checkpoints/step-N/`
@@ -91,20 +98,14 @@ pub fn save_checkpoint(
     out_dir: &Path,
     layout: &ParamLayout,
     params: &[f32],
-    optimizer: &AdamWState<'_>,
+    optimizer: &OptimizerState<'_>,
     state: &TrainerState,
     extra_files: &[(&str, String)],
 ) -> Result<PathBuf, CheckpointError> {
     let final_dir = checkpoint_dir(out_dir, state.step);
-    check_finite(
-        &final_dir,
-        &[
-            ("weights", params),
-            ("first moments", &optimizer.m),
-            ("second moments", &optimizer.v),
-        ],
-        layout,
-    )?;
+    let mut buffers = vec![("weights".to_string(), params)];
+    buffers.extend(slot_buffers(optimizer));
+    check_finite(&final_dir, &buffers, layout)?;
     let parent = final_dir.parent().expect("checkpoint dirs have a parent");
     std::fs::create_dir_all(parent).map_err(io("create directory", parent))?;
     let temp = parent.join(format!(
@@ -143,7 +144,7 @@ fn write_into(
     temp: &Path,
     layout: &ParamLayout,
     params: &[f32],
-    optimizer: &AdamWState<'_>,
+    optimizer: &OptimizerState<'_>,
     state: &TrainerState,
     extra_files: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
@@ -152,14 +153,17 @@ fn write_into(
         let path = temp.join(name);
         std::fs::write(&path, text).map_err(io("write", &path))?;
     }
-    write_buffers(
-        &temp.join(OPTIMIZER_FILE),
-        layout,
-        &[
-            (FIRST_MOMENT_PREFIX, &optimizer.m),
-            (SECOND_MOMENT_PREFIX, &optimizer.v),
-        ],
-    )?;
+    let prefixes: Vec<String> = optimizer
+        .slots
+        .iter()
+        .map(|(name, _)| format!("{name}."))
+        .collect();
+    let slots: Vec<(&str, &[f32])> = prefixes
+        .iter()
+        .zip(&optimizer.slots)
+        .map(|(prefix, (_, values))| (prefix.as_str(), &**values))
+        .collect();
+    write_buffers(&temp.join(OPTIMIZER_FILE), layout, &slots)?;
     let json = serde_json::to_vec_pretty(state).expect("trainer state serializes");
     let state_path = temp.join(STATE_FILE);
     std::fs::write(&state_path, json).map_err(io("write", &state_path))?;
@@ -257,24 +261,20 @@ pub fn load_checkpoint(dir: &Path, model: &ModelConfig) -> Result<Checkpoint, Ch
         });
     }
     let params = read_buffers(&dir.join(MODEL_FILE), layout, &[""])?.remove(0);
-    let mut moments = read_buffers(
-        &dir.join(OPTIMIZER_FILE),
-        layout,
-        &[FIRST_MOMENT_PREFIX, SECOND_MOMENT_PREFIX],
-    )?;
-    let v = moments.pop().expect("two buffers read");
-    let m = moments.pop().expect("two buffers read");
-    check_finite(&dir.join(MODEL_FILE), &[("weights", &params)], layout)?;
+    let slots = read_slots(&dir.join(OPTIMIZER_FILE), layout)?;
     check_finite(
-        &dir.join(OPTIMIZER_FILE),
-        &[("first moments", &m), ("second moments", &v)],
+        &dir.join(MODEL_FILE),
+        &[("weights".into(), &params)],
         layout,
     )?;
-    let optimizer = AdamWState {
+    let optimizer = OptimizerState {
         step: state.optimizer_step,
-        m: m.into(),
-        v: v.into(),
+        slots: slots
+            .into_iter()
+            .map(|(name, values)| (name, values.into()))
+            .collect(),
     };
+    check_finite(&dir.join(OPTIMIZER_FILE), &slot_buffers(&optimizer), layout)?;
     Ok(Checkpoint {
         dir: dir.to_path_buf(),
         params,

@@ -62,7 +62,36 @@ pub(super) fn read_buffers(
     prefixes: &[&str],
 ) -> Result<Vec<Vec<f32>>, CheckpointError> {
     let bytes = read_file(path)?;
+    buffers_of(path, &parse(path, &bytes)?, layout, prefixes)
+}
+
+/// Reads every buffer of a file written by [`write_buffers`] with prefixes
+/// `<slot>.`: the slots found (by name, sorted) and their values, strictly
+/// as [`read_buffers`].
+pub(super) fn read_slots(
+    path: &Path,
+    layout: &ParamLayout,
+) -> Result<Vec<(String, Vec<f32>)>, CheckpointError> {
+    let bytes = read_file(path)?;
     let file = parse(path, &bytes)?;
+    let slots: BTreeSet<String> = file
+        .names()
+        .into_iter()
+        .filter_map(|name| name.split_once('.').map(|(slot, _)| slot.to_string()))
+        .collect();
+    let prefixes: Vec<String> = slots.iter().map(|slot| format!("{slot}.")).collect();
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let buffers = buffers_of(path, &file, layout, &prefixes)?;
+    Ok(slots.into_iter().zip(buffers).collect())
+}
+
+/// The buffers of `prefixes` in the parsed `file` (read from `path`).
+fn buffers_of(
+    path: &Path,
+    file: &SafeTensors<'_>,
+    layout: &ParamLayout,
+    prefixes: &[&str],
+) -> Result<Vec<Vec<f32>>, CheckpointError> {
     let mut expected = BTreeSet::new();
     let mut buffers = Vec::with_capacity(prefixes.len());
     for prefix in prefixes {
@@ -89,7 +118,7 @@ pub(super) fn read_buffers(
         }
         buffers.push(buffer);
     }
-    reject_unexpected(path, &file, |name| expected.contains(name))?;
+    reject_unexpected(path, file, |name| expected.contains(name))?;
     Ok(buffers)
 }
 

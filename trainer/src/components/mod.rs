@@ -12,9 +12,9 @@
 //! (as the `cptrain` binary does), so an unrelated context of an application
 //! that embeds the trainer sees none of them.
 
+mod optimizer;
 mod process;
 mod rank;
-mod schedules;
 mod sections;
 
 pub use process::MachinePeak;

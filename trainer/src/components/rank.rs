@@ -9,7 +9,7 @@ use crate::attention::{Attention, BuiltinStrategy};
 use crate::data::{DataConfig, DataSource};
 use crate::inference::TrainingSampler;
 use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
-use crate::optim::{LearningRate, OptimizerConfig};
+use crate::optim::{LearningRate, OptimizerConfig, OptimizerFactory};
 use crate::parallel::Backend;
 use crate::train::{
     CheckpointWriter, RankGroups, RankInfo, RankTrainer, Reporter, RunOptions, SharedSink,
@@ -128,6 +128,7 @@ fn rank_trainer(
     info: Arc<RankInfo>,
     plan: Arc<TrainPlan>,
     optimizer: Config<OptimizerConfig>,
+    optimizers: Arc<dyn OptimizerFactory>,
     schedule: Arc<dyn LearningRate>,
     start: Arc<StartState>,
     data: Arc<dyn DataSource>,
@@ -148,7 +149,17 @@ fn rank_trainer(
         None
     };
     let trainer = RankTrainer::new(
-        *info, plan, &optimizer, schedule, &start, data, kernels, attention, groups, reporter,
+        *info,
+        plan,
+        &optimizer,
+        &*optimizers,
+        schedule,
+        &start,
+        data,
+        kernels,
+        attention,
+        groups,
+        reporter,
     )?;
     Ok(Arc::new(trainer))
 }

@@ -1,7 +1,6 @@
-use std::borrow::Cow;
 use std::ops::Range;
 
-use super::OptimizerConfig;
+use super::{OptimStateError, Optimizer, OptimizerConfig, OptimizerFactory, OptimizerState};
 use crate::device::{Buffer, DeviceError, Slice, SliceMut};
 use crate::kernels::{Kernels, Threads};
 use crate::model::ParamLayout;
@@ -85,40 +84,6 @@ impl DecayMask {
             Some(run)
         })
     }
-}
-
-/// AdamW's state, in the layout of the parameters: what a checkpoint saves
-/// and restores. The moments are borrowed from a host-memory optimizer and
-/// copied from a device's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AdamWState<'a> {
-    /// Optimizer steps taken (torch's `step`; bias corrections use it).
-    pub step: u64,
-    /// First moment (`exp_avg`).
-    pub m: Cow<'a, [f32]>,
-    /// Second moment (`exp_avg_sq`).
-    pub v: Cow<'a, [f32]>,
-}
-
-/// An optimizer state that cannot be restored.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum OptimStateError {
-    /// The state belongs to another model shape.
-    #[error(
-        "optimizer state has {found_m} first-moment and {found_v} second-moment values, \
-         but the model has {expected} parameters; the checkpoint belongs to another model shape"
-    )]
-    Shape {
-        /// Parameters of the model.
-        expected: usize,
-        /// Length of `m` found.
-        found_m: usize,
-        /// Length of `v` found.
-        found_v: usize,
-    },
-    /// The device failed to take or give the moments.
-    #[error(transparent)]
-    Device(#[from] DeviceError),
 }
 
 /// One AdamW step as a device applies it: the decay mask and the step's
@@ -226,35 +191,32 @@ impl AdamW {
         })
     }
 
-    /// The state to checkpoint.
-    pub fn state(&self) -> Result<AdamWState<'_>, DeviceError> {
-        Ok(AdamWState {
+    /// The names of AdamW's slots: torch's state keys for `m` and `v`.
+    pub const SLOTS: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
+}
+
+impl Optimizer for AdamW {
+    fn state(&self) -> Result<OptimizerState<'_>, OptimStateError> {
+        Ok(OptimizerState {
             step: self.step,
-            m: self.m.to_host()?,
-            v: self.v.to_host()?,
+            slots: vec![
+                (Self::SLOTS[0].into(), self.m.to_host()?),
+                (Self::SLOTS[1].into(), self.v.to_host()?),
+            ],
         })
     }
 
-    /// Replaces the state with one loaded from a checkpoint.
-    pub fn load_state(&mut self, state: &AdamWState<'_>) -> Result<(), OptimStateError> {
-        let expected = self.mask.len();
-        if state.m.len() != expected || state.v.len() != expected {
-            return Err(OptimStateError::Shape {
-                expected,
-                found_m: state.m.len(),
-                found_v: state.v.len(),
-            });
-        }
-        self.m.copy_from_host(&state.m)?;
-        self.v.copy_from_host(&state.v)?;
+    fn load_state(&mut self, state: &OptimizerState<'_>) -> Result<(), OptimStateError> {
+        state.check(&Self::SLOTS, self.mask.len())?;
+        let slot = |name| state.slot(name).expect("checked: both slots are there");
+        self.m.copy_from_host(slot(Self::SLOTS[0]))?;
+        self.v.copy_from_host(slot(Self::SLOTS[1]))?;
         self.step = state.step;
         Ok(())
     }
 
-    /// One optimizer step at learning rate `lr` on the device of `kernels`:
-    /// updates `params` from `grads` (already averaged and clipped) and
-    /// advances the state.
-    pub fn step(&mut self, kernels: &dyn Kernels, params: SliceMut<'_>, grads: Slice<'_>, lr: f64) {
+    /// Updates `params` as one fused pass of [`Kernels::adamw_update`].
+    fn step(&mut self, kernels: &dyn Kernels, params: SliceMut<'_>, grads: Slice<'_>, lr: f64) {
         self.step += 1;
         let t = self.step as i32;
         let update = AdamWUpdate {
@@ -267,6 +229,21 @@ impl AdamW {
             decay_factor: (1.0 - lr * self.weight_decay) as f32,
         };
         kernels.adamw_update(&update, params, grads, self.m.view_mut(), self.v.view_mut());
+    }
+}
+
+/// Builds [`AdamW`] with the `[optimizer]` section's hyperparameters
+/// (`optimizer.kind = "adamw"`, the default).
+#[derive(Clone, Debug)]
+pub struct AdamWFactory(pub OptimizerConfig);
+
+impl OptimizerFactory for AdamWFactory {
+    fn build(
+        &self,
+        mask: DecayMask,
+        kernels: &dyn Kernels,
+    ) -> Result<Box<dyn Optimizer>, DeviceError> {
+        Ok(Box::new(AdamW::new(&self.0, mask, kernels)?))
     }
 }
 
@@ -331,13 +308,17 @@ mod tests {
         }
         let state = adamw.state().unwrap();
         assert_eq!(state.step, 3);
+        let (got_m, got_v) = (
+            state.slot("exp_avg").unwrap(),
+            state.slot("exp_avg_sq").unwrap(),
+        );
         let (m, v) = (
             [-0.0169, 0.0398, 0.0033, 0.20009],
             [0.01432625, 0.011405, 0.00903625, 0.2000000475],
         );
         for i in 0..4 {
-            assert!((state.m[i] as f64 - m[i]).abs() < 1e-7, "m {:?}", state.m);
-            assert!((state.v[i] as f64 - v[i]).abs() < 1e-7, "v {:?}", state.v);
+            assert!((got_m[i] as f64 - m[i]).abs() < 1e-7, "m {got_m:?}");
+            assert!((got_v[i] as f64 - v[i]).abs() < 1e-7, "v {got_v:?}");
         }
     }
 
@@ -404,22 +385,30 @@ mod tests {
     }
 
     #[test]
-    fn a_state_of_another_shape_is_refused() {
+    fn a_state_of_another_shape_or_optimizer_is_refused() {
         let kernels = CpuKernels::default();
         let mut adamw = AdamW::new(&cfg(), DecayMask::new(3, []), &kernels).unwrap();
-        let err = adamw
-            .load_state(&AdamWState {
-                step: 4,
-                m: vec![0.0; 3].into(),
-                v: vec![0.0; 2].into(),
-            })
-            .unwrap_err();
-        assert!(err.to_string().contains("the model has 3 parameters"));
-        let ok = AdamWState {
+        let state = |m: Vec<f32>, v: Vec<f32>| OptimizerState {
             step: 4,
-            m: vec![1.0; 3].into(),
-            v: vec![2.0; 3].into(),
+            slots: vec![
+                ("exp_avg".into(), m.into()),
+                ("exp_avg_sq".into(), v.into()),
+            ],
         };
+        let err = adamw
+            .load_state(&state(vec![0.0; 3], vec![0.0; 2]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("the model has 3 parameters"),
+            "{err}"
+        );
+        let momentum = OptimizerState {
+            step: 4,
+            slots: vec![("momentum_buffer".into(), vec![0.0; 3].into())],
+        };
+        let err = adamw.load_state(&momentum).unwrap_err();
+        assert!(err.to_string().contains("momentum_buffer"), "{err}");
+        let ok = state(vec![1.0; 3], vec![2.0; 3]);
         adamw.load_state(&ok).unwrap();
         assert_eq!(adamw.state().unwrap(), ok);
     }

@@ -1,13 +1,18 @@
 use serde::{Deserialize, Serialize};
 
-/// The `[optimizer]` section: AdamW, its learning-rate schedule and clipping.
+/// The `[optimizer]` section: the optimizer (AdamW's hyperparameters), its
+/// learning-rate schedule and clipping.
 ///
-/// Defaults (GPT-2 / nanoGPT values): `schedule = "cosine"`, `lr = 6e-4`,
+/// Defaults (GPT-2 / nanoGPT values): `kind = "adamw"`, `schedule = "cosine"`, `lr = 6e-4`,
 /// `min_lr = 6e-5`, `warmup_steps = 10`, `decay_fraction = 0.2`, `beta1 = 0.9`, `beta2 = 0.95`, `eps = 1e-8`,
 /// `weight_decay = 0.1`, `grad_clip = 1.0`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
+    /// The optimizer, by component name: the built-in `adamw`, or a
+    /// plugin's [`OptimizerFactory`](super::OptimizerFactory) (which reads
+    /// its own hyperparameters; clipping and the schedule apply to any).
+    pub kind: String,
     /// The learning-rate schedule, by component name: the built-in `cosine`,
     /// `constant`, `linear` or `wsd` (formulas on
     /// [`LrSchedule`](super::LrSchedule)), or a plugin's
@@ -37,6 +42,7 @@ pub struct OptimizerConfig {
 impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig {
+            kind: "adamw".into(),
             schedule: "cosine".into(),
             lr: 6e-4,
             min_lr: 6e-5,

@@ -1,11 +1,14 @@
-//! The optimizer: AdamW over the flat parameter buffer, the learning-rate
-//! schedule and global-norm gradient clipping.
+//! The optimizer: the [`Optimizer`] contract (AdamW built in) over the flat
+//! parameter buffer, the learning-rate schedule and global-norm gradient
+//! clipping.
 //!
 //! A step on one rank reads:
 //!
 //! ```
 //! use cptrain::kernels::{CpuKernels, Kernels};
-//! use cptrain::optim::{AdamW, DecayMask, LrSchedule, OptimizerConfig, ScheduleKind, clip_coefficient};
+//! use cptrain::optim::{
+//!     AdamW, DecayMask, LrSchedule, Optimizer, OptimizerConfig, ScheduleKind, clip_coefficient,
+//! };
 //!
 //! let kernels = CpuKernels::default(); // the rank's device
 //! let cfg = OptimizerConfig::default();
@@ -26,9 +29,13 @@
 mod adamw;
 mod clip;
 mod config;
+mod optimizer;
 mod schedule;
+mod state;
 
-pub use adamw::{AdamW, AdamWState, AdamWUpdate, DecayMask, OptimStateError};
+pub use adamw::{AdamW, AdamWFactory, AdamWUpdate, DecayMask};
 pub use clip::{clip_coefficient, first_non_finite, scale, sum_of_squares};
 pub use config::{OptimizerConfig, OptimizerConfigError};
+pub use optimizer::{Optimizer, OptimizerFactory};
 pub use schedule::{LearningRate, LrSchedule, ScheduleKind};
+pub use state::{OptimStateError, OptimizerState};

@@ -3,17 +3,17 @@ use std::path::PathBuf;
 use super::TrainError;
 use crate::checkpoint::{TrainerState, prune_checkpoints, save_checkpoint};
 use crate::model::ParamLayout;
-use crate::optim::AdamWState;
+use crate::optim::OptimizerState;
 
 /// One training checkpoint as the reporting rank hands it out: the whole
 /// model in the full (Hugging Face) layout, whatever `parallel.tp`.
 pub struct CheckpointData<'a> {
-    /// The layout of `params` and of both moments ([`ParamLayout::gpt2`]).
+    /// The layout of `params` and of the optimizer's slots ([`ParamLayout::gpt2`]).
     pub layout: &'a ParamLayout,
     /// Flat weights after `state.step` completed steps.
     pub params: &'a [f32],
-    /// AdamW's step and moments.
-    pub optimizer: &'a AdamWState<'a>,
+    /// The optimizer's step and slots (AdamW's moments).
+    pub optimizer: &'a OptimizerState<'a>,
     /// Step, data position, run identity and configuration.
     pub state: &'a TrainerState,
     /// `config.json` and the tokenizer's files: (file name, contents).

@@ -8,7 +8,7 @@ use super::{RankGroups, TrainError, TrainPlan};
 use crate::device::Slice;
 use crate::kernels::Kernels;
 use crate::model::Gpt;
-use crate::optim::AdamWState;
+use crate::optim::OptimizerState;
 use crate::parallel::{ProcessGroup, ReduceOp};
 use crate::tensor_parallel::{RankShard, TpSharding};
 
@@ -55,11 +55,17 @@ impl ModelShard {
     }
 
     /// The optimizer state of a checkpoint, cut to this rank's piece.
-    pub fn split_state<'a>(&self, full: &'a AdamWState<'_>) -> Result<AdamWState<'a>, TrainError> {
-        Ok(AdamWState {
+    pub fn split_state<'a>(
+        &self,
+        full: &'a OptimizerState<'_>,
+    ) -> Result<OptimizerState<'a>, TrainError> {
+        let slots = full
+            .slots
+            .iter()
+            .map(|(name, values)| Ok((name.clone(), self.split(values)?)));
+        Ok(OptimizerState {
             step: full.step,
-            m: self.split(&full.m)?,
-            v: self.split(&full.v)?,
+            slots: slots.collect::<Result<_, TrainError>>()?,
         })
     }
 
@@ -84,13 +90,9 @@ impl ModelShard {
     pub fn gather_state<'a>(
         &self,
         tp_group: &dyn ProcessGroup,
-        local: AdamWState<'a>,
-    ) -> Result<AdamWState<'a>, TrainError> {
-        Ok(AdamWState {
-            step: local.step,
-            m: self.gather(tp_group, local.m)?,
-            v: self.gather(tp_group, local.v)?,
-        })
+        local: OptimizerState<'a>,
+    ) -> Result<OptimizerState<'a>, TrainError> {
+        local.try_map(|slot| self.gather(tp_group, slot))
     }
 
     /// The squared L2 norm of the whole model's gradient, each parameter

@@ -13,7 +13,10 @@ use crate::device::Buffer;
 use crate::inference::TrainingSampler;
 use crate::kernels::Kernels;
 use crate::model::{Activations, Batch, Pass, Phase, Profile};
-use crate::optim::{AdamW, AdamWState, DecayMask, LearningRate, OptimizerConfig, clip_coefficient};
+use crate::optim::{
+    DecayMask, LearningRate, Optimizer, OptimizerConfig, OptimizerFactory, OptimizerState,
+    clip_coefficient,
+};
 use crate::parallel::{GroupKind, ProcessGroup, ReduceOp};
 
 /// One rank's identity, given to its child context.
@@ -83,7 +86,7 @@ pub struct RankTrainer {
 struct RankState {
     params: Buffer,
     grads: Buffer,
-    adamw: AdamW,
+    optimizer: Box<dyn Optimizer>,
     acts: Activations,
     batches: BatchBuilder,
     micro: Vec<MicroBatch>,
@@ -92,12 +95,15 @@ struct RankState {
 impl RankTrainer {
     /// Builds rank `info.rank`'s state from the shared start state, in the
     /// memory of the device of `kernels`; `reporter` is given to the rank
-    /// that writes metrics and checkpoints.
+    /// that writes metrics and checkpoints. `optimizer` is the `[optimizer]`
+    /// section (its clipping applies whatever the optimizer), `optimizers`
+    /// builds the rank's optimizer and `schedule` gives each step's rate.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         info: RankInfo,
         plan: Arc<TrainPlan>,
         optimizer: &OptimizerConfig,
+        optimizers: &dyn OptimizerFactory,
         schedule: Arc<dyn LearningRate>,
         start: &StartState,
         data: Arc<dyn DataSource>,
@@ -110,9 +116,9 @@ impl RankTrainer {
         let model = ModelShard::new(&plan, &groups)?;
         let gpt = model.gpt();
         let k = &*kernels;
-        let mut adamw = AdamW::new(optimizer, DecayMask::from_layout(gpt.layout()), k)?;
+        let mut rank_optimizer = optimizers.build(DecayMask::from_layout(gpt.layout()), k)?;
         if let Some(resumed) = &start.resumed {
-            adamw.load_state(&model.split_state(&resumed.optimizer)?)?;
+            rank_optimizer.load_state(&model.split_state(&resumed.optimizer)?)?;
         }
         let batch_plan = plan.batch_plan(info.rank)?;
         let micro_batches = batch_plan.micro_batches_per_step();
@@ -130,7 +136,7 @@ impl RankTrainer {
         let state = RankState {
             params: k.upload(&model.split(&start.params)?)?,
             grads: k.alloc(gpt.layout().len())?,
-            adamw,
+            optimizer: rank_optimizer,
             acts,
             batches,
             micro,
@@ -298,10 +304,10 @@ impl RankTrainer {
     fn full_state<'s>(
         &self,
         state: &'s RankState,
-    ) -> Result<(Cow<'s, [f32]>, AdamWState<'s>), TrainError> {
+    ) -> Result<(Cow<'s, [f32]>, OptimizerState<'s>), TrainError> {
         let tp = &*self.groups.tp;
         let params = self.model.gather(tp, state.params.to_host()?)?;
-        let moments = self.model.gather_state(tp, state.adamw.state()?)?;
+        let moments = self.model.gather_state(tp, state.optimizer.state()?)?;
         Ok((params, moments))
     }
 
@@ -369,7 +375,7 @@ impl RankTrainer {
         let RankState {
             params,
             grads,
-            adamw,
+            optimizer,
             acts,
             batches,
             micro,
@@ -461,7 +467,7 @@ impl RankTrainer {
             k.scale(grads.view_mut(), clip);
         }
         let lr = self.schedule.lr_at(step);
-        adamw.step(k, params.view_mut(), grads.view(), lr);
+        optimizer.step(k, params.view_mut(), grads.view(), lr);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);

@@ -14,7 +14,7 @@ use crate::checkpoint::{
 use crate::data::WindowOrder;
 use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
-use crate::optim::AdamWState;
+use crate::optim::OptimizerState;
 use crate::parallel::GroupKind;
 use std::path::PathBuf;
 
@@ -177,7 +177,7 @@ impl Reporter {
         &mut self,
         step: u64,
         params: &[f32],
-        optimizer: &AdamWState<'_>,
+        optimizer: &OptimizerState<'_>,
     ) -> Result<Option<PathBuf>, TrainError> {
         if let Some((saved, dir)) = &self.saved
             && *saved == step

@@ -1,12 +1,21 @@
-//! The built-in learning-rate schedules, selected by `optimizer.schedule`
-//! (a plugin registers its own [`LearningRate`] under a new name).
+//! The built-in optimizer (`optimizer.kind`) and learning-rate schedules
+//! (`optimizer.schedule`); a plugin registers its own [`OptimizerFactory`]
+//! or [`LearningRate`] under a new name.
 
 use std::sync::Arc;
 
 use appctx::{Config, component};
 
-use crate::optim::{LearningRate, LrSchedule, OptimizerConfig, ScheduleKind};
+use crate::optim::{
+    AdamWFactory, LearningRate, LrSchedule, OptimizerConfig, OptimizerFactory, ScheduleKind,
+};
 use crate::train::StartState;
+
+/// AdamW with the `[optimizer]` section's hyperparameters (the default).
+fn adamw(optimizer: Config<OptimizerConfig>) -> Arc<dyn OptimizerFactory> {
+    Arc::new(AdamWFactory((*optimizer).clone()))
+}
+component!(adamw, select = "optimizer.kind");
 
 /// The schedule of shape `kind` over the run's planned steps (those of its
 /// first `train.steps`, kept on resume).

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use appctx::Environment;
+use appctx::{Environment, Source};
 use serde_json::Value;
 
 use super::commands::CommandError;
@@ -71,23 +71,7 @@ pub(super) fn prepare_resume(
     let env = build_environment_over(layers, Some((&name, &toml_text)))?;
     let mut was = BTreeMap::new();
     flatten("", run_config, &mut was);
-    let mut now = BTreeMap::new();
-    flatten("", &env.to_json(), &mut now);
-    let mut changes = Vec::new();
-    for (key, value) in &now {
-        let old = was.get(key);
-        if old == Some(value) || CHANGEABLE.iter().any(|c| changeable(c, key)) {
-            continue;
-        }
-        let old = old.map_or_else(|| "unset".to_string(), Value::to_string);
-        let source = env
-            .origin(key)
-            .map_or_else(String::new, |s| format!(" (from {s})"));
-        changes.push(format!("{key}: {old} → {value}{source}"));
-    }
-    for key in was.keys().filter(|k| !now.contains_key(*k)) {
-        changes.push(format!("{key}: {} → unset", was[key]));
-    }
+    let changes = config_changes(&was, &env);
     let train: TrainConfig = env.bind("train")?;
     if !changes.is_empty() {
         if !train.allow_config_change {
@@ -113,6 +97,32 @@ pub(super) fn prepare_resume(
         point,
         changes,
     })
+}
+
+/// What `env` changes in the run's configuration `was` (flattened), one
+/// line per key, keys a resume may change left out. A key the run's
+/// configuration lacks and `env` takes from the embedded defaults is not a
+/// change: it was added to cptrain after the run started, and a new key's
+/// default keeps what earlier versions did (`optimizer.kind = "adamw"`).
+fn config_changes(was: &BTreeMap<String, Value>, env: &Environment) -> Vec<String> {
+    let mut now = BTreeMap::new();
+    flatten("", &env.to_json(), &mut now);
+    let mut changes = Vec::new();
+    for (key, value) in &now {
+        let old = was.get(key);
+        let origin = env.origin(key);
+        let new_default = old.is_none() && matches!(origin, Some(Source::Defaults { .. }));
+        if old == Some(value) || new_default || CHANGEABLE.iter().any(|c| changeable(c, key)) {
+            continue;
+        }
+        let old = old.map_or_else(|| "unset".to_string(), Value::to_string);
+        let source = origin.map_or_else(String::new, |s| format!(" (from {s})"));
+        changes.push(format!("{key}: {old} → {value}{source}"));
+    }
+    for key in was.keys().filter(|k| !now.contains_key(*k)) {
+        changes.push(format!("{key}: {} → unset", was[key]));
+    }
+    changes
 }
 
 /// The run's configuration without `app.profiles`: its values already hold
@@ -182,5 +192,37 @@ mod tests {
         );
         let keys: Vec<&str> = leaves.keys().map(String::as_str).collect();
         assert_eq!(keys, ["a.b", "a.c.d", "e"]);
+    }
+
+    /// A run saved before `optimizer.kind` existed resumes with the key's
+    /// default; the same key set by the user, or a changed value, is a change.
+    #[test]
+    fn keys_new_since_the_run_take_their_default_without_a_change() {
+        let was = |json: Value| {
+            let mut leaves = BTreeMap::new();
+            flatten("", &json, &mut leaves);
+            leaves
+        };
+        let defaults = "[optimizer]\nkind = \"adamw\"\nlr = 0.1\n";
+        let env = |sets: &[&str]| {
+            let mut builder = Environment::builder().defaults("default.toml", defaults);
+            for set in sets {
+                builder = builder.set(*set);
+            }
+            builder.build().unwrap()
+        };
+        let old_run = was(serde_json::json!({"optimizer": {"lr": 0.1}}));
+        assert_eq!(config_changes(&old_run, &env(&[])), Vec::<String>::new());
+        let changes = config_changes(&old_run, &env(&["optimizer.kind=sgd"]));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            changes[0].starts_with("optimizer.kind: unset → \"sgd\""),
+            "{changes:?}"
+        );
+        let changes = config_changes(&old_run, &env(&["optimizer.lr=0.2"]));
+        assert!(
+            changes[0].starts_with("optimizer.lr: 0.1 → 0.2"),
+            "{changes:?}"
+        );
     }
 }

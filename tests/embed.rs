@@ -10,9 +10,10 @@ mod example;
 
 use appctx::CancellationToken;
 use cptrain::embed::Training;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cptrain::components::MachinePeak;
+use cptrain::metrics::{MetricsError, MetricsSink, StepRecord};
 use cptrain::model::{ParamLayout, flops_per_token};
 
 /// Relative tolerance between the embedded run and the binary's: the same
@@ -136,6 +137,75 @@ fn a_component_overridden_from_code_is_used() {
         (mfu - expected).abs() <= 1e-9 * expected,
         "{mfu} vs {expected}"
     );
+}
+
+/// Cancels a token once a step's record arrives.
+struct CancelAt {
+    step: u64,
+    token: CancellationToken,
+}
+
+impl MetricsSink for CancelAt {
+    fn record(&mut self, record: &StepRecord) -> Result<(), MetricsError> {
+        if record.step == self.step {
+            self.token.cancel("the test");
+        }
+        Ok(())
+    }
+}
+
+/// A run of 5 steps cancelled after step 3 and resumed trains the
+/// uninterrupted run's steps 4 and 5 exactly (resume is bit-exact); a
+/// changed learning rate is refused.
+#[test]
+fn a_run_on_disk_resumes_bit_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let config = example::tiny_config().unwrap();
+    let whole = example::train(&config).unwrap();
+    let token = CancellationToken::new();
+    let stopper = CancelAt {
+        step: 3,
+        token: token.clone(),
+    };
+    let stopped = Training::from_config(&config)
+        .unwrap()
+        .write_to(&out_dir)
+        .sink("cancel_at_3", Arc::new(Mutex::new(stopper)))
+        .run(&token)
+        .expect("trains 3 steps");
+    assert!(stopped.interrupted);
+    assert_eq!(stopped.steps, 3);
+    let mut changed = example::tiny_config().unwrap();
+    changed.optimizer.lr *= 2.0;
+    let err = Training::from_config(&changed)
+        .unwrap()
+        .write_to(&out_dir)
+        .resume()
+        .run(&CancellationToken::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("optimizer.lr"), "{err}");
+    let resumed = Training::from_config(&config)
+        .unwrap()
+        .write_to(&out_dir)
+        .resume()
+        .run(&CancellationToken::new())
+        .expect("resumes");
+    let steps: Vec<u64> = resumed.records.iter().map(|r| r.step).collect();
+    assert_eq!(steps, [4, 5]);
+    assert_eq!(resumed.losses(), whole.losses()[3..]);
+    assert_eq!(resumed.weights, whole.weights);
+}
+
+#[test]
+fn resuming_needs_the_runs_directory() {
+    let err = Training::from_toml("")
+        .resume()
+        .run(&CancellationToken::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Training::write_to(dir)"), "{err}");
 }
 
 #[test]

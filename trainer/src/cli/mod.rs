@@ -14,6 +14,8 @@ mod prepare;
 mod resume;
 mod trained;
 
+pub(crate) use resume::run_config_changes;
+
 pub use args::{
     BenchArgs, Cli, Command, ConfigLayers, EvalArgs, ExportArgs, GenerateArgs, PlotArgs,
     PrepareArgs, RunArgs,

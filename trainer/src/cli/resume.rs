@@ -69,9 +69,7 @@ pub(super) fn prepare_resume(
     })?;
     let name = format!("(the resumed run's, {})", point.dir.display());
     let env = build_environment_over(layers, Some((&name, &toml_text)))?;
-    let mut was = BTreeMap::new();
-    flatten("", run_config, &mut was);
-    let changes = config_changes(&was, &env);
+    let changes = run_config_changes(&point.state.config, &env);
     let train: TrainConfig = env.bind("train")?;
     if !changes.is_empty() {
         if !train.allow_config_change {
@@ -97,6 +95,15 @@ pub(super) fn prepare_resume(
         point,
         changes,
     })
+}
+
+/// What `env` changes in what a resumed run trains, compared with the
+/// run's configuration snapshot `run_config` (one line per key; keys a
+/// resume may change left out).
+pub(crate) fn run_config_changes(run_config: &Value, env: &Environment) -> Vec<String> {
+    let mut was = BTreeMap::new();
+    flatten("", &without_profiles(run_config), &mut was);
+    config_changes(&was, env)
 }
 
 /// What `env` changes in the run's configuration `was` (flattened), one

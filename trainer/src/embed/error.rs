@@ -20,6 +20,29 @@ pub enum EmbedError {
         /// The configuration key.
         key: &'static str,
     },
+    /// [`Training::resume`](super::Training::resume) without a directory.
+    #[error(
+        "resuming continues a run on disk. Action: call `Training::write_to(dir)` with the \
+         run's directory"
+    )]
+    ResumeNeedsOutDir,
+    /// No checkpoint to resume (none, or none complete and valid).
+    #[error("{0}")]
+    Resume(Box<crate::train::TrainError>),
+    /// The configuration would train something else than the resumed run.
+    #[error(
+        "resuming {}: the configuration changes what the run trains:\n  {}\nAction: give the \
+         run's configuration (only train.steps, evaluation, checkpoints, layout, kernels and \
+         metrics may differ), or set train.allow_config_change = true to accept the changes",
+        checkpoint.display(),
+        changes.join("\n  ")
+    )]
+    ChangesMeaning {
+        /// The checkpoint.
+        checkpoint: std::path::PathBuf,
+        /// One line per changed key: `key: old → new (from source)`.
+        changes: Vec<String>,
+    },
     /// Training ended without the reporting rank's outcome (rank 0 runs in
     /// another process).
     #[error(

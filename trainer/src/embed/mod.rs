@@ -26,10 +26,11 @@ pub use config::TrainerConfig;
 pub use error::EmbedError;
 pub use outcome::{TrainOutcome, TrainedWeights};
 
-use crate::cli::embedded_environment;
+use crate::cli::{embedded_environment, run_config_changes};
 use crate::components::MODULE;
+use crate::data::TrainConfig;
 use crate::metrics::MetricsConfig;
-use crate::train::{CheckpointWriter, RankOutcome, RunOptions, RunStatus, SharedSink};
+use crate::train::{CheckpointWriter, RankOutcome, ResumePoint, RunOptions, RunStatus, SharedSink};
 use outcome::{Recorder, WeightsInMemory};
 
 /// The name of the caller's configuration layer (in `cptrain config`-style
@@ -48,6 +49,7 @@ const FILE_COMPONENTS: [&str; 4] = [
 pub struct Training {
     config: String,
     out_dir: Option<PathBuf>,
+    resume: bool,
     console: bool,
     measure_peak: bool,
     context: ContextBuilder,
@@ -61,6 +63,7 @@ impl Training {
         Training {
             config: toml.into(),
             out_dir: None,
+            resume: false,
             console: false,
             measure_peak: false,
             context: ContextBuilder::new().name("cptrain").module(&MODULE),
@@ -78,6 +81,17 @@ impl Training {
     /// directory is claimed as `cptrain run` claims it (`train.overwrite`).
     pub fn write_to(mut self, out_dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(out_dir.into());
+        self
+    }
+
+    /// Continues the run in [`Training::write_to`]'s directory from its
+    /// newest complete checkpoint, bit-exactly, as `cptrain run --resume`
+    /// does. The configuration must train what the run trained: only keys a
+    /// resume may change (`train.steps`, evaluation, checkpoints, the rank
+    /// layout, kernels, metrics) may differ, unless
+    /// `train.allow_config_change` accepts the changes.
+    pub fn resume(mut self) -> Self {
+        self.resume = true;
         self
     }
 
@@ -117,8 +131,9 @@ impl Training {
         if !writes {
             refuse_file_outputs(&metrics)?;
         }
+        let (resume, config_changes) = self.resume_point(&env)?;
         let options = RunOptions {
-            resume: None,
+            resume,
             config_snapshot: env.to_json(),
             run_files: if writes {
                 vec![
@@ -128,7 +143,7 @@ impl Training {
             } else {
                 Vec::new()
             },
-            config_changes: Vec::new(),
+            config_changes,
         };
         let recorder = Arc::new(Mutex::new(Recorder::default()));
         let weights = Arc::new(WeightsInMemory::default());
@@ -179,6 +194,29 @@ impl Training {
             interrupted: outcome.interrupted,
             steps: outcome.next_step,
         })
+    }
+
+    /// The checkpoint [`Training::resume`] continues from, and the changes
+    /// of meaning `train.allow_config_change` accepted.
+    fn resume_point(
+        &self,
+        env: &Environment,
+    ) -> Result<(Option<ResumePoint>, Vec<String>), EmbedError> {
+        if !self.resume {
+            return Ok((None, Vec::new()));
+        }
+        let out_dir = self.out_dir.as_ref().ok_or(EmbedError::ResumeNeedsOutDir)?;
+        let point =
+            ResumePoint::latest(out_dir, false).map_err(|e| EmbedError::Resume(Box::new(e)))?;
+        let changes = run_config_changes(&point.state.config, env);
+        let train: TrainConfig = env.bind("train")?;
+        if !changes.is_empty() && !train.allow_config_change {
+            return Err(EmbedError::ChangesMeaning {
+                checkpoint: point.dir,
+                changes,
+            });
+        }
+        Ok((Some(point), changes))
     }
 
     /// The caller's configuration over the defaults, with `train.out_dir`

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{CudaBlas, sys as blas_sys};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, result, sys};
+use cudarc::nvrtc::Ptx;
 
 use super::gemm::{Op, Sgemm};
 use super::launch::{LaunchConfig, to_i32};
 use super::launcher::Launcher;
-use super::sources::SOURCES;
+use super::sources::{KernelSource, SOURCES};
 use super::{CudaError, nvrtc};
 
 /// The oldest compute capability the kernels are compiled for (`sm_80`).
@@ -123,13 +124,18 @@ struct LoadedDevice {
 /// The devices loaded so far, by index.
 static LOADED: Mutex<Vec<(usize, Arc<LoadedDevice>)>> = Mutex::new(Vec::new());
 
-/// The architecture NVRTC compiles for on a device of `capability`: PTX
-/// for `sm_90` runs on later GPUs too (the driver compiles it).
-fn arch_of(capability: (i32, i32)) -> &'static str {
-    if capability >= (9, 0) {
-        "sm_90"
-    } else {
-        "sm_80"
+/// The code of `source` for a GPU of `capability` ([`nvrtc::target_for`]).
+fn module_code(source: &'static KernelSource, capability: (i32, i32)) -> Result<Ptx, CudaError> {
+    match nvrtc::target_for(capability, &nvrtc::supported_archs()?) {
+        nvrtc::Target::Cubin(arch) => Ok(Ptx::from_binary(nvrtc::compile_cubin(source, &arch)?)),
+        nvrtc::Target::Ptx(arch) => {
+            tracing::warn!(
+                capability = ?capability,
+                arch,
+                "the NVRTC library predates this GPU: its kernels are PTX the driver compiles"
+            );
+            nvrtc::compile(source, &arch)
+        }
     }
 }
 
@@ -149,12 +155,11 @@ impl LoadedDevice {
             )));
         }
         keep_pool_memory(&ctx)?;
-        let arch = arch_of(compute_capability(gpu)?);
+        let capability = compute_capability(gpu)?;
         let mut functions = HashMap::new();
         for source in SOURCES {
-            let ptx = nvrtc::compile(source, arch)?;
             let module = ctx
-                .load_module(ptx)
+                .load_module(module_code(source, capability)?)
                 .map_err(|e| driver_error(format!("cuModuleLoadData({})", source.file), e))?;
             for &kernel in source.kernels {
                 let function = module

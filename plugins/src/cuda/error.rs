@@ -57,7 +57,7 @@ pub enum CudaError {
         /// The kernel source file.
         file: &'static str,
         /// The target architecture (`sm_80`, ...).
-        arch: &'static str,
+        arch: String,
         /// NVRTC's log or error.
         log: String,
     },

@@ -129,6 +129,8 @@ pub struct ComponentDef {
     pub(crate) depends_on: Vec<String>,
     /// Created afresh for every injection and lookup, never held by the context.
     pub(crate) prototype: bool,
+    /// Created on its first lookup instead of at refresh.
+    pub(crate) lazy: bool,
 }
 
 impl fmt::Debug for ComponentDef {
@@ -213,6 +215,7 @@ impl ComponentDef {
             module_path: None,
             depends_on: Vec::new(),
             prototype: false,
+            lazy: false,
         }
     }
 
@@ -261,6 +264,16 @@ impl ComponentDef {
     /// error.
     pub fn prototype(mut self) -> Self {
         self.prototype = true;
+        self
+    }
+
+    /// Lazy: not created at refresh, but on its first lookup (a `get`, a
+    /// [`Lazy`](crate::Lazy) handle's `get`, or the creation of a component
+    /// that injects it), once; then held and closed like any other. A lazy
+    /// `dyn Lifecycle` or `dyn Runner` is started or run only if it exists
+    /// by then.
+    pub fn lazy(mut self) -> Self {
+        self.lazy = true;
         self
     }
 

@@ -277,16 +277,14 @@ pub enum Error {
     QualifierNotFound {
         /// The component that asks.
         component: String,
-        /// The type it needs.
-        dependency: String,
+        /// The type it needs, as `std::any::type_name` spells it.
+        dependency: &'static str,
         /// The component name it asks for.
         name: String,
         /// What the component of that name provides instead, if there is one.
         named_type: Option<String>,
         /// The active providers of the type, this context's then its ancestors'.
         providers: Vec<String>,
-        /// The nearest provider name, if one is close.
-        suggestion: Option<String>,
     },
     /// A post-processor failed on a component.
     #[error("{}", self.analysis())]
@@ -606,29 +604,34 @@ impl Error {
                 name,
                 named_type,
                 providers,
-                suggestion,
-            } => FailureAnalysis::new(
-                format!(
-                    "{component} needs the {dependency} named `{name}`, but no component of that \
+            } => {
+                let dependency = crate::component::short_type_name(dependency);
+                FailureAnalysis::new(
+                    format!(
+                        "{component} needs the {dependency} named `{name}`, but no component of that \
                      name provides {dependency}{}.\n{}",
-                    named_type
-                        .as_ref()
-                        .map(|t| format!(" (the component `{name}` provides {t})"))
-                        .unwrap_or_default(),
-                    match providers.as_slice() {
-                        [] => format!("No active component provides {dependency} at all."),
-                        _ => format!("Active providers of {dependency}: {}.", ticked(providers)),
-                    }
-                ),
-                format!(
-                    "{}Name the provider `{name}` (`component!(f, name = \"{name}\")`), or \
+                        named_type
+                            .as_ref()
+                            .map(|t| format!(" (the component `{name}` provides {t})"))
+                            .unwrap_or_default(),
+                        match providers.as_slice() {
+                            [] => format!("No active component provides {dependency} at all."),
+                            _ =>
+                                format!("Active providers of {dependency}: {}.", ticked(providers)),
+                        }
+                    ),
+                    format!(
+                        "{}Name the provider `{name}` (`component!(f, name = \"{name}\")`), or \
                      change the qualifier of {component} to the name of an existing provider.",
-                    suggestion
-                        .as_ref()
+                        crate::diagnostics::did_you_mean(
+                            name,
+                            providers.iter().map(String::as_str)
+                        )
                         .map(|s| format!("Did you mean `{s}`? "))
                         .unwrap_or_default()
-                ),
-            ),
+                    ),
+                )
+            }
             PostProcessorFailed {
                 post_processor,
                 component,

@@ -113,7 +113,11 @@ impl DependencyGraph {
                 escape(&e.from),
                 escape(&e.to),
                 e.kind,
-                if e.kind == LAZY_KIND { ", style=dashed" } else { "" }
+                if e.kind == LAZY_KIND {
+                    ", style=dashed"
+                } else {
+                    ""
+                }
             ));
         }
         out.push_str("}\n");

@@ -101,14 +101,13 @@ impl Resolver<'_> {
         })?;
         let mut value = (def.factory)(self).map_err(|source| self.creation_error(id, source))?;
         for post in self.plan.post_processors_of(def.provides) {
-            value = (post.apply)(&def.name, value).map_err(|source| {
-                Error::PostProcessorFailed {
+            value =
+                (post.apply)(&def.name, value).map_err(|source| Error::PostProcessorFailed {
                     post_processor: post.name.clone(),
                     component: def.name.clone(),
                     provides: def.provides.short_name(),
                     source,
-                }
-            })?;
+                })?;
         }
         Ok(value)
     }

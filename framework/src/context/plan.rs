@@ -156,7 +156,7 @@ impl Plan {
             .map(|n| GraphNode {
                 name: n.def.name.clone(),
                 provides: n.def.provides.short_name(),
-                scope: n.def.scope.to_string(),
+                scope: n.def.scope.as_str().to_owned(),
                 inherited: false,
                 lazy: n.def.lazy,
             })
@@ -183,7 +183,7 @@ impl Plan {
             let def = self.parent.as_ref().and_then(|p| p.plan.find_def(&name));
             nodes.push(GraphNode {
                 provides: def.map(|d| d.provides.short_name()).unwrap_or_default(),
-                scope: def.map(|d| d.scope.to_string()).unwrap_or_default(),
+                scope: def.map(|d| d.scope.as_str().to_owned()).unwrap_or_default(),
                 lazy: def.is_some_and(|d| d.lazy),
                 name,
                 inherited: true,

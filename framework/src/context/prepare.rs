@@ -270,7 +270,7 @@ fn entry(def: &ComponentDef, outcomes: Vec<ConditionOutcome>, status: Status) ->
     ConditionEntry {
         name: def.name.clone(),
         provides: def.provides.short_name(),
-        scope: def.scope.to_string(),
+        scope: def.scope.as_str().to_owned(),
         origin: def.origin.clone(),
         status,
         outcomes,
@@ -536,7 +536,7 @@ fn missing_provider(
         note_selectors(d, outs);
         candidates.push(Candidate {
             name: d.name.clone(),
-            scope: d.scope.to_string(),
+            scope: d.scope.as_str().to_owned(),
             reasons,
         });
     }
@@ -551,10 +551,10 @@ fn missing_provider(
         if outlives && reasons.is_empty() {
             return Error::ScopeInversion {
                 component: def.name.clone(),
-                component_scope: plan.scope.to_string(),
+                component_scope: plan.scope.as_str().to_owned(),
                 dependency,
                 provider: d.name.clone(),
-                provider_scope: d.scope.to_string(),
+                provider_scope: d.scope.as_str().to_owned(),
             };
         }
         note_selectors(d, &outs);
@@ -568,7 +568,7 @@ fn missing_provider(
         });
         candidates.push(Candidate {
             name: d.name.clone(),
-            scope: d.scope.to_string(),
+            scope: d.scope.as_str().to_owned(),
             reasons,
         });
     }

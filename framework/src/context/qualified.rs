@@ -3,13 +3,12 @@
 
 use super::plan::Plan;
 use crate::component::TypeKey;
-use crate::diagnostics::did_you_mean;
 use crate::error::Error;
 
 /// `component` asks for the provider of `key` named `name`, and no active,
 /// inactive or other-scope component of that type has that name: lists the
-/// providers of `key` that exist, and what `name` is if it is a component
-/// of another type.
+/// providers of `key` that exist (the message suggests the nearest), and
+/// what `name` is if it is a component of another type.
 pub(crate) fn not_found(plan: &Plan, component: &str, key: TypeKey, name: &str) -> Error {
     let mut providers = Vec::new();
     let mut named_type = None;
@@ -26,8 +25,7 @@ pub(crate) fn not_found(plan: &Plan, component: &str, key: TypeKey, name: &str) 
     }
     Error::QualifierNotFound {
         component: component.to_string(),
-        dependency: key.short_name(),
-        suggestion: did_you_mean(name, providers.iter().map(String::as_str)),
+        dependency: key.name(),
         name: name.to_string(),
         named_type,
         providers,

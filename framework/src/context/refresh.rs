@@ -124,7 +124,7 @@ impl ApplicationContext {
                 StartupEntry {
                     name: node.def.name.clone(),
                     provides: node.def.provides.short_name(),
-                    scope: node.def.scope.to_string(),
+                    scope: node.def.scope.as_str().to_owned(),
                     created_in,
                     why: node.why.clone(),
                 }

@@ -46,7 +46,7 @@ impl<'a> Readers<'a> {
             } else {
                 let candidate = Candidate {
                     name: def.name.clone(),
-                    scope: def.scope.to_string(),
+                    scope: def.scope.as_str().to_owned(),
                     reasons: reasons.clone(),
                 };
                 self.idle.push((prefix, candidate));
@@ -98,9 +98,12 @@ pub(crate) fn check(
         readers.add(def, reasons(&outs, d.excluded.get(&def.name)));
     }
     let all_defs = d.defs.iter().chain(d.other_scopes);
-    let condition_keys = all_defs.flat_map(|def| def.conditions.iter().filter_map(Condition::property_key));
+    let condition_keys =
+        all_defs.flat_map(|def| def.conditions.iter().filter_map(Condition::property_key));
     readers.read.extend(condition_keys);
-    readers.read.extend(known_prefixes.iter().map(String::as_str));
+    readers
+        .read
+        .extend(known_prefixes.iter().map(String::as_str));
     readers.read.extend([APPCTX_PREFIX, PROFILES_KEY]);
     if readers.idle.is_empty() {
         return Ok(());

@@ -33,7 +33,8 @@ use instances::Instances;
 use plan::Plan;
 use selection::Selection;
 
-/// A refreshed context: every active component exists.
+/// A refreshed context: every active component exists, but lazy ones (created
+/// at their first lookup) and prototypes (created at each).
 ///
 /// Closing (explicitly with [`close`](Self::close), or when the last `Arc`
 /// is dropped) closes children first, cancels the shutdown token, publishes

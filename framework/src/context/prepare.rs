@@ -88,16 +88,6 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
         .map(|d| Arc::clone(d))
         .collect();
     let (active, outcomes) = evaluate_conditions(&defs, &env, parent_plan, &selection);
-    if b.parent.is_none() && b.strict_sections {
-        let definitions = super::unread::Definitions {
-            defs: &defs,
-            active: &active,
-            outcomes: &outcomes,
-            other_scopes: &other_scopes,
-            excluded: &selection.excluded,
-        };
-        super::unread::check(&env, &definitions, &b.known_prefixes)?;
-    }
     let mut entries: Vec<ConditionEntry> = defs
         .iter()
         .zip(&outcomes)
@@ -162,6 +152,16 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         outcomes,
         entries,
     } = evaluate(&b)?;
+    if b.parent.is_none() && b.strict_sections {
+        let definitions = super::unread::Definitions {
+            defs: &defs,
+            active: &active,
+            outcomes: &outcomes,
+            other_scopes: &other_scopes,
+            excluded: &selection.excluded,
+        };
+        super::unread::check(&env, &definitions, &b.known_prefixes)?;
+    }
 
     let mut nodes = Vec::new();
     for (i, def) in defs.iter().enumerate() {

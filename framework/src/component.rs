@@ -63,18 +63,21 @@ impl fmt::Display for TypeKey {
 /// Strips module paths: `alloc::sync::Arc<dyn a::b::Store>` → `Arc<dyn Store>`.
 pub(crate) fn short_type_name(full: &str) -> String {
     let mut out = String::with_capacity(full.len());
-    let mut segment = String::new();
-    for c in full.chars() {
-        if c.is_alphanumeric() || c == '_' || c == ':' {
-            segment.push(c);
-        } else {
-            out.push_str(segment.rsplit("::").next().unwrap_or(""));
-            segment.clear();
+    let mut start = 0;
+    for (i, c) in full.char_indices() {
+        if !(c.is_alphanumeric() || c == '_' || c == ':') {
+            out.push_str(last_segment(&full[start..i]));
             out.push(c);
+            start = i + c.len_utf8();
         }
     }
-    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out.push_str(last_segment(&full[start..]));
     out
+}
+
+/// The last `::` segment of a path.
+fn last_segment(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or("")
 }
 
 /// How long a component lives, i.e. which context instantiates it.
@@ -96,12 +99,19 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// `singleton`, or the child scope's name.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Singleton => "singleton",
+            Scope::Named(name) => name,
+        }
+    }
+}
+
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scope::Singleton => f.write_str("singleton"),
-            Scope::Named(name) => f.write_str(name),
-        }
+        f.write_str(self.as_str())
     }
 }
 
@@ -129,6 +139,8 @@ pub struct ComponentDef {
     pub(crate) depends_on: Vec<String>,
     /// Created afresh for every injection and lookup, never held by the context.
     pub(crate) prototype: bool,
+    /// Created on its first lookup instead of at refresh.
+    pub(crate) lazy: bool,
 }
 
 impl fmt::Debug for ComponentDef {
@@ -213,6 +225,7 @@ impl ComponentDef {
             module_path: None,
             depends_on: Vec::new(),
             prototype: false,
+            lazy: false,
         }
     }
 
@@ -261,6 +274,16 @@ impl ComponentDef {
     /// error.
     pub fn prototype(mut self) -> Self {
         self.prototype = true;
+        self
+    }
+
+    /// Lazy: not created at refresh, but on its first lookup (a `get`, a
+    /// [`Lazy`](crate::Lazy) handle's `get`, or the creation of a component
+    /// that injects it), once; then held and closed like any other. A lazy
+    /// `dyn Lifecycle` or `dyn Runner` is started or run only if it exists
+    /// by then.
+    pub fn lazy(mut self) -> Self {
+        self.lazy = true;
         self
     }
 
@@ -315,5 +338,23 @@ impl ComponentDef {
     /// The order.
     pub fn component_order(&self) -> i32 {
         self.order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_type_name;
+
+    #[test]
+    fn short_type_names_drop_every_module_path() {
+        let cases = [
+            ("alloc::sync::Arc<dyn a::b::Store>", "Arc<dyn Store>"),
+            ("usize", "usize"),
+            ("(a::B, &c::D<e::F>)", "(B, &D<F>)"),
+            ("dyn appctx::lifecycle::Runner", "dyn Runner"),
+        ];
+        for (full, short) in cases {
+            assert_eq!(short_type_name(full), short, "{full}");
+        }
     }
 }

@@ -260,6 +260,57 @@ pub enum Error {
         /// The type of the value given.
         given: String,
     },
+    /// Creating a component needed, through a [`Lazy`](crate::Lazy) handle's
+    /// `get`, a component that the same thread is still creating.
+    #[error("{}", self.analysis())]
+    LazyCycle {
+        /// The context the components belong to.
+        context: String,
+        /// The components being created, first and last the same: each
+        /// needed the next while it was being created.
+        path: Vec<String>,
+    },
+    /// A dependency on a component name (a [`Named`](crate::Named)
+    /// parameter, or [`Dependency::Named`](crate::Dependency::Named)) that no
+    /// registered component providing the type has.
+    #[error("{}", self.analysis())]
+    QualifierNotFound {
+        /// The component that asks.
+        component: String,
+        /// The type it needs, as `std::any::type_name` spells it.
+        dependency: &'static str,
+        /// The component name it asks for.
+        name: String,
+        /// What the component of that name provides instead, if there is one.
+        named_type: Option<String>,
+        /// The active providers of the type, this context's then its ancestors'.
+        providers: Vec<String>,
+    },
+    /// A post-processor failed on a component.
+    #[error("{}", self.analysis())]
+    PostProcessorFailed {
+        /// The post-processor.
+        post_processor: String,
+        /// The component it processed.
+        component: String,
+        /// The type the component provides.
+        provides: String,
+        /// Its error.
+        source: BoxError,
+    },
+    /// A configuration key under a section that only inactive components
+    /// bind ([`ContextBuilder::strict_sections`](crate::ContextBuilder::strict_sections)).
+    #[error("{}", self.analysis())]
+    UnreadConfigKey {
+        /// Full dotted key path.
+        key: String,
+        /// Where it was set.
+        origin: Option<String>,
+        /// The section prefix it lies in.
+        section: String,
+        /// The components that bind the section, and why each is inactive.
+        would_read: Vec<Candidate>,
+    },
     /// A [`ContextHandle`](crate::ContextHandle) was used before its context
     /// finished refreshing, or after it was dropped.
     #[error("{}", self.analysis())]
@@ -535,6 +586,100 @@ impl Error {
                 ),
                 format!("Pass an `Arc<{expected}>` to `.override_component(\"{component}\", ..)`."),
             ),
+            LazyCycle { context, path } => FailureAnalysis::new(
+                format!(
+                    "A lazy cycle in context `{context}`: creating `{}` needed, through \
+                     `Lazy::get`, components that need `{}` while it is still being \
+                     created:\n\n{}",
+                    path.first().map(String::as_str).unwrap_or_default(),
+                    path.first().map(String::as_str).unwrap_or_default(),
+                    path.join(" → ")
+                ),
+                "Call `Lazy::get` after the factory has returned (in a method, a lifecycle or \
+                 a runner) rather than inside it, or remove one dependency of the path.",
+            ),
+            QualifierNotFound {
+                component,
+                dependency,
+                name,
+                named_type,
+                providers,
+            } => {
+                let dependency = crate::component::short_type_name(dependency);
+                FailureAnalysis::new(
+                    format!(
+                        "{component} needs the {dependency} named `{name}`, but no component of that \
+                     name provides {dependency}{}.\n{}",
+                        named_type
+                            .as_ref()
+                            .map(|t| format!(" (the component `{name}` provides {t})"))
+                            .unwrap_or_default(),
+                        match providers.as_slice() {
+                            [] => format!("No active component provides {dependency} at all."),
+                            _ =>
+                                format!("Active providers of {dependency}: {}.", ticked(providers)),
+                        }
+                    ),
+                    format!(
+                        "{}Name the provider `{name}` (`component!(f, name = \"{name}\")`), or \
+                     change the qualifier of {component} to the name of an existing provider.",
+                        crate::diagnostics::did_you_mean(
+                            name,
+                            providers.iter().map(String::as_str)
+                        )
+                        .map(|s| format!("Did you mean `{s}`? "))
+                        .unwrap_or_default()
+                    ),
+                )
+            }
+            PostProcessorFailed {
+                post_processor,
+                component,
+                provides,
+                source,
+            } => FailureAnalysis::new(
+                format!(
+                    "Post-processor `{post_processor}` failed on component `{component}` \
+                     (provides {provides}): {source}\nThe component was not published; during \
+                     refresh, everything created before it was stopped and dropped."
+                ),
+                format!(
+                    "Fix the cause above in `{post_processor}`, or keep `{component}` out of its \
+                     reach (it sees every component that provides {provides})."
+                ),
+            ),
+            UnreadConfigKey {
+                key,
+                origin,
+                section,
+                would_read,
+            } => {
+                let mut description = format!(
+                    "No active component reads `{key}`{}; the components that would read \
+                     section `{section}` are inactive:",
+                    origin_suffix(origin)
+                );
+                for c in would_read {
+                    description.push_str(&format!(
+                        "\n  - `{}` (scope `{}`, inactive: {})",
+                        c.name,
+                        c.scope,
+                        c.reasons.join("; ")
+                    ));
+                }
+                FailureAnalysis::new(
+                    description,
+                    format!(
+                        "Activate one of them (see why each is inactive), or remove `{key}`{}. \
+                         If the application reads `{section}` itself, declare it with \
+                         `ContextBuilder::known_prefix(\"{section}\")`.",
+                        origin
+                            .as_ref()
+                            .map(|o| format!(" from {o}"))
+                            .unwrap_or_default()
+                    ),
+                )
+            }
             ContextUnavailable => FailureAnalysis::new(
                 "A component used its context handle while the context was still being \
                  refreshed (inside a factory), or after the context was dropped.",

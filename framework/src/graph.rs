@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::inject::LAZY_KIND;
+
 /// Orders nodes so that every node comes after the nodes it depends on
 /// (`deps[i]` lists what `i` depends on). Depth-first, iterative, O(V + E);
 /// ties follow node index order, so the result is deterministic.
@@ -61,6 +63,8 @@ pub struct GraphNode {
     pub scope: String,
     /// Provided by an ancestor context (not created here).
     pub inherited: bool,
+    /// Created on its first lookup rather than at refresh.
+    pub lazy: bool,
 }
 
 /// "`from` depends on `to`".
@@ -70,7 +74,7 @@ pub struct GraphEdge {
     pub from: String,
     /// The dependency.
     pub to: String,
-    /// `one`, `optional`, `all` or `named`.
+    /// `one`, `optional`, `all`, `named`, `lazy` (no creation order) or `depends_on`.
     pub kind: String,
 }
 
@@ -94,20 +98,26 @@ impl DependencyGraph {
         let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", escape(&self.context));
         for n in &self.nodes {
             out.push_str(&format!(
-                "  \"{}\" [label=\"{}\\n{}\\n[{}]\"{}];\n",
+                "  \"{}\" [label=\"{}\\n{}\\n[{}{}]\"{}];\n",
                 escape(&n.name),
                 escape(&n.name),
                 escape(&n.provides),
                 escape(&n.scope),
+                if n.lazy { ", lazy" } else { "" },
                 if n.inherited { ", style=dashed" } else { "" }
             ));
         }
         for e in &self.edges {
             out.push_str(&format!(
-                "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+                "  \"{}\" -> \"{}\" [label=\"{}\"{}];\n",
                 escape(&e.from),
                 escape(&e.to),
-                e.kind
+                e.kind,
+                if e.kind == LAZY_KIND {
+                    ", style=dashed"
+                } else {
+                    ""
+                }
             ));
         }
         out.push_str("}\n");
@@ -137,18 +147,30 @@ impl fmt::Display for DependencyGraph {
             .iter()
             .map(|n| (n.name.as_str(), n.provides.as_str()))
             .collect();
-        let mut deps: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut deps: HashMap<&str, Vec<String>> = HashMap::new();
         for e in &self.edges {
-            deps.entry(e.from.as_str()).or_default().push(e.to.as_str());
+            let to = match e.kind.as_str() {
+                LAZY_KIND => format!("{} (lazy)", e.to),
+                _ => e.to.clone(),
+            };
+            deps.entry(e.from.as_str()).or_default().push(to);
         }
+        let lazy: HashMap<&str, bool> = (self.nodes.iter())
+            .map(|n| (n.name.as_str(), n.lazy))
+            .collect();
         for (i, name) in self.creation_order.iter().enumerate() {
             let needs = deps.get(name.as_str()).map(|d| d.join(", "));
             writeln!(
                 f,
-                "  {:>3}. {} : {}{}",
+                "  {:>3}. {} : {}{}{}",
                 i + 1,
                 name,
                 types.get(name.as_str()).copied().unwrap_or("?"),
+                if lazy.get(name.as_str()) == Some(&true) {
+                    " [lazy]"
+                } else {
+                    ""
+                },
                 needs.map(|d| format!("  ← {d}")).unwrap_or_default()
             )?;
         }

@@ -45,6 +45,9 @@ impl SectionDecl {
     }
 }
 
+/// The [`Dependency::kind_label`] of a `Lazy<T>` parameter.
+pub(crate) const LAZY_KIND: &str = "lazy";
+
 /// One dependency of a component, as declared by a parameter type.
 #[derive(Debug, Clone)]
 pub enum Dependency {
@@ -54,8 +57,12 @@ pub enum Dependency {
     Optional(TypeKey),
     /// Every provider, ordered (`Vec<Arc<T>>`).
     All(TypeKey),
-    /// The provider with this component name.
+    /// The provider with this component name (`Named<T, Q>`, or
+    /// [`Dependency::named`] for manual definitions).
     Named(TypeKey, String),
+    /// Exactly one provider, created on first use (`Lazy<T>`): chosen and
+    /// validated like [`One`](Self::One), but it imposes no creation order.
+    Lazy(TypeKey),
     /// A configuration section (`Config<T>`).
     Config(SectionDecl),
     /// Something the context itself supplies (the shutdown token); no graph edge.
@@ -69,18 +76,20 @@ impl Dependency {
             Dependency::One(k)
             | Dependency::Optional(k)
             | Dependency::All(k)
-            | Dependency::Named(k, _) => Some(*k),
+            | Dependency::Named(k, _)
+            | Dependency::Lazy(k) => Some(*k),
             Dependency::Config(_) | Dependency::Context(_) => None,
         }
     }
 
-    /// Short label for graphs and reports (`one`, `optional`, `all`, `named`, ...).
+    /// Short label for graphs and reports (`one`, `optional`, `all`, `named`, `lazy`, ...).
     pub fn kind_label(&self) -> &'static str {
         match self {
             Dependency::One(_) => "one",
             Dependency::Optional(_) => "optional",
             Dependency::All(_) => "all",
             Dependency::Named(..) => "named",
+            Dependency::Lazy(_) => LAZY_KIND,
             Dependency::Config(_) => "config",
             Dependency::Context(_) => "context",
         }
@@ -94,8 +103,9 @@ impl Dependency {
 
 /// A type that can be a parameter of a component function.
 ///
-/// Implemented for `Arc<T>`, `Option<Arc<T>>`, `Vec<Arc<T>>` (`T` a type or
-/// `dyn Trait`), [`Config<T>`] and [`CancellationToken`].
+/// Implemented for `Arc<T>`, `Option<Arc<T>>`, `Vec<Arc<T>>`,
+/// [`Lazy<T>`](crate::Lazy), [`Named<T, Q>`](crate::Named) (`T` a type or
+/// `dyn Trait`), [`Config<T>`], [`ContextHandle`] and [`CancellationToken`].
 pub trait Injectable: Sized + 'static {
     /// What this parameter needs, for the dependency graph.
     fn dependency() -> Dependency;

@@ -39,7 +39,7 @@ pub fn registered() -> &'static [Arc<ComponentDef>] {
 /// The first argument is the function; the rest are `method = value` pairs
 /// applied to [`ComponentDef`] in order (`name`, `when` (repeatable),
 /// `select`, `order`, `scope`, `depends_on` (repeatable), and the flags
-/// `primary` and `prototype`). The default name is the function's name. The component belongs
+/// `primary`, `prototype` and `lazy`). The default name is the function's name. The component belongs
 /// to the registering crate's module (see [`module!`](crate::module)).
 ///
 /// ```

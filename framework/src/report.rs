@@ -129,7 +129,8 @@ pub struct StartupEntry {
 pub struct StartupReport {
     /// The context.
     pub context: String,
-    /// In creation (topological) order.
+    /// In creation order (topological, but for components a factory
+    /// created early through a `Lazy` handle).
     pub entries: Vec<StartupEntry>,
     /// Whole refresh, including lifecycle start.
     #[serde(serialize_with = "micros")]
@@ -141,6 +142,15 @@ fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl StartupReport {
+    /// The report of a context that created nothing (yet).
+    pub(crate) fn empty(context: &str) -> Self {
+        StartupReport {
+            context: context.to_string(),
+            entries: Vec::new(),
+            total: Duration::ZERO,
+        }
+    }
+
     /// As JSON (durations in microseconds).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)

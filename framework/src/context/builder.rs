@@ -11,6 +11,7 @@ use crate::environment::Environment;
 use crate::error::Result;
 use crate::events::EventListener;
 use crate::module::Module;
+use crate::post_processor::PostProcessor;
 use crate::report::ConditionReport;
 use crate::shutdown::CancellationToken;
 
@@ -42,6 +43,8 @@ pub struct ContextBuilder {
     pub(crate) exclusions: Vec<String>,
     pub(crate) overrides: Vec<ComponentDef>,
     pub(crate) known_prefixes: Vec<String>,
+    pub(crate) post_processors: Vec<PostProcessor>,
+    pub(crate) strict_sections: bool,
     pub(crate) token: Option<CancellationToken>,
     pub(crate) stop_timeout: Duration,
 }
@@ -65,6 +68,8 @@ impl ContextBuilder {
             exclusions: Vec::new(),
             overrides: Vec::new(),
             known_prefixes: Vec::new(),
+            post_processors: Vec::new(),
+            strict_sections: false,
             token: None,
             stop_timeout: Duration::from_secs(30),
         }
@@ -172,6 +177,27 @@ impl ContextBuilder {
     /// its keys are not reported as unknown.
     pub fn known_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.known_prefixes.push(prefix.into());
+        self
+    }
+
+    /// Adds a post-processor for this context's components (not its
+    /// children's; registered ones, see [`post_processor!`](crate::post_processor),
+    /// apply in every context of their module). It joins the pipeline of its
+    /// type in (order, name) order.
+    pub fn post_processor(mut self, post_processor: PostProcessor) -> Self {
+        self.post_processors.push(post_processor);
+        self
+    }
+
+    /// Rejects, in `prepare()`, a configuration key under a section that
+    /// only inactive components bind ([`Error::UnreadConfigKey`](crate::Error::UnreadConfigKey)):
+    /// `data.stride` set while the one component reading `data` is switched
+    /// off is a mistake the user wants to hear about. Off by default,
+    /// because an application may read such a section itself; declare
+    /// those with [`known_prefix`](Self::known_prefix). A root context's
+    /// setting covers its children (they share its configuration).
+    pub fn strict_sections(mut self) -> Self {
+        self.strict_sections = true;
         self
     }
 

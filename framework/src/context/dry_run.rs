@@ -2,16 +2,16 @@
 //! build: what a dry run (`check`) needs to find their wiring errors.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use super::ApplicationContext;
 use super::builder::ContextBuilder;
+use super::instances::{Instances, Phase};
 use super::prepare::PreparedContext;
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::graph::DependencyGraph;
-use crate::report::{ConditionReport, StartupReport};
+use crate::report::ConditionReport;
 
 /// A prepared context standing in for its refreshed self as the parent of
 /// child contexts that are prepared (conditions, configuration binding,
@@ -24,23 +24,18 @@ pub struct DryRun {
 impl PreparedContext {
     /// Turns the prepared context into the parent of dry-run children.
     pub fn dry_run(self) -> DryRun {
-        let startup = StartupReport {
-            context: self.plan.name.clone(),
-            entries: Vec::new(),
-            total: Duration::ZERO,
-        };
-        let instances = vec![None; self.plan.nodes.len()];
+        let instances = Instances::new(self.plan.nodes.len(), Phase::Closed, Weak::new());
         DryRun {
             context: Arc::new(ApplicationContext {
                 plan: self.plan,
                 selection: self.selection,
-                instances: RwLock::new(instances),
+                instances,
                 started: Mutex::new(Vec::new()),
                 children: Mutex::new(Vec::new()),
                 // Never refreshed: there is nothing to close, no token to
                 // cancel and no `ContextClosed` to publish.
                 closed: AtomicBool::new(true),
-                startup,
+                startup: OnceLock::new(),
             }),
         }
     }

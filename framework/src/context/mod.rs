@@ -1,22 +1,26 @@
 //! The application context: prepare → refresh → run → close.
 
 mod builder;
+mod creation;
 mod dry_run;
+mod instances;
 mod plan;
 mod prepare;
+mod qualified;
 mod refresh;
 mod resolver;
 mod selection;
+mod unread;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 pub use builder::ContextBuilder;
 pub use dry_run::DryRun;
 pub use prepare::PreparedContext;
 pub use resolver::Resolver;
 
-use crate::component::{Scope, Stored, TypeKey};
+use crate::component::{Scope, TypeKey};
 use crate::config::{Config, ConfigSection};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
@@ -25,10 +29,12 @@ use crate::graph::DependencyGraph;
 use crate::lifecycle::{Runner, Started, stop_all};
 use crate::report::{ConditionReport, StartupReport};
 use crate::shutdown::CancellationToken;
+use instances::Instances;
 use plan::Plan;
 use selection::Selection;
 
-/// A refreshed context: every active component exists.
+/// A refreshed context: every active component exists, but lazy ones (created
+/// at their first lookup) and prototypes (created at each).
 ///
 /// Closing (explicitly with [`close`](Self::close), or when the last `Arc`
 /// is dropped) closes children first, cancels the shutdown token, publishes
@@ -37,11 +43,12 @@ use selection::Selection;
 pub struct ApplicationContext {
     pub(crate) plan: Plan,
     pub(crate) selection: Arc<Selection>,
-    instances: RwLock<Vec<Option<Stored>>>,
+    instances: Instances,
     started: Mutex<Vec<Started>>,
     children: Mutex<Vec<Weak<ApplicationContext>>>,
     closed: AtomicBool,
-    startup: StartupReport,
+    /// Set when refresh finishes.
+    startup: OnceLock<StartupReport>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -63,10 +70,9 @@ impl ApplicationContext {
     }
 
     pub(crate) fn with_resolver<R>(&self, f: impl FnOnce(&Resolver<'_>) -> R) -> R {
-        let instances = self.instances.read().unwrap_or_else(|e| e.into_inner());
         f(&Resolver {
             plan: &self.plan,
-            instances: &instances,
+            instances: &self.instances,
         })
     }
 
@@ -122,7 +128,8 @@ impl ApplicationContext {
 
     /// What refresh created, with timings.
     pub fn startup_report(&self) -> &StartupReport {
-        &self.startup
+        self.startup
+            .get_or_init(|| StartupReport::empty(&self.plan.name))
     }
 
     /// Why each registered component was or was not chosen.
@@ -153,7 +160,7 @@ impl ApplicationContext {
             let ids = self.plan.providers.get(&key).cloned().unwrap_or_default();
             ids.into_iter()
                 .filter_map(|id| {
-                    let stored = r.instances.get(id)?.as_ref()?;
+                    let stored = r.instances.get(id)?;
                     let runner = stored.downcast_ref::<Arc<dyn Runner>>()?.clone();
                     Some((self.plan.nodes[id].def.name.clone(), runner))
                 })
@@ -203,13 +210,7 @@ impl ApplicationContext {
         });
         let started = std::mem::take(&mut *lock(&self.started));
         stop_all(started, self.plan.stop_timeout, &self.plan.name);
-        let mut instances =
-            std::mem::take(&mut *self.instances.write().unwrap_or_else(|e| e.into_inner()));
-        for &id in self.plan.creation_order.iter().rev() {
-            if let Some(slot) = instances.get_mut(id) {
-                drop(slot.take());
-            }
-        }
+        self.instances.close();
         tracing::debug!(context = %self.plan.name, "closed");
     }
 }

@@ -12,6 +12,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::graph::{DependencyGraph, GraphEdge, GraphNode};
 use crate::inject::Dependency;
+use crate::post_processor::PostProcessor;
 use crate::report::ConditionReport;
 use crate::shutdown::CancellationToken;
 
@@ -37,6 +38,14 @@ pub(crate) struct Edge {
     pub target: Target,
 }
 
+impl Edge {
+    /// Whether the target must be created before the dependent (every edge
+    /// but a `Lazy` one).
+    pub fn orders_creation(&self) -> bool {
+        self.kind != crate::inject::LAZY_KIND
+    }
+}
+
 pub(crate) struct Plan {
     pub name: String,
     pub scope: Scope,
@@ -51,6 +60,8 @@ pub(crate) struct Plan {
     pub sections: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     pub edges: Vec<Vec<Edge>>,
     pub creation_order: Vec<usize>,
+    /// The post-processors of this context, in (order, name) order.
+    pub post_processors: Vec<Arc<PostProcessor>>,
     pub conditions: ConditionReport,
     /// Bound to the context when refresh finishes.
     pub handle: crate::handle::ContextHandle,
@@ -82,6 +93,13 @@ impl Plan {
                     .collect(),
             }),
         }
+    }
+
+    /// The post-processors of the components providing `key`, in pipeline order.
+    pub fn post_processors_of(&self, key: TypeKey) -> impl Iterator<Item = &PostProcessor> {
+        (self.post_processors.iter())
+            .filter(move |p| p.target == key)
+            .map(|p| &**p)
     }
 
     /// Whether this context or an ancestor has an active provider of `key`;
@@ -138,8 +156,9 @@ impl Plan {
             .map(|n| GraphNode {
                 name: n.def.name.clone(),
                 provides: n.def.provides.short_name(),
-                scope: n.def.scope.to_string(),
+                scope: n.def.scope.as_str().to_owned(),
                 inherited: false,
+                lazy: n.def.lazy,
             })
             .collect();
         let mut edges = Vec::new();
@@ -164,7 +183,8 @@ impl Plan {
             let def = self.parent.as_ref().and_then(|p| p.plan.find_def(&name));
             nodes.push(GraphNode {
                 provides: def.map(|d| d.provides.short_name()).unwrap_or_default(),
-                scope: def.map(|d| d.scope.to_string()).unwrap_or_default(),
+                scope: def.map(|d| d.scope.as_str().to_owned()).unwrap_or_default(),
+                lazy: def.is_some_and(|d| d.lazy),
                 name,
                 inherited: true,
             });

@@ -152,6 +152,16 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         outcomes,
         entries,
     } = evaluate(&b)?;
+    if b.parent.is_none() && b.strict_sections {
+        let definitions = super::unread::Definitions {
+            defs: &defs,
+            active: &active,
+            outcomes: &outcomes,
+            other_scopes: &other_scopes,
+            excluded: &selection.excluded,
+        };
+        super::unread::check(&env, &definitions, &b.known_prefixes)?;
+    }
 
     let mut nodes = Vec::new();
     for (i, def) in defs.iter().enumerate() {
@@ -209,6 +219,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         sections,
         edges: Vec::new(),
         creation_order: Vec::new(),
+        post_processors: selection.post_processors(&b.post_processors),
         conditions: ConditionReport {
             context: String::new(),
             entries,
@@ -235,6 +246,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         .iter()
         .map(|list| {
             list.iter()
+                .filter(|e| e.orders_creation())
                 .filter_map(|e| match e.target {
                     Target::Local(i) => Some(i),
                     Target::Inherited(_) => None,
@@ -258,7 +270,7 @@ fn entry(def: &ComponentDef, outcomes: Vec<ConditionOutcome>, status: Status) ->
     ConditionEntry {
         name: def.name.clone(),
         provides: def.provides.short_name(),
-        scope: def.scope.to_string(),
+        scope: def.scope.as_str().to_owned(),
         origin: def.origin.clone(),
         status,
         outcomes,
@@ -394,7 +406,7 @@ fn resolve_edges(plan: &Plan, candidates: &Candidates<'_>) -> Result<Vec<Vec<Edg
         for dep in &def.dependencies {
             let kind = dep.kind_label();
             match dep {
-                Dependency::One(key) | Dependency::Optional(key) => {
+                Dependency::One(key) | Dependency::Optional(key) | Dependency::Lazy(key) => {
                     match plan.choose(*key, &def.name)? {
                         Some(id) => edges.push(Edge {
                             kind,
@@ -405,7 +417,7 @@ fn resolve_edges(plan: &Plan, candidates: &Candidates<'_>) -> Result<Vec<Vec<Edg
                                 kind,
                                 target: Target::Inherited(name),
                             }),
-                            None if matches!(dep, Dependency::One(_)) => {
+                            None if !matches!(dep, Dependency::Optional(_)) => {
                                 return Err(missing(plan, candidates, def, dep));
                             }
                             None => {}
@@ -461,6 +473,12 @@ fn missing(plan: &Plan, c: &Candidates<'_>, def: &ComponentDef, dep: &Dependency
         _ => None,
     };
     let fits = |d: &ComponentDef| d.provides == key && wanted_name.is_none_or(|n| d.name == n);
+    if let Some(name) = wanted_name {
+        let inactive = c.inactive.iter().map(|(d, _)| *d);
+        if !inactive.chain(c.other_scopes).any(|d| fits(d)) {
+            return super::qualified::not_found(plan, &def.name, key, name);
+        }
+    }
     let dependency = match wanted_name {
         Some(n) => format!("{} named `{n}`", key.short_name()),
         None => key.short_name(),
@@ -518,7 +536,7 @@ fn missing_provider(
         note_selectors(d, outs);
         candidates.push(Candidate {
             name: d.name.clone(),
-            scope: d.scope.to_string(),
+            scope: d.scope.as_str().to_owned(),
             reasons,
         });
     }
@@ -533,10 +551,10 @@ fn missing_provider(
         if outlives && reasons.is_empty() {
             return Error::ScopeInversion {
                 component: def.name.clone(),
-                component_scope: plan.scope.to_string(),
+                component_scope: plan.scope.as_str().to_owned(),
                 dependency,
                 provider: d.name.clone(),
-                provider_scope: d.scope.to_string(),
+                provider_scope: d.scope.as_str().to_owned(),
             };
         }
         note_selectors(d, &outs);
@@ -550,7 +568,7 @@ fn missing_provider(
         });
         candidates.push(Candidate {
             name: d.name.clone(),
-            scope: d.scope.to_string(),
+            scope: d.scope.as_str().to_owned(),
             reasons,
         });
     }

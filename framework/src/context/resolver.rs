@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::instances::Instances;
 use super::plan::Plan;
 use crate::component::{Stored, TypeKey};
 use crate::config::{Config, ConfigSection};
@@ -13,7 +14,7 @@ use crate::shutdown::CancellationToken;
 /// Read access to the components of a context and its ancestors.
 pub struct Resolver<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) instances: &'a [Option<Stored>],
+    pub(crate) instances: &'a Instances,
 }
 
 /// A provider found for `get_all`: its sort key and value.
@@ -97,24 +98,6 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The instance of node `id`: the one created at refresh, or a fresh
-    /// one for a prototype.
-    fn instance(&self, id: usize) -> Result<Stored> {
-        let closed = || Error::ContextClosed {
-            context: self.plan.name.clone(),
-        };
-        let slot = self.instances.get(id).ok_or_else(closed)?;
-        let def = &self.plan.nodes[id].def;
-        if !def.prototype {
-            return slot.clone().ok_or_else(closed);
-        }
-        (def.factory)(self).map_err(|source| Error::ComponentCreation {
-            component: def.name.clone(),
-            chain: self.plan.dependents_chain(id),
-            source,
-        })
-    }
-
     /// The chosen single provider of `key`, type-erased.
     pub(crate) fn one(&self, key: TypeKey) -> Result<Option<Stored>> {
         match self.plan.choose(key, "get")? {
@@ -139,8 +122,8 @@ impl<'a> Resolver<'a> {
             let def = &self.plan.nodes[id].def;
             let value = match self.instance(id) {
                 Ok(value) => value,
-                Err(e) if def.prototype => return Err(e),
-                Err(_) => continue, // not created (yet) or closed: as before, absent
+                Err(Error::ContextClosed { .. }) => continue, // dropped: absent
+                Err(e) => return Err(e),
             };
             found.push(Found {
                 order: def.order,

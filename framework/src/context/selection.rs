@@ -13,6 +13,7 @@ use crate::diagnostics::did_you_mean;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::module::{self, ModuleSet};
+use crate::post_processor::{PostProcessor, registered_post_processors};
 use crate::registry::registered;
 
 /// The configuration section appctx reads itself.
@@ -85,6 +86,20 @@ impl Selection {
             .iter()
             .filter(|d| d.module_path.is_some_and(|p| self.modules.takes(p)))
             .collect()
+    }
+
+    /// The registered post-processors of the selected modules plus
+    /// `added`, in pipeline order: (order, name).
+    pub fn post_processors(&self, added: &[PostProcessor]) -> Vec<Arc<PostProcessor>> {
+        let registered = registered_post_processors()
+            .iter()
+            .filter(|p| p.module_path.is_some_and(|m| self.modules.takes(m)))
+            .cloned();
+        let mut all: Vec<Arc<PostProcessor>> = registered
+            .chain(added.iter().cloned().map(Arc::new))
+            .collect();
+        all.sort_by(|a, b| (a.order, &a.name).cmp(&(b.order, &b.name)));
+        all
     }
 
     /// `def`, or the instance that overrides it (keeping its name, scope,

@@ -8,6 +8,17 @@ use std::process::Command;
 /// forward and once backward per layer and micro-batch.
 const N_LAYER: u64 = 2;
 
+/// Runs the plugin's binary in `dir` with `args`.
+fn plugin_binary(dir: &Path, args: &[String]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cptrain-with-plugin"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("CPTRAIN__DATA__SOURCE")
+        .output()
+        .expect("the plugin's binary runs")
+}
+
 /// Runs the plugin's binary in `dir` with `plugin.toml` and `sets`; returns stdout.
 fn run_with_plugin(dir: &Path, command: &str, sets: &[String]) -> String {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin.toml");
@@ -19,13 +30,7 @@ fn run_with_plugin(dir: &Path, command: &str, sets: &[String]) -> String {
     for set in sets {
         args.extend(["--set".to_string(), set.clone()]);
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_cptrain-with-plugin"))
-        .args(&args)
-        .current_dir(dir)
-        .env_remove("RUST_LOG")
-        .env_remove("CPTRAIN__DATA__SOURCE")
-        .output()
-        .expect("the plugin's binary runs");
+    let out = plugin_binary(dir, &args);
     assert!(
         out.status.success(),
         "{args:?} failed:\n{}",
@@ -130,4 +135,23 @@ fn check_and_components_see_the_plugin() {
     let out = run_with_plugin(dir.path(), "components", &[]);
     assert!(out.contains("counted"), "{out}");
     assert!(out.contains("sequence"), "{out}");
+}
+
+/// A key of the plugin's section while another data source is chosen is
+/// refused, naming the component that would read it and why it is off.
+#[test]
+fn a_key_only_an_inactive_plugin_reads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["check", "--set", "sequence.stride=3"].map(String::from);
+    let out = plugin_binary(dir.path(), &args);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("No active component reads `sequence.stride`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("data.source == sequence: found \"synthetic\""),
+        "{stderr}"
+    );
 }

@@ -51,6 +51,9 @@ fn context_builder(env: Environment) -> ContextBuilder {
         .name("cptrain")
         .all_modules()
         .environment(env)
+        // A key under a section that only inactive components read (a
+        // plugin's section while another plugin is chosen) is an error.
+        .strict_sections()
 }
 
 /// The plan as the run would compute it, from the bound sections alone.

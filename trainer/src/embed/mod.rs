@@ -66,7 +66,10 @@ impl Training {
             resume: false,
             console: false,
             measure_peak: false,
-            context: ContextBuilder::new().name("cptrain").module(&MODULE),
+            context: ContextBuilder::new()
+                .name("cptrain")
+                .module(&MODULE)
+                .strict_sections(),
         }
     }
 

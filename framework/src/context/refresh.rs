@@ -48,6 +48,7 @@ impl PreparedContext {
                     });
                 }
                 Err(source) => {
+                    plan.executor.close();
                     for &done in plan.creation_order[..position].iter().rev() {
                         drop(instances[done].take());
                     }
@@ -82,6 +83,7 @@ impl PreparedContext {
         let mut started = Vec::with_capacity(lifecycles.len());
         for (phase, _, name, lifecycle) in lifecycles {
             if let Err(source) = lifecycle.start() {
+                plan.executor.close();
                 stop_all(started, plan.stop_timeout, &plan.name);
                 for &id in plan.creation_order.iter().rev() {
                     drop(instances[id].take());

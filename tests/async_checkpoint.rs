@@ -38,10 +38,18 @@ fn deterministic(out: &Path) -> Vec<Vec<Option<f64>>> {
     metrics(out)
         .iter()
         .map(|r| {
-            ["step", "loss", "lr", "grad_norm", "tokens", "eval_loss", "epoch"]
-                .iter()
-                .map(|k| r.get(*k).and_then(|v| v.as_f64()))
-                .collect()
+            [
+                "step",
+                "loss",
+                "lr",
+                "grad_norm",
+                "tokens",
+                "eval_loss",
+                "epoch",
+            ]
+            .iter()
+            .map(|k| r.get(*k).and_then(|v| v.as_f64()))
+            .collect()
         })
         .collect()
 }
@@ -83,14 +91,26 @@ fn background_checkpoints_are_the_training_threads_byte_for_byte() {
     assert_eq!(dirs, ["step-2", "step-4", "step-6", "step-7"]);
     assert_eq!(dirs, checkpoint_dirs(&off));
     for name in &dirs {
-        let (a, b) = (on.join("checkpoints").join(name), off.join("checkpoints").join(name));
-        for file in ["model.safetensors", "optimizer.safetensors", "config.json", "DONE"] {
+        let (a, b) = (
+            on.join("checkpoints").join(name),
+            off.join("checkpoints").join(name),
+        );
+        for file in [
+            "model.safetensors",
+            "optimizer.safetensors",
+            "config.json",
+            "DONE",
+        ] {
             assert!(
                 std::fs::read(a.join(file)).unwrap() == std::fs::read(b.join(file)).unwrap(),
                 "{name}/{file} differs between the background and the synchronous write"
             );
         }
-        assert_eq!(state_of_run(&a), state_of_run(&b), "{name}/trainer_state.json");
+        assert_eq!(
+            state_of_run(&a),
+            state_of_run(&b),
+            "{name}/trainer_state.json"
+        );
     }
     assert_eq!(deterministic(&on).len(), 7);
     assert_eq!(deterministic(&on), deterministic(&off), "metrics.jsonl");
@@ -140,10 +160,18 @@ fn kill_9_during_a_background_write_resumes_bit_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let whole = dir.path().join("whole");
     let killed = dir.path().join("killed");
-    let shape = ["model.n_embd=128", "model.n_layer=2", "train.overwrite=true"];
+    let shape = [
+        "model.n_embd=128",
+        "model.n_layer=2",
+        "train.overwrite=true",
+    ];
     cptrain_ok(dir.path(), &strs(&run_args(&whole, STEPS, 1, &shape)));
 
-    let finished = || killed.join(format!("checkpoints/step-{STEPS}/DONE")).is_file();
+    let finished = || {
+        killed
+            .join(format!("checkpoints/step-{STEPS}/DONE"))
+            .is_file()
+    };
     let mut mid_write_kills = 0;
     for _attempt in 0..30 {
         if finished() {
@@ -156,7 +184,11 @@ fn kill_9_during_a_background_write_resumes_bit_exactly() {
         }
         let mut child = spawn(dir.path(), &strs(&args));
         if mid_write_kills >= 3 {
-            assert!(wait_within(child, Duration::from_secs(120)).status.success());
+            assert!(
+                wait_within(child, Duration::from_secs(120))
+                    .status
+                    .success()
+            );
             continue;
         }
         let until = Instant::now() + Duration::from_secs(120);
@@ -183,7 +215,10 @@ fn kill_9_during_a_background_write_resumes_bit_exactly() {
             );
         }
     }
-    assert!(mid_write_kills >= 1, "no kill landed during a checkpoint write");
+    assert!(
+        mid_write_kills >= 1,
+        "no kill landed during a checkpoint write"
+    );
     assert!(finished(), "the killed run was resumed to its end");
     assert_eq!(
         checkpoint_weights(&whole, STEPS),

@@ -149,8 +149,8 @@ impl Lane {
         let mut state = lock(&self.state);
         state.closed = true;
         self.changed.notify_all();
-        let mine = usize::from(own);
-        while !own && !(state.queue.is_empty() && state.running.len() <= mine) {
+        let done = |s: &LaneState| s.queue.is_empty() && s.running.is_empty();
+        while !own && !done(&state) {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -159,7 +159,9 @@ fn close_drops_what_is_still_queued_after_the_timeout() {
         .map(|i| {
             let ran = ran.clone();
             ctx.executor()
-                .submit(format!("queued {i}"), move || ran.fetch_add(1, Ordering::SeqCst))
+                .submit(format!("queued {i}"), move || {
+                    ran.fetch_add(1, Ordering::SeqCst)
+                })
                 .unwrap()
         })
         .collect();
@@ -215,7 +217,10 @@ fn a_task_submitted_after_close_is_refused() {
         executor.submit_blocking("late io", || ()).unwrap_err(),
     ] {
         assert!(matches!(refused, Error::TaskRefused { .. }), "{refused}");
-        assert!(refused.to_string().contains("the context is closed"), "{refused}");
+        assert!(
+            refused.to_string().contains("the context is closed"),
+            "{refused}"
+        );
     }
 }
 
@@ -223,12 +228,12 @@ fn a_task_submitted_after_close_is_refused() {
 fn a_task_may_close_its_own_context_without_waiting_for_itself() {
     let ctx = context("");
     let own = ctx.clone();
-    let closing = ctx
-        .executor()
-        .submit("close", move || own.close())
-        .unwrap();
+    let closing = ctx.executor().submit("close", move || own.close()).unwrap();
     let after = ctx.executor().submit("after", || ()).unwrap();
-    closing.join_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    closing
+        .join_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
     assert!(matches!(after.join(), Err(Error::TaskCancelled { .. })));
 }
 
@@ -252,10 +257,13 @@ fn bad_executor_settings_name_the_key() {
         ("close_timeout_s = -1.0", "appctx.executor.close_timeout_s"),
     ] {
         let env = Environment::builder()
-            .defaults("app.toml", &format!("[appctx.executor]\n{toml}\n"))
+            .defaults("app.toml", format!("[appctx.executor]\n{toml}\n"))
             .build()
             .unwrap();
-        let err = ContextBuilder::new().environment(env).prepare().unwrap_err();
+        let err = ContextBuilder::new()
+            .environment(env)
+            .prepare()
+            .unwrap_err();
         assert!(err.to_string().contains(key), "{err}");
         assert!(err.to_string().contains("app.toml"), "{err}");
     }

@@ -9,8 +9,8 @@ use appctx::Executor;
 use super::checkpoint_queue::CheckpointQueue;
 use super::phase_report::phase_report;
 use super::{
-    CheckpointWriter, RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice,
-    Traffic, TrainError, TrainPlan, chrome_trace,
+    CheckpointWriter, RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, Traffic,
+    TrainError, TrainPlan, chrome_trace,
 };
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState, hf_files,

@@ -315,6 +315,37 @@ pub enum Error {
     /// finished refreshing, or after it was dropped.
     #[error("{}", self.analysis())]
     ContextUnavailable,
+    /// A task of a context's [`Executor`](crate::Executor) panicked.
+    #[error("{}", self.analysis())]
+    TaskPanicked {
+        /// The context whose executor ran it.
+        context: String,
+        /// The task's name.
+        task: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// A queued task was dropped unrun because its context closed and the
+    /// drain timeout passed.
+    #[error("{}", self.analysis())]
+    TaskCancelled {
+        /// The context that closed.
+        context: String,
+        /// The task's name.
+        task: String,
+        /// How long close waited (`appctx.executor.close_timeout_s`).
+        timeout: std::time::Duration,
+    },
+    /// A task was not accepted by a context's executor.
+    #[error("{}", self.analysis())]
+    TaskRefused {
+        /// The context.
+        context: String,
+        /// The task's name.
+        task: String,
+        /// Why: the context is closed, or no thread could be started.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -684,6 +715,41 @@ impl Error {
                 "A component used its context handle while the context was still being \
                  refreshed (inside a factory), or after the context was dropped.",
                 "Use the handle from runners, lifecycles or later calls, not from factories.",
+            ),
+            TaskPanicked {
+                context,
+                task,
+                message,
+            } => FailureAnalysis::new(
+                format!(
+                    "Task `{task}` of context `{context}`'s executor panicked: {message}\n\
+                     The executor went on with the tasks queued after it."
+                ),
+                format!(
+                    "Fix the panic in `{task}`; a task that can fail should return a Result, \
+                     which its handle's join() passes on."
+                ),
+            ),
+            TaskCancelled {
+                context,
+                task,
+                timeout,
+            } => FailureAnalysis::new(
+                format!(
+                    "Task `{task}` was dropped unrun: context `{context}` closed, and its \
+                     executor's queue was not done within the close timeout ({timeout:?})."
+                ),
+                "Wait for the task's handle before closing the context, or raise \
+                 `appctx.executor.close_timeout_s`.",
+            ),
+            TaskRefused {
+                context,
+                task,
+                reason,
+            } => FailureAnalysis::new(
+                format!("Context `{context}`'s executor did not accept task `{task}`: {reason}."),
+                "Submit tasks while the context is open (from runners, lifecycles or other \
+                 tasks before close), or run the work on the calling thread.",
             ),
         }
     }

@@ -10,6 +10,7 @@ pub mod diagnostics;
 mod environment;
 mod error;
 mod events;
+mod executor;
 mod factory;
 mod graph;
 mod handle;
@@ -36,6 +37,7 @@ pub use context::{ApplicationContext, ContextBuilder, DryRun, PreparedContext, R
 pub use environment::{EffectiveConfig, EffectiveEntry, Environment, EnvironmentBuilder, Source};
 pub use error::{BoxError, Candidate, Error, Result};
 pub use events::{ContextClosed, ContextRefreshed, EventListener};
+pub use executor::{Executor, TaskHandle};
 pub use factory::{Factory, IntoComponent};
 pub use graph::{DependencyGraph, GraphEdge, GraphNode};
 pub use handle::ContextHandle;

@@ -25,6 +25,7 @@ use crate::config::{Config, ConfigSection};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::events::{ContextClosed, EventListener};
+use crate::executor::Executor;
 use crate::graph::DependencyGraph;
 use crate::lifecycle::{Runner, Started, stop_all};
 use crate::report::{ConditionReport, StartupReport};
@@ -111,6 +112,12 @@ impl ApplicationContext {
         &self.plan.token
     }
 
+    /// The context's executor: ordered tasks on its own thread, blocking
+    /// tasks on a small pool; drained by [`close`](Self::close).
+    pub fn executor(&self) -> &Executor {
+        &self.plan.executor
+    }
+
     /// The context's name.
     pub fn name(&self) -> &str {
         &self.plan.name
@@ -187,8 +194,9 @@ impl ApplicationContext {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Closes children, cancels the token, publishes [`ContextClosed`], stops
-    /// lifecycles (reverse phase order, each phase bounded by the stop
+    /// Closes children, cancels the token, publishes [`ContextClosed`],
+    /// drains the [`executor`](Self::executor) (within
+    /// `appctx.executor.close_timeout_s`), stops lifecycles (reverse phase order, each phase bounded by the stop
     /// timeout) and drops components in reverse creation order. Idempotent.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::SeqCst) {
@@ -208,6 +216,7 @@ impl ApplicationContext {
             context: self.plan.name.clone(),
             scope: self.plan.scope,
         });
+        self.plan.executor.close();
         let started = std::mem::take(&mut *lock(&self.started));
         stop_all(started, self.plan.stop_timeout, &self.plan.name);
         self.instances.close();

@@ -10,6 +10,7 @@ use super::ApplicationContext;
 use crate::component::{ComponentDef, Scope, TypeKey};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::graph::{DependencyGraph, GraphEdge, GraphNode};
 use crate::inject::Dependency;
 use crate::post_processor::PostProcessor;
@@ -53,6 +54,8 @@ pub(crate) struct Plan {
     pub parent: Option<Arc<ApplicationContext>>,
     pub token: CancellationToken,
     pub stop_timeout: Duration,
+    /// The context's executor (no thread until a task is submitted).
+    pub executor: Executor,
     pub nodes: Vec<Node>,
     /// Providers of each type among `nodes`, sorted by (order, name).
     pub providers: HashMap<TypeKey, Vec<usize>>,

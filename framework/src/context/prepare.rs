@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use super::builder::ContextBuilder;
 use super::plan::{Edge, Node, Plan, Target};
-use super::selection::{APPCTX_PREFIX, Selection};
+use super::selection::{APPCTX_PREFIX, AppctxSection, Selection};
 use crate::component::{ComponentDef, TypeKey};
 use crate::condition::{Condition, ConditionOutcome};
 use crate::diagnostics::{did_you_mean, ticked};
 use crate::environment::{Environment, PROFILES_KEY, join};
 use crate::error::{Candidate, Error, Result};
+use crate::executor::{Executor, ExecutorSettings};
 use crate::graph::{DependencyGraph, topological_order};
 use crate::inject::Dependency;
 use crate::report::{ConditionEntry, ConditionReport, Status};
@@ -43,6 +44,7 @@ impl PreparedContext {
 struct Evaluated {
     env: Arc<Environment>,
     selection: Selection,
+    executor: ExecutorSettings,
     defs: Vec<Arc<ComponentDef>>,
     other_scopes: Vec<Arc<ComponentDef>>,
     active: Vec<bool>,
@@ -56,7 +58,8 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
         .env
         .clone()
         .unwrap_or_else(|| Arc::new(Environment::empty()));
-    let selection = Selection::of(b, &env)?;
+    let appctx = AppctxSection::bind(&env)?;
+    let selection = Selection::of(b, &env, &appctx)?;
     let registry = selection.registered();
     if b.parent.is_none() {
         let known = registry.iter().map(|d| d.name.as_str());
@@ -117,6 +120,7 @@ fn evaluate(b: &ContextBuilder) -> Result<Evaluated> {
     Ok(Evaluated {
         env,
         selection,
+        executor: appctx.executor,
         defs,
         other_scopes,
         active,
@@ -146,6 +150,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
     let Evaluated {
         env,
         selection,
+        executor,
         defs,
         other_scopes,
         active,
@@ -207,6 +212,7 @@ pub(crate) fn prepare(b: ContextBuilder) -> Result<PreparedContext> {
         (None, None) => crate::shutdown::CancellationToken::new(),
     };
     let mut plan = Plan {
+        executor: Executor::new(&b.name, executor),
         name: b.name,
         scope: b.scope,
         env,

@@ -141,6 +141,7 @@ impl ApplicationContext {
     /// without the rest of close (no token is cancelled, nothing published).
     fn abandon(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.plan.executor.close();
         self.instances.close();
     }
 }

@@ -12,6 +12,7 @@ use crate::component::ComponentDef;
 use crate::diagnostics::did_you_mean;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
+use crate::executor::ExecutorSettings;
 use crate::module::{self, ModuleSet};
 use crate::post_processor::{PostProcessor, registered_post_processors};
 use crate::registry::registered;
@@ -19,10 +20,22 @@ use crate::registry::registered;
 /// The configuration section appctx reads itself.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AppctxSection {
+pub(crate) struct AppctxSection {
     /// Component names left out of every context.
     #[serde(default)]
     exclude: Vec<String>,
+    /// `appctx.executor.*`.
+    #[serde(default)]
+    pub executor: ExecutorSettings,
+}
+
+impl AppctxSection {
+    /// The section bound from `env`, validated.
+    pub fn bind(env: &Environment) -> Result<AppctxSection> {
+        let mut section: AppctxSection = env.bind(APPCTX_PREFIX)?;
+        section.executor = section.executor.validated(env)?;
+        Ok(section)
+    }
 }
 
 /// The key prefix of [`AppctxSection`].
@@ -43,7 +56,7 @@ impl Selection {
     /// The selection of the context `b` builds: the parent's, or the one of
     /// the modules `b` names; plus `b`'s and the configuration's exclusions
     /// and `b`'s overrides.
-    pub fn of(b: &ContextBuilder, env: &Environment) -> Result<Selection> {
+    pub fn of(b: &ContextBuilder, env: &Environment, appctx: &AppctxSection) -> Result<Selection> {
         let mut selection = match &b.modules {
             Modules::Inherited(parent) => Selection::clone(parent),
             Modules::Named(named) => Selection::new(module::resolve(Some(named))?),
@@ -54,14 +67,15 @@ impl Selection {
                 .excluded
                 .insert(name.clone(), "the context builder (`.exclude(..)`)".into());
         }
-        let section: AppctxSection = env.bind(APPCTX_PREFIX)?;
         let key = format!("{APPCTX_PREFIX}.exclude");
         let origin = env
             .origin(&key)
             .map(|s| format!(" (set in {s})"))
             .unwrap_or_default();
-        for name in section.exclude {
-            selection.excluded.insert(name, format!("`{key}`{origin}"));
+        for name in &appctx.exclude {
+            selection
+                .excluded
+                .insert(name.clone(), format!("`{key}`{origin}"));
         }
         for def in &b.overrides {
             selection.overrides.insert(def.name.clone(), def.clone());

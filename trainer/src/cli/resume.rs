@@ -16,12 +16,13 @@ use crate::train::ResumePoint;
 /// often, where and on what layout the run trains, and what it logs. Every
 /// other key changes what is trained (model, data, optimizer, seed, batch).
 /// Every rank layout trains the single-rank curve, so `parallel.` is free.
-const CHANGEABLE: [&str; 14] = [
+const CHANGEABLE: [&str; 15] = [
     "train.steps",
     "train.out_dir",
     "train.eval_every",
     "train.eval_batches",
     "train.checkpoint_every",
+    "train.async_checkpoint",
     "train.keep_last",
     "train.overwrite",
     "train.allow_config_change",

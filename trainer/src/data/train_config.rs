@@ -8,7 +8,7 @@ use super::{DataError, DataSource, Split};
 /// Defaults: `steps = 200`, `batch_size = 8`, `micro_batch_size` unset (the
 /// whole per-rank batch at once), `seed = 1337`, `out_dir = "runs/default"`,
 /// `eval_every = 50`, `eval_batches = 4`, `checkpoint_every = 0` (only at the
-/// end and on interruption), `keep_last = 3`, `overwrite = false`,
+/// end and on interruption), `async_checkpoint = true`, `keep_last = 3`, `overwrite = false`,
 /// `allow_config_change = false`, `sample_every = 0` (no samples),
 /// `sample_prompt = ""`, `sample_tokens = 32`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,9 @@ pub struct TrainConfig {
     pub eval_batches: usize,
     /// Write a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
+    /// Write checkpoints in the background while training goes on (at most
+    /// one in flight); false writes them on the training thread.
+    pub async_checkpoint: bool,
     /// Complete checkpoints to keep, newest first (0: keep all).
     pub keep_last: usize,
     /// Let a fresh run start in an `out_dir` that holds another run's files:
@@ -60,6 +63,7 @@ impl Default for TrainConfig {
             eval_every: 50,
             eval_batches: 4,
             checkpoint_every: 0,
+            async_checkpoint: true,
             keep_last: 3,
             overwrite: false,
             allow_config_change: false,

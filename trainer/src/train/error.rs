@@ -62,6 +62,10 @@ pub enum TrainError {
     /// The kernel thread pool could not start.
     #[error(transparent)]
     Threads(#[from] ThreadsError),
+    /// A background task (a checkpoint write) panicked, or its context's
+    /// executor refused or dropped it.
+    #[error(transparent)]
+    Task(#[from] appctx::Error),
     /// The device failed (memory, a lost device).
     #[error(transparent)]
     Device(#[from] DeviceError),

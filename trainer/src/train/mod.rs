@@ -2,6 +2,7 @@
 //! the per-rank step loop, and the reporting rank's metrics and checkpoints.
 
 mod available_memory;
+mod checkpoint_queue;
 mod checkpoint_writer;
 mod error;
 mod evaluation;

@@ -2,6 +2,8 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use appctx::Executor;
+
 use super::evaluation::{EvalBatches, RankModel};
 use super::trace::gather_slices;
 use super::{
@@ -174,9 +176,37 @@ impl RankTrainer {
         let _ = self.sampler.set(sampler);
     }
 
+    /// With `train.async_checkpoint`, the reporting rank writes its
+    /// checkpoints as tasks of `executor` (the process context's ordered
+    /// thread) while training goes on. Call it before [`train`](Self::train).
+    pub fn set_checkpoint_executor(&self, executor: &Executor) {
+        if self.plan.train.async_checkpoint
+            && let Some(reporter) = &self.reporter
+        {
+            let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+            reporter.write_in_background(executor.clone());
+        }
+    }
+
     /// Trains from the start step to `train.steps`, or until `stop()` returns
     /// true on any rank (all ranks agree on the step at which they stop).
+    /// However training ends, the reporting rank's checkpoint write in
+    /// flight (`train.async_checkpoint`) has finished when this returns.
     pub fn train(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
+        let trained = self.train_steps(stop);
+        if trained.is_err()
+            && let Some(reporter) = &self.reporter
+        {
+            // The write in flight holds what a resume starts from.
+            let mut reporter = reporter.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(error) = reporter.flush() {
+                tracing::error!(%error, "the checkpoint being written when training failed was not saved");
+            }
+        }
+        trained
+    }
+
+    fn train_steps(&self, stop: &(dyn Fn() -> bool + Sync)) -> Result<RankOutcome, TrainError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let steps = self.plan.train.steps;
         let mut step = self.first_step;
@@ -251,7 +281,7 @@ impl RankTrainer {
                 {
                     println!("{line}");
                 }
-                if let Some((params, moments)) = &full {
+                if let Some((params, moments)) = full {
                     reporter.checkpoint(step, params, moments)?;
                 }
             }
@@ -285,9 +315,10 @@ impl RankTrainer {
             if let Some(profiles) = &profiles {
                 reporter.phase_profiles(step - self.first_step, profiles)?;
             }
-            if let Some((params, moments)) = &full {
-                checkpoint = reporter.checkpoint(step, params, moments)?;
+            if let Some((params, moments)) = full {
+                reporter.checkpoint(step, params, moments)?;
             }
+            checkpoint = reporter.flush()?;
             reporter.finish()?;
         }
         Ok(RankOutcome {

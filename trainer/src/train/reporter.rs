@@ -1,12 +1,16 @@
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use appctx::Executor;
+
+use super::checkpoint_queue::CheckpointQueue;
 use super::phase_report::phase_report;
 use super::{
-    CheckpointData, CheckpointWriter, RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice,
-    Traffic, TrainError, TrainPlan, chrome_trace,
+    CheckpointWriter, RunOptions, StartState, StepOutcome, TRACE_FILE, TraceSlice, Traffic,
+    TrainError, TrainPlan, chrome_trace,
 };
 use crate::checkpoint::{
     CHECKPOINT_FORMAT_VERSION, DataPosition, ResumeMetrics, RunIdentity, TrainerState, hf_files,
@@ -25,17 +29,12 @@ pub type SharedSink = Mutex<dyn MetricsSink>;
 /// and the run summary. Exactly one rank of the job owns it (global rank 0).
 pub struct Reporter {
     plan: Arc<TrainPlan>,
-    layout: ParamLayout,
     sinks: Vec<Arc<SharedSink>>,
-    writers: Vec<Arc<dyn CheckpointWriter>>,
+    checkpoints: CheckpointQueue,
     config: serde_json::Value,
     identity: RunIdentity,
     /// Recorded with the first step, then cleared.
     config_changes: Option<Vec<String>>,
-    /// The newest checkpoint this run wrote: (step, directory when on disk).
-    saved: Option<(u64, Option<PathBuf>)>,
-    /// `config.json` and the tokenizer's files, written into each checkpoint.
-    hf_files: Vec<(&'static str, String)>,
     peak_gflops: Option<f64>,
     flops_per_token: f64,
     totals: ResumeMetrics,
@@ -56,7 +55,8 @@ struct RunTotals {
 impl Reporter {
     /// A reporter continuing from `start` (fresh or resumed); writes the
     /// run's files (`options.run_files`) into `train.out_dir`. Step records
-    /// go to every sink, checkpoints to every writer.
+    /// go to every sink, checkpoints to every writer (on the training
+    /// thread until [`write_in_background`](Self::write_in_background)).
     pub fn new(
         plan: Arc<TrainPlan>,
         sinks: Vec<Arc<SharedSink>>,
@@ -74,24 +74,28 @@ impl Reporter {
             .map(|c| c.state.metrics.clone())
             .unwrap_or_default();
         let hf_files = hf_files(&plan.model, &tokenizer_of(&options.config_snapshot));
+        let layout = ParamLayout::gpt2(&plan.model);
         Ok(Reporter {
-            hf_files,
-            layout: ParamLayout::gpt2(&plan.model),
+            checkpoints: CheckpointQueue::new(layout, hf_files, writers),
             flops_per_token: flops_per_token(&plan.model),
             plan,
             sinks,
-            writers,
             config: options.config_snapshot.clone(),
             identity: start.identity.clone(),
             config_changes: Some([&options.config_changes[..], &start.data_changes[..]].concat())
                 .filter(|changes| !changes.is_empty()),
-            saved: None,
             peak_gflops,
             totals,
             run: RunTotals::default(),
             phase_profile: None,
             device_peak_bytes: None,
         })
+    }
+
+    /// Writes the checkpoints from now on as tasks of `executor`'s ordered
+    /// thread (`train.async_checkpoint`), while training goes on.
+    pub fn write_in_background(&mut self, executor: Executor) {
+        self.checkpoints.write_on(executor);
     }
 
     /// Records step `step` (1-based) to every sink.
@@ -169,23 +173,21 @@ impl Reporter {
         Some(WindowOrder::epoch(first, windows as usize))
     }
 
-    /// Hands the checkpoint of `step` completed steps to every writer;
-    /// returns its directory when one wrote it to disk. A step this run
-    /// already saved (a stop right after a scheduled checkpoint) is kept as
-    /// it is, never rewritten.
+    /// Hands the checkpoint of `step` completed steps to every writer, in
+    /// the background with `train.async_checkpoint` (after the previous
+    /// write has finished; its error is returned here). A step this run
+    /// already handed out (a stop right after a scheduled checkpoint) is
+    /// kept as it is, never rewritten. [`flush`](Self::flush) waits for the
+    /// write and names its directory.
     pub fn checkpoint(
         &mut self,
         step: u64,
-        params: &[f32],
-        optimizer: &OptimizerState<'_>,
-    ) -> Result<Option<PathBuf>, TrainError> {
-        if let Some((saved, dir)) = &self.saved
-            && *saved == step
-        {
-            if let Some(dir) = dir {
-                tracing::info!(step, dir = %dir.display(), "checkpoint of this step already saved; kept");
-            }
-            return Ok(dir.clone());
+        params: Cow<'_, [f32]>,
+        optimizer: OptimizerState<'_>,
+    ) -> Result<(), TrainError> {
+        if self.checkpoints.newest_step() == Some(step) {
+            tracing::info!(step, "checkpoint of this step already saved; kept");
+            return Ok(());
         }
         let state = TrainerState {
             format_version: CHECKPOINT_FORMAT_VERSION,
@@ -199,20 +201,13 @@ impl Reporter {
             metrics: self.totals.clone(),
             config: self.config.clone(),
         };
-        let data = CheckpointData {
-            layout: &self.layout,
-            params,
-            optimizer,
-            state: &state,
-            hf_files: &self.hf_files,
-        };
-        let mut dir = None;
-        for writer in &self.writers {
-            let written = writer.write(&data)?;
-            dir = dir.or(written);
-        }
-        self.saved = Some((step, dir.clone()));
-        Ok(dir)
+        self.checkpoints.push(params, optimizer, state)
+    }
+
+    /// Waits for the checkpoint being written, if any; returns the newest
+    /// checkpoint's directory (when one went to disk), or the write's error.
+    pub fn flush(&mut self) -> Result<Option<PathBuf>, TrainError> {
+        self.checkpoints.wait()
     }
 
     /// Every rank's phase totals over this run's `steps` steps

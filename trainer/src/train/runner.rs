@@ -76,6 +76,7 @@ impl Runner for TrainRunner {
             let trainer = child.get::<RankTrainer>()?;
             trainer.set_phase_profile(self.phase_profile);
             trainer.set_sampler(child.get::<TrainingSampler>()?);
+            trainer.set_checkpoint_executor(parent.executor());
             let outcome = trainer.train(&|| shutdown.is_cancelled());
             child.close();
             let outcome = outcome?;

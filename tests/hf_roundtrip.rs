@@ -141,9 +141,8 @@ fn transformers_opens_a_checkpoint_and_its_save_is_a_model_init() {
     run(dir.path(), "run", 3, None);
     let checkpoint = dir.path().join("run/checkpoints/step-3");
 
-    let tokens = cptrain::tokenizer::tokenizer_by_name("gpt2")
-        .unwrap()
-        .encode(TEXT);
+    let tokens =
+        cptrain::tokenizer::Tokenizer::encode(&cptrain::tokenizer::Gpt2Tokenizer::new(), TEXT);
     let spec = serde_json::json!({
         "checkpoint": checkpoint,
         "text": TEXT,

@@ -37,7 +37,7 @@ fn hf_dir(dir: &Path, n_positions: usize) -> Vec<f32> {
         &params,
     )
     .unwrap();
-    for (name, text) in hf_files(&cfg, "bytes") {
+    for (name, text) in hf_files(&cfg, &cptrain::tokenizer::ByteTokenizer) {
         std::fs::write(dir.join(name), text).unwrap();
     }
     params

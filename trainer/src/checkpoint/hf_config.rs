@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{CheckpointError, import_hf_gpt2};
 use crate::kernels::LAYERNORM_EPS;
 use crate::model::{ModelConfig, ParamLayout};
-use crate::tokenizer::gpt2_tokenizer_files;
+use crate::tokenizer::Tokenizer;
 
 /// The file name.
 pub const HF_CONFIG_FILE: &str = "config.json";
@@ -266,18 +266,15 @@ fn wpe_rows_in_header(path: &Path) -> Option<usize> {
         .map(|rows| rows as usize)
 }
 
-/// `config.json` for `model` and, for the `gpt2` tokenizer, its files:
-/// `(file name, contents)`.
-pub fn hf_files(model: &ModelConfig, tokenizer: &str) -> Vec<(&'static str, String)> {
-    let gpt2 = tokenizer == "gpt2";
-    let config = Gpt2Config::of(model, gpt2.then_some(50256));
+/// `config.json` for `model` and the tokenizer's own files
+/// ([`Tokenizer::hf_files`]): `(file name, contents)`.
+pub fn hf_files(model: &ModelConfig, tokenizer: &dyn Tokenizer) -> Vec<(&'static str, String)> {
+    let config = Gpt2Config::of(model, tokenizer.end_of_text());
     let mut files = vec![(
         HF_CONFIG_FILE,
         serde_json::to_string_pretty(&config).expect("configs serialize"),
     )];
-    if gpt2 {
-        files.extend(gpt2_tokenizer_files(model.positions()));
-    }
+    files.extend(tokenizer.hf_files(model.positions()));
     files
 }
 
@@ -301,7 +298,7 @@ mod tests {
     #[test]
     fn the_written_config_reads_back_and_mismatches_name_both_values() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, text) in hf_files(&model(), "gpt2") {
+        for (name, text) in hf_files(&model(), &crate::tokenizer::Gpt2Tokenizer::new()) {
             std::fs::write(dir.path().join(name), text).unwrap();
         }
         assert!(dir.path().join("merges.txt").is_file());

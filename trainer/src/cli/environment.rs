@@ -103,7 +103,7 @@ fn tokenizer_vocab(env: &Environment) -> Option<(String, String)> {
         "text" => Some((256, "(model.vocab_size of data.source = text)".into())),
         "tokens" => {
             let name = env.get_string("data.tokenizer")?;
-            let tokenizer = crate::tokenizer::tokenizer_by_name(&name).ok()?;
+            let tokenizer = crate::components::configured_tokenizer(env).ok()?;
             Some((
                 tokenizer.vocab_size(),
                 format!("(model.vocab_size of data.tokenizer = {name})"),

@@ -1,11 +1,17 @@
 //! `cptrain export --checkpoint DIR --to DIR`: a Hugging Face directory that
 //! `GPT2LMHeadModel.from_pretrained` and `AutoTokenizer.from_pretrained` open.
 
+use std::sync::Arc;
+
+use appctx::Environment;
+
 use super::ExportArgs;
 use super::commands::CommandError;
 use crate::checkpoint::{hf_files, save_weights};
+use crate::components::configured_tokenizer;
 use crate::inference::{ModelSource, TrainedModel};
 use crate::model::ParamLayout;
+use crate::tokenizer::Tokenizer;
 
 /// Writes `model.safetensors`, `config.json` and the tokenizer's files into
 /// a new directory (through a temporary one, renamed when complete).
@@ -27,10 +33,7 @@ pub fn export(args: &ExportArgs) -> Result<(), CommandError> {
         )
         .into());
     };
-    let tokenizer = config
-        .pointer("/data/tokenizer")
-        .and_then(|t| t.as_str())
-        .unwrap_or("bytes");
+    let tokenizer = run_tokenizer(config)?;
     let name = to
         .file_name()
         .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
@@ -39,7 +42,7 @@ pub fn export(args: &ExportArgs) -> Result<(), CommandError> {
         std::fs::create_dir_all(&temp)?;
         let layout = ParamLayout::gpt2(&trained.model);
         save_weights(&temp.join("model.safetensors"), &layout, &trained.params)?;
-        for (file, text) in hf_files(&trained.model, tokenizer) {
+        for (file, text) in hf_files(&trained.model, &*tokenizer) {
             std::fs::write(temp.join(file), text)?;
         }
         if to.is_dir() {
@@ -53,10 +56,26 @@ pub fn export(args: &ExportArgs) -> Result<(), CommandError> {
         return Err(format!("cannot export to {}: {e}", to.display()).into());
     }
     println!(
-        "exported step {step} of {} to {} ({tokenizer} tokenizer): \
+        "exported step {step} of {} to {} ({} tokenizer): \
          GPT2LMHeadModel.from_pretrained and AutoTokenizer.from_pretrained open it",
         trained.dir.display(),
-        to.display()
+        to.display(),
+        tokenizer.name()
     );
     Ok(())
+}
+
+/// The tokenizer of a run's configuration snapshot (`bytes` when it names
+/// none, as runs did before `data.tokenizer` existed).
+fn run_tokenizer(config: &serde_json::Value) -> Result<Arc<dyn Tokenizer>, CommandError> {
+    let name = config
+        .pointer("/data/tokenizer")
+        .and_then(|t| t.as_str())
+        .unwrap_or("bytes");
+    let text = toml::to_string(config)?;
+    let env = Environment::builder()
+        .defaults("(the run's configuration)", &text)
+        .set(format!("data.tokenizer={name}"))
+        .build()?;
+    Ok(configured_tokenizer(&env)?)
 }

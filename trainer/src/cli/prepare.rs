@@ -8,14 +8,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::PrepareArgs;
 use super::commands::CommandError;
-use crate::data::{DataConfig, PrepareOptions, SplitSummary, input_files};
-use crate::tokenizer::tokenizer_by_name;
+use crate::components::{configured_tokenizer, with_tokenizer};
+use crate::data::{PrepareOptions, SplitSummary, input_files};
 
 /// Tokenizes the inputs into shards and prints what was written.
 pub fn prepare(env: &Environment, args: &PrepareArgs) -> Result<(), CommandError> {
-    let data: DataConfig = env.bind("data")?;
-    let name = args.tokenizer.clone().unwrap_or(data.tokenizer);
-    let tokenizer = tokenizer_by_name(&name)?;
+    let tokenizer = match &args.tokenizer {
+        Some(name) => configured_tokenizer(&with_tokenizer(env, name)?)?,
+        None => configured_tokenizer(env)?,
+    };
     let mut total = 0;
     for input in args.inputs.iter().chain(&args.val_inputs) {
         for file in input_files(input)? {

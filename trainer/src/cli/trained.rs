@@ -9,10 +9,10 @@ use appctx::{Environment, Source};
 
 use super::commands::CommandError;
 use super::{ConfigLayers, build_environment, build_environment_over};
-use crate::data::DataConfig;
+use crate::components::{configured_tokenizer, with_tokenizer};
 use crate::inference::{ModelSource, TrainedModel};
 use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
-use crate::tokenizer::{Tokenizer, tokenizer_by_name};
+use crate::tokenizer::Tokenizer;
 
 /// GPT-2's vocabulary size: a Hugging Face directory with at least this
 /// many tokens is read with the `gpt2` tokenizer unless `data.tokenizer`
@@ -27,7 +27,7 @@ pub(super) struct Loaded {
     /// Face directory), under `--config`, `--profile` and `--set`.
     pub env: Environment,
     /// `data.tokenizer`.
-    pub tokenizer: Box<dyn Tokenizer>,
+    pub tokenizer: Arc<dyn Tokenizer>,
     /// CPU kernels with `kernels.threads` threads.
     pub kernels: Arc<dyn Kernels>,
 }
@@ -50,16 +50,14 @@ pub(super) fn open_trained(layers: &ConfigLayers, dir: &Path) -> Result<Loaded, 
         }
         ModelSource::HuggingFace => build_environment(layers)?,
     };
-    let data: DataConfig = env.bind("data")?;
     let defaulted = matches!(env.origin("data.tokenizer"), Some(Source::Defaults { .. }));
     let hf_gpt2 =
         trained.source == ModelSource::HuggingFace && trained.model.vocab_size >= GPT2_VOCAB;
-    let name = if hf_gpt2 && defaulted {
-        "gpt2"
+    let tokenizer = if hf_gpt2 && defaulted {
+        configured_tokenizer(&with_tokenizer(&env, "gpt2")?)?
     } else {
-        data.tokenizer.as_str()
+        configured_tokenizer(&env)?
     };
-    let tokenizer = tokenizer_by_name(name)?;
     let kernels: KernelsConfig = env.bind("kernels")?;
     let threads = Threads::new(kernels.threads_per_rank(1))?;
     Ok(Loaded {

@@ -16,8 +16,10 @@ mod optimizer;
 mod process;
 mod rank;
 mod sections;
+mod tokenizers;
 
 pub use process::MachinePeak;
+pub use tokenizers::{configured_tokenizer, with_tokenizer};
 
 appctx::module!(pub MODULE, name = "cptrain");
 

@@ -6,11 +6,12 @@ use appctx::{Condition, Config, Scope, component, on_check};
 
 use super::{MachinePeak, RANK_SCOPE};
 use crate::attention::{Attention, BuiltinStrategy};
-use crate::data::{DataConfig, DataSource};
+use crate::data::DataSource;
 use crate::inference::TrainingSampler;
 use crate::kernels::{CpuKernels, Kernels, KernelsConfig, Threads};
 use crate::optim::{LearningRate, OptimizerConfig, OptimizerFactory};
 use crate::parallel::Backend;
+use crate::tokenizer::Tokenizer;
 use crate::train::{
     CheckpointWriter, RankGroups, RankInfo, RankTrainer, Reporter, RunOptions, SharedSink,
     StartState, TrainError, TrainPlan,
@@ -130,6 +131,7 @@ fn rank_trainer(
     optimizer: Config<OptimizerConfig>,
     optimizers: Arc<dyn OptimizerFactory>,
     schedule: Arc<dyn LearningRate>,
+    tokenizer: Arc<dyn Tokenizer>,
     start: Arc<StartState>,
     data: Arc<dyn DataSource>,
     kernels: Arc<dyn Kernels>,
@@ -144,7 +146,15 @@ fn rank_trainer(
         let options = options.as_deref().cloned().unwrap_or_default();
         let peak = peak.map(|p| p.gflops);
         let plan = plan.clone();
-        Some(Reporter::new(plan, sinks, writers, &start, &options, peak)?)
+        Some(Reporter::new(
+            plan,
+            sinks,
+            writers,
+            &start,
+            &options,
+            &*tokenizer,
+            peak,
+        )?)
     } else {
         None
     };
@@ -170,7 +180,7 @@ component!(rank_trainer, scope = rank_scope());
 fn training_sampler(
     info: Arc<RankInfo>,
     plan: Arc<TrainPlan>,
-    data: Config<DataConfig>,
+    tokenizer: Arc<dyn Tokenizer>,
     kernels: Arc<dyn Kernels>,
 ) -> Result<Arc<TrainingSampler>, TrainError> {
     let every = if info.rank == 0 {
@@ -178,7 +188,7 @@ fn training_sampler(
     } else {
         0
     };
-    let sampler = TrainingSampler::new(every, &plan.train, &plan.model, &data.tokenizer, kernels);
+    let sampler = TrainingSampler::new(every, &plan.train, &plan.model, tokenizer, kernels);
     Ok(Arc::new(sampler.map_err(TrainError::Invalid)?))
 }
 component!(training_sampler, scope = rank_scope());

@@ -336,7 +336,7 @@ fn existing_output(dir: &Path) -> Result<Option<String>, PrepareError> {
 mod tests {
     use super::*;
     use crate::data::ShardHeader;
-    use crate::tokenizer::tokenizer_by_name;
+    use crate::tokenizer::{Gpt2Tokenizer, Tokenizer};
 
     fn ids_of(path: &Path) -> Vec<u32> {
         let header = ShardHeader::read(path).unwrap().unwrap().unwrap();
@@ -375,8 +375,8 @@ mod tests {
             shard_tokens: 3,
             out: dir.path().join("out"),
         };
-        let gpt2 = tokenizer_by_name("gpt2").unwrap();
-        let summary = prepare(&options, &*gpt2, &|_| {}).unwrap();
+        let gpt2 = Gpt2Tokenizer::new();
+        let summary = prepare(&options, &gpt2, &|_| {}).unwrap();
         // Documents 1 and 3 (a.txt, third) train, 2 and 4 validate.
         assert_eq!((summary.train.documents, summary.val.documents), (2, 2));
         let train: Vec<u32> = summary
@@ -396,7 +396,7 @@ mod tests {
                 .unwrap();
         assert_eq!(written, summary);
 
-        let err = prepare(&options, &*gpt2, &|_| {}).unwrap_err().to_string();
+        let err = prepare(&options, &gpt2, &|_| {}).unwrap_err().to_string();
         assert!(err.contains("already holds prepared data"), "{err}");
 
         std::fs::write(&jsonl, "{\"body\": \"x\"}\n").unwrap();
@@ -405,7 +405,7 @@ mod tests {
             out: dir.path().join("out2"),
             ..options
         };
-        let err = prepare(&options, &*gpt2, &|_| {}).unwrap_err().to_string();
+        let err = prepare(&options, &gpt2, &|_| {}).unwrap_err().to_string();
         assert!(err.contains("c.jsonl:1: no field \"text\""), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use super::{Decoder, Request, Sampler, SamplingConfig, generate};
 use crate::data::TrainConfig;
 use crate::kernels::Kernels;
 use crate::model::{ModelConfig, ModelError};
-use crate::tokenizer::{ByteTokenizer, Tokenizer, tokenizer_by_name};
+use crate::tokenizer::Tokenizer;
 
 /// Makes a sample every `every` steps (never when `every` is 0).
 pub struct TrainingSampler {
@@ -17,7 +17,7 @@ pub struct TrainingSampler {
     max_new_tokens: usize,
     model: ModelConfig,
     kernels: Arc<dyn Kernels>,
-    tokenizer: Box<dyn Tokenizer>,
+    tokenizer: Arc<dyn Tokenizer>,
 }
 
 impl TrainingSampler {
@@ -31,7 +31,7 @@ impl TrainingSampler {
         every: u64,
         train: &TrainConfig,
         model: &ModelConfig,
-        tokenizer: &str,
+        tokenizer: Arc<dyn Tokenizer>,
         kernels: Arc<dyn Kernels>,
     ) -> Result<Self, String> {
         if every == 0 {
@@ -41,10 +41,9 @@ impl TrainingSampler {
                 max_new_tokens: 0,
                 model: model.clone(),
                 kernels,
-                tokenizer: Box::new(ByteTokenizer),
+                tokenizer,
             });
         }
-        let tokenizer = tokenizer_by_name(tokenizer).map_err(|e| e.to_string())?;
         let mut prompt = tokenizer.encode(&train.sample_prompt);
         if prompt.is_empty() {
             prompt.push(tokenizer.end_of_text().unwrap_or(0));
@@ -111,6 +110,7 @@ mod tests {
     use super::*;
     use crate::kernels::{CpuKernels, Threads};
     use crate::model::init_params;
+    use crate::tokenizer::ByteTokenizer;
 
     fn model(vocab_size: usize) -> ModelConfig {
         ModelConfig {
@@ -132,7 +132,13 @@ mod tests {
             ..TrainConfig::default()
         };
         let kernels = Arc::new(CpuKernels::new(Threads::new(1).unwrap()));
-        TrainingSampler::new(every, &train, &model(vocab_size), "bytes", kernels)
+        TrainingSampler::new(
+            every,
+            &train,
+            &model(vocab_size),
+            Arc::new(ByteTokenizer),
+            kernels,
+        )
     }
 
     #[test]

@@ -307,11 +307,14 @@ impl Profile {
     }
 }
 
-/// `flops` over `time` in GFLOP/s with one decimal, or "-" when either is
+/// `flops` over `time` in GFLOP/s to three significant digits (a tiny
+/// model's phases run at a fraction of a GFLOP/s), or "-" when either is
 /// zero.
 fn rate(flops: f64, time: Duration) -> String {
     if flops > 0.0 && !time.is_zero() {
-        format!("{:.1}", flops / time.as_secs_f64() / 1e9)
+        let gflops = flops / time.as_secs_f64() / 1e9;
+        let decimals = (2 - gflops.log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{gflops:.decimals$}")
     } else {
         "-".to_string()
     }
@@ -320,6 +323,15 @@ fn rate(flops: f64, time: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_keep_three_significant_digits() {
+        let second = Duration::from_secs(1);
+        assert_eq!(rate(123.4e9, second), "123");
+        assert_eq!(rate(12.34e9, second), "12.3");
+        assert_eq!(rate(0.01234e9, second), "0.0123");
+        assert_eq!(rate(0.0, second), "-");
+    }
 
     #[test]
     fn a_disabled_profile_records_nothing_and_an_enabled_one_sums_phases() {

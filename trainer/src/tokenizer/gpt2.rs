@@ -36,6 +36,10 @@ impl Tokenizer for Gpt2Tokenizer {
         "gpt2"
     }
 
+    fn hf_files(&self, max_length: usize) -> Vec<(&'static str, String)> {
+        super::gpt2_tokenizer_files(max_length)
+    }
+
     fn vocab_size(&self) -> usize {
         END_OF_TEXT as usize + 1
     }

@@ -1,12 +1,13 @@
-//! Tokenizers, selected by `data.tokenizer`: text to token ids and back.
+//! Tokenizers, selected by `data.tokenizer` among the [`Tokenizer`]
+//! components (these built-ins, or a plugin's): text to token ids and back.
 //!
 //! - `bytes`: every byte is a token (vocabulary 256), no end-of-text token.
 //! - `gpt2`: GPT-2's byte-level BPE (`r50k_base`, 50257 tokens,
 //!   `<|endoftext|>` = 50256), through the `tiktoken-rs` crate.
 //!
 //! ```
-//! use cptrain::tokenizer::tokenizer_by_name;
-//! let bytes = tokenizer_by_name("bytes").unwrap();
+//! use cptrain::tokenizer::{ByteTokenizer, Tokenizer};
+//! let bytes = ByteTokenizer;
 //! assert_eq!(bytes.encode("hi"), vec![104, 105]);
 //! assert_eq!(bytes.decode(&[104, 105]), "hi");
 //! ```
@@ -20,9 +21,6 @@ mod tests;
 pub use bytes::ByteTokenizer;
 pub use gpt2::Gpt2Tokenizer;
 pub use hf_files::gpt2_tokenizer_files;
-
-/// Names of the built-in tokenizers (`data.tokenizer`).
-pub const BUILTIN_TOKENIZERS: [&str; 2] = ["bytes", "gpt2"];
 
 /// Text to token ids and back.
 pub trait Tokenizer: Send + Sync {
@@ -47,29 +45,12 @@ pub trait Tokenizer: Send + Sync {
     fn decode(&self, ids: &[u32]) -> String {
         String::from_utf8_lossy(&self.decode_bytes(ids)).into_owned()
     }
-}
 
-/// Why a tokenizer cannot be made.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenizerError {
-    /// No tokenizer has this name.
-    #[error(
-        "data.tokenizer = \"{name}\" is not a known tokenizer; expected one of: {}",
-        BUILTIN_TOKENIZERS.join(", ")
-    )]
-    Unknown {
-        /// The configured name.
-        name: String,
-    },
-}
-
-/// The built-in tokenizer called `name`.
-pub fn tokenizer_by_name(name: &str) -> Result<Box<dyn Tokenizer>, TokenizerError> {
-    match name {
-        "bytes" => Ok(Box::new(ByteTokenizer)),
-        "gpt2" => Ok(Box::new(Gpt2Tokenizer::new())),
-        other => Err(TokenizerError::Unknown {
-            name: other.to_string(),
-        }),
+    /// The files Hugging Face `AutoTokenizer` opens this tokenizer from,
+    /// `(file name, contents)`, for sequences of at most `max_length`
+    /// tokens; written into checkpoints and exports (none by default).
+    fn hf_files(&self, max_length: usize) -> Vec<(&'static str, String)> {
+        let _ = max_length;
+        Vec::new()
     }
 }

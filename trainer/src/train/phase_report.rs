@@ -88,7 +88,7 @@ mod tests {
         );
         // 3 GFLOP in 30 ms forward; no backward time.
         let attention = one.lines().find(|l| l.starts_with("attention")).unwrap();
-        assert!(attention.ends_with(" 100.0            -"), "{attention}");
+        assert!(attention.ends_with(" 100            -"), "{attention}");
 
         let two = phase_report(3, &[profile(30, 10), profile(20, 20)], &flops());
         let lines: Vec<&str> = two.lines().collect();

@@ -20,6 +20,7 @@ use crate::metrics::{MetricsSink, RunSummary, StepRecord, peak_rss_bytes};
 use crate::model::{ParamLayout, PhaseFlops, Profile, flops_per_token};
 use crate::optim::OptimizerState;
 use crate::parallel::GroupKind;
+use crate::tokenizer::Tokenizer;
 use std::path::PathBuf;
 
 /// A metrics sink shared between the context that owns it and the reporting rank.
@@ -54,7 +55,8 @@ struct RunTotals {
 
 impl Reporter {
     /// A reporter continuing from `start` (fresh or resumed); writes the
-    /// run's files (`options.run_files`) into `train.out_dir`. Step records
+    /// run's files (`options.run_files`) into `train.out_dir`, and the
+    /// `tokenizer`'s Hugging Face files into each checkpoint. Step records
     /// go to every sink, checkpoints to every writer (on the training
     /// thread until [`write_in_background`](Self::write_in_background)).
     pub fn new(
@@ -63,6 +65,7 @@ impl Reporter {
         writers: Vec<Arc<dyn CheckpointWriter>>,
         start: &StartState,
         options: &RunOptions,
+        tokenizer: &dyn Tokenizer,
         peak_gflops: Option<f64>,
     ) -> Result<Self, TrainError> {
         for (name, text) in &options.run_files {
@@ -73,7 +76,7 @@ impl Reporter {
             .as_ref()
             .map(|c| c.state.metrics.clone())
             .unwrap_or_default();
-        let hf_files = hf_files(&plan.model, &tokenizer_of(&options.config_snapshot));
+        let hf_files = hf_files(&plan.model, tokenizer);
         let layout = ParamLayout::gpt2(&plan.model);
         Ok(Reporter {
             checkpoints: CheckpointQueue::new(layout, hf_files, writers),
@@ -258,15 +261,6 @@ impl Reporter {
         }
         Ok(summary)
     }
-}
-
-/// `data.tokenizer` of a configuration snapshot (`bytes` when absent).
-fn tokenizer_of(config: &serde_json::Value) -> String {
-    config
-        .pointer("/data/tokenizer")
-        .and_then(|t| t.as_str())
-        .unwrap_or("bytes")
-        .to_string()
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers

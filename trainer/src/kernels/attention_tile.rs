@@ -17,14 +17,14 @@
 
 use std::ops::Range;
 
-use super::simd::MulAdd;
+use super::lanes::{LANES, Lanes};
 #[cfg(test)]
 use super::simd::Unfused;
 
 /// Rows of `C` computed together (twice as many on AVX-512).
 const R: usize = 4;
 /// Narrowest vector block; column counts of packed tiles are multiples of it.
-pub(super) const MIN_W: usize = 16;
+pub(super) const MIN_W: usize = LANES;
 
 /// Left operand: `A(i, k) = data[i·row_stride + k·k_stride]`.
 #[derive(Clone, Copy)]
@@ -64,7 +64,7 @@ pub(super) struct Bounds {
 /// (with an empty `k` range and `accumulate == false` the columns are set
 /// to 0).
 #[inline(always)]
-pub(super) fn block_rows<M: MulAdd, const W: usize>(
+pub(super) fn block_rows<M: Lanes, const W: usize>(
     a: Lhs,
     b: Rhs,
     c: Out,
@@ -133,7 +133,7 @@ pub(super) fn block_rows<M: MulAdd, const W: usize>(
 /// # Safety
 /// As for [`row_block`], for rows `0..take`.
 #[inline(always)]
-unsafe fn rows_block<M: MulAdd, const W: usize>(at: &BlockAt, take: usize, cols: Range<usize>) {
+unsafe fn rows_block<M: Lanes, const W: usize>(at: &BlockAt, take: usize, cols: Range<usize>) {
     const R2: usize = 2 * R;
     // SAFETY (all calls): forwarded from the caller.
     unsafe {
@@ -178,7 +178,7 @@ struct BlockAt {
 /// # Safety
 /// Rows `0..RR`, the `k` range and columns `cols` must be in bounds.
 #[inline(always)]
-unsafe fn row_block<M: MulAdd, const RR: usize, const W: usize>(at: &BlockAt, cols: Range<usize>) {
+unsafe fn row_block<M: Lanes, const RR: usize, const W: usize>(at: &BlockAt, cols: Range<usize>) {
     let (mut j, cols) = (cols.start, cols.end);
     while j + W <= cols {
         // SAFETY: forwarded from the caller.
@@ -197,33 +197,85 @@ unsafe fn row_block<M: MulAdd, const RR: usize, const W: usize>(at: &BlockAt, co
 }
 
 /// `RR × width` outputs at column `j` (`width ≤ WW`; `width == WW` is the
-/// vectorized case), accumulated in registers over the `k` range.
+/// vector case, its accumulators in [`Lanes`] values), accumulated in
+/// registers over the `k` range.
 ///
 /// # Safety
 /// As for [`row_block`], with `j + width ≤ cols`.
 #[inline(always)]
-unsafe fn micro<M: MulAdd, const RR: usize, const WW: usize>(at: &BlockAt, j: usize, width: usize) {
+unsafe fn micro<M: Lanes, const RR: usize, const WW: usize>(at: &BlockAt, j: usize, width: usize) {
+    // SAFETY (both): forwarded from the caller.
+    unsafe {
+        if width == WW {
+            full_width::<M, RR, WW>(at, j);
+        } else {
+            partial_width::<M, RR, WW>(at, j, width);
+        }
+    }
+}
+
+/// [`micro`] of a whole `WW` (16 or 32 columns: one or two [`Lanes`] per
+/// row).
+///
+/// # Safety
+/// As for [`micro`], with `width == WW`.
+#[inline(always)]
+unsafe fn full_width<M: Lanes, const RR: usize, const WW: usize>(at: &BlockAt, j: usize) {
+    const { assert!(WW == LANES || WW == 2 * LANES) };
+    let vectors = WW / LANES;
+    let mut acc = [[M::zero(); 2]; RR];
+    // SAFETY (all pointer arithmetic): in bounds per the caller's contract.
+    unsafe {
+        for k in at.k.clone() {
+            let b = at.b.add(k * at.b_rs + j);
+            let b0 = M::load(b);
+            let b1 = if vectors == 2 {
+                M::load(b.add(LANES))
+            } else {
+                M::zero()
+            };
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let a = *at.a.add(r * at.a_rs + k * at.a_ks);
+                acc_r[0] = M::fma(a, b0, acc_r[0]);
+                if vectors == 2 {
+                    acc_r[1] = M::fma(a, b1, acc_r[1]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let c = at.c.add(r * at.c_rs + j);
+            for (v, &x) in acc_r[..vectors].iter().enumerate() {
+                let c = c.add(v * LANES);
+                let x = if at.accumulate {
+                    M::add(M::load(c), x)
+                } else {
+                    x
+                };
+                M::store(c, x);
+            }
+        }
+    }
+}
+
+/// [`micro`] of a `width < WW` tail, in scalars.
+///
+/// # Safety
+/// As for [`micro`].
+#[inline(always)]
+unsafe fn partial_width<M: Lanes, const RR: usize, const WW: usize>(
+    at: &BlockAt,
+    j: usize,
+    width: usize,
+) {
     let mut acc = [[0.0f32; WW]; RR];
     // SAFETY (all pointer arithmetic): in bounds per the caller's contract.
     unsafe {
-        if width == WW {
-            for k in at.k.clone() {
-                let b = &*(at.b.add(k * at.b_rs + j) as *const [f32; WW]);
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let a = *at.a.add(r * at.a_rs + k * at.a_ks);
-                    for (x, &bv) in acc_r.iter_mut().zip(b) {
-                        *x = M::mul_add(a, bv, *x);
-                    }
-                }
-            }
-        } else {
-            for k in at.k.clone() {
-                let b = std::slice::from_raw_parts(at.b.add(k * at.b_rs + j), width);
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let a = *at.a.add(r * at.a_rs + k * at.a_ks);
-                    for (x, &bv) in acc_r.iter_mut().zip(b) {
-                        *x = M::mul_add(a, bv, *x);
-                    }
+        for k in at.k.clone() {
+            let b = std::slice::from_raw_parts(at.b.add(k * at.b_rs + j), width);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let a = *at.a.add(r * at.a_rs + k * at.a_ks);
+                for (x, &bv) in acc_r.iter_mut().zip(b) {
+                    *x = M::mul_add(a, bv, *x);
                 }
             }
         }

@@ -53,6 +53,7 @@ mod gelu;
 mod gemm;
 mod gemm_bf16;
 mod heads;
+mod lanes;
 mod layernorm;
 mod probe;
 mod residual;

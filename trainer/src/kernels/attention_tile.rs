@@ -63,6 +63,9 @@ pub(super) struct Bounds {
 /// multiple of [`MIN_W`]); other columns of those rows are left untouched
 /// (with an empty `k` range and `accumulate == false` the columns are set
 /// to 0).
+///
+/// `M` must be an ISA the CPU has ([`Lanes`]): the per-ISA callers
+/// dispatch on the CPU first.
 #[inline(always)]
 pub(super) fn block_rows<M: Lanes, const W: usize>(
     a: Lhs,
@@ -176,7 +179,8 @@ struct BlockAt {
 /// when `W` is wider, then a scalar tail.
 ///
 /// # Safety
-/// Rows `0..RR`, the `k` range and columns `cols` must be in bounds.
+/// Rows `0..RR`, the `k` range and columns `cols` must be in bounds, and
+/// the CPU must have `M`'s ISA.
 #[inline(always)]
 unsafe fn row_block<M: Lanes, const RR: usize, const W: usize>(at: &BlockAt, cols: Range<usize>) {
     let (mut j, cols) = (cols.start, cols.end);
@@ -223,9 +227,10 @@ unsafe fn micro<M: Lanes, const RR: usize, const WW: usize>(at: &BlockAt, j: usi
 unsafe fn full_width<M: Lanes, const RR: usize, const WW: usize>(at: &BlockAt, j: usize) {
     const { assert!(WW == LANES || WW == 2 * LANES) };
     let vectors = WW / LANES;
-    let mut acc = [[M::zero(); 2]; RR];
-    // SAFETY (all pointer arithmetic): in bounds per the caller's contract.
+    // SAFETY (the lanes' operations): the caller runs this ISA's code only
+    // on a CPU that has it; pointer arithmetic: in bounds per its contract.
     unsafe {
+        let mut acc = [[M::zero(); 2]; RR];
         for k in at.k.clone() {
             let b = at.b.add(k * at.b_rs + j);
             let b0 = M::load(b);

@@ -15,33 +15,42 @@ pub(crate) const LANES: usize = 16;
 
 /// Sixteen lanes of `f32` and the operations the tile products need.
 ///
-/// # Safety
-/// The intrinsics of an ISA's implementation run only where the CPU has
-/// the ISA: callers dispatch on it first (as `per_isa!` does).
+/// Every operation is `unsafe`: an ISA's implementation runs its
+/// intrinsics, so it may be called only where the CPU has that ISA
+/// (callers dispatch on it first, as `per_isa!` does).
 pub(crate) trait Lanes: MulAdd {
     /// The sixteen lanes.
     type V: Copy;
 
     /// All lanes 0.
-    fn zero() -> Self::V;
+    ///
+    /// # Safety
+    /// The CPU has the implementation's ISA.
+    unsafe fn zero() -> Self::V;
 
     /// Lanes from `p[0..16]`.
     ///
     /// # Safety
-    /// `p` points to 16 readable `f32`.
+    /// The CPU has the ISA; `p` points to 16 readable `f32`.
     unsafe fn load(p: *const f32) -> Self::V;
 
     /// Lanes into `p[0..16]`.
     ///
     /// # Safety
-    /// `p` points to 16 writable `f32`.
+    /// The CPU has the ISA; `p` points to 16 writable `f32`.
     unsafe fn store(p: *mut f32, v: Self::V);
 
     /// `a·b + c` lane by lane, `a` broadcast (fused where the ISA has FMA).
-    fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V;
+    ///
+    /// # Safety
+    /// The CPU has the ISA.
+    unsafe fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V;
 
     /// `a + b` lane by lane.
-    fn add(a: Self::V, b: Self::V) -> Self::V;
+    ///
+    /// # Safety
+    /// The CPU has the ISA.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
 }
 
 /// Scalars: the baseline (no FMA, see [`Unfused`](super::simd::Unfused)).
@@ -49,7 +58,7 @@ impl Lanes for super::simd::Unfused {
     type V = [f32; LANES];
 
     #[inline(always)]
-    fn zero() -> Self::V {
+    unsafe fn zero() -> Self::V {
         [0.0; LANES]
     }
 
@@ -66,12 +75,12 @@ impl Lanes for super::simd::Unfused {
     }
 
     #[inline(always)]
-    fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
+    unsafe fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
         std::array::from_fn(|i| Self::mul_add(a, b[i], c[i]))
     }
 
     #[inline(always)]
-    fn add(a: Self::V, b: Self::V) -> Self::V {
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
         std::array::from_fn(|i| a[i] + b[i])
     }
 }
@@ -106,13 +115,13 @@ mod x86 {
         }
     }
 
-    // SAFETY (every intrinsic below): the trait's contract, the CPU has
-    // AVX-512 F (respectively AVX2 and FMA).
+    // SAFETY (every intrinsic below): per each method's contract, the CPU
+    // has AVX-512 F (respectively AVX2 and FMA), and pointers are valid.
     impl Lanes for Avx512 {
         type V = __m512;
 
         #[inline(always)]
-        fn zero() -> Self::V {
+        unsafe fn zero() -> Self::V {
             unsafe { _mm512_setzero_ps() }
         }
 
@@ -127,12 +136,12 @@ mod x86 {
         }
 
         #[inline(always)]
-        fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
+        unsafe fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
             unsafe { _mm512_fmadd_ps(_mm512_set1_ps(a), b, c) }
         }
 
         #[inline(always)]
-        fn add(a: Self::V, b: Self::V) -> Self::V {
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
             unsafe { _mm512_add_ps(a, b) }
         }
     }
@@ -141,7 +150,7 @@ mod x86 {
         type V = [__m256; 2];
 
         #[inline(always)]
-        fn zero() -> Self::V {
+        unsafe fn zero() -> Self::V {
             unsafe { [_mm256_setzero_ps(); 2] }
         }
 
@@ -159,7 +168,7 @@ mod x86 {
         }
 
         #[inline(always)]
-        fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
+        unsafe fn fma(a: f32, b: Self::V, c: Self::V) -> Self::V {
             unsafe {
                 let a = _mm256_set1_ps(a);
                 [
@@ -170,7 +179,7 @@ mod x86 {
         }
 
         #[inline(always)]
-        fn add(a: Self::V, b: Self::V) -> Self::V {
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V {
             unsafe { [_mm256_add_ps(a[0], b[0]), _mm256_add_ps(a[1], b[1])] }
         }
     }

@@ -124,18 +124,25 @@ struct LoadedDevice {
 /// The devices loaded so far, by index.
 static LOADED: Mutex<Vec<(usize, Arc<LoadedDevice>)>> = Mutex::new(Vec::new());
 
-/// The code of `source` for a GPU of `capability` ([`nvrtc::target_for`]).
-fn module_code(source: &'static KernelSource, capability: (i32, i32)) -> Result<Ptx, CudaError> {
-    match nvrtc::target_for(capability, &nvrtc::supported_archs()?) {
-        nvrtc::Target::Cubin(arch) => Ok(Ptx::from_binary(nvrtc::compile_cubin(source, &arch)?)),
-        nvrtc::Target::Ptx(arch) => {
-            tracing::warn!(
-                capability = ?capability,
-                arch,
-                "the NVRTC library predates this GPU: its kernels are PTX the driver compiles"
-            );
-            nvrtc::compile(source, &arch)
-        }
+/// What NVRTC compiles for a GPU of `capability` ([`nvrtc::target_for`]),
+/// decided once per GPU.
+fn gpu_target(capability: (i32, i32)) -> Result<nvrtc::Target, CudaError> {
+    let target = nvrtc::target_for(capability, &nvrtc::supported_archs()?);
+    if let nvrtc::Target::Ptx(arch) = &target {
+        tracing::warn!(
+            capability = ?capability,
+            arch,
+            "the NVRTC library predates this GPU: its kernels are PTX the driver compiles"
+        );
+    }
+    Ok(target)
+}
+
+/// The code of `source` for `target`.
+fn module_code(source: &'static KernelSource, target: &nvrtc::Target) -> Result<Ptx, CudaError> {
+    match target {
+        nvrtc::Target::Cubin(arch) => Ok(Ptx::from_binary(nvrtc::compile_cubin(source, arch)?)),
+        nvrtc::Target::Ptx(arch) => nvrtc::compile(source, arch),
     }
 }
 
@@ -155,11 +162,11 @@ impl LoadedDevice {
             )));
         }
         keep_pool_memory(&ctx)?;
-        let capability = compute_capability(gpu)?;
+        let target = gpu_target(compute_capability(gpu)?)?;
         let mut functions = HashMap::new();
         for source in SOURCES {
             let module = ctx
-                .load_module(module_code(source, capability)?)
+                .load_module(module_code(source, &target)?)
                 .map_err(|e| driver_error(format!("cuModuleLoadData({})", source.file), e))?;
             for &kernel in source.kernels {
                 let function = module

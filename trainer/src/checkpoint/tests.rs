@@ -112,6 +112,21 @@ fn any_optimizers_slots_round_trip() {
     assert_eq!(loaded.optimizer, optimizer);
 }
 
+/// A slot name that could not be read back (it holds the separator) is
+/// refused before anything is written.
+#[test]
+fn a_slot_name_with_a_dot_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let (params, mut optimizer) = buffers(3);
+    optimizer.slots[0].0 = "exp.avg".into();
+    let layout = ParamLayout::gpt2(&model());
+    let err = save_checkpoint(out.path(), &layout, &params, &optimizer, &state(3), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("slot \"exp.avg\" cannot be saved"), "{err}");
+    assert!(!out.path().join("checkpoints").exists());
+}
+
 /// Files other users of a shared filesystem must read get the umask's mode,
 /// not the 0600 of safetensors' private temporary file.
 #[cfg(unix)]

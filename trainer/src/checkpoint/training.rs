@@ -103,6 +103,21 @@ pub fn save_checkpoint(
     extra_files: &[(&str, String)],
 ) -> Result<PathBuf, CheckpointError> {
     let final_dir = checkpoint_dir(out_dir, state.step);
+    if let Some((slot, _)) = optimizer
+        .slots
+        .iter()
+        .find(|(name, _)| name.is_empty() || name.contains('.'))
+    {
+        // The file names each tensor `<slot>.<tensor>` and reads the slot
+        // back as what precedes the first dot.
+        return Err(CheckpointError::Inconsistent {
+            dir: final_dir,
+            what: format!(
+                "the optimizer's slot {slot:?} cannot be saved: a slot name is non-empty and \
+                 has no '.' (it prefixes the tensor names)"
+            ),
+        });
+    }
     let mut buffers = vec![("weights".to_string(), params)];
     buffers.extend(slot_buffers(optimizer));
     check_finite(&final_dir, &buffers, layout)?;

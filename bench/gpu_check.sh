@@ -14,7 +14,7 @@
 #      launched by `cptrain launch --nproc 1`, and compares the losses with the
 #      local backend's cuda run (equal: a reduction over one rank is a copy);
 #   5. measures throughput of a GPT-2 124M-shaped model at T = 1024 (batch 8)
-#      with kernels.device = cuda, f32 GEMMs and then TF32 GEMMs.
+#      with kernels.device = cuda: f32 GEMMs, TF32 GEMMs, then bf16 GEMMs.
 #
 # Writes gpu_check.json and gpu_check.md into $OUT (or target/gpu-check), and
 # every log next to them. Exit status: 0 when every check passed.
@@ -176,25 +176,27 @@ fi
 gpt2=(--set model.n_layer=12 --set model.n_head=12 --set model.n_embd=768
       --set model.vocab_size=50257 --set model.seq_len=1024 --set train.batch_size=8
       --set train.steps=12 --set optimizer.warmup_steps=2 --set kernels.device=cuda)
-for tf32 in false true; do
+# f32 products, TF32 products, bf16 products (kernels.precision = "bf16").
+declare -A mode_sets=([f32]="kernels.tf32=false" [tf32]="kernels.tf32=true" [bf16]="kernels.precision=bf16")
+for mode in f32 tf32 bf16; do
     [ -x "$bin" ] || break
     if [ $(( $(date +%s) - start )) -gt 400 ]; then
-        note "skipping the tf32=$tf32 throughput run: out of time"
+        note "skipping the $mode throughput run: out of time"
         continue
     fi
-    note "throughput: GPT-2 124M shape, T=1024, batch 8, tf32=$tf32"
-    dir="$work/gpt2-$tf32"
-    if timeout 150 "$bin" run "${common[@]}" "${gpt2[@]}" --set kernels.tf32=$tf32 \
-        --set train.out_dir="$dir" > "$out/throughput_tf32_$tf32.log" 2>&1; then
+    note "throughput: GPT-2 124M shape, T=1024, batch 8, $mode products"
+    dir="$work/gpt2-$mode"
+    if timeout 150 "$bin" run "${common[@]}" "${gpt2[@]}" --set "${mode_sets[$mode]}" \
+        --set train.out_dir="$dir" > "$out/throughput_$mode.log" 2>&1; then
         # Steps 4.. (the first ones compile, fill the memory pool and warm up).
         step_s=$(field "$dir" step_time_s | tail -n +4 | sort -g | awk '{a[NR]=$1} END {printf "%.4f", a[int((NR+1)/2)]}')
         tok_s=$(awk -v s="$step_s" 'BEGIN {printf "%.0f", 8*1024/s}')
-        result[tf32_${tf32}_step_s]=$step_s
-        result[tf32_${tf32}_tok_s]=$tok_s
-        result[tf32_${tf32}_loss]=$(losses "$dir" | tail -n 1)
-        note "tf32=$tf32: median step ${step_s}s, ${tok_s} tokens/s"
+        result[${mode}_step_s]=$step_s
+        result[${mode}_tok_s]=$tok_s
+        result[${mode}_loss]=$(losses "$dir" | tail -n 1)
+        note "$mode: median step ${step_s}s, ${tok_s} tokens/s"
     else
-        fail "throughput run tf32=$tf32 (see throughput_tf32_$tf32.log)"
+        fail "throughput run $mode (see throughput_$mode.log)"
     fi
 done
 
@@ -211,8 +213,9 @@ cat > "$out/gpu_check.json" <<EOF
   "loss_parity_worst_relative": $(quote "$(get parity_worst)"),
   "nccl_world_1_equals_local": "$(get nccl)",
   "gpt2_124m_t1024_b8": {
-    "f32": {"median_step_s": $(quote "$(get tf32_false_step_s)"), "tokens_per_s": $(quote "$(get tf32_false_tok_s)"), "last_loss": $(quote "$(get tf32_false_loss)")},
-    "tf32": {"median_step_s": $(quote "$(get tf32_true_step_s)"), "tokens_per_s": $(quote "$(get tf32_true_tok_s)"), "last_loss": $(quote "$(get tf32_true_loss)")}
+    "f32": {"median_step_s": $(quote "$(get f32_step_s)"), "tokens_per_s": $(quote "$(get f32_tok_s)"), "last_loss": $(quote "$(get f32_loss)")},
+    "tf32": {"median_step_s": $(quote "$(get tf32_step_s)"), "tokens_per_s": $(quote "$(get tf32_tok_s)"), "last_loss": $(quote "$(get tf32_loss)")},
+    "bf16": {"median_step_s": $(quote "$(get bf16_step_s)"), "tokens_per_s": $(quote "$(get bf16_tok_s)"), "last_loss": $(quote "$(get bf16_loss)")}
   },
   "elapsed_s": $elapsed,
   "ok": $([ $status -eq 0 ] && echo true || echo false)
@@ -225,8 +228,9 @@ cat > "$out/gpu_check.md" <<EOF
 | Kernels methods vs CPU (cuda_device, tolerances ×10) | $(get kernels) |
 | 20-step loss parity cuda vs cpu (limit 1e-4 relative) | $(get parity), worst $(get parity_worst) |
 | same 20 steps, parallel.backend=nccl at world size 1 vs local (equal) | $(get nccl) |
-| GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get tf32_false_tok_s) tokens/s ($(get tf32_false_step_s) s/step) |
-| same, TF32 GEMMs | $(get tf32_true_tok_s) tokens/s ($(get tf32_true_step_s) s/step) |
+| GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get f32_tok_s) tokens/s ($(get f32_step_s) s/step) |
+| same, TF32 GEMMs | $(get tf32_tok_s) tokens/s ($(get tf32_step_s) s/step) |
+| same, bf16 GEMMs (kernels.precision=bf16) | $(get bf16_tok_s) tokens/s ($(get bf16_step_s) s/step) |
 | elapsed | ${elapsed} s |
 EOF
 cat "$out/gpu_check.md"

@@ -61,7 +61,8 @@ fn cuda(
     #[cfg(feature = "cuda")]
     {
         let gpu = rank_gpu(&kernels, &parallel, info.rank);
-        Ok(crate::cuda::device::gpu_kernels(gpu, kernels.tf32)?)
+        let device = crate::cuda::device::gpu_kernels(gpu, kernels.precision, kernels.tf32)?;
+        Ok(device)
     }
     #[cfg(not(feature = "cuda"))]
     {
@@ -77,13 +78,14 @@ component!(
 );
 
 /// `kernels.device = "cuda-emu"`: the CUDA kernels in the emulator (tests).
-fn cuda_emu() -> Result<Arc<dyn Kernels>, CudaDeviceError> {
+fn cuda_emu(kernels: Config<KernelsConfig>) -> Result<Arc<dyn Kernels>, CudaDeviceError> {
     #[cfg(feature = "cuda")]
     {
-        Ok(crate::cuda::device::emulated_kernels())
+        Ok(crate::cuda::device::emulated_kernels(kernels.precision))
     }
     #[cfg(not(feature = "cuda"))]
     {
+        let _ = kernels;
         Err(CudaDeviceError::NotBuilt)
     }
 }

@@ -12,10 +12,10 @@ mod cuda;
 
 use std::sync::Arc;
 
-use cptrain::device::Buffer;
+use cptrain::device::{Bf16Buffer, Buffer};
 use cptrain::kernels::{
     BatchedAttention, CpuKernels, HeadLayout, IGNORE_TARGET, Kernels, Mask, NO_TOKEN_ROW,
-    PackedAttention, QkvProjection, Rows,
+    PackedAttention, Precision, QkvProjection, Rows, Threads,
 };
 use cptrain::optim::{AdamWUpdate, DecayMask};
 use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels};
@@ -42,15 +42,33 @@ struct Pair {
 
 impl Pair {
     fn new() -> Self {
+        Self::at(Precision::F32, CpuKernels::default())
+    }
+
+    /// Both devices with bf16 products, or `None` (the caller skips, saying
+    /// so) on a CPU without AVX512-BF16.
+    fn bf16() -> Option<Self> {
+        match CpuKernels::with_precision(Threads::new(1).unwrap(), Precision::Bf16) {
+            Ok(cpu) => Some(Self::at(Precision::Bf16, cpu)),
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                None
+            }
+        }
+    }
+
+    fn at(precision: Precision, cpu: CpuKernels) -> Self {
         let gpu = std::env::var_os("CPTRAIN_CUDA_DEVICE_TESTS").is_some_and(|v| v == "1");
         let dev = if gpu {
-            gpu_kernels(0, false).unwrap_or_else(|e| panic!("CPTRAIN_CUDA_DEVICE_TESTS=1: {e}"))
+            gpu_kernels(0, precision, false)
+                .unwrap_or_else(|e| panic!("CPTRAIN_CUDA_DEVICE_TESTS=1: {e}"))
         } else {
-            emulated_kernels()
+            emulated_kernels(precision)
         };
+        assert_eq!(dev.product_precision(), precision);
         Pair {
             dev,
-            cpu: CpuKernels::default(),
+            cpu,
             factor: if gpu { 10.0 } else { 1.0 },
         }
     }
@@ -233,7 +251,76 @@ fn embedding_of_a_vocabulary_slice() {
 
 #[test]
 fn linear_forward_and_backward() {
+    check_linear(&Pair::new());
+}
+
+/// With bf16 products both devices round the operands alike (to nearest
+/// even) and accumulate in f32, so they agree to the f32 GEMM tolerance;
+/// the rounding itself shows as a difference of order bf16's 2⁻⁹ from the
+/// f32 products.
+#[test]
+fn bf16_products_match_the_cpus() {
+    let Some(p) = Pair::bf16() else { return };
+    check_linear(&p);
+    check_tied_head(&p);
+    let (x, w) = (p.random(ROWS * C, 10, 1.0), p.random(C * HIDDEN, 11, 0.5));
+    let mut out = p.random(ROWS * HIDDEN, 13, 1.0);
+    let dev_out = out.1.view_mut();
+    p.dev
+        .linear_forward(x.1.view(), w.1.view(), None, dev_out, C, HIDDEN);
+    let mut f32_out = vec![0.0; ROWS * HIDDEN];
+    let (x, w) = (x.0.to_host().unwrap(), w.0.to_host().unwrap());
+    CpuKernels::default().linear_forward(
+        x.as_ref().into(),
+        w.as_ref().into(),
+        None,
+        f32_out.as_mut_slice().into(),
+        C,
+        HIDDEN,
+    );
+    let got = out.1.to_host().unwrap();
+    let largest = got
+        .iter()
+        .zip(&f32_out)
+        .map(|(b, f)| (b - f).abs() / (1.0 + f.abs()))
+        .fold(0.0, f32::max);
+    assert!(
+        (1e-4..2e-2).contains(&largest),
+        "bf16 against f32 products: {largest}"
+    );
+}
+
+/// `Kernels::round_to_bf16` and `widen_bf16` through the trait, on buffers
+/// each device allocated: the same bits on both, widening exact.
+#[test]
+fn bf16_buffers_round_and_widen_alike() {
     let p = Pair::new();
+    for len in [1, 20, 37] {
+        let x = p.random(len, 40, 3.0);
+        let mut kept = (
+            Bf16Buffer::zeros(&p.cpu, len).unwrap(),
+            Bf16Buffer::zeros(&*p.dev, len).unwrap(),
+        );
+        p.cpu.round_to_bf16(x.0.view(), kept.0.view_mut());
+        p.dev.round_to_bf16(x.1.view(), kept.1.view_mut());
+        let mut back = p.random(len, 41, 1.0);
+        p.cpu.widen_bf16(kept.0.view(), back.0.view_mut());
+        p.dev.widen_bf16(kept.1.view(), back.1.view_mut());
+        p.same("widened bf16 values", &back, 0.0);
+        let (kept_values, x) = (back.0.to_host().unwrap(), x.0.to_host().unwrap());
+        assert!(
+            kept_values
+                .iter()
+                .zip(x.iter())
+                .all(|(k, v)| (k - v).abs() <= v.abs() / 256.0),
+            "within bf16's half unit"
+        );
+    }
+}
+
+/// The linear layer forward (with and without bias) and backward on both
+/// devices of `p`.
+fn check_linear(p: &Pair) {
     let (x, w, bias) = (
         p.random(ROWS * C, 10, 1.0),
         p.random(C * HIDDEN, 11, 0.5),
@@ -289,7 +376,11 @@ fn linear_forward_and_backward() {
 
 #[test]
 fn tied_head_forward_and_backward() {
-    let p = Pair::new();
+    check_tied_head(&Pair::new());
+}
+
+/// The tied output head forward and backward on both devices of `p`.
+fn check_tied_head(p: &Pair) {
     let (x, wte) = (p.random(ROWS * C, 20, 1.0), p.random(V * C, 21, 0.5));
     let mut logits = p.random(ROWS * V, 22, 1.0);
     p.cpu
@@ -698,7 +789,8 @@ fn qkv<'a>((data, bias): (&'a Buffer, &'a Buffer)) -> QkvProjection<'a> {
 /// reading memory it does not own.
 #[test]
 fn foreign_memory_is_an_error_not_undefined_behaviour() {
-    let (first, second) = (emulated_kernels(), emulated_kernels());
+    let f32 = Precision::F32;
+    let (first, second) = (emulated_kernels(f32), emulated_kernels(f32));
     let mut host = vec![1.0f32; 4];
     first.scale(host.as_mut_slice().into(), 2.0);
     assert_eq!(host, [1.0; 4], "host memory was not touched");
@@ -711,7 +803,7 @@ fn foreign_memory_is_an_error_not_undefined_behaviour() {
     );
 
     let other = second.upload(&[3.0]).unwrap();
-    let fresh = emulated_kernels();
+    let fresh = emulated_kernels(f32);
     assert!(fresh.sum_of_squares(other.view()).is_nan());
     let err = fresh.alloc(1).unwrap_err().to_string();
     assert!(err.contains("was given memory of cuda-emu"), "{err}");

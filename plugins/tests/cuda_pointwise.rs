@@ -138,3 +138,40 @@ fn cross_entropy_matches_the_cpu() {
     let err = ops::cross_entropy_forward(&logits, &bad, &mut lse).unwrap_err();
     assert!(err.to_string().contains("target 67 at position 1"), "{err}");
 }
+
+/// Rounding to bf16 and widening back, on odd and even lengths, including
+/// the special values: bit for bit the CPU's rounding (every device keeps
+/// the same bits), and widening exact.
+#[test]
+fn bf16_storage_matches_the_cpu() {
+    let specials = [
+        f32::from_bits(0x3f80_8000), // a tie, rounded down to even
+        f32::from_bits(0x3f81_8000), // a tie, rounded up to even
+        f32::MAX,                    // rounds to infinity
+        f32::from_bits(0x807f_ffff), // a subnormal: a signed zero
+        f32::NAN,
+        -0.0,
+    ];
+    for len in [1, 6, 257, 1000] {
+        let mut x = values(len, 8, 3.0);
+        for (v, &s) in x.iter_mut().zip(&specials) {
+            *v = s;
+        }
+        let mut want = vec![0u32; len.div_ceil(2)];
+        kernels::round_to_bf16(&x, &mut want);
+        let mut got = vec![u32::MAX; len.div_ceil(2)];
+        ops::round_to_bf16(&x, &mut got).unwrap();
+        assert_eq!(got, want, "rounded words, {len} values");
+
+        let mut back = vec![f32::NAN; len];
+        ops::widen_bf16(&got, &mut back).unwrap();
+        let mut want_back = vec![0.0; len];
+        kernels::widen_bf16(&want, &mut want_back);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&back),
+            bits(&want_back),
+            "widened values, {len} values"
+        );
+    }
+}

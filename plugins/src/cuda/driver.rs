@@ -15,7 +15,7 @@ use cudarc::cublas::{CudaBlas, sys as blas_sys};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream, result, sys};
 use cudarc::nvrtc::Ptx;
 
-use super::gemm::{Op, Sgemm};
+use super::gemm::{GemmInputs, Op, Sgemm};
 use super::launch::{LaunchConfig, to_i32};
 use super::launcher::Launcher;
 use super::sources::{KernelSource, SOURCES};
@@ -328,30 +328,70 @@ impl Launcher for GpuLauncher {
         .map_err(|e| driver_error(format!("cuLaunchKernel({kernel})"), e))
     }
 
-    unsafe fn sgemm(&self, g: &Sgemm, a: u64, b: u64, c: u64) -> Result<(), CudaError> {
+    unsafe fn gemm(
+        &self,
+        g: &Sgemm,
+        inputs: GemmInputs,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), CudaError> {
         self.bind()?;
-        let int = |v: usize, what: &str| to_i32(v, "sgemm", what);
+        let int = |v: usize, what: &str| to_i32(v, "gemm", what);
+        let (m, n, k) = (int(g.m, "m")?, int(g.n, "n")?, int(g.k, "k")?);
+        let (lda, ldb, ldc) = (int(g.lda, "lda")?, int(g.ldb, "ldb")?, int(g.ldc, "ldc")?);
         let (alpha, beta) = (g.alpha, g.beta);
-        // SAFETY: the handle runs on this launcher's stream; the matrices
-        // are where the caller says (its contract).
-        unsafe {
-            cudarc::cublas::result::sgemm(
-                *self.blas.handle(),
-                op(g.transa),
-                op(g.transb),
-                int(g.m, "m")?,
-                int(g.n, "n")?,
-                int(g.k, "k")?,
-                &alpha,
-                a as *const f32,
-                int(g.lda, "lda")?,
-                b as *const f32,
-                int(g.ldb, "ldb")?,
-                &beta,
-                c as *mut f32,
-                int(g.ldc, "ldc")?,
-            )
+        let (transa, transb) = (op(g.transa), op(g.transb));
+        let handle = *self.blas.handle();
+        match inputs {
+            // SAFETY: the handle runs on this launcher's stream; the
+            // matrices are where the caller says (its contract).
+            GemmInputs::F32 => unsafe {
+                cudarc::cublas::result::sgemm(
+                    handle,
+                    transa,
+                    transb,
+                    m,
+                    n,
+                    k,
+                    &alpha,
+                    a as *const f32,
+                    lda,
+                    b as *const f32,
+                    ldb,
+                    &beta,
+                    c as *mut f32,
+                    ldc,
+                )
+            }
+            .map_err(|e| driver_error("cublasSgemm", e)),
+            // SAFETY: as above; alpha and beta are f32, as
+            // CUBLAS_COMPUTE_32F reads them.
+            GemmInputs::Bf16 => unsafe {
+                use blas_sys::cudaDataType::{CUDA_R_16BF, CUDA_R_32F};
+                cudarc::cublas::result::gemm_ex(
+                    handle,
+                    transa,
+                    transb,
+                    m,
+                    n,
+                    k,
+                    (&alpha as *const f32).cast(),
+                    a as *const c_void,
+                    CUDA_R_16BF,
+                    lda,
+                    b as *const c_void,
+                    CUDA_R_16BF,
+                    ldb,
+                    (&beta as *const f32).cast(),
+                    c as *mut c_void,
+                    CUDA_R_32F,
+                    ldc,
+                    blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            }
+            .map_err(|e| driver_error("cublasGemmEx (bf16)", e)),
         }
-        .map_err(|e| driver_error("cublasSgemm", e))
     }
 }

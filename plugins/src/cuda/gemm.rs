@@ -1,5 +1,6 @@
-//! The trainer's row-major GEMMs as cuBLAS column-major `sgemm` calls, in
-//! one place, and an emulated `sgemm` with cuBLAS's exact semantics.
+//! The trainer's row-major GEMMs as cuBLAS column-major `sgemm` calls (or
+//! `cublasGemmEx` on bf16 inputs: the same arguments), in one place, and an
+//! emulated `sgemm` with cuBLAS's exact semantics.
 //!
 //! A row-major `[r, c]` matrix is, read column-major, its transpose `[c, r]`
 //! with leading dimension `c`. So a row-major `C = A·B` is computed as the
@@ -20,6 +21,16 @@
 //! forward is broadcast into `out` first, then the product adds with
 //! beta = 1; the bias gradient is a column sum (`column_sum_into`), which
 //! cuBLAS does not compute.
+
+/// The element type of a product's inputs `A` and `B`; `C` is f32 either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmInputs {
+    /// f32 (`cublasSgemm`).
+    F32,
+    /// bf16 (two bytes each) with f32 accumulation: `cublasGemmEx` with
+    /// `CUDA_R_16BF` inputs and `CUBLAS_COMPUTE_32F`.
+    Bf16,
+}
 
 /// Whether cuBLAS reads an operand as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

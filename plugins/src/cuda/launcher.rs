@@ -12,10 +12,10 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 
 use super::CudaError;
-use super::gemm::Sgemm;
+use super::gemm::{GemmInputs, Sgemm};
 use super::launch::LaunchConfig;
 
-/// A device that runs the kernels: its memory, kernel launches and `sgemm`.
+/// A device that runs the kernels: its memory, kernel launches and GEMMs.
 ///
 /// Every operation is queued in order on one stream; only [`Launcher::read`]
 /// waits for the queued work. Addresses are what [`Launcher::alloc`]
@@ -65,11 +65,19 @@ pub trait Launcher: Send + Sync {
         params: &mut [*mut c_void],
     ) -> Result<(), CudaError>;
 
-    /// The column-major `sgemm` `g` on the matrices at `a`, `b` and `c`.
+    /// The column-major product `g` on the matrices at `a` and `b`, whose
+    /// elements are `inputs`, into the f32 matrix at `c`.
     ///
     /// # Safety
     /// The addresses must hold the matrices `g` describes.
-    unsafe fn sgemm(&self, g: &Sgemm, a: u64, b: u64, c: u64) -> Result<(), CudaError>;
+    unsafe fn gemm(
+        &self,
+        g: &Sgemm,
+        inputs: GemmInputs,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), CudaError>;
 }
 
 /// `len` `f32` values of device memory at `addr`.

@@ -38,6 +38,7 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
         parallel: &ParallelConfig::default(),
         dp: 1,
         layout: QkvLayout::Packed,
+        precision: kernels.precision,
         local_ranks: 1,
         threads_per_rank: threads,
         // `cptrain bench` runs the CPU kernels.

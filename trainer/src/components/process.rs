@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use appctx::{Config, ContextHandle, Runner, component, on_property};
+use appctx::{Config, ContextHandle, Runner, component, on_custom, on_property};
 
 use crate::bench::measure_matmul_gflops;
 use crate::data::{DataConfig, DataError, DataSource, TrainConfig, open_data_source};
@@ -191,9 +191,11 @@ impl MetricsSink for Discard {
 /// Side of the square matmul measured at startup (2 GFLOP, ~20 ms a product).
 const MATMUL_PROBE_SIZE: usize = 1024;
 
-/// The matmul rate MFU is measured against: `metrics.peak_gflops`, or
-/// measured at startup with all of the process's kernel threads at
-/// `kernels.precision` (bf16 operands when the run's products use them).
+/// The matmul rate MFU is measured against: `metrics.peak_gflops`, or, on
+/// the CPU device, measured at startup with all of the process's kernel
+/// threads at `kernels.precision` (bf16 operands when the run's products use
+/// them). Another device's rate is not the host's: without
+/// `metrics.peak_gflops` there is no peak, and no MFU, for it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MachinePeak {
     /// GFLOP/s.
@@ -222,7 +224,14 @@ fn machine_peak(
         measured: true,
     }))
 }
-component!(machine_peak);
+component!(
+    machine_peak,
+    when = on_custom(
+        "kernels.device == cpu, or metrics.peak_gflops is set",
+        |env| env.get_string("kernels.device").is_none_or(|d| d == "cpu")
+            || env.contains("metrics.peak_gflops")
+    )
+);
 
 /// The trainer, run by `ctx.run()`; its outcome goes to the context's
 /// [`RunStatus`], when there is one.

@@ -142,6 +142,15 @@ fn rank_trainer(
     options: Option<Arc<RunOptions>>,
     peak: Option<Arc<MachinePeak>>,
 ) -> Result<Arc<RankTrainer>, TrainError> {
+    let computes = kernels.product_precision();
+    if computes != plan.precision {
+        return Err(TrainError::Invalid(format!(
+            "kernels.precision = \"{}\": the device {} computes its products in {computes} \
+             only; set kernels.precision = \"{computes}\"",
+            plan.precision,
+            kernels.name()
+        )));
+    }
     let reporter = if info.rank == 0 {
         let options = options.as_deref().cloned().unwrap_or_default();
         let peak = peak.map(|p| p.gflops);

@@ -22,10 +22,12 @@
 //! # Ok::<(), cptrain::device::DeviceError>(())
 //! ```
 
+mod bf16;
 mod buffer;
 mod memory;
 mod slice;
 
+pub use bf16::{Bf16Buffer, Bf16Slice, Bf16SliceMut};
 pub use buffer::Buffer;
 pub use memory::{DeviceAddress, DeviceError, DeviceMemory};
 pub use slice::{Slice, SliceMut};

@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use super::{
     BatchedAttention, Bf16Unsupported, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv,
-    Precision, Product, QkvProjection, TargetOutOfRange, Threads, check_targets, cross_entropy,
-    embedding, fill_columns, gelu, gemm, heads, layernorm, merge_partial, residual,
+    Precision, Product, QkvProjection, TargetOutOfRange, Threads, bf16_storage, check_targets,
+    cross_entropy, embedding, fill_columns, gelu, gemm, heads, layernorm, merge_partial, residual,
 };
-use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::device::{Bf16Slice, Bf16SliceMut, Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
 
 /// The CPU kernels on one rank's threads.
@@ -73,7 +73,8 @@ impl CpuKernels {
 
     /// Runs `f(offset, part)` over contiguous parts of `out`, one per
     /// thread, or on the caller's thread when `out` is too small to share.
-    fn split(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    /// Parts start at multiples of 16 elements.
+    fn split<T: Send>(&self, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
         let parts = (out.len() / ELEMENTWISE_MIN_PER_THREAD).clamp(1, self.threads.count());
         if parts == 1 {
             f(0, out);
@@ -112,6 +113,42 @@ impl Kernels for CpuKernels {
 
     fn upload_vec(&self, values: Vec<f32>) -> Result<Buffer, DeviceError> {
         Ok(Buffer::from(values))
+    }
+
+    fn product_precision(&self) -> Precision {
+        match self.product {
+            Product::F32 => Precision::F32,
+            Product::Bf16(_) => Precision::Bf16,
+        }
+    }
+
+    fn round_to_bf16(&self, x: Slice<'_>, out: Bf16SliceMut<'_>) {
+        let x = x.expect_host();
+        assert_eq!(
+            x.len(),
+            out.len,
+            "round_to_bf16 into a view of another length"
+        );
+        let words: &mut [u32] = bytemuck::cast_slice_mut(out.words.expect_host());
+        let product = self.product;
+        self.split(words, |first, part| {
+            let x = &x[2 * first..x.len().min(2 * (first + part.len()))];
+            match product {
+                Product::Bf16(gemm) => gemm.round(x, part),
+                Product::F32 => bf16_storage::round_to_bf16(x, part),
+            }
+        });
+    }
+
+    fn widen_bf16(&self, x: Bf16Slice<'_>, out: SliceMut<'_>) {
+        let out = out.expect_host();
+        assert_eq!(x.len, out.len(), "widen_bf16 into a view of another length");
+        let words: &[u32] = bytemuck::cast_slice(x.words.expect_host());
+        // Parts start at even values, so each begins a word.
+        self.split(out, |first, part| {
+            let words = &words[first / 2..(first + part.len()).div_ceil(2)];
+            bf16_storage::widen_bf16(words, part);
+        });
     }
 
     fn fill(&self, dst: SliceMut<'_>, value: f32) {

@@ -41,6 +41,7 @@ mod attention_block;
 mod attention_merge;
 mod attention_packed;
 mod attention_tile;
+mod bf16_storage;
 mod column_sum;
 mod config;
 mod cpu;
@@ -76,6 +77,7 @@ pub use attention_batched::{BatchedAttention, Rows, merge_partial_rows};
 pub use attention_block::{Mask, attention_block_backward, attention_block_forward};
 pub use attention_merge::{clear_partial, merge_partial};
 pub use attention_packed::{PackedAttention, PackedQkv};
+pub use bf16_storage::{bf16_bits, round_to_bf16, widen_bf16};
 pub use config::{KernelsConfig, Precision};
 pub use cpu::CpuKernels;
 pub use cross_entropy::{

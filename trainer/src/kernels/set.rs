@@ -2,8 +2,9 @@
 
 use std::ops::Range;
 
+use super::Precision;
 use super::{BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange};
-use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::device::{Bf16Slice, Bf16SliceMut, Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::AdamWUpdate;
 
 /// The output of the qkv projection as packed attention reads it (see
@@ -53,6 +54,20 @@ pub trait Kernels: Send + Sync {
     fn upload_vec(&self, values: Vec<f32>) -> Result<Buffer, DeviceError> {
         self.upload(&values)
     }
+
+    /// The precision the matrix products (linear layers, output head) round
+    /// their operands to. Activations the backward reads only as such an
+    /// operand are kept at it ([`Activations`](crate::model::Activations)).
+    fn product_precision(&self) -> Precision {
+        Precision::F32
+    }
+
+    /// Rounds `x` to bf16 as this device's bf16 products round their
+    /// operands, into `out` (as many values).
+    fn round_to_bf16(&self, x: Slice<'_>, out: Bf16SliceMut<'_>);
+
+    /// `out` = the values of `x`, exactly (every bf16 value is an f32).
+    fn widen_bf16(&self, x: Bf16Slice<'_>, out: SliceMut<'_>);
 
     /// Sets every value of `dst` to `value`.
     fn fill(&self, dst: SliceMut<'_>, value: f32);

@@ -7,17 +7,18 @@
 
 use std::borrow::Cow;
 
+use super::operand::ProductOperand;
 use super::profile::Profile;
 use super::{LocalShape, ModelConfig};
 use crate::attention::QkvLayout;
 use crate::device::{Buffer, DeviceError};
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, Precision};
 
 /// What one transformer block keeps from forward for backward.
 #[derive(Debug)]
 pub(crate) struct BlockActs {
     /// LayerNorm 1 output `[N, C]`, its row mean and rstd `[N]`.
-    pub ln1: Buffer,
+    pub ln1: ProductOperand,
     pub ln1_mean: Buffer,
     pub ln1_rstd: Buffer,
     /// Packed layout: the qkv projection `[N, 3C]` (empty otherwise).
@@ -35,14 +36,14 @@ pub(crate) struct BlockActs {
     /// Residual stream after the attention branch `[N, C]`.
     pub res1: Buffer,
     /// LayerNorm 2 output and stats.
-    pub ln2: Buffer,
+    pub ln2: ProductOperand,
     pub ln2_mean: Buffer,
     pub ln2_rstd: Buffer,
     /// MLP: the fc output, overwritten by the forward with the GELU's slope
     /// there (`gelu′`, what the backward needs), and the GELU output
     /// `[N, 4C]`.
     pub fc_slope: Buffer,
-    pub fch_gelu: Buffer,
+    pub fch_gelu: ProductOperand,
 }
 
 /// The buffers sequence parallelism adds (Korthikanti et al. 2022), where a
@@ -86,6 +87,10 @@ pub struct Activations {
     pub(crate) d_narrow: Buffer,
     /// Backward: gradient of the MLP hidden layer `[N, 4C]`.
     pub(crate) d_wide: Buffer,
+    /// Where the forward computes, and the backward widens, the
+    /// [`ProductOperand`]s kept in bf16: `[N, max(C, hidden)]` (empty when
+    /// none is).
+    pub(crate) operands: Buffer,
     /// Backward, head-major layout only (empty otherwise): gradients of
     /// ctx, q, k, v `[B, H, len, hd]`.
     pub(crate) d_ctx: Buffer,
@@ -99,18 +104,31 @@ pub struct Activations {
 }
 
 /// `f32` elements [`Activations::new`] allocates per block, for `n` rows (in
-/// `f64`, so that no configuration overflows the count).
-fn block_floats(s: &LocalShape, n: f64, layout: QkvLayout) -> f64 {
+/// `f64`, so that no configuration overflows the count), with products at
+/// `precision`.
+fn block_floats(s: &LocalShape, n: f64, layout: QkvLayout, precision: Precision) -> f64 {
     let (c, a, h) = (s.n_embd as f64, s.attn_width() as f64, s.hidden as f64);
     let rows = n / s.row_split as f64;
-    // ln1, res1, ln2: 3·rows·C and 4 LayerNorm stats of rows (rows = N, or
-    // N/tp under sequence parallelism); atty N·A; qkv 3·N·A, or q, k, v,
-    // ctx 4·N·A; fc_slope, fch_gelu: 2·N·hidden; lse N·H.
+    // res1 rows·C and 4 LayerNorm stats of rows (rows = N, or N/tp under
+    // sequence parallelism); atty N·A; qkv 3·N·A, or q, k, v, ctx 4·N·A;
+    // fc_slope N·hidden; lse N·H; the product operands ln1, ln2 (rows·C
+    // each) and fch_gelu (N·hidden), halved in bf16.
     let attention = match layout {
         QkvLayout::Packed => 3.0 * n * a,
         QkvLayout::HeadMajor => 4.0 * n * a,
     };
-    3.0 * rows * c + n * a + attention + 2.0 * n * h + 4.0 * rows + n * s.n_head as f64
+    let operands = ProductOperand::floats(2.0 * rows * c + n * h, precision);
+    rows * c + n * a + attention + n * h + 4.0 * rows + n * s.n_head as f64 + operands
+}
+
+/// `f32` elements of the scratch that bf16 product operands pass through
+/// (none in f32).
+fn operand_scratch_floats(s: &LocalShape, n: f64, precision: Precision) -> f64 {
+    let rows = n / s.row_split as f64;
+    match precision {
+        Precision::F32 => 0.0,
+        Precision::Bf16 => (rows * s.n_embd as f64).max(n * s.hidden as f64),
+    }
 }
 
 /// `f32` elements [`Activations::new`] allocates outside the blocks.
@@ -166,6 +184,20 @@ impl Activations {
         len: usize,
         layout: QkvLayout,
     ) -> Result<Self, DeviceError> {
+        let operands = kernels.product_precision();
+        Self::with_operands(kernels, shape, batch, len, layout, operands)
+    }
+
+    /// [`Activations::with_shape`] keeping the product operands at
+    /// `operands` (f32 with bf16 products keeps what the products round).
+    pub(crate) fn with_operands(
+        kernels: &dyn Kernels,
+        shape: &LocalShape,
+        batch: usize,
+        len: usize,
+        layout: QkvLayout,
+        operands: Precision,
+    ) -> Result<Self, DeviceError> {
         let n = batch * len;
         // The rows of the residual stream this rank holds.
         let rows = n / shape.row_split;
@@ -176,7 +208,7 @@ impl Activations {
         let blocks = (0..shape.n_layer)
             .map(|_| -> Result<_, DeviceError> {
                 Ok(BlockActs {
-                    ln1: z(rows * c)?,
+                    ln1: ProductOperand::new(kernels, rows * c, operands)?,
                     ln1_mean: z(rows)?,
                     ln1_rstd: z(rows)?,
                     qkv: z(if packed { 3 * n * a } else { 0 })?,
@@ -187,11 +219,11 @@ impl Activations {
                     lse: z(n * shape.n_head)?,
                     atty: z(n * a)?,
                     res1: z(rows * c)?,
-                    ln2: z(rows * c)?,
+                    ln2: ProductOperand::new(kernels, rows * c, operands)?,
                     ln2_mean: z(rows)?,
                     ln2_rstd: z(rows)?,
                     fc_slope: z(n * h)?,
-                    fch_gelu: z(n * h)?,
+                    fch_gelu: ProductOperand::new(kernels, n * h, operands)?,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -213,6 +245,7 @@ impl Activations {
             d_res: z(rows * c)?,
             d_narrow: z(n * c)?,
             d_wide: z(n * h)?,
+            operands: z(operand_scratch_floats(shape, n as f64, operands) as usize)?,
             d_ctx: head_major(n * a)?,
             dq: head_major(n * a)?,
             dk: head_major(n * a)?,
@@ -245,11 +278,19 @@ impl Activations {
     }
 
     /// Bytes [`Activations::new`] allocates for `cfg`, `batch`, `len`,
-    /// `layout` (forward activations and backward scratch; excludes
-    /// parameters, gradients and optimizer state); exact below 2^53 bytes,
-    /// and never an overflow, however large the sizes.
-    pub fn bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> f64 {
-        Self::bytes_with_shape(&LocalShape::full(cfg), batch, len, layout)
+    /// `layout`, on a device whose products are at `precision` (forward
+    /// activations and backward scratch; excludes parameters, gradients and
+    /// optimizer state); exact below 2^53 bytes when the bf16 buffers hold
+    /// even counts (an odd one takes a word more), and never an overflow,
+    /// however large the sizes.
+    pub fn bytes(
+        cfg: &ModelConfig,
+        batch: usize,
+        len: usize,
+        layout: QkvLayout,
+        precision: Precision,
+    ) -> f64 {
+        Self::bytes_with_shape(&LocalShape::full(cfg), batch, len, layout, precision)
     }
 
     /// [`Activations::bytes`] for the local widths `shape`.
@@ -258,10 +299,12 @@ impl Activations {
         batch: usize,
         len: usize,
         layout: QkvLayout,
+        precision: Precision,
     ) -> f64 {
         let n = batch as f64 * len as f64;
-        let blocks = shape.n_layer as f64 * block_floats(shape, n, layout);
-        4.0 * (blocks + other_floats(shape, n, layout))
+        let blocks = shape.n_layer as f64 * block_floats(shape, n, layout, precision);
+        let others = other_floats(shape, n, layout) + operand_scratch_floats(shape, n, precision);
+        4.0 * (blocks + others)
     }
 
     /// Turns the per-phase timers of forward and backward on or off (and
@@ -293,50 +336,82 @@ impl Activations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::CpuKernels;
+    use crate::kernels::{CpuKernels, Threads};
 
     #[test]
     fn the_byte_estimate_counts_exactly_what_is_allocated() {
-        let mut cfg = ModelConfig {
-            n_layer: 2,
-            n_head: 4,
-            n_embd: 16,
-            vocab_size: 37,
-            seq_len: 8,
-            init: None,
-            n_positions: None,
-            vocab_padding: 1,
-        };
-        for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
-            let a = Activations::new(&CpuKernels::default(), &cfg, 3, 5, layout).unwrap();
-            assert_eq!(
-                Activations::bytes(&cfg, 3, 5, layout),
-                4.0 * allocated(&a) as f64
-            );
+        let f32_kernels = CpuKernels::default();
+        let bf16_kernels = CpuKernels::with_precision(Threads::new(1).unwrap(), Precision::Bf16);
+        if let Err(e) = &bf16_kernels {
+            eprintln!("bf16 case skipped: {e}");
         }
-        // A TP rank's shard, with and without sequence parallelism (15 rows
-        // over 3 ranks).
-        (cfg.n_head, cfg.n_embd) = (6, 18);
-        let sharding = crate::tensor_parallel::TpSharding::new(&cfg, 3).unwrap();
-        for sp in [false, true] {
-            let shape = sharding.local_shape(1, sp);
+        let devices: Vec<&dyn Kernels> = [Some(&f32_kernels), bf16_kernels.as_ref().ok()]
+            .into_iter()
+            .flatten()
+            .map(|k| k as &dyn Kernels)
+            .collect();
+        for kernels in devices {
+            let precision = kernels.product_precision();
+            let mut cfg = ModelConfig {
+                n_layer: 2,
+                n_head: 4,
+                n_embd: 16,
+                vocab_size: 37,
+                seq_len: 8,
+                init: None,
+                n_positions: None,
+                vocab_padding: 1,
+            };
             for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
-                let a =
-                    Activations::with_shape(&CpuKernels::default(), &shape, 3, 5, layout).unwrap();
+                let a = Activations::new(kernels, &cfg, 3, 5, layout).unwrap();
                 assert_eq!(
-                    Activations::bytes_with_shape(&shape, 3, 5, layout),
+                    Activations::bytes(&cfg, 3, 5, layout, precision),
                     4.0 * allocated(&a) as f64,
-                    "sequence parallel {sp}, {layout:?}"
+                    "{precision}"
                 );
+            }
+            // A TP rank's shard, with and without sequence parallelism (15
+            // rows over 3 ranks).
+            (cfg.n_head, cfg.n_embd) = (6, 18);
+            let sharding = crate::tensor_parallel::TpSharding::new(&cfg, 3).unwrap();
+            for sp in [false, true] {
+                let shape = sharding.local_shape(1, sp);
+                for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
+                    let a = Activations::with_shape(kernels, &shape, 3, 5, layout).unwrap();
+                    assert_eq!(
+                        Activations::bytes_with_shape(&shape, 3, 5, layout, precision),
+                        4.0 * allocated(&a) as f64,
+                        "sequence parallel {sp}, {layout:?}, {precision}"
+                    );
+                }
             }
         }
     }
 
+    /// bf16 keeps the three product operands of each block at half their
+    /// f32 size, for one scratch of the widest of them.
+    #[test]
+    fn bf16_products_keep_their_operands_at_half_the_memory() {
+        let cfg = ModelConfig::gpt2_124m();
+        let layout = QkvLayout::Packed;
+        let f32_bytes = Activations::bytes(&cfg, 4, 1024, layout, Precision::F32);
+        let bf16_bytes = Activations::bytes(&cfg, 4, 1024, layout, Precision::Bf16);
+        let (n, c) = (4.0 * 1024.0, 768.0);
+        // Per block ln1 and ln2 (C each) and fch_gelu (4C) lose half; the
+        // scratch is N·4C.
+        let saved = 4.0 * (12.0 * (c + c + 4.0 * c) / 2.0 - 4.0 * c) * n;
+        assert_eq!(f32_bytes - bf16_bytes, saved);
+    }
+
+    /// `f32` values allocated: each buffer, and a bf16 operand's words.
     fn allocated(a: &Activations) -> usize {
+        let operand = |o: &ProductOperand| match o {
+            ProductOperand::F32(b) => b.len(),
+            ProductOperand::Bf16(b) => b.len().div_ceil(2),
+        };
         let mut floats = a.residual.iter().map(Buffer::len).sum::<usize>();
         for b in &a.blocks {
             floats += [
-                &b.ln1,
                 &b.ln1_mean,
                 &b.ln1_rstd,
                 &b.qkv,
@@ -347,15 +422,14 @@ mod tests {
                 &b.lse,
                 &b.atty,
                 &b.res1,
-                &b.ln2,
                 &b.ln2_mean,
                 &b.ln2_rstd,
                 &b.fc_slope,
-                &b.fch_gelu,
             ]
             .iter()
             .map(|v| v.len())
             .sum::<usize>();
+            floats += operand(&b.ln1) + operand(&b.ln2) + operand(&b.fch_gelu);
         }
         floats += [
             &a.lnf,
@@ -368,6 +442,7 @@ mod tests {
             &a.d_res,
             &a.d_narrow,
             &a.d_wide,
+            &a.operands,
             &a.d_ctx,
             &a.dq,
             &a.dk,

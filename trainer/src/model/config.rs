@@ -69,6 +69,21 @@ pub enum ModelConfigError {
 }
 
 impl ModelConfig {
+    /// GPT-2 small (124M parameters), the shape tests size things against.
+    #[cfg(test)]
+    pub(crate) fn gpt2_124m() -> Self {
+        ModelConfig {
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            vocab_size: 50257,
+            seq_len: 1024,
+            n_positions: None,
+            vocab_padding: 1,
+            init: None,
+        }
+    }
+
     /// Checks the invariants every later stage relies on.
     pub fn validate(&self) -> Result<(), ModelConfigError> {
         for (key, value) in [

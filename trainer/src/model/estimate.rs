@@ -1,7 +1,6 @@
 //! Cost estimates for plans and MFU.
 
-use super::{Activations, ModelConfig};
-use crate::attention::QkvLayout;
+use super::ModelConfig;
 
 /// Parameters that enter matrix products: all but `wpe` (a lookup).
 pub fn matmul_params(cfg: &ModelConfig) -> f64 {
@@ -13,11 +12,4 @@ pub fn matmul_params(cfg: &ModelConfig) -> f64 {
 /// counts the full score matrix; causal kernels skip about half of it.
 pub fn flops_per_token(cfg: &ModelConfig) -> f64 {
     6.0 * matmul_params(cfg) + 12.0 * cfg.n_layer as f64 * cfg.n_embd as f64 * cfg.seq_len as f64
-}
-
-/// Bytes of activations and backward scratch for micro-batches of `batch`
-/// sequences of `len` tokens, for attention taking `layout` (see
-/// [`Activations::bytes`]).
-pub fn activation_bytes(cfg: &ModelConfig, batch: usize, len: usize, layout: QkvLayout) -> f64 {
-    Activations::bytes(cfg, batch, len, layout)
 }

@@ -201,13 +201,14 @@ impl Gpt {
             let (before, after) = acts.residual.split_at_mut(l + 1);
             let (x, x_next) = (before[l].view(), after[0].view_mut());
             let (ln1, mean, rstd) = (
-                ba.ln1.view_mut(),
+                ba.ln1.output(&mut acts.operands),
                 ba.ln1_mean.view_mut(),
                 ba.ln1_rstd.view_mut(),
             );
             kernels.layernorm_forward(x, bp.ln1_w, bp.ln1_b, ln1, mean, rstd);
+            let ln1 = ba.ln1.keep(kernels, &acts.operands);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            let ln1 = self.gather_rows(kernels, ba.ln1.view(), &mut acts.sp)?;
+            let ln1 = self.gather_rows(kernels, ln1, &mut acts.sp)?;
             // Packed: the block keeps the projection and attention reads it
             // in place; head-major: split it into per-layer q, k, v.
             let packed = acts.layout == QkvLayout::Packed;
@@ -249,19 +250,22 @@ impl Gpt {
             kernels.residual_add(x, proj, bp.attn_proj_b, ba.res1.view_mut());
             t = acts.profile.stop(t, F, Phase::Residual);
             let (ln2, mean, rstd) = (
-                ba.ln2.view_mut(),
+                ba.ln2.output(&mut acts.operands),
                 ba.ln2_mean.view_mut(),
                 ba.ln2_rstd.view_mut(),
             );
             kernels.layernorm_forward(ba.res1.view(), bp.ln2_w, bp.ln2_b, ln2, mean, rstd);
+            let ln2 = ba.ln2.keep(kernels, &acts.operands);
             t = acts.profile.stop(t, F, Phase::LayerNorm);
-            let ln2 = self.gather_rows(kernels, ba.ln2.view(), &mut acts.sp)?;
+            let ln2 = self.gather_rows(kernels, ln2, &mut acts.sp)?;
             kernels.linear_forward(ln2, bp.fc_w, None, ba.fc_slope.view_mut(), c, hidden);
             t = acts.profile.stop(t, F, Phase::MlpFcMatmul);
             // The fc output becomes the GELU's slope, which is what backward needs.
-            kernels.bias_gelu_forward(bp.fc_b, ba.fc_slope.view_mut(), ba.fch_gelu.view_mut());
+            let h = ba.fch_gelu.output(&mut acts.operands);
+            kernels.bias_gelu_forward(bp.fc_b, ba.fc_slope.view_mut(), h);
+            let h = ba.fch_gelu.keep(kernels, &acts.operands);
             t = acts.profile.stop(t, F, Phase::Gelu);
-            let (h, proj) = (ba.fch_gelu.view(), acts.proj.view_mut());
+            let proj = acts.proj.view_mut();
             kernels.linear_forward(h, bp.mlp_proj_w, None, proj, hidden, c);
             let proj = self.sum_rows(kernels, &mut acts.proj, &mut acts.sp)?;
             t = acts.profile.stop(t, F, Phase::MlpProjMatmul);
@@ -362,7 +366,7 @@ impl Gpt {
             let d_out = self.gather_rows(kernels, a.d_res.view(), &mut a.sp)?;
             kernels.linear_backward(
                 d_out,
-                ba.fch_gelu.view(),
+                ba.fch_gelu.read(kernels, &mut a.operands),
                 bp.mlp_proj_w,
                 a.d_wide.view_mut(),
                 bg.mlp_proj_w.reborrow(),
@@ -373,7 +377,8 @@ impl Gpt {
             t = a.profile.stop(t, B, Phase::MlpProjMatmul);
             kernels.gelu_backward(ba.fc_slope.view(), a.d_wide.view_mut());
             t = a.profile.stop(t, B, Phase::Gelu);
-            let ln2 = self.gather_rows(kernels, ba.ln2.view(), &mut a.sp)?;
+            let ln2 = ba.ln2.read(kernels, &mut a.operands);
+            let ln2 = self.gather_rows(kernels, ln2, &mut a.sp)?;
             kernels.linear_backward(
                 a.d_wide.view(),
                 ln2,
@@ -444,7 +449,8 @@ impl Gpt {
                 kernels.merge_heads(&heads, a.dv.view(), a.qkv.view_mut(), 3 * a_w, 2 * a_w);
                 t = a.profile.stop(t, B, Phase::HeadReshape);
             }
-            let ln1 = self.gather_rows(kernels, ba.ln1.view(), &mut a.sp)?;
+            let ln1 = ba.ln1.read(kernels, &mut a.operands);
+            let ln1 = self.gather_rows(kernels, ln1, &mut a.sp)?;
             kernels.linear_backward(
                 a.qkv.view(),
                 ln1,

@@ -144,16 +144,7 @@ mod tests {
 
     #[test]
     fn gpt2_124m_has_the_published_parameter_count() {
-        let cfg = ModelConfig {
-            n_layer: 12,
-            n_head: 12,
-            n_embd: 768,
-            vocab_size: 50257,
-            seq_len: 1024,
-            init: None,
-            n_positions: None,
-            vocab_padding: 1,
-        };
+        let cfg = ModelConfig::gpt2_124m();
         let layout = ParamLayout::gpt2(&cfg);
         // GPT-2 small: 124,439,808 parameters with tied embeddings.
         assert_eq!(layout.len(), 124_439_808);

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use super::operand::ProductOperand;
 use super::*;
 use crate::attention::{LocalAttention, QkvLayout};
 use crate::kernels::test_support::uniform;
-use crate::kernels::{CpuKernels, IGNORE_TARGET, Kernels, LossSum, Threads};
+use crate::kernels::{CpuKernels, IGNORE_TARGET, Kernels, LossSum, Precision, Threads};
 
 fn cfg(
     n_layer: usize,
@@ -171,6 +172,67 @@ fn both_qkv_layouts_give_identical_results() {
         (loss, grads)
     };
     assert_eq!(run(QkvLayout::Packed), run(QkvLayout::HeadMajor));
+}
+
+/// With bf16 products, keeping the product operands (LayerNorm and GELU
+/// outputs) in bf16 changes nothing: the products round them the same way,
+/// so loss and gradients agree bit for bit with f32 copies, in both qkv
+/// layouts. 13 rows of 15 make the LayerNorm outputs an odd count (a
+/// half-used last word).
+#[test]
+fn bf16_operands_kept_in_bf16_give_identical_results() {
+    let kernels = match CpuKernels::with_precision(Threads::new(2).unwrap(), Precision::Bf16) {
+        Ok(k) => Arc::new(k),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+    };
+    let model = cfg(2, 3, 15, 40, 13);
+    let s = Setup {
+        gpt: Gpt::new(model.clone()),
+        attn: LocalAttention::new(kernels.clone()),
+        kernels: kernels.clone(),
+    };
+    let tokens: Vec<u32> = (0..13).map(|i| (i * 11 % 40) as u32).collect();
+    let targets: Vec<u32> = tokens.iter().map(|t| (t + 3) % 40).collect();
+    let positions: Vec<usize> = (0..13).collect();
+    let batch = Batch {
+        tokens: &tokens,
+        targets: &targets,
+        positions: &positions,
+    };
+    let params = test_params(&s.gpt);
+    let shape = LocalShape::full(&model);
+    for layout in [QkvLayout::Packed, QkvLayout::HeadMajor] {
+        let run = |operands| {
+            let mut acts =
+                Activations::with_operands(&*kernels, &shape, 1, 13, layout, operands).unwrap();
+            let mut grads = vec![0.0; params.len()];
+            s.grads(&params, batch, &mut acts, &mut grads);
+            let loss = s.loss(&params, batch, &mut acts).unwrap().sum;
+            (loss, grads)
+        };
+        let (f32_copies, bf16_copies) = (run(Precision::F32), run(Precision::Bf16));
+        assert!(matches!(
+            Activations::with_shape(&*kernels, &shape, 1, 13, layout)
+                .unwrap()
+                .blocks[0]
+                .ln1,
+            ProductOperand::Bf16(_)
+        ));
+        assert_eq!(bf16_copies, f32_copies, "{layout:?}");
+        // And the products are bf16 ones: f32 kernels give another loss.
+        let f32_loss = setup(model.clone(), 1)
+            .loss(
+                &params,
+                batch,
+                &mut Activations::new(&CpuKernels::default(), &model, 1, 13, layout).unwrap(),
+            )
+            .unwrap()
+            .sum;
+        assert_ne!(f32_loss, f32_copies.0);
+    }
 }
 
 #[test]
@@ -351,6 +413,9 @@ fn flops_follow_the_6n_plus_attention_convention() {
         flops_per_token(&gpt2),
         6.0 * n + 12.0 * 12.0 * 768.0 * 1024.0
     );
-    let layout = QkvLayout::Packed;
-    assert!(activation_bytes(&gpt2, 1, 1024, layout) > activation_bytes(&gpt2, 1, 512, layout));
+    let (layout, f32) = (QkvLayout::Packed, Precision::F32);
+    assert!(
+        Activations::bytes(&gpt2, 1, 1024, layout, f32)
+            > Activations::bytes(&gpt2, 1, 512, layout, f32)
+    );
 }

@@ -32,19 +32,6 @@ fn cases() -> Vec<(ModelConfig, usize)> {
     cases
 }
 
-fn gpt2_124m() -> ModelConfig {
-    ModelConfig {
-        n_layer: 12,
-        n_head: 12,
-        n_embd: 768,
-        vocab_size: 50257,
-        seq_len: 1024,
-        n_positions: None,
-        vocab_padding: 1,
-        init: None,
-    }
-}
-
 /// A full buffer of `value(flat index)`, its vocabulary padding rows zero
 /// (as in training).
 fn full_buffer(cfg: &ModelConfig, value: impl FnMut(usize) -> f32) -> Vec<f32> {
@@ -249,13 +236,16 @@ fn params_per_rank_is_every_local_layouts_length() {
         }
     }
     // GPT-2 124M, counts only: 50257 ids padded to 50258 at tp = 2.
-    let sharding = TpSharding::new(&gpt2_124m(), 2).unwrap();
+    let sharding = TpSharding::new(&ModelConfig::gpt2_124m(), 2).unwrap();
     assert_eq!(sharding.vocab().rows_per_rank(), 25129);
     let shard = sharding.rank(1).unwrap();
     assert_eq!(shard.layout().len() as f64, sharding.params_per_rank());
     assert_eq!(shard.layout().specs()[0].padding_rows, 1);
-    let single = TpSharding::new(&gpt2_124m(), 1).unwrap();
-    assert_eq!(single.params_per_rank(), gpt2_124m().param_count());
+    let single = TpSharding::new(&ModelConfig::gpt2_124m(), 1).unwrap();
+    assert_eq!(
+        single.params_per_rank(),
+        ModelConfig::gpt2_124m().param_count()
+    );
 }
 
 #[test]

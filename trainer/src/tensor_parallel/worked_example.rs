@@ -49,16 +49,7 @@ fn holds(shard: &TensorShard) -> String {
 }
 
 fn render() -> String {
-    let cfg = ModelConfig {
-        n_layer: 12,
-        n_head: 12,
-        n_embd: 768,
-        vocab_size: 50257,
-        seq_len: 1024,
-        n_positions: None,
-        vocab_padding: 1,
-        init: None,
-    };
+    let cfg = ModelConfig::gpt2_124m();
     let sharding = TpSharding::new(&cfg, 2).unwrap();
     let ranks = sharding.ranks().unwrap();
     let mut out = String::from(

@@ -9,6 +9,7 @@ use std::fmt;
 use super::available_memory::{AvailableMemory, human_bytes};
 use crate::attention::QkvLayout;
 use crate::data::TrainConfig;
+use crate::kernels::Precision;
 use crate::model::{Activations, LocalShape, ModelConfig};
 use crate::parallel::ParallelConfig;
 use crate::tensor_parallel::TpSharding;
@@ -70,6 +71,8 @@ pub struct MemoryInputs<'a> {
     pub dp: usize,
     /// How the attention strategy takes q, k, v.
     pub layout: QkvLayout,
+    /// `kernels.precision`: bf16 products keep their operands in bf16.
+    pub precision: Precision,
     /// Ranks this process runs.
     pub local_ranks: usize,
     /// Kernel threads of each rank.
@@ -140,11 +143,12 @@ impl MemoryEstimate {
             },
             MemoryItem {
                 what: "activations of one micro-batch",
-                bytes: activation_bytes(&shape, micro, local_len, inputs.layout),
+                bytes: activation_bytes(&shape, micro, local_len, inputs.layout, inputs.precision),
                 keys: format!(
                     "{micro_keys}, model.seq_len = {} / parallel.cp = {}, model.n_embd = {}, \
-                     model.n_layer = {}, model.vocab_size = {}, parallel.tp = {}",
-                    m.seq_len, p.cp, m.n_embd, m.n_layer, m.vocab_size, p.tp
+                     model.n_layer = {}, model.vocab_size = {}, parallel.tp = {}, \
+                     kernels.precision = {}",
+                    m.seq_len, p.cp, m.n_embd, m.n_layer, m.vocab_size, p.tp, inputs.precision
                 ),
             },
             MemoryItem {
@@ -251,9 +255,15 @@ impl MemoryEstimate {
 /// Activation bytes of `micro` sequences of `len` tokens on a rank of
 /// local widths `shape` (fractional sizes of a configuration that the plan
 /// will refuse anyway are fine here).
-fn activation_bytes(shape: &LocalShape, micro: f64, len: f64, layout: QkvLayout) -> f64 {
+fn activation_bytes(
+    shape: &LocalShape,
+    micro: f64,
+    len: f64,
+    layout: QkvLayout,
+    precision: Precision,
+) -> f64 {
     // `Activations::bytes` is linear in the rows: scale one row.
-    micro * len * Activations::bytes_with_shape(shape, 1, 1, layout)
+    micro * len * Activations::bytes_with_shape(shape, 1, 1, layout, precision)
 }
 
 /// `f32` elements per token row and embedding column that the CP strategy
@@ -334,6 +344,7 @@ mod tests {
             parallel: &parallel,
             dp,
             layout,
+            precision: Precision::F32,
             local_ranks,
             threads_per_rank: 1,
             device_memory,
@@ -412,7 +423,7 @@ mod tests {
             ..ParallelConfig::default()
         };
         let e = estimate(model(64), parallel, 2);
-        let want = Activations::bytes(&model(64), 4, 32, QkvLayout::HeadMajor);
+        let want = Activations::bytes(&model(64), 4, 32, QkvLayout::HeadMajor, Precision::F32);
         assert_eq!(e.per_rank[1].bytes, want);
         assert!(e.per_rank[2].what.contains("CP"));
     }

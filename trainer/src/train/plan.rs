@@ -87,6 +87,7 @@ impl TrainPlan {
             parallel,
             dp: grid.world_size() / (tp * cp),
             layout: qkv_layout(cp),
+            precision: kernels.precision,
             local_ranks,
             threads_per_rank: kernels.threads_per_rank(local_ranks),
             device_memory: crate::kernels::device_has_own_memory(kernels),

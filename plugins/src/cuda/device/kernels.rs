@@ -4,14 +4,17 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use cptrain::device::{Buffer, DeviceError, DeviceMemory, Slice, SliceMut};
+use cptrain::device::{
+    Bf16Slice, Bf16SliceMut, Buffer, DeviceError, DeviceMemory, Slice, SliceMut,
+};
 use cptrain::kernels::{
-    BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, QkvProjection,
+    BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, Precision, QkvProjection,
     TargetOutOfRange, check_targets,
 };
 use cptrain::optim::AdamWUpdate;
 
 use super::memory::CudaMemory;
+use crate::cuda::gemm::GemmInputs;
 use crate::cuda::launch::AdamWStep;
 use crate::cuda::launcher::{Launcher, Span};
 use crate::cuda::{CudaError, ops};
@@ -26,13 +29,20 @@ use crate::cuda::{CudaError, ops};
 /// loss and the gradient norm become NaN, which stops training at that step.
 pub(crate) struct CudaKernels {
     memory: Arc<CudaMemory>,
+    /// The element type of the linear layers' and the head's products.
+    inputs: GemmInputs,
 }
 
 impl CudaKernels {
-    /// The kernels of the device `launcher` drives, called `name`.
-    pub(crate) fn new(name: String, launcher: Box<dyn Launcher>) -> Self {
+    /// The kernels of the device `launcher` drives, called `name`, with
+    /// the model's products at `precision`.
+    pub(crate) fn new(name: String, launcher: Box<dyn Launcher>, precision: Precision) -> Self {
         CudaKernels {
             memory: Arc::new(CudaMemory::new(name, launcher)),
+            inputs: match precision {
+                Precision::F32 => GemmInputs::F32,
+                Precision::Bf16 => GemmInputs::Bf16,
+            },
         }
     }
 
@@ -151,6 +161,21 @@ impl Kernels for CudaKernels {
         self.run(|dev| ops::fill_columns(dev, self.w(&x)?, width, columns, value));
     }
 
+    fn product_precision(&self) -> Precision {
+        match self.inputs {
+            GemmInputs::F32 => Precision::F32,
+            GemmInputs::Bf16 => Precision::Bf16,
+        }
+    }
+
+    fn round_to_bf16(&self, x: Slice<'_>, out: Bf16SliceMut<'_>) {
+        self.run(|dev| ops::round_to_bf16(dev, self.r(x)?, self.w(&out.words)?, out.len));
+    }
+
+    fn widen_bf16(&self, x: Bf16Slice<'_>, out: SliceMut<'_>) {
+        self.run(|dev| ops::widen_bf16(dev, self.r(x.words)?, x.len, self.w(&out)?));
+    }
+
     fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {
         self.run(|dev| ops::copy(dev, self.r(src)?, self.w(&dst)?));
     }
@@ -218,6 +243,7 @@ impl Kernels for CudaKernels {
             let bias = bias.map(|b| self.r(b)).transpose()?;
             ops::linear_forward(
                 dev,
+                self.inputs,
                 self.r(x)?,
                 self.r(w)?,
                 bias,
@@ -242,12 +268,16 @@ impl Kernels for CudaKernels {
         self.run(|dev| {
             let db = db.as_ref().map(|b| self.w(b)).transpose()?;
             let (dy, x, w) = (self.r(dy)?, self.r(x)?, self.r(w)?);
-            ops::linear_backward(dev, dy, x, w, self.w(&dx)?, self.w(&dw)?, db, d_in, d_out)
+            let (dx, dw) = (self.w(&dx)?, self.w(&dw)?);
+            ops::linear_backward(dev, self.inputs, dy, x, w, dx, dw, db, d_in, d_out)
         });
     }
 
     fn tied_head_forward(&self, x: Slice<'_>, wte: Slice<'_>, logits: SliceMut<'_>, c: usize) {
-        self.run(|dev| ops::tied_head_forward(dev, self.r(x)?, self.r(wte)?, self.w(&logits)?, c));
+        self.run(|dev| {
+            let (x, wte, logits) = (self.r(x)?, self.r(wte)?, self.w(&logits)?);
+            ops::tied_head_forward(dev, self.inputs, x, wte, logits, c)
+        });
     }
 
     fn tied_head_backward(
@@ -261,7 +291,8 @@ impl Kernels for CudaKernels {
     ) {
         self.run(|dev| {
             let (dlogits, x, wte) = (self.r(dlogits)?, self.r(x)?, self.r(wte)?);
-            ops::tied_head_backward(dev, dlogits, x, wte, self.w(&dx)?, self.w(&dwte)?, c)
+            let (dx, dwte) = (self.w(&dx)?, self.w(&dwte)?);
+            ops::tied_head_backward(dev, self.inputs, dlogits, x, wte, dx, dwte, c)
         });
     }
 

@@ -8,7 +8,7 @@ mod memory;
 
 use std::sync::Arc;
 
-use cptrain::kernels::Kernels;
+use cptrain::kernels::{Kernels, Precision};
 
 use kernels::CudaKernels;
 
@@ -18,19 +18,29 @@ use super::driver::{GpuLauncher, probe};
 use super::emu::Emulator;
 
 /// cuda-emu: the CUDA kernels and their host orchestration, run by the
-/// emulator on host memory.
-pub fn emulated_kernels() -> Arc<dyn Kernels> {
-    Arc::new(CudaKernels::new("cuda-emu".into(), Box::new(Emulator)))
+/// emulator on host memory, with the model's products at `precision`.
+pub fn emulated_kernels(precision: Precision) -> Arc<dyn Kernels> {
+    Arc::new(CudaKernels::new(
+        "cuda-emu".into(),
+        Box::new(Emulator),
+        precision,
+    ))
 }
 
-/// The kernels of GPU `gpu` (`tf32`: cuBLAS may round GEMM inputs to
-/// TF32). Checks the machine first ([`gpu_probe`]), so it never panics.
-pub fn gpu_kernels(gpu: usize, tf32: bool) -> Result<Arc<dyn Kernels>, CudaError> {
+/// The kernels of GPU `gpu`, with the model's products at `precision`
+/// (`tf32`: cuBLAS may round the inputs of f32 products to TF32). Checks the
+/// machine first ([`gpu_probe`]), so it never panics.
+pub fn gpu_kernels(
+    gpu: usize,
+    precision: Precision,
+    tf32: bool,
+) -> Result<Arc<dyn Kernels>, CudaError> {
     probe(Some(gpu))?;
     let launcher = GpuLauncher::open(gpu, tf32)?;
     Ok(Arc::new(CudaKernels::new(
         format!("cuda:{gpu}"),
         Box::new(launcher),
+        precision,
     )))
 }
 

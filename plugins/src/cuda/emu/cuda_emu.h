@@ -147,6 +147,11 @@ inline int __float_as_int(float f) {
     memcpy(&i, &f, sizeof i);
     return i;
 }
+inline float __uint_as_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 inline unsigned __float_as_uint(float f) {
     unsigned u;
     memcpy(&u, &f, sizeof u);

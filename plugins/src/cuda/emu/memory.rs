@@ -1,7 +1,7 @@
 //! [`Emulator`]: cuda-emu as a [`Launcher`]. Its device memory is host
 //! memory (addresses are host pointers), kernels run in the emulator with
-//! the launch configuration they are given, and `sgemm` is the emulated
-//! column-major one. Work is never queued: each call finishes before it
+//! the launch configuration they are given, and GEMMs are the emulated
+//! column-major `sgemm` (bf16 inputs widened to f32 first, exactly). Work is never queued: each call finishes before it
 //! returns.
 
 use std::alloc::Layout;
@@ -9,11 +9,11 @@ use std::ffi::c_void;
 
 use super::runtime;
 use crate::cuda::CudaError;
-use crate::cuda::gemm::{Op, Sgemm, emulated_sgemm};
+use crate::cuda::gemm::{GemmInputs, Op, Sgemm, emulated_sgemm};
 use crate::cuda::launch::LaunchConfig;
 use crate::cuda::launcher::Launcher;
 
-/// cuda-emu's device: host memory, the emulated kernels and `sgemm`.
+/// cuda-emu's device: host memory, the emulated kernels and GEMMs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Emulator;
 
@@ -36,6 +36,15 @@ fn extent(op: Op, rows: usize, cols: usize, ld: usize) -> usize {
     } else {
         (stored_cols - 1) * ld + stored_rows
     }
+}
+
+/// `len` values of `T` at the emulated device address `addr`.
+///
+/// # Safety
+/// `addr` must hold `len` values of `T`, not written while the slice lives.
+unsafe fn host<'a, T>(addr: u64, len: usize) -> &'a [T] {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(addr as *const T, len) }
 }
 
 impl Launcher for Emulator {
@@ -83,17 +92,41 @@ impl Launcher for Emulator {
         unsafe { runtime::launch(kernel, config, params) }
     }
 
-    unsafe fn sgemm(&self, g: &Sgemm, a: u64, b: u64, c: u64) -> Result<(), CudaError> {
-        let view = |addr: u64, len: usize| {
-            // SAFETY: the caller's contract: the matrices of `g` are there.
-            unsafe { std::slice::from_raw_parts(addr as *const f32, len) }
-        };
-        let a = view(a, extent(g.transa, g.m, g.k, g.lda));
-        let b = view(b, extent(g.transb, g.k, g.n, g.ldb));
+    unsafe fn gemm(
+        &self,
+        g: &Sgemm,
+        inputs: GemmInputs,
+        a: u64,
+        b: u64,
+        c: u64,
+    ) -> Result<(), CudaError> {
+        let (a_len, b_len) = (
+            extent(g.transa, g.m, g.k, g.lda),
+            extent(g.transb, g.k, g.n, g.ldb),
+        );
         let c_len = extent(Op::N, g.m, g.n, g.ldc);
-        // SAFETY: as above; C does not overlap A or B in any product.
+        // SAFETY: the caller's contract: the matrices of `g` are there; C
+        // does not overlap A or B in any product.
         let c = unsafe { std::slice::from_raw_parts_mut(c as *mut f32, c_len) };
-        emulated_sgemm(g, a, b, c);
+        match inputs {
+            GemmInputs::F32 => {
+                // SAFETY: as above.
+                let (a, b) = unsafe { (host::<f32>(a, a_len), host::<f32>(b, b_len)) };
+                emulated_sgemm(g, a, b, c);
+            }
+            GemmInputs::Bf16 => {
+                // Every bf16 value is an f32 with its low 16 bits zero: the
+                // f32 product of the widened inputs is the bf16 product.
+                let widen = |h: &[u16]| -> Vec<f32> {
+                    h.iter()
+                        .map(|&h| f32::from_bits(u32::from(h) << 16))
+                        .collect()
+                };
+                // SAFETY: as above.
+                let (a, b) = unsafe { (host::<u16>(a, a_len), host::<u16>(b, b_len)) };
+                emulated_sgemm(g, &widen(a), &widen(b), c);
+            }
+        }
         Ok(())
     }
 }

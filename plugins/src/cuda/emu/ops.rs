@@ -21,6 +21,18 @@ fn w(values: &mut [f32]) -> Span {
     Span::host_mut(values)
 }
 
+/// `Kernels::round_to_bf16`: `x` rounded to bf16, two values to a word.
+pub fn round_to_bf16(x: &[f32], words: &mut [u32]) -> Result<(), CudaError> {
+    let words = bytemuck::cast_slice_mut(words);
+    ops::round_to_bf16(DEV, r(x), w(words), x.len())
+}
+
+/// `Kernels::widen_bf16`: the values `words` holds, as f32.
+pub fn widen_bf16(words: &[u32], x: &mut [f32]) -> Result<(), CudaError> {
+    let len = x.len();
+    ops::widen_bf16(DEV, r(bytemuck::cast_slice(words)), len, w(x))
+}
+
 /// `cptrain::kernels::layernorm_forward`.
 pub fn layernorm_forward(
     x: &[f32],

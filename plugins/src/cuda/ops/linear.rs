@@ -1,31 +1,56 @@
-//! The linear layers and the tied head: cuBLAS `sgemm` calls through
-//! [`gemm`](crate::cuda::gemm)'s mapping, plus the bias kernels.
+//! The linear layers and the tied head: cuBLAS calls through
+//! [`gemm`](crate::cuda::gemm)'s mapping (`sgemm`, or `cublasGemmEx` on bf16
+//! copies of the operands), plus the bias kernels.
 
-use super::{Launcher, Span, bias_add, column_sum_into, ensure_len, rows_of};
+use super::{Launcher, Span, bias_add, column_sum_into, ensure_len, round_to_bf16, rows_of};
 use crate::cuda::CudaError;
-use crate::cuda::gemm::{self, Operand, Sgemm};
+use crate::cuda::gemm::{self, GemmInputs, Operand, Sgemm};
+use crate::cuda::launcher::Scratch;
 
-/// The buffers a layer's products read, by [`Operand`].
+/// The buffers a layer's products read, by [`Operand`], and the element
+/// type the products take.
 struct Operands {
     x: Span,
     w: Span,
     dy: Span,
+    inputs: GemmInputs,
 }
 
 impl Operands {
-    /// Runs `g` into `c`, reading its operands from these buffers.
-    fn sgemm(&self, dev: &dyn Launcher, g: &Sgemm, c: Span) -> Result<(), CudaError> {
-        let addr = |o: Operand| match o {
-            Operand::X => self.x.addr,
-            Operand::W => self.w.addr,
-            Operand::Dy => self.dy.addr,
+    /// Runs `g` into `c`, reading its operands from these buffers: as they
+    /// are for f32 products, rounded to bf16 copies first for bf16 ones.
+    fn gemm(&self, dev: &dyn Launcher, g: &Sgemm, c: Span) -> Result<(), CudaError> {
+        let span = |o: Operand| match o {
+            Operand::X => self.x,
+            Operand::W => self.w,
+            Operand::Dy => self.dy,
         };
         if g.m == 0 || g.n == 0 {
             return Ok(());
         }
-        // SAFETY: the callers checked every buffer against the product's shape.
-        unsafe { dev.sgemm(g, addr(g.a), addr(g.b), c.addr) }
+        match self.inputs {
+            // SAFETY: the callers checked every buffer against the product's shape.
+            GemmInputs::F32 => unsafe {
+                dev.gemm(g, GemmInputs::F32, span(g.a).addr, span(g.b).addr, c.addr)
+            },
+            GemmInputs::Bf16 => {
+                let (a, b) = (rounded(dev, span(g.a))?, rounded(dev, span(g.b))?);
+                // SAFETY: as above; the copies hold the operands' values.
+                unsafe { dev.gemm(g, GemmInputs::Bf16, a.addr(), b.addr(), c.addr) }
+            }
+        }
     }
+}
+
+/// A bf16 copy of `x` (two values to a word, which is a bf16 array).
+fn rounded(dev: &dyn Launcher, x: Span) -> Result<Scratch<'_, u32>, CudaError> {
+    let words = Scratch::<u32>::zeroed(dev, x.len.div_ceil(2))?;
+    let out = Span {
+        addr: words.addr(),
+        len: x.len.div_ceil(2),
+    };
+    round_to_bf16(dev, x, out, x.len)?;
+    Ok(words)
 }
 
 /// Rows of `x [rows, d_in]`, checking `w [d_in, d_out]`.
@@ -42,8 +67,10 @@ fn linear_rows(
 
 /// `out = x·w + bias` with `w` in Conv1D layout `[d_in, d_out]`: the bias
 /// is broadcast into `out`, then the GEMM adds the product (beta = 1).
+#[allow(clippy::too_many_arguments)]
 pub fn linear_forward(
     dev: &dyn Launcher,
+    inputs: GemmInputs,
     x: Span,
     w: Span,
     bias: Option<Span>,
@@ -62,14 +89,20 @@ pub fn linear_forward(
         }
         None => 0.0,
     };
-    let operands = Operands { x, w, dy: out };
-    operands.sgemm(dev, &gemm::linear_forward(rows, d_in, d_out, beta), out)
+    let operands = Operands {
+        x,
+        w,
+        dy: out,
+        inputs,
+    };
+    operands.gemm(dev, &gemm::linear_forward(rows, d_in, d_out, beta), out)
 }
 
 /// `dx = dy·wᵀ`; `dw += xᵀ·dy`; `db += colsum(dy)`.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_backward(
     dev: &dyn Launcher,
+    inputs: GemmInputs,
     dy: Span,
     x: Span,
     w: Span,
@@ -85,9 +118,9 @@ pub fn linear_backward(
     ensure_len(K, "dx", dx.len, rows, d_in)?;
     ensure_len(K, "dw", dw.len, d_in, d_out)?;
     let [g_dx, g_dw] = gemm::linear_backward(rows, d_in, d_out);
-    let operands = Operands { x, w, dy };
-    operands.sgemm(dev, &g_dx, dx)?;
-    operands.sgemm(dev, &g_dw, dw)?;
+    let operands = Operands { x, w, dy, inputs };
+    operands.gemm(dev, &g_dx, dx)?;
+    operands.gemm(dev, &g_dw, dw)?;
     match db {
         Some(db) => column_sum_into(dev, dy, db),
         None => Ok(()),
@@ -102,6 +135,7 @@ fn head_sizes(k: &'static str, x: Span, wte: Span, c: usize) -> Result<(usize, u
 /// `logits = x·wteᵀ` (tied output head).
 pub fn tied_head_forward(
     dev: &dyn Launcher,
+    inputs: GemmInputs,
     x: Span,
     wte: Span,
     logits: Span,
@@ -114,13 +148,16 @@ pub fn tied_head_forward(
         x,
         w: wte,
         dy: logits,
+        inputs,
     };
-    operands.sgemm(dev, &gemm::tied_head_forward(rows, c, vocab), logits)
+    operands.gemm(dev, &gemm::tied_head_forward(rows, c, vocab), logits)
 }
 
 /// `dx = dlogits·wte`; `dwte += dlogitsᵀ·x`.
+#[allow(clippy::too_many_arguments)]
 pub fn tied_head_backward(
     dev: &dyn Launcher,
+    inputs: GemmInputs,
     dlogits: Span,
     x: Span,
     wte: Span,
@@ -138,7 +175,8 @@ pub fn tied_head_backward(
         x,
         w: wte,
         dy: dlogits,
+        inputs,
     };
-    operands.sgemm(dev, &g_dx, dx)?;
-    operands.sgemm(dev, &g_dwte, dwte)
+    operands.gemm(dev, &g_dx, dx)?;
+    operands.gemm(dev, &g_dwte, dwte)
 }

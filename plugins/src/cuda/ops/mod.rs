@@ -7,6 +7,7 @@
 //! mirrors the `cptrain` CPU function of the same name.
 
 mod attention;
+mod bf16;
 mod columns;
 mod cross_entropy;
 mod embedding;
@@ -19,6 +20,7 @@ mod pointwise;
 mod values;
 
 pub use attention::{attention_backward, attention_forward, attention_merge};
+pub use bf16::{round_to_bf16, widen_bf16};
 pub use columns::column_sum_into;
 pub use cross_entropy::{cross_entropy_backward, cross_entropy_forward};
 pub use embedding::{embedding_backward, embedding_forward};

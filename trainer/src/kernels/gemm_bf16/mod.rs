@@ -152,6 +152,24 @@ impl Bf16Gemm {
     }
 }
 
+impl Bf16Gemm {
+    /// Rounds `x` to bf16 exactly as the products round their operands
+    /// (`vcvtne2ps2bf16`: nearest even, subnormal inputs to signed zero,
+    /// NaN quieted), two values to a word of `words` (see
+    /// [`Bf16Buffer`](crate::device::Bf16Buffer)), on the calling thread.
+    pub fn round(self, x: &[f32], words: &mut [u32]) {
+        assert_eq!(words.len(), x.len().div_ceil(2), "words for another length");
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `self` exists only where `check` passed on this CPU; the
+        // lengths match (asserted above).
+        unsafe {
+            pack::convert_run(x.as_ptr(), x.len(), words.as_mut_ptr())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("no Bf16Gemm exists off x86-64")
+    }
+}
+
 /// The blocked product behind [`Bf16Gemm::gemm_serial`].
 ///
 /// # Safety

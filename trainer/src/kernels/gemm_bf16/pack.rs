@@ -147,7 +147,7 @@ pub fn b_len(kc: usize, cols: usize) -> usize {
 /// AVX-512F/BW and AVX512-BF16; `x` readable for `len` floats, `dst`
 /// writable for `len.div_ceil(2)` words.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn convert_run(x: *const f32, len: usize, dst: *mut u32) {
+pub unsafe fn convert_run(x: *const f32, len: usize, dst: *mut u32) {
     let mut i = 0;
     while i < len {
         let left = len - i;

@@ -1,5 +1,6 @@
 //! The `mpi` backend as a job: the self-test driver alone (a world of one,
-//! no mpirun needed) and under `mpirun --oversubscribe -np 2` and `-np 4`.
+//! no mpirun needed) and under `mpirun --oversubscribe -np 2`, `-np 3` (the
+//! `nccl` backend's id exchange) and `-np 4`.
 //! Where OpenMPI's launcher is not installed (`mpirun`; a world of one also
 //! needs its `orted` daemon) the cases that start MPI are skipped with the
 //! reason printed, unless `CPTRAIN_REQUIRE_MPI=1`, which `.ci/mpi` sets
@@ -86,7 +87,10 @@ fn job(np: usize, mode: &str) -> Option<Output> {
     mpirun
         .args(["--oversubscribe", "-np", &np.to_string(), SELFTEST, mode])
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        // Nothing under mpirun may need rank 0's address.
+        .env_remove("MASTER_ADDR")
+        .env_remove("MASTER_PORT");
     Some(run(mpirun))
 }
 
@@ -125,6 +129,45 @@ fn selftest_passes_alone_and_on_2_and_4_processes() {
             "{stdout}"
         );
     }
+}
+
+/// Under mpirun the `nccl` backend's id travels by MPI broadcast: on 2 and
+/// 3 processes, with no MASTER_ADDR or MASTER_PORT, every rank gets the 128
+/// bytes that rank 0 made (the self-test's fake id: rank 0 makes the even
+/// bytes 0, 2, ..., 254; any other rank would make odd ones), and the job
+/// ends cleanly (MPI finalized).
+#[test]
+fn the_nccl_id_reaches_every_rank_by_mpi_broadcast() {
+    let rank0_id: String = (0..128u32).map(|i| format!("{:02x}", 2 * i)).collect();
+    for np in [2, 3] {
+        let Some(output) = job(np, "id-exchange") else {
+            return;
+        };
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "np={np}: {stdout}\n{stderr}");
+        let mut got: Vec<&str> = (stdout.lines())
+            .filter(|line| line.starts_with("rank "))
+            .collect();
+        got.sort_unstable();
+        let expected: Vec<String> = (0..np).map(|r| format!("rank {r} id {rank0_id}")).collect();
+        assert_eq!(got, expected, "np={np}: {stderr}");
+    }
+}
+
+/// A rank that describes another job than rank 0's is refused before any
+/// id is made, with a message naming the rank and both jobs, and the job
+/// ends non-zero.
+#[test]
+fn a_rank_of_another_job_is_refused_naming_both_jobs() {
+    let Some(output) = job(3, "id-mismatch") else {
+        return;
+    };
+    let (stdout, stderr) = text(&output);
+    assert!(!output.status.success(), "the mismatch passed: {stdout}");
+    let expected = "the MPI broadcast of rank 0's id was refused: rank 2 belongs to another job \
+                    (\"selftest job B\"; rank 0's is \"selftest job A\")";
+    assert!(stderr.contains(expected), "{stderr}");
+    assert!(!stdout.contains(" id "), "a rank got an id: {stdout}");
 }
 
 /// A rank that never joins leaves the others with a timeout naming the

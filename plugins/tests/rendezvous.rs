@@ -8,8 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use cptrain_plugins::launch::{
-    Hello, LaunchEnv, LaunchError, LaunchSpec, LineSink, Master, RendezvousError, RendezvousServer,
-    Stream, launch, rendezvous,
+    Hello, IdExchange, IdExchangeError, LaunchEnv, LaunchError, LaunchSpec, LineSink, Master,
+    RendezvousError, RendezvousServer, Stream, launch, rendezvous,
 };
 
 /// Generous: a loaded CI machine may start threads slowly; a test that
@@ -192,9 +192,11 @@ fn child_rank() {
         world_size: env.world_size,
         job: "processes".into(),
     };
-    let got =
-        rendezvous::exchange::<RendezvousError>(env.master.as_ref(), &me, TIMEOUT, || Ok(blob()))
-            .unwrap();
+    let exchange = IdExchange::for_launch(&env).unwrap();
+    assert!(matches!(exchange, IdExchange::Tcp(_)), "{exchange:?}");
+    let got = exchange
+        .exchange::<IdExchangeError>(&me, TIMEOUT, || Ok(blob()))
+        .unwrap();
     let hex: String = got.iter().map(|b| format!("{b:02x}")).collect();
     println!("\nblob {hex}");
 }

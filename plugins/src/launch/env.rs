@@ -39,7 +39,7 @@ pub enum Launcher {
 }
 
 /// This process's rank, the job's size, the rank on this machine (it picks
-/// the GPU) and the rendezvous address.
+/// the GPU) and the address of the TCP rendezvous.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaunchEnv {
     /// Global rank.
@@ -48,8 +48,12 @@ pub struct LaunchEnv {
     pub world_size: usize,
     /// Rank among the processes of this machine.
     pub local_rank: usize,
-    /// Rank 0's rendezvous address; `None` for a job of one process.
-    pub master: Option<Master>,
+    /// Rank 0's address for the TCP rendezvous; `Ok(None)` for a job of one
+    /// process. Under mpirun the address is needed only when the id travels
+    /// over TCP (not by MPI broadcast, [`crate::launch::IdExchange`]), so a
+    /// missing or malformed `MASTER_ADDR`/`MASTER_PORT` is kept here as the
+    /// error to report then; torchrun's variables are checked at once.
+    pub master: Result<Option<Master>, LaunchEnvError>,
     /// Where these values came from.
     pub launcher: Launcher,
 }
@@ -81,8 +85,9 @@ pub enum LaunchEnvError {
 
 const TORCHRUN_ACTION: &str = "launch with `cptrain launch --nproc N -- run ...`, or set RANK, \
      WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT on every process";
-const MPI_ACTION: &str = "under mpirun on several machines pass rank 0's host and a free port: \
-     mpirun -x MASTER_ADDR=<host of rank 0> -x MASTER_PORT=29500 ...";
+const MPI_ACTION: &str = "build with `--features nccl,mpi`, which sends the id by MPI broadcast \
+     and needs no address, or pass rank 0's host and a free port: mpirun -x MASTER_ADDR=<host of \
+     rank 0> -x MASTER_PORT=29500 ...";
 
 impl LaunchEnv {
     /// Reads the process environment ([`LaunchEnv::from_vars`]).
@@ -104,7 +109,7 @@ impl LaunchEnv {
                 rank: 0,
                 world_size: 1,
                 local_rank: 0,
-                master: None,
+                master: Ok(None),
                 launcher: Launcher::None,
             })
         }
@@ -137,7 +142,7 @@ impl Reader<'_> {
             rank,
             world_size,
             local_rank,
-            master,
+            master: Ok(master),
             launcher: Launcher::Torchrun,
         })
     }
@@ -152,29 +157,38 @@ impl Reader<'_> {
             Some(_) => self.count("OMPI_COMM_WORLD_LOCAL_SIZE", because, ACTION)?,
             None => world_size,
         };
-        let master = if world_size == 1 {
-            None
-        } else if local_size == world_size {
+        Ok(LaunchEnv {
+            rank,
+            world_size,
+            local_rank,
+            master: self.mpi_master(world_size, local_size),
+            launcher: Launcher::OpenMpi,
+        })
+    }
+
+    /// Rank 0's address under mpirun: loopback (and the default port) when
+    /// every rank is on this machine, else `MASTER_ADDR` is required.
+    fn mpi_master(
+        &self,
+        world_size: usize,
+        local_size: usize,
+    ) -> Result<Option<Master>, LaunchEnvError> {
+        if world_size == 1 {
+            return Ok(None);
+        }
+        let (addr, because) = if local_size == world_size {
             // Every rank is on this machine: rank 0 is reachable on loopback.
             let addr = (self.var)("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
-            let port = self.port("", MPI_ACTION, Some(DEFAULT_MASTER_PORT))?;
-            Some(Master { addr, port })
+            (addr, String::new())
         } else {
             let because = format!(
                 "the mpirun job spans several machines ({local_size} of its {world_size} ranks \
                  on this one)"
             );
-            let addr = self.required("MASTER_ADDR", &because, MPI_ACTION)?;
-            let port = self.port(&because, MPI_ACTION, Some(DEFAULT_MASTER_PORT))?;
-            Some(Master { addr, port })
+            (self.required("MASTER_ADDR", &because, MPI_ACTION)?, because)
         };
-        Ok(LaunchEnv {
-            rank,
-            world_size,
-            local_rank,
-            master,
-            launcher: Launcher::OpenMpi,
-        })
+        let port = self.port(&because, MPI_ACTION, Some(DEFAULT_MASTER_PORT))?;
+        Ok(Some(Master { addr, port }))
     }
 
     fn required(
@@ -303,7 +317,7 @@ mod tests {
                 rank: 3,
                 world_size: 8,
                 local_rank: 1,
-                master: master.clone(),
+                master: Ok(master.clone()),
                 launcher: Launcher::Torchrun
             }
         );
@@ -322,7 +336,7 @@ mod tests {
         );
         assert_eq!(
             (parsed.master, parsed.launcher),
-            (master, Launcher::OpenMpi)
+            (Ok(master), Launcher::OpenMpi)
         );
     }
 
@@ -331,7 +345,10 @@ mod tests {
     #[test]
     fn defaults_need_no_variables() {
         let alone = parse(&[]).unwrap();
-        assert_eq!((alone.rank, alone.world_size, alone.master), (0, 1, None));
+        assert_eq!(
+            (alone.rank, alone.world_size, alone.master),
+            (0, 1, Ok(None))
+        );
         let one_node = parse(&[
             ("OMPI_COMM_WORLD_RANK", "1"),
             ("OMPI_COMM_WORLD_SIZE", "2"),
@@ -339,13 +356,15 @@ mod tests {
             ("OMPI_COMM_WORLD_LOCAL_SIZE", "2"),
         ])
         .unwrap();
-        assert_eq!(one_node.master.unwrap().to_string(), "127.0.0.1:29500");
+        let one_node = one_node.master.unwrap().expect("an address");
+        assert_eq!(one_node.to_string(), "127.0.0.1:29500");
         let single = parse(&[("RANK", "0"), ("WORLD_SIZE", "1")]).unwrap();
-        assert_eq!((single.local_rank, single.master), (0, None));
+        assert_eq!((single.local_rank, single.master), (0, Ok(None)));
     }
 
     /// Every missing or malformed variable is named, with its value and
-    /// what was expected.
+    /// what was expected; under mpirun, rank 0's address is reported only
+    /// when asked for (the MPI broadcast needs none).
     #[test]
     fn bad_values_name_the_variable() {
         let with = |name: &str, value: Option<&str>| {
@@ -399,10 +418,14 @@ mod tests {
             ("OMPI_COMM_WORLD_SIZE", "4"),
             ("OMPI_COMM_WORLD_LOCAL_RANK", "0"),
             ("OMPI_COMM_WORLD_LOCAL_SIZE", "2"),
+            ("MASTER_PORT", "x"),
         ])
+        .expect("the address is not needed yet")
+        .master
         .unwrap_err()
         .to_string();
         assert!(spread.contains("MASTER_ADDR is not set"), "{spread}");
+        assert!(spread.contains("--features nccl,mpi"), "{spread}");
         assert!(spread.contains("mpirun -x MASTER_ADDR="), "{spread}");
     }
 }

@@ -212,21 +212,10 @@ impl RendezvousServer {
 
 /// Why `hello` cannot join rank 0's (`me`) job, if it cannot.
 fn disagreement(me: &Hello, hello: &Hello, arrived: &[Option<TcpStream>]) -> Option<String> {
+    if let Some(reason) = hello.disagreement(me) {
+        return Some(reason);
+    }
     let world = me.world_size;
-    if hello.world_size != world {
-        return Some(format!(
-            "rank {} was launched with world size {} but rank 0 with {world}; every process \
-             must have the same WORLD_SIZE and parallel.world_size",
-            hello.rank, hello.world_size
-        ));
-    }
-    if hello.job != me.job {
-        return Some(format!(
-            "rank {} belongs to another job ({:?}; rank 0's is {:?}): every process must run \
-             the same configuration",
-            hello.rank, hello.job, me.job
-        ));
-    }
     if hello.rank >= world {
         return Some(format!(
             "a process reported rank {}, outside the world of {world} (ranks 0..{world}); check \
@@ -319,28 +308,5 @@ fn connect(
             });
         }
         thread::sleep(RETRY_EVERY);
-    }
-}
-
-/// The whole exchange for one rank: rank 0 binds, makes the blob with
-/// `make_blob` and serves it; the others fetch it. A world of one needs no
-/// network.
-pub fn exchange<E: From<RendezvousError>>(
-    master: Option<&Master>,
-    me: &Hello,
-    timeout: Duration,
-    make_blob: impl FnOnce() -> Result<Vec<u8>, E>,
-) -> Result<Vec<u8>, E> {
-    let master = match master {
-        Some(master) if me.world_size > 1 => master,
-        _ => return make_blob(),
-    };
-    if me.rank == 0 {
-        let server = RendezvousServer::bind(master)?;
-        let blob = make_blob()?;
-        server.serve(me, &blob, timeout)?;
-        Ok(blob)
-    } else {
-        Ok(fetch(master, me, timeout)?)
     }
 }

@@ -68,6 +68,27 @@ fn invalid(message: String) -> io::Error {
 }
 
 impl Hello {
+    /// Why this rank cannot join rank 0's (`rank0`) job, if it cannot: its
+    /// world size or its job differs. The text names both values and is
+    /// the same wherever it is computed, so every rank can report it.
+    pub fn disagreement(&self, rank0: &Hello) -> Option<String> {
+        if self.world_size != rank0.world_size {
+            return Some(format!(
+                "rank {} was launched with world size {} but rank 0 with {}; every process \
+                 must have the same WORLD_SIZE and parallel.world_size",
+                self.rank, self.world_size, rank0.world_size
+            ));
+        }
+        if self.job != rank0.job {
+            return Some(format!(
+                "rank {} belongs to another job ({:?}; rank 0's is {:?}): every process must \
+                 run the same configuration",
+                self.rank, self.job, rank0.job
+            ));
+        }
+        None
+    }
+
     /// Sends the hello in one write.
     pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
         let mut bytes = MAGIC.to_vec();

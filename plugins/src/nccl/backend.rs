@@ -12,12 +12,13 @@ use cudarc::driver::CudaContext;
 use super::comm::Communicator;
 use super::group::{NcclGroup, Shared};
 use super::{NcclError, probe};
-use crate::launch::{Hello, LaunchEnv, rendezvous};
+use crate::launch::{Hello, IdExchange, LaunchEnv};
 
 /// Ranks as processes, one per GPU, started by `cptrain launch`, torchrun
 /// or mpirun (their variables give the rank; [`LaunchEnv`]). Rank 0 makes
-/// NCCL's unique id and hands it to the others over the TCP rendezvous;
-/// every rank then joins the world communicator.
+/// NCCL's unique id and hands it to the others ([`IdExchange`]: by MPI
+/// broadcast under mpirun when the `mpi` feature is built in, else over the
+/// TCP rendezvous); every rank then joins the world communicator.
 ///
 /// Groups are split from the world communicator on first request and
 /// cached. `ncclCommSplit` is collective over the whole world, so every
@@ -33,7 +34,7 @@ pub struct NcclBackend {
     groups: Mutex<HashMap<GroupInfo, Arc<NcclGroup>>>,
 }
 
-/// The job's identity checked at the rendezvous: the same grid everywhere.
+/// The job's identity checked by the id exchange: the same grid everywhere.
 fn job_of(cfg: &ParallelConfig) -> String {
     format!(
         "cptrain nccl: world {} tp {} cp {} dp {} order {}",
@@ -51,6 +52,7 @@ impl NcclBackend {
             .filter(|t| !t.is_zero())
             .ok_or(NcclError::InvalidTimeout(cfg.timeout_s))?;
         let env = LaunchEnv::from_env()?;
+        let exchange = IdExchange::for_launch(&env)?;
         if env.world_size != cfg.world_size {
             return Err(NcclError::WorldSizeMismatch {
                 configured: cfg.world_size,
@@ -76,14 +78,14 @@ impl NcclBackend {
             world_size: env.world_size,
             job: job_of(cfg),
         };
-        let id = rendezvous::exchange(env.master.as_ref(), &me, timeout, || {
+        let id = exchange.exchange(&me, timeout, || {
             cudarc::nccl::result::get_uniqueid()
                 .map(|id| id.internal.iter().map(|&c| c as u8).collect())
                 .map_err(|e| call("ncclGetUniqueId", format!("{:?}", e.0)))
         })?;
         let id: [u8; 128] = id.try_into().map_err(|bytes: Vec<u8>| {
             call(
-                "the rendezvous",
+                "the id exchange",
                 format!("rank 0 sent {} bytes, not NCCL's 128-byte id", bytes.len()),
             )
         })?;

@@ -1,4 +1,4 @@
-use crate::launch::{LaunchEnvError, Launcher, RendezvousError};
+use crate::launch::{IdExchangeError, LaunchEnvError, Launcher};
 
 /// Why the `nccl` backend could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum NcclError {
     },
     /// The exchange of NCCL's unique id failed.
     #[error("parallel.backend = \"nccl\": {0}")]
-    Rendezvous(#[from] RendezvousError),
+    IdExchange(#[from] IdExchangeError),
     /// A CUDA driver or NCCL call failed.
     #[error("{call} failed on rank {rank}: {message}")]
     Call {

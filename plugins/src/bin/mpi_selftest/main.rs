@@ -8,9 +8,13 @@
 //! `stall` (4 processes) makes rank 2 hang outside MPI while rank 3 waits
 //! for it and ranks 0 and 1 wait in an all-reduce for both: whichever
 //! times out must name rank 2 as the one holding the job up.
+//! `id-exchange` passes a fake NCCL id from rank 0 to every rank the way
+//! the `nccl` backend does under mpirun; `id-mismatch` gives the last rank
+//! another job, which must be refused.
 
 mod collectives;
 mod groups;
+mod id_exchange;
 mod p2p;
 
 use std::time::Duration;
@@ -99,10 +103,12 @@ fn main() {
         "timeout-collective" => (2.0, timeout_collective),
         "timeout-recv" => (2.0, timeout_recv),
         "stall" => (2.0, stall),
+        "id-exchange" => return id_exchange::main(false),
+        "id-mismatch" => return id_exchange::main(true),
         _ => {
             eprintln!(
                 "usage: cptrain-mpi-selftest check|timeout-collective|timeout-recv|stall \
-                     (under mpirun or alone)"
+                     |id-exchange|id-mismatch (under mpirun or alone)"
             );
             std::process::exit(2);
         }

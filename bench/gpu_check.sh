@@ -119,7 +119,7 @@ field() {
     local pattern="s/.*\"$2\":\([^,}]*\).*/\1/p"
     sed -n "$pattern" "$1/metrics.jsonl"
 }
-common=(--set train.eval_batches=0 --set metrics.progress=never --set metrics.peak_gflops=1000)
+common=(--set train.eval_batches=0 --set metrics.progress=never)
 
 # --- 4. loss parity, cuda against cpu -------------------------------------------
 if [ -x "$bin" ]; then
@@ -194,7 +194,9 @@ for mode in f32 tf32 bf16; do
         result[${mode}_step_s]=$step_s
         result[${mode}_tok_s]=$tok_s
         result[${mode}_loss]=$(losses "$dir" | tail -n 1)
-        note "$mode: median step ${step_s}s, ${tok_s} tokens/s"
+        # MFU against the GPU's rate at this precision, measured at startup.
+        result[${mode}_mfu]=$(field "$dir" mfu | tail -n +4 | sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int((NR+1)/2)]}')
+        note "$mode: median step ${step_s}s, ${tok_s} tokens/s, MFU ${result[${mode}_mfu]}"
     else
         fail "throughput run $mode (see throughput_$mode.log)"
     fi
@@ -213,9 +215,9 @@ cat > "$out/gpu_check.json" <<EOF
   "loss_parity_worst_relative": $(quote "$(get parity_worst)"),
   "nccl_world_1_equals_local": "$(get nccl)",
   "gpt2_124m_t1024_b8": {
-    "f32": {"median_step_s": $(quote "$(get f32_step_s)"), "tokens_per_s": $(quote "$(get f32_tok_s)"), "last_loss": $(quote "$(get f32_loss)")},
-    "tf32": {"median_step_s": $(quote "$(get tf32_step_s)"), "tokens_per_s": $(quote "$(get tf32_tok_s)"), "last_loss": $(quote "$(get tf32_loss)")},
-    "bf16": {"median_step_s": $(quote "$(get bf16_step_s)"), "tokens_per_s": $(quote "$(get bf16_tok_s)"), "last_loss": $(quote "$(get bf16_loss)")}
+    "f32": {"median_step_s": $(quote "$(get f32_step_s)"), "tokens_per_s": $(quote "$(get f32_tok_s)"), "last_loss": $(quote "$(get f32_loss)"), "mfu": $(quote "$(get f32_mfu)")},
+    "tf32": {"median_step_s": $(quote "$(get tf32_step_s)"), "tokens_per_s": $(quote "$(get tf32_tok_s)"), "last_loss": $(quote "$(get tf32_loss)"), "mfu": $(quote "$(get tf32_mfu)")},
+    "bf16": {"median_step_s": $(quote "$(get bf16_step_s)"), "tokens_per_s": $(quote "$(get bf16_tok_s)"), "last_loss": $(quote "$(get bf16_loss)"), "mfu": $(quote "$(get bf16_mfu)")}
   },
   "elapsed_s": $elapsed,
   "ok": $([ $status -eq 0 ] && echo true || echo false)
@@ -228,9 +230,9 @@ cat > "$out/gpu_check.md" <<EOF
 | Kernels methods vs CPU (cuda_device, tolerances ×10) | $(get kernels) |
 | 20-step loss parity cuda vs cpu (limit 1e-4 relative) | $(get parity), worst $(get parity_worst) |
 | same 20 steps, parallel.backend=nccl at world size 1 vs local (equal) | $(get nccl) |
-| GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get f32_tok_s) tokens/s ($(get f32_step_s) s/step) |
-| same, TF32 GEMMs | $(get tf32_tok_s) tokens/s ($(get tf32_step_s) s/step) |
-| same, bf16 GEMMs (kernels.precision=bf16) | $(get bf16_tok_s) tokens/s ($(get bf16_step_s) s/step) |
+| GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get f32_tok_s) tokens/s ($(get f32_step_s) s/step), MFU $(get f32_mfu) |
+| same, TF32 GEMMs | $(get tf32_tok_s) tokens/s ($(get tf32_step_s) s/step), MFU $(get tf32_mfu) |
+| same, bf16 GEMMs (kernels.precision=bf16) | $(get bf16_tok_s) tokens/s ($(get bf16_step_s) s/step), MFU $(get bf16_mfu) |
 | elapsed | ${elapsed} s |
 EOF
 cat "$out/gpu_check.md"

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use appctx::{Config, Scope, component, on_custom};
-use cptrain::components::RANK_SCOPE;
+use cptrain::components::{MachinePeak, RANK_SCOPE};
 use cptrain::kernels::{Kernels, KernelsConfig};
 use cptrain::parallel::ParallelConfig;
 use cptrain::train::RankInfo;
@@ -97,6 +97,49 @@ component!(
     when = on_custom(CUDA_BUILT_IN, |_| cfg!(feature = "cuda"))
 );
 
+/// GPUs the job computes on: one per rank, except that ranks of the local
+/// backend pinned by `kernels.gpu` share that one.
+#[cfg(feature = "cuda")]
+fn job_gpus(kernels: &KernelsConfig, parallel: &ParallelConfig) -> usize {
+    if parallel.backend == "local" && kernels.gpu.is_some() {
+        1
+    } else {
+        parallel.world_size
+    }
+}
+
+/// MFU's reference on `kernels.device = "cuda"` when `metrics.peak_gflops`
+/// is unset: the matmul rate of rank 0's GPU at `kernels.precision`,
+/// measured at startup, times the job's GPUs ([`job_gpus`]).
+fn gpu_peak(
+    kernels: Config<KernelsConfig>,
+    parallel: Config<ParallelConfig>,
+) -> Result<Arc<MachinePeak>, CudaDeviceError> {
+    #[cfg(feature = "cuda")]
+    {
+        let gpu = rank_gpu(&kernels, &parallel, 0);
+        let one = crate::cuda::peak::measure_gflops(gpu, kernels.precision, kernels.tf32)?;
+        Ok(Arc::new(MachinePeak {
+            gflops: one * job_gpus(&kernels, &parallel) as f64,
+            measured: true,
+        }))
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (kernels, parallel);
+        Err(CudaDeviceError::NotBuilt)
+    }
+}
+component!(
+    gpu_peak,
+    when = on_custom(
+        "kernels.device == cuda, metrics.peak_gflops unset, the `cuda` feature built in",
+        |env| cfg!(feature = "cuda")
+            && env.get_string("kernels.device").as_deref() == Some("cuda")
+            && !env.contains("metrics.peak_gflops")
+    )
+);
+
 /// `check` and `run` with `kernels.device = "cuda"`: the driver library,
 /// the GPU (`kernels.gpu`, or any), its compute capability, NVRTC, cuBLAS.
 #[cfg(feature = "cuda")]
@@ -111,5 +154,28 @@ inventory::submit! {
         device: "cuda",
         own_memory: true,
         probe: probe_cuda,
+    }
+}
+
+#[cfg(all(test, feature = "cuda"))]
+mod tests {
+    use super::*;
+
+    /// The GPU peak counts each GPU the job uses once.
+    #[test]
+    fn the_peak_counts_the_jobs_gpus() {
+        let parallel = |backend: &str| ParallelConfig {
+            backend: backend.into(),
+            world_size: 4,
+            ..ParallelConfig::default()
+        };
+        let pinned = KernelsConfig {
+            gpu: Some(0),
+            ..KernelsConfig::default()
+        };
+        let (own, local) = (KernelsConfig::default(), parallel("local"));
+        assert_eq!(job_gpus(&own, &local), 4, "rank r on GPU r");
+        assert_eq!(job_gpus(&pinned, &local), 1, "every rank on GPU 0");
+        assert_eq!(job_gpus(&pinned, &parallel("nccl")), 4, "a GPU per process");
     }
 }

@@ -14,6 +14,7 @@
 //!   operation.
 //! - [`gemm`]: the trainer's row-major GEMMs as column-major cuBLAS `sgemm`
 //!   calls, and an emulated `sgemm`.
+//! - [`peak`]: the GPU's matmul rate at the run's precision, for MFU.
 //! - [`device`]: the `Kernels` of the `cuda` and `cuda-emu` devices, written
 //!   once over `launcher::Launcher` (the GPU through the driver and cuBLAS in
 //!   `driver`, or [`emu::Emulator`]) and the shared host orchestration of every
@@ -29,6 +30,7 @@ pub mod launch;
 mod launcher;
 pub mod nvrtc;
 mod ops;
+pub mod peak;
 pub mod sources;
 
 pub use buckets::RowBuckets;

@@ -194,8 +194,8 @@ const MATMUL_PROBE_SIZE: usize = 1024;
 /// The matmul rate MFU is measured against: `metrics.peak_gflops`, or, on
 /// the CPU device, measured at startup with all of the process's kernel
 /// threads at `kernels.precision` (bf16 operands when the run's products use
-/// them). Another device's rate is not the host's: without
-/// `metrics.peak_gflops` there is no peak, and no MFU, for it.
+/// them). Another device's rate is not the host's: its plugin may provide
+/// the peak (the CUDA plugin measures the GPU), else there is no MFU.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MachinePeak {
     /// GFLOP/s.

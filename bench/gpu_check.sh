@@ -14,7 +14,11 @@
 #      launched by `cptrain launch --nproc 1`, and compares the losses with the
 #      local backend's cuda run (equal: a reduction over one rank is a copy);
 #   5. measures throughput of a GPT-2 124M-shaped model at T = 1024 (batch 8)
-#      with kernels.device = cuda: f32 GEMMs, TF32 GEMMs, then bf16 GEMMs.
+#      with kernels.device = cuda: f32 GEMMs, TF32 GEMMs, then bf16 GEMMs, each
+#      with its MFU against the GPU's rate at that precision;
+#   5b. the same shape in PyTorch on the same GPU (bench/torch_gpt2.py --device
+#      cuda: eager f32, torch.compile bf16, eager bf16, torch.compile f32, as
+#      time allows), when python3 (or $TORCH_PYTHON) has a CUDA build of torch.
 #
 # Writes gpu_check.json and gpu_check.md into $OUT (or target/gpu-check), and
 # every log next to them. Exit status: 0 when every check passed.
@@ -202,6 +206,33 @@ for mode in f32 tf32 bf16; do
     fi
 done
 
+# --- 5b. PyTorch on the same GPU, same shape -----------------------------------
+# Skipped (not failed) when no python3 with a CUDA build of torch is installed.
+torch_python=${TORCH_PYTHON:-python3}
+declare -A torch_flags=([eager_f32]="" [compile_bf16]="--compile --bf16" [eager_bf16]="--bf16" [compile_f32]="--compile")
+if "$torch_python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+    for variant in eager_f32 compile_bf16 eager_bf16 compile_f32; do
+        if [ $(( $(date +%s) - start )) -gt 420 ]; then
+            note "skipping torch $variant: out of time"
+            continue
+        fi
+        note "torch $variant on GPU 0"
+        # shellcheck disable=SC2086 # the flags are words
+        if timeout 120 "$torch_python" bench/torch_gpt2.py --device cuda --layers 12 --embd 768 \
+            --heads 12 --seq 1024 --batch 8 --vocab 50257 --steps 8 --warmup 3 \
+            ${torch_flags[$variant]} > "$out/torch_$variant.jsonl" 2> "$out/torch_$variant.log"; then
+            step_s=$(sed -n 's/.*"kind": "step".*"seconds": \([^,}]*\).*/\1/p' "$out/torch_$variant.jsonl" \
+                | sort -g | awk '{a[NR]=$1} END {if (NR) printf "%.4f", a[int((NR+1)/2)]}')
+            result[torch_${variant}_tok_s]=$(awk -v s="$step_s" 'BEGIN {printf "%.0f", 8*1024/s}')
+            note "torch $variant: median step ${step_s}s, ${result[torch_${variant}_tok_s]} tokens/s"
+        else
+            note "torch $variant did not finish (see torch_$variant.log)"
+        fi
+    done
+else
+    note "no python3 with a CUDA build of torch (TORCH_PYTHON): PyTorch rows skipped"
+fi
+
 # --- report --------------------------------------------------------------------
 elapsed=$(( $(date +%s) - start ))
 get() { echo "${result[$1]:-null}"; }
@@ -219,6 +250,7 @@ cat > "$out/gpu_check.json" <<EOF
     "tf32": {"median_step_s": $(quote "$(get tf32_step_s)"), "tokens_per_s": $(quote "$(get tf32_tok_s)"), "last_loss": $(quote "$(get tf32_loss)"), "mfu": $(quote "$(get tf32_mfu)")},
     "bf16": {"median_step_s": $(quote "$(get bf16_step_s)"), "tokens_per_s": $(quote "$(get bf16_tok_s)"), "last_loss": $(quote "$(get bf16_loss)"), "mfu": $(quote "$(get bf16_mfu)")}
   },
+  "torch_gpt2_124m_t1024_b8_tokens_per_s": {"eager_f32": $(quote "$(get torch_eager_f32_tok_s)"), "compile_f32": $(quote "$(get torch_compile_f32_tok_s)"), "eager_bf16": $(quote "$(get torch_eager_bf16_tok_s)"), "compile_bf16": $(quote "$(get torch_compile_bf16_tok_s)")},
   "elapsed_s": $elapsed,
   "ok": $([ $status -eq 0 ] && echo true || echo false)
 }
@@ -233,6 +265,8 @@ cat > "$out/gpu_check.md" <<EOF
 | GPT-2 124M shape, T=1024, batch 8, f32 GEMMs | $(get f32_tok_s) tokens/s ($(get f32_step_s) s/step), MFU $(get f32_mfu) |
 | same, TF32 GEMMs | $(get tf32_tok_s) tokens/s ($(get tf32_step_s) s/step), MFU $(get tf32_mfu) |
 | same, bf16 GEMMs (kernels.precision=bf16) | $(get bf16_tok_s) tokens/s ($(get bf16_step_s) s/step), MFU $(get bf16_mfu) |
+| PyTorch, same shape: eager f32 / torch.compile f32 | $(get torch_eager_f32_tok_s) / $(get torch_compile_f32_tok_s) tokens/s |
+| PyTorch, same shape: eager bf16 / torch.compile bf16 (autocast) | $(get torch_eager_bf16_tok_s) / $(get torch_compile_bf16_tok_s) tokens/s |
 | elapsed | ${elapsed} s |
 EOF
 cat "$out/gpu_check.md"

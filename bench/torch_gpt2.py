@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU reference for cptrain's training-step benchmark.
+"""PyTorch reference for cptrain's training-step benchmark (CPU, or a GPU).
 
 A plain GPT-2 written for this comparison (the model of ARCHITECTURE.md:
 pre-LN blocks, learned positions, GELU tanh, biases, ln_f, output head tied to
@@ -14,9 +14,13 @@ AdamW, timed with a wall clock; one JSON object per line goes to stdout:
 Usage: torch_gpt2.py --layers 2 --embd 128 --heads 4 --seq 256 --batch 8
        --vocab 256 --threads 2 --steps 10 --warmup 2 [--compile] [--bf16]
 
---bf16 runs forward and loss under CPU autocast to bfloat16 (matmuls in
+--bf16 runs forward and loss under autocast to bfloat16 (matmuls in
 bf16 with f32 accumulation, f32 weights and optimizer state); the backward
 follows the dtypes autocast chose, as in a user's mixed-precision loop.
+
+--device cuda runs on GPU 0 (bench/gpu_check.sh): AdamW is the fused CUDA
+implementation, each step ends with torch.cuda.synchronize() before its
+time is taken, and the summary adds the GPU's peak allocated bytes.
 """
 
 import argparse
@@ -109,12 +113,15 @@ def main():
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (mixed precision)")
     ap.add_argument("--matmul-peak", action="store_true",
-                    help="also time a 2048^3 matmul, f32 and bf16")
+                    help="also time a 2048^3 matmul, f32 and bf16 (CPU)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    on_gpu = args.device == "cuda"
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    model = GPT(args.layers, args.embd, args.heads, args.seq, args.vocab)
+    model = GPT(args.layers, args.embd, args.heads, args.seq, args.vocab).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -122,18 +129,20 @@ def main():
         lr=6e-4,
         betas=(0.9, 0.95),
         eps=1e-8,
+        **({"fused": True} if on_gpu else {}),
     )
     step_fn = torch.compile(model) if args.compile else model
 
     n = args.batch * args.seq
-    tokens = (torch.arange(n) * 31 % args.vocab).view(args.batch, args.seq)
+    tokens = (torch.arange(n) * 31 % args.vocab).view(args.batch, args.seq).to(device)
     targets = (tokens + 1) % args.vocab
+    sync = torch.cuda.synchronize if on_gpu else (lambda: None)
 
     if args.matmul_peak:
         print(json.dumps({"kind": "matmul", "shape": [2048, 2048, 2048],
                           "gflops": matmul_gflops(),
                           "bf16_gflops": matmul_gflops(torch.bfloat16)}), flush=True)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 \
+    autocast = (lambda: torch.autocast(args.device, dtype=torch.bfloat16)) if args.bf16 \
         else contextlib.nullcontext
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
@@ -142,14 +151,18 @@ def main():
             loss = step_fn(tokens, targets)
         loss.backward()
         opt.step()
+        sync()
         seconds = time.perf_counter() - t0
         if i >= args.warmup:
             print(json.dumps({"kind": "step", "step": i - args.warmup,
                               "seconds": seconds, "loss": loss.item()}), flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"kind": "summary", "peak_rss_bytes": rss, "threads": args.threads,
-                      "torch": torch.__version__, "compile": args.compile, "bf16": args.bf16,
-                      "params": sum(p.numel() for p in model.parameters())}), flush=True)
+    summary = {"kind": "summary", "peak_rss_bytes": rss, "threads": args.threads,
+               "torch": torch.__version__, "compile": args.compile, "bf16": args.bf16,
+               "device": args.device, "params": sum(p.numel() for p in model.parameters())}
+    if on_gpu:
+        summary["gpu_peak_bytes"] = torch.cuda.max_memory_allocated()
+    print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

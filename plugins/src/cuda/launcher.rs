@@ -150,7 +150,9 @@ impl<'d, T: Plain> Scratch<'d, T> {
         Ok(s)
     }
 
-    fn uninit(dev: &'d dyn Launcher, len: usize) -> Result<Self, CudaError> {
+    /// `len` values of undefined contents, for an output a kernel writes
+    /// whole.
+    pub fn uninit(dev: &'d dyn Launcher, len: usize) -> Result<Self, CudaError> {
         let addr = if len == 0 {
             0
         } else {

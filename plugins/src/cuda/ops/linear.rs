@@ -44,7 +44,8 @@ impl Operands {
 
 /// A bf16 copy of `x` (two values to a word, which is a bf16 array).
 fn rounded(dev: &dyn Launcher, x: Span) -> Result<Scratch<'_, u32>, CudaError> {
-    let words = Scratch::<u32>::zeroed(dev, x.len.div_ceil(2))?;
+    // `round_to_bf16` writes every word, the padding half of an odd count too.
+    let words = Scratch::<u32>::uninit(dev, x.len.div_ceil(2))?;
     let out = Span {
         addr: words.addr(),
         len: x.len.div_ceil(2),

@@ -230,6 +230,10 @@ fn check_prints_the_grid_and_the_plan() {
     );
     assert!(out.contains("16 tokens/rank"), "{out}");
     assert!(out.contains("MiB activations"), "{out}");
+    assert!(
+        out.contains("parameters, gradients and the state of optimizer \"adamw\" (f32)"),
+        "{out}"
+    );
     assert!(!dir.path().join("runs").exists(), "check writes nothing");
 }
 

@@ -39,6 +39,8 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
             ..train.clone()
         },
         parallel: &ParallelConfig::default(),
+        optimizer: &optimizer.kind,
+        optimizer_state: optimizers.state_per_parameter(),
         dp: 1,
         layout: QkvLayout::Packed,
         local_ranks: 1,

@@ -7,12 +7,12 @@ use appctx::{CancellationToken, ContextBuilder, Environment};
 use super::resume::{prepare_resume, resume_target};
 use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
 use crate::checkpoint::import_model_init;
-use crate::components::RANK_SCOPE;
+use crate::components::{RANK_SCOPE, configured};
 use crate::data::{BUILTIN_SOURCES, DataConfig, TrainConfig, open_data_source};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
 use crate::model::ModelConfig;
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerFactory};
 use crate::parallel::ParallelConfig;
 use crate::train::{
     AvailableMemory, RankInfo, RankOutcome, RunOptions, RunStatus, TrainPlan, human_bytes,
@@ -69,10 +69,14 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     } else {
         1
     };
+    // The optimizer `optimizer.kind` selects, for its state in the memory
+    // estimate.
+    let optimizers = configured::<dyn OptimizerFactory>(env, "optimizer")?;
     let plan = TrainPlan::new(
         &model,
         &train,
         &optimizer,
+        optimizers.state_per_parameter(),
         &parallel,
         &kernels,
         &metrics,

@@ -174,10 +174,12 @@ fn eval_plan(loaded: &Loaded) -> Result<TrainPlan, CommandError> {
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
     let metrics: MetricsConfig = env.bind("metrics")?;
     let model = &loaded.trained.model;
+    // Evaluation builds no optimizer: none of its state is allocated.
     let plan = TrainPlan::new(
         model,
         &train,
         &optimizer,
+        0,
         &parallel,
         &kernels,
         &metrics,

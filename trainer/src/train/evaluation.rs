@@ -220,6 +220,7 @@ mod tests {
             &model(),
             &train,
             &optimizer,
+            0,
             &parallel,
             &kernels,
             &metrics,

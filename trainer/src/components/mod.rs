@@ -13,6 +13,7 @@
 //! that embeds the trainer sees none of them.
 
 mod configured;
+mod linked_attention;
 mod optimizer;
 mod process;
 mod rank;
@@ -20,6 +21,7 @@ mod sections;
 mod tokenizers;
 
 pub use configured::configured;
+pub use linked_attention::LinkedAttention;
 pub use process::MachinePeak;
 pub use tokenizers::{configured_tokenizer, with_tokenizer};
 

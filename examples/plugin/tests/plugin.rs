@@ -189,6 +189,31 @@ fn check_and_components_see_the_plugin() {
     assert!(out.contains("sequence"), "{out}");
 }
 
+/// `check` opens the plugin's data source as a run does: its description
+/// is printed, and a value only the source itself refuses fails `check`.
+#[test]
+fn check_opens_the_plugins_data_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_plugin(dir.path(), "check", &[]);
+    assert!(
+        out.contains("data       arithmetic sequences of stride 5 over"),
+        "{out}"
+    );
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin.toml");
+    let args = ["check", "--config", &config.display().to_string()]
+        .into_iter()
+        .chain(["--set", "sequence.stride=0"])
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let refused = plugin_binary(dir.path(), &args);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("sequence.stride = 0 must be in 1..model.vocab_size"),
+        "{stderr}"
+    );
+}
+
 /// A key of the plugin's section while another data source is chosen is
 /// refused, naming the component that would read it and why it is off.
 #[test]

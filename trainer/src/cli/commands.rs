@@ -8,7 +8,7 @@ use super::resume::{prepare_resume, resume_target};
 use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
 use crate::checkpoint::import_model_init;
 use crate::components::{RANK_SCOPE, configured};
-use crate::data::{BUILTIN_SOURCES, DataConfig, TrainConfig, open_data_source};
+use crate::data::{DataSource, TrainConfig};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
 use crate::model::ModelConfig;
@@ -101,19 +101,10 @@ fn check(env: Environment) -> Result<(), CommandError> {
         })
         .map_err(|e| format!("the context of rank {rank}: {e}"))?;
     }
-    let data: DataConfig = dry.environment().bind("data")?;
-    // A plugin's source is a component that only a refreshed context creates;
-    // its wiring and configuration were checked with the process context.
-    let described = if BUILTIN_SOURCES.contains(&data.source.as_str()) {
-        let source = open_data_source(&data, &plan.model, plan.train.seed)?;
-        plan.train.check_eval_windows(&*source)?;
-        source.describe()
-    } else {
-        format!(
-            "data.source = {:?}, a plugin's component (wired and configured; opened by run)",
-            data.source
-        )
-    };
+    // The source `data.source` selects, a plugin's too, created as the
+    // run creates it (the built-ins check the windows train.eval_batches
+    // needs).
+    let described = configured::<dyn DataSource>(dry.environment(), "data")?.describe();
     if let Some(init) = &plan.model.init {
         import_model_init(init, &plan.model)
             .map_err(|e| format!("model.init = {}: {e}", init.display()))?;

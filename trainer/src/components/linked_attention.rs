@@ -2,14 +2,12 @@
 //! runs ranks without a run's contexts (`cptrain eval`): a plugin's
 //! strategy is found and built as a run builds it.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use appctx::{
-    ApplicationContext, ComponentDef, ContextBuilder, Dependency, Environment, TypeKey, registered,
-};
+use appctx::{ApplicationContext, ComponentDef, Environment, TypeKey};
 
 use super::RANK_SCOPE;
+use super::configured::{dependencies_of, few_components, providers};
 use crate::attention::Attention;
 use crate::kernels::Kernels;
 use crate::train::{RankGroups, RankInfo, TrainPlan};
@@ -27,51 +25,25 @@ pub struct LinkedAttention {
 impl LinkedAttention {
     /// The process context of `env` and `plan`.
     pub fn new(env: &Environment, plan: Arc<TrainPlan>) -> Result<Self, appctx::Error> {
+        let attention = TypeKey::of::<dyn Attention>();
+        let strategies: Vec<ComponentDef> = providers(attention).collect();
+        // What the strategies need beyond the rank's own values, each
+        // created only if the chosen one needs it.
         let given = [
+            attention,
             TypeKey::of::<TrainPlan>(),
             TypeKey::of::<RankInfo>(),
             TypeKey::of::<RankGroups>(),
             TypeKey::of::<dyn Kernels>(),
         ];
-        let providing = |key: TypeKey| {
-            registered()
-                .iter()
-                .filter(move |def| def.provides() == key)
-                .map(|def| (**def).clone())
-        };
-        let strategies: Vec<ComponentDef> = providing(TypeKey::of::<dyn Attention>()).collect();
-        // What the strategies need beyond the rank's own values, and what
-        // that needs in turn: every provider of each type, once.
-        let mut seen: BTreeSet<&str> = given.iter().map(TypeKey::name).collect();
-        seen.insert(TypeKey::of::<dyn Attention>().name());
-        let mut process_defs = Vec::new();
-        let mut frontier = strategies.clone();
-        while let Some(def) = frontier.pop() {
-            for key in def.dependencies().iter().filter_map(Dependency::type_key) {
-                if seen.insert(key.name()) {
-                    let found: Vec<ComponentDef> = providing(key).collect();
-                    frontier.extend(found.iter().cloned());
-                    process_defs.extend(found);
-                }
-            }
-        }
-        let mut builder = ContextBuilder::new()
-            .name("linked-attention")
-            .environment(env.clone())
-            .instance(plan);
-        for def in process_defs {
-            builder = builder.component(def);
-        }
-        // The rest of the configuration is the run's, read by components
-        // this context leaves out.
-        if let serde_json::Value::Object(sections) = env.to_json() {
-            for section in sections.keys() {
-                builder = builder.known_prefix(section.clone());
-            }
-        }
+        let needed = dependencies_of(&strategies, &given);
+        let (builder, excluded) = few_components(env, "linked-attention", needed)?;
         Ok(LinkedAttention {
-            process: builder.build()?,
-            strategies,
+            process: builder.instance(plan).build()?,
+            strategies: strategies
+                .into_iter()
+                .filter(|def| !excluded.iter().any(|n| n == def.component_name()))
+                .collect(),
         })
     }
 

@@ -5,27 +5,20 @@
 
 mod common;
 
-use common::{checkpoint_weights, cptrain_ok, metrics, sets, spawn, wait_within};
+use common::{checkpoint_weights, cptrain_ok, metrics, run_sets, spawn, wait_within};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// `cptrain run` arguments of a short run into `out` checkpointing every
-/// `every` steps, plus `extra` keys.
+/// `every` steps and evaluating every 3, plus `extra` keys.
 fn run_args(out: &Path, steps: u64, every: u64, extra: &[&str]) -> Vec<String> {
-    let mut pairs = vec![
-        "run".to_string(),
-        "model.seq_len=32".into(),
-        format!("train.steps={steps}"),
-        format!("train.checkpoint_every={every}"),
-        "train.eval_every=3".into(),
-        "train.keep_last=0".into(),
-        format!("train.out_dir={}", out.display()),
-        "metrics.progress=never".into(),
-        "metrics.peak_gflops=100".into(),
-    ];
-    pairs.extend(extra.iter().map(|s| s.to_string()));
-    let mut args = vec![pairs.remove(0)];
-    args.extend(sets(&pairs));
+    let every = format!("train.checkpoint_every={every}");
+    let keys: Vec<&str> = [every.as_str(), "train.eval_every=3"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let mut args = vec!["run".to_string()];
+    args.extend(run_sets(out, steps, &keys));
     args
 }
 

@@ -230,6 +230,10 @@ fn check_prints_the_grid_and_the_plan() {
     );
     assert!(out.contains("16 tokens/rank"), "{out}");
     assert!(out.contains("MiB activations"), "{out}");
+    assert!(
+        out.contains("parameters, gradients and the state of optimizer \"adamw\" (f32)"),
+        "{out}"
+    );
     assert!(!dir.path().join("runs").exists(), "check writes nothing");
 }
 
@@ -394,6 +398,7 @@ fn bench_times_steps_and_shows_where_the_time_goes() {
         ],
     );
     for text in [
+        "optimizer adamw",
         "tokens/s",
         "GFLOP/s",
         "bwd GFLOP/s",
@@ -423,5 +428,22 @@ fn bench_times_steps_and_shows_where_the_time_goes() {
             && ranks.contains("metrics.phase_profile=true")
             && ranks.contains("metrics.trace_steps=2"),
         "{ranks}"
+    );
+}
+
+/// `cptrain bench` times the optimizer `optimizer.kind` selects, so a name
+/// no linked crate registers is refused with the names that exist.
+#[test]
+fn bench_uses_the_configured_optimizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cptrain(
+        dir.path(),
+        &["bench", "--steps", "1", "--set", "optimizer.kind=lion"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("lion") && stderr.contains("`adamw`"),
+        "{stderr}"
     );
 }

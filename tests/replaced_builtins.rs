@@ -96,6 +96,11 @@ impl OptimizerFactory for SgdFactory {
             buffer: vec![0.0; mask.len()],
         }))
     }
+
+    /// The momentum buffer.
+    fn state_per_parameter(&self) -> usize {
+        1
+    }
 }
 
 fn sgd() -> Arc<dyn OptimizerFactory> {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    checkpoint_weights, cptrain, metrics, send_signal, sets, snapshot, spawn, wait_for_records,
-    wait_within,
+    checkpoint_weights, cptrain, metrics, run_sets, send_signal, sets, snapshot, spawn,
+    wait_for_records, wait_within, with,
 };
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -14,28 +14,6 @@ use std::time::Duration;
 
 /// Generous bound for a process that should end by itself.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// `--set`s of a short run into `out` (no startup matmul probe).
-fn run_sets(out: &Path, steps: u64, extra: &[&str]) -> Vec<String> {
-    let mut pairs = vec![
-        "model.seq_len=32".to_string(),
-        format!("train.steps={steps}"),
-        "train.eval_every=5".into(),
-        "train.keep_last=0".into(),
-        format!("train.out_dir={}", out.display()),
-        "metrics.progress=never".into(),
-        "metrics.peak_gflops=100".into(),
-    ];
-    pairs.extend(extra.iter().map(|s| s.to_string()));
-    sets(&pairs)
-}
-
-fn with<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
-    head.iter()
-        .copied()
-        .chain(tail.iter().map(String::as_str))
-        .collect()
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

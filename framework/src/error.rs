@@ -690,14 +690,7 @@ impl Error {
                      section `{section}` are inactive:",
                     origin_suffix(origin)
                 );
-                for c in would_read {
-                    description.push_str(&format!(
-                        "\n  - `{}` (scope `{}`, inactive: {})",
-                        c.name,
-                        c.scope,
-                        c.reasons.join("; ")
-                    ));
-                }
+                description.push_str(&candidate_lines(would_read));
                 FailureAnalysis::new(
                     description,
                     format!(
@@ -762,6 +755,22 @@ fn origin_suffix(origin: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// One line per candidate, each starting a new line: its name, scope and
+/// why it was not chosen.
+fn candidate_lines(candidates: &[Candidate]) -> String {
+    candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "\n  - `{}` (scope `{}`): {}",
+                c.name,
+                c.scope,
+                c.reasons.join("; ")
+            )
+        })
+        .collect()
+}
+
 fn missing_dependency(
     component: &str,
     dependency: &str,
@@ -780,17 +789,47 @@ fn missing_dependency(
         );
     }
     description.push_str("\nCandidates that exist but were not chosen:");
-    for c in candidates {
-        description.push_str(&format!(
-            "\n  - `{}` (scope `{}`): {}",
-            c.name,
-            c.scope,
-            c.reasons.join("; ")
-        ));
-    }
+    description.push_str(&candidate_lines(candidates));
     let action = match hint {
         Some(hint) => format!("{hint}, or register another provider."),
         None => "Change the configuration so that one candidate's conditions hold (see the reasons above), or register another provider.".to_string(),
     };
     FailureAnalysis::new(description, action)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing dependency and an unread key list the same candidate with
+    /// the same words.
+    #[test]
+    fn candidates_read_alike_in_every_error() {
+        let candidate = Candidate {
+            name: "file".into(),
+            scope: "singleton".into(),
+            reasons: vec![
+                "property data.kind == file: found \"synthetic\"".into(),
+                "excluded".into(),
+            ],
+        };
+        let line = "- `file` (scope `singleton`): property data.kind == file: found \
+                    \"synthetic\"; excluded";
+        let missing = Error::MissingDependency {
+            component: "loader".into(),
+            dependency: "dyn Source".into(),
+            candidates: vec![candidate.clone()],
+            hint: None,
+        };
+        let unread = Error::UnreadConfigKey {
+            key: "data.stride".into(),
+            origin: None,
+            section: "data".into(),
+            would_read: vec![candidate],
+        };
+        for error in [missing, unread] {
+            let message = error.to_string();
+            assert!(message.contains(line), "{message}");
+        }
+    }
 }

@@ -84,7 +84,7 @@ fn a_key_only_inactive_components_read_names_them_and_why() {
     );
     assert!(
         message.contains(
-            "`file` (scope `singleton`, inactive: property source.kind == file: found \"synthetic\""
+            "`file` (scope `singleton`): property source.kind == file: found \"synthetic\""
         ),
         "{message}"
     );
@@ -130,7 +130,7 @@ fn an_excluded_binder_is_reported_as_excluded() {
     let message = err.to_string();
     assert!(matches!(err, Error::UnreadConfigKey { .. }), "{message}");
     assert!(
-        message.contains("inactive: excluded by the context builder (`.exclude(..)`)"),
+        message.contains("): excluded by the context builder (`.exclude(..)`)"),
         "{message}"
     );
 }
@@ -148,9 +148,7 @@ fn a_child_scope_binder_that_is_off_is_listed_with_its_scope() {
         "{message}"
     );
     assert!(
-        message.contains(
-            "`shard_source` (scope `rank`, inactive: property data.sharded == true: not set)"
-        ),
+        message.contains("`shard_source` (scope `rank`): property data.sharded == true: not set"),
         "{message}"
     );
 }

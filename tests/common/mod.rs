@@ -142,6 +142,30 @@ pub fn sets(pairs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `--set`s of a short run into `out` (no startup matmul probe), `extra`
+/// keys last (a key given twice takes its last value).
+pub fn run_sets(out: &Path, steps: u64, extra: &[&str]) -> Vec<String> {
+    let mut pairs = vec![
+        "model.seq_len=32".to_string(),
+        format!("train.steps={steps}"),
+        "train.eval_every=5".into(),
+        "train.keep_last=0".into(),
+        format!("train.out_dir={}", out.display()),
+        "metrics.progress=never".into(),
+        "metrics.peak_gflops=100".into(),
+    ];
+    pairs.extend(extra.iter().map(|s| s.to_string()));
+    sets(&pairs)
+}
+
+/// `head` followed by `tail`, as the argument list of a command.
+pub fn with<'a>(head: &[&'a str], tail: &'a [String]) -> Vec<&'a str> {
+    head.iter()
+        .copied()
+        .chain(tail.iter().map(String::as_str))
+        .collect()
+}
+
 /// Every file under `dir` (its path relative to `dir`) with its bytes; the
 /// run lock `.cptrain.lock` aside.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {

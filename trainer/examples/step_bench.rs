@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use cptrain::bench::{BenchConfig, measure_matmul_gflops, run_step_benchmark};
 use cptrain::kernels::{Precision, Threads};
 use cptrain::model::ModelConfig;
+use cptrain::optim::{AdamWFactory, OptimizerConfig};
 use serde_json::json;
 
 /// The allocator the `cptrain` binary uses, so both measure the same thing.
@@ -100,7 +101,8 @@ fn main() -> ExitCode {
             "precision": cfg.precision.to_string()});
         println!("{line}");
     }
-    let report = run_step_benchmark(&cfg, |i, s| {
+    let adamw = AdamWFactory(OptimizerConfig::default());
+    let report = run_step_benchmark(&cfg, &adamw, |i, s| {
         println!(
             "{}",
             json!({"kind": "step", "step": i, "seconds": s.seconds, "loss": s.loss})

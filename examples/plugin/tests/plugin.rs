@@ -123,6 +123,58 @@ fn the_plugin_source_strategy_and_sink_run_selected_by_config() {
     }
 }
 
+/// `cptrain eval` takes the strategy `parallel.cp_comm` selects among the
+/// linked components, as a run does: the run's `counted` evaluates its
+/// checkpoint at cp = 2 to the very loss of the built-in ring it wraps.
+#[test]
+fn eval_runs_the_plugins_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("counted");
+    // The default (synthetic) data: eval opens the built-in sources.
+    let mut args = vec!["run".to_string()];
+    for set in short_run(&out, 2, "counted") {
+        args.extend(["--set".to_string(), set]);
+    }
+    args.extend(["--set", "train.checkpoint_every=5"].map(String::from));
+    let run = plugin_binary(dir.path(), &args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let eval = |extra: &[&str]| {
+        let mut args = ["eval", "--checkpoint", &out.display().to_string(), "--json"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["--batches", "2"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let output = plugin_binary(dir.path(), &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{args:?}:\n{stderr}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        report
+    };
+    let counted = eval(&[]);
+    assert_eq!(counted["ranks"], "world_size = 2 (dp = 1, cp = 2, counted)");
+    let ring = eval(&["--set", "parallel.cp_comm=p2p"]);
+    assert!(counted["loss"].as_f64().unwrap() > 0.0, "{counted}");
+    assert_eq!(counted["loss"], ring["loss"], "the same math as p2p");
+    let out_dir = out.display().to_string();
+    let unknown = [
+        "eval",
+        "--checkpoint",
+        &out_dir,
+        "--batches",
+        "1",
+        "--set",
+        "parallel.cp_comm=nope",
+    ];
+    let refused = plugin_binary(dir.path(), &unknown.map(String::from));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("`counted`, `p2p`"), "{stderr}");
+}
+
 /// `check` validates the plugin's wiring and sections like the built-ins',
 /// and `components` says each was chosen by configuration.
 #[test]
@@ -135,6 +187,31 @@ fn check_and_components_see_the_plugin() {
     let out = run_with_plugin(dir.path(), "components", &[]);
     assert!(out.contains("counted"), "{out}");
     assert!(out.contains("sequence"), "{out}");
+}
+
+/// `check` opens the plugin's data source as a run does: its description
+/// is printed, and a value only the source itself refuses fails `check`.
+#[test]
+fn check_opens_the_plugins_data_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_plugin(dir.path(), "check", &[]);
+    assert!(
+        out.contains("data       arithmetic sequences of stride 5 over"),
+        "{out}"
+    );
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin.toml");
+    let args = ["check", "--config", &config.display().to_string()]
+        .into_iter()
+        .chain(["--set", "sequence.stride=0"])
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let refused = plugin_binary(dir.path(), &args);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("sequence.stride = 0 must be in 1..model.vocab_size"),
+        "{stderr}"
+    );
 }
 
 /// A key of the plugin's section while another data source is chosen is

@@ -1,21 +1,26 @@
 //! Training-step benchmark on one rank: full steps (zero grads, forward,
-//! backward, AdamW) of the GPT-2 model over its flat buffers, timed one by
-//! one, with an optional per-phase profile and the machine's matmul rate
-//! for scale.
+//! backward, optimizer update) of the GPT-2 model over its flat buffers,
+//! timed one by one, with an optional per-phase profile and the machine's
+//! matmul rate for scale. The optimizer is any [`OptimizerFactory`]'s (the
+//! one `optimizer.kind` selects in `cptrain bench`).
 //!
 //! ```
 //! use cptrain::bench::{BenchConfig, run_step_benchmark};
 //! use cptrain::model::ModelConfig;
+//! use cptrain::optim::{AdamWFactory, OptimizerConfig};
 //!
 //! let model = ModelConfig { n_layer: 1, n_head: 2, n_embd: 16, vocab_size: 32, seq_len: 8, init: None,
 //!     n_positions: None, vocab_padding: 1 };
 //! let cfg = BenchConfig { steps: 2, warmup: 1, profile: true, ..BenchConfig::new(model, 2) };
-//! let report = run_step_benchmark(&cfg, |_, _| {}).unwrap();
+//! let adamw = AdamWFactory(OptimizerConfig::default());
+//! let report = run_step_benchmark(&cfg, &adamw, |_, _| {}).unwrap();
 //! assert_eq!(report.samples.len(), 2);
 //! assert!(report.tokens_per_second() > 0.0);
 //! ```
 
 mod matmul;
+#[cfg(test)]
+mod optimizer_tests;
 #[cfg(test)]
 mod precision_tests;
 mod report;
@@ -33,7 +38,7 @@ use crate::model::{
     Activations, Batch, Gpt, ModelConfig, ModelConfigError, ModelError, Pass, Phase,
     flops_per_token, init_params,
 };
-use crate::optim::{AdamW, DecayMask, Optimizer, OptimizerConfig};
+use crate::optim::{DecayMask, OptimizerConfig, OptimizerFactory};
 
 /// What to benchmark.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,15 +57,16 @@ pub struct BenchConfig {
     pub profile: bool,
     /// Seed of the parameter init.
     pub seed: u64,
-    /// Optimizer constants (the learning rate used is `optimizer.lr`).
-    pub optimizer: OptimizerConfig,
+    /// The learning rate of every step (`optimizer.lr`).
+    pub lr: f64,
     /// Number format of the model's matrix products.
     pub precision: Precision,
 }
 
 impl BenchConfig {
     /// Defaults around `model` and `batch`: 1 thread, 5 steps after 1
-    /// warm-up, no profile, seed 1, the default optimizer, f32 products.
+    /// warm-up, no profile, seed 1, the default `optimizer.lr`, f32
+    /// products.
     pub fn new(model: ModelConfig, batch: usize) -> Self {
         BenchConfig {
             model,
@@ -70,7 +76,7 @@ impl BenchConfig {
             warmup: 1,
             profile: false,
             seed: 1,
-            optimizer: OptimizerConfig::default(),
+            lr: OptimizerConfig::default().lr,
             precision: Precision::F32,
         }
     }
@@ -108,10 +114,12 @@ pub fn synthetic_tokens(n: usize, vocab: usize) -> (Vec<u32>, Vec<u32>) {
     (tokens, targets)
 }
 
-/// Runs `cfg.warmup + cfg.steps` training steps and reports the timed ones;
+/// Runs `cfg.warmup + cfg.steps` training steps, each updating the weights
+/// with the optimizer `optimizer` builds, and reports the timed ones;
 /// `on_step(i, sample)` sees each timed step as it finishes.
 pub fn run_step_benchmark(
     cfg: &BenchConfig,
+    optimizer: &dyn OptimizerFactory,
     mut on_step: impl FnMut(usize, &StepSample),
 ) -> Result<BenchReport, BenchError> {
     cfg.model.validate()?;
@@ -126,7 +134,7 @@ pub fn run_step_benchmark(
     let gpt = Gpt::new(cfg.model.clone());
     let mut params = k.upload(&init_params(&cfg.model, cfg.seed))?;
     let mut grads = k.alloc(params.len())?;
-    let mut adamw = AdamW::new(&cfg.optimizer, DecayMask::from_layout(gpt.layout()), k)?;
+    let mut optimizer = optimizer.build(DecayMask::from_layout(gpt.layout()), k)?;
     let len = cfg.model.seq_len;
     let n_tokens = cfg.batch * len;
     let mut acts = Activations::new(k, &cfg.model, cfg.batch, len, attn.qkv_layout())?;
@@ -155,7 +163,7 @@ pub fn run_step_benchmark(
         let grads_view = grads.view_mut();
         gpt.backward(k, &attn, params.view(), batch, scale, &mut acts, grads_view)?;
         let timer = acts.profile().start();
-        adamw.step(k, params.view_mut(), grads.view(), cfg.optimizer.lr);
+        optimizer.step(k, params.view_mut(), grads.view(), cfg.lr);
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);

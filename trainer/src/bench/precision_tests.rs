@@ -7,6 +7,7 @@ use super::{BenchConfig, run_step_benchmark, synthetic_tokens};
 use crate::attention::{Attention, LocalAttention};
 use crate::kernels::{Bf16Gemm, CpuKernels, Kernels, Precision, Threads};
 use crate::model::{Activations, Batch, Gpt, ModelConfig, init_params};
+use crate::optim::{AdamWFactory, OptimizerConfig};
 
 /// Unit roundoff of bf16: 8 significant bits, so rounding to nearest moves
 /// a value by at most 2⁻⁸ of itself (relative).
@@ -45,7 +46,8 @@ fn losses(precision: Precision, steps: usize) -> Vec<f64> {
         precision,
         ..BenchConfig::new(model(), 4)
     };
-    let report = run_step_benchmark(&cfg, |_, _| {}).unwrap();
+    let adamw = AdamWFactory(OptimizerConfig::default());
+    let report = run_step_benchmark(&cfg, &adamw, |_, _| {}).unwrap();
     report.samples.iter().map(|s| s.loss).collect()
 }
 

@@ -5,7 +5,7 @@ use crate::model::{ModelConfig, PhaseFlops, Profile};
 /// One timed training step.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepSample {
-    /// Wall time of the whole step (zero grads, forward, backward, AdamW).
+    /// Wall time of the whole step (zero grads, forward, backward, update).
     pub seconds: f64,
     /// Mean loss of the step's forward.
     pub loss: f64,

@@ -6,15 +6,17 @@ use super::BenchArgs;
 use super::commands::CommandError;
 use crate::attention::QkvLayout;
 use crate::bench::{BenchConfig, measure_matmul_gflops, run_step_benchmark};
+use crate::components::configured;
 use crate::data::TrainConfig;
 use crate::kernels::{KernelsConfig, Threads};
 use crate::model::ModelConfig;
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerFactory};
 use crate::parallel::ParallelConfig;
 use crate::train::{AvailableMemory, MemoryEstimate, MemoryInputs};
 
 /// `cptrain bench`: the configured model (`[model]`), one rank with all of
-/// `kernels.threads`, `train.batch_size` sequences per step; prints the step
+/// `kernels.threads`, `train.batch_size` sequences per step, updated by the
+/// optimizer `optimizer.kind` selects (a plugin's too); prints the step
 /// times, throughput, MFU against the matmul rate measured in the same run,
 /// and the per-phase profile. `[parallel]` is not used: with several ranks
 /// configured it says so and how to profile them (`metrics.phase_profile`,
@@ -27,6 +29,7 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     let parallel: ParallelConfig = env.bind("parallel")?;
     optimizer.validate()?;
     model.validate()?;
+    let optimizers = configured::<dyn OptimizerFactory>(env, "optimizer")?;
     let threads = kernels.threads_per_rank(1);
     // One rank, whole sequences, the batch in one micro-batch.
     MemoryEstimate::new(&MemoryInputs {
@@ -36,6 +39,8 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
             ..train.clone()
         },
         parallel: &ParallelConfig::default(),
+        optimizer: &optimizer.kind,
+        optimizer_state: optimizers.state_per_parameter(),
         dp: 1,
         layout: QkvLayout::Packed,
         precision: kernels.precision,
@@ -51,14 +56,14 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     cfg.warmup = args.warmup;
     cfg.profile = !args.no_profile;
     cfg.seed = train.seed;
-    cfg.optimizer = optimizer;
+    cfg.lr = optimizer.lr;
     cfg.precision = kernels.precision;
     let product = kernels
         .precision
         .cpu_product()
         .map_err(crate::bench::BenchError::from)?;
     let peak = measure_matmul_gflops(&Threads::new(cfg.threads)?, product, 1024, 6);
-    let report = run_step_benchmark(&cfg, |i, s| {
+    let report = run_step_benchmark(&cfg, &*optimizers, |i, s| {
         eprintln!(
             "step {}/{}: {:.1} ms, loss {:.4}",
             i + 1,
@@ -74,13 +79,14 @@ pub fn bench(env: &Environment, args: &BenchArgs) -> Result<(), CommandError> {
     let mut out = String::new();
     writeln!(
         out,
-        "model L{} d{} h{} T{} V{}, batch {}, {} thread(s), {} timed step(s)",
+        "model L{} d{} h{} T{} V{}, batch {}, optimizer {}, {} thread(s), {} timed step(s)",
         m.n_layer,
         m.n_embd,
         m.n_head,
         m.seq_len,
         m.vocab_size,
         cfg.batch,
+        optimizer.kind,
         report.threads,
         cfg.steps
     )?;

@@ -7,12 +7,12 @@ use appctx::{CancellationToken, ContextBuilder, Environment};
 use super::resume::{prepare_resume, resume_target};
 use super::{Cli, Command, ConfigLayers, RunArgs, build_environment};
 use crate::checkpoint::import_model_init;
-use crate::components::RANK_SCOPE;
-use crate::data::{BUILTIN_SOURCES, DataConfig, TrainConfig, open_data_source};
+use crate::components::{RANK_SCOPE, configured};
+use crate::data::{DataSource, TrainConfig};
 use crate::kernels::KernelsConfig;
 use crate::metrics::MetricsConfig;
 use crate::model::ModelConfig;
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerFactory};
 use crate::parallel::ParallelConfig;
 use crate::train::{
     AvailableMemory, RankInfo, RankOutcome, RunOptions, RunStatus, TrainPlan, human_bytes,
@@ -69,10 +69,14 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     } else {
         1
     };
+    // The optimizer `optimizer.kind` selects, for its state in the memory
+    // estimate.
+    let optimizers = configured::<dyn OptimizerFactory>(env, "optimizer")?;
     let plan = TrainPlan::new(
         &model,
         &train,
         &optimizer,
+        optimizers.state_per_parameter(),
         &parallel,
         &kernels,
         &metrics,
@@ -97,19 +101,10 @@ fn check(env: Environment) -> Result<(), CommandError> {
         })
         .map_err(|e| format!("the context of rank {rank}: {e}"))?;
     }
-    let data: DataConfig = dry.environment().bind("data")?;
-    // A plugin's source is a component that only a refreshed context creates;
-    // its wiring and configuration were checked with the process context.
-    let described = if BUILTIN_SOURCES.contains(&data.source.as_str()) {
-        let source = open_data_source(&data, &plan.model, plan.train.seed)?;
-        plan.train.check_eval_windows(&*source)?;
-        source.describe()
-    } else {
-        format!(
-            "data.source = {:?}, a plugin's component (wired and configured; opened by run)",
-            data.source
-        )
-    };
+    // The source `data.source` selects, a plugin's too, created as the
+    // run creates it (the built-ins check the windows train.eval_batches
+    // needs).
+    let described = configured::<dyn DataSource>(dry.environment(), "data")?.describe();
     if let Some(init) = &plan.model.init {
         import_model_init(init, &plan.model)
             .map_err(|e| format!("model.init = {}: {e}", init.display()))?;

@@ -5,12 +5,14 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::ConfigLayers;
 use super::commands::CommandError;
 use super::trained::{Loaded, open_trained};
+use crate::components::LinkedAttention;
 use crate::data::{DataConfig, Split, TrainConfig, open_data_source};
 use crate::inference::{ModelSource, byte_lengths};
 use crate::kernels::KernelsConfig;
@@ -18,7 +20,7 @@ use crate::metrics::MetricsConfig;
 use crate::optim::OptimizerConfig;
 use crate::parallel::ParallelConfig;
 use crate::tokenizer::{ByteTokenizer, Tokenizer};
-use crate::train::{EvalBatches, TrainPlan, evaluate_on_layout};
+use crate::train::{EvalBatches, TrainError, TrainPlan, evaluate_on_layout};
 
 /// Options of `cptrain eval`.
 #[derive(Debug, Clone, Args)]
@@ -119,7 +121,17 @@ pub(super) fn eval_command(layers: &ConfigLayers, args: &EvalArgs) -> Result<(),
         batches: batches as u64,
         byte_lengths: lengths.as_deref(),
     };
-    let totals = evaluate_on_layout(&plan, source.clone(), &loaded.trained.params, &what)?;
+    // The strategy `parallel.cp_comm` selects among the linked components,
+    // built for each rank as a run builds it.
+    let plan = Arc::new(plan);
+    let linked = LinkedAttention::new(&loaded.env, plan.clone())?;
+    let attention = |rank, groups, kernels| {
+        linked
+            .build(rank, groups, kernels)
+            .map_err(|e| TrainError::Invalid(e.to_string()))
+    };
+    let params = &loaded.trained.params;
+    let totals = evaluate_on_layout(&plan, source.clone(), params, &what, &attention)?;
     if totals.targets == 0 {
         return Err("no target in the evaluated windows counts in the loss".into());
     }
@@ -174,10 +186,12 @@ fn eval_plan(loaded: &Loaded) -> Result<TrainPlan, CommandError> {
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
     let metrics: MetricsConfig = env.bind("metrics")?;
     let model = &loaded.trained.model;
+    // Evaluation builds no optimizer: none of its state is allocated.
     let plan = TrainPlan::new(
         model,
         &train,
         &optimizer,
+        0,
         &parallel,
         &kernels,
         &metrics,

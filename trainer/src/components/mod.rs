@@ -12,12 +12,16 @@
 //! (as the `cptrain` binary does), so an unrelated context of an application
 //! that embeds the trainer sees none of them.
 
+mod configured;
+mod linked_attention;
 mod optimizer;
 mod process;
 mod rank;
 mod sections;
 mod tokenizers;
 
+pub use configured::configured;
+pub use linked_attention::LinkedAttention;
 pub use process::MachinePeak;
 pub use tokenizers::{configured_tokenizer, with_tokenizer};
 

@@ -12,7 +12,7 @@ use crate::metrics::{
     ConsoleSink, CsvSink, JsonlSink, MetricsConfig, MetricsError, MetricsSink, StepRecord,
 };
 use crate::model::ModelConfig;
-use crate::optim::OptimizerConfig;
+use crate::optim::{OptimizerConfig, OptimizerFactory};
 use crate::parallel::{Backend, LocalBackend, ParallelConfig};
 use crate::train::{
     CheckpointWriter, Claim, DiskCheckpoints, RunDir, RunOptions, RunStatus, SharedSink,
@@ -26,11 +26,14 @@ fn local(parallel: Config<ParallelConfig>) -> Arc<dyn Backend> {
 }
 component!(local, select = "parallel.backend");
 
-/// The validated plan of the run.
+/// The validated plan of the run (the optimizer for its state in the memory
+/// estimate).
+#[allow(clippy::too_many_arguments)]
 fn train_plan(
     model: Config<ModelConfig>,
     train: Config<TrainConfig>,
     optimizer: Config<OptimizerConfig>,
+    optimizers: Arc<dyn OptimizerFactory>,
     parallel: Config<ParallelConfig>,
     kernels: Config<KernelsConfig>,
     metrics: Config<MetricsConfig>,
@@ -40,6 +43,7 @@ fn train_plan(
         &model,
         &train,
         &optimizer,
+        optimizers.state_per_parameter(),
         &parallel,
         &kernels,
         &metrics,

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use appctx::{ComponentDef, ContextBuilder, Environment, TypeKey, component, registered};
+use appctx::{Environment, component};
 
+use super::configured;
 use crate::tokenizer::{ByteTokenizer, Gpt2Tokenizer, Tokenizer};
 
 /// Every byte a token (vocabulary 256).
@@ -22,35 +23,12 @@ component!(gpt2, select = "data.tokenizer");
 
 /// The tokenizer `data.tokenizer` names in `env`, among every linked
 /// tokenizer component, for a command that trains nothing (`prepare`,
-/// `generate`, `eval`, `export`): a context of the tokenizer components
-/// alone, so none of the trainer's is created. A name no linked crate
-/// registers is appctx's error listing those that exist.
+/// `generate`, `eval`, `export`), so none of the trainer's components is
+/// created. A name no linked crate registers is appctx's error listing those
+/// that exist.
 pub fn configured_tokenizer(env: &Environment) -> Result<Arc<dyn Tokenizer>, appctx::Error> {
-    let provides = TypeKey::of::<dyn Tokenizer>();
-    // What the context is for: needing the tokenizer makes `prepare` report
-    // a name no component has, with the names that exist.
-    let mut builder = ContextBuilder::new()
-        .name("tokenizer")
-        .environment(env.clone())
-        .component(ComponentDef::new(
-            "configured_tokenizer",
-            |t: Arc<dyn Tokenizer>| Arc::new(Configured(t)),
-        ));
-    for def in registered().iter().filter(|def| def.provides() == provides) {
-        builder = builder.component((**def).clone());
-    }
-    // The rest of the configuration is the run's, read by components this
-    // context leaves out.
-    if let serde_json::Value::Object(sections) = env.to_json() {
-        for section in sections.keys() {
-            builder = builder.known_prefix(section.clone());
-        }
-    }
-    Ok(builder.build()?.get::<Configured>()?.0.clone())
+    configured(env, "tokenizer")
 }
-
-/// The tokenizer [`configured_tokenizer`] looks up.
-struct Configured(Arc<dyn Tokenizer>);
 
 /// `env` with `data.tokenizer = name` over it.
 pub fn with_tokenizer(env: &Environment, name: &str) -> Result<Environment, appctx::Error> {

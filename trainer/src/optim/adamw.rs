@@ -245,6 +245,11 @@ impl OptimizerFactory for AdamWFactory {
     ) -> Result<Box<dyn Optimizer>, DeviceError> {
         Ok(Box::new(AdamW::new(&self.0, mask, kernels)?))
     }
+
+    /// The two moments.
+    fn state_per_parameter(&self) -> usize {
+        AdamW::SLOTS.len()
+    }
 }
 
 #[cfg(test)]

@@ -31,4 +31,13 @@ pub trait OptimizerFactory: Send + Sync {
         mask: DecayMask,
         kernels: &dyn Kernels,
     ) -> Result<Box<dyn Optimizer>, DeviceError>;
+
+    /// The `f32` values of state the optimizer keeps per parameter (its
+    /// slots), for the memory estimate that `check` prints and every run
+    /// checks against the machine's memory. The default, 2, is AdamW's (and
+    /// Adam's, LAMB's): an optimizer keeping more or fewer says so (SGD with
+    /// momentum 1, plain SGD 0), or the estimate is off by the difference.
+    fn state_per_parameter(&self) -> usize {
+        2
+    }
 }

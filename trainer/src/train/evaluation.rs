@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{ModelShard, RankGroups, TrainError, TrainPlan};
-use crate::attention::{Attention, BuiltinStrategy};
+use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, IGNORE_TARGET, MicroBatch, Split};
 use crate::device::Buffer;
 use crate::inference::EvalTotals;
@@ -86,17 +86,25 @@ impl RankModel<'_> {
     }
 }
 
+/// Builds rank `rank`'s attention strategy over its process groups,
+/// computing with its kernels (`cptrain eval`: the linked component
+/// `parallel.cp_comm` selects, as in a run).
+pub type RankAttention<'a> = dyn Fn(usize, Arc<RankGroups>, Arc<dyn Kernels>) -> Result<Arc<dyn Attention>, TrainError>
+    + Sync
+    + 'a;
+
 /// Evaluates `params` on `plan`'s rank layout: every rank of
 /// `parallel.world_size` runs as a thread of this process (the `local`
 /// backend, whatever trained the model) with its process groups, CPU
-/// kernels at `kernels.precision` and `parallel.cp_comm` attention, and
-/// forwards its share of each
-/// batch of `what`. Trains nothing and writes nothing.
+/// kernels at `kernels.precision` and the attention `attention` builds,
+/// and forwards its share of each batch of `what`. Trains nothing and
+/// writes nothing.
 pub fn evaluate_on_layout(
     plan: &TrainPlan,
     data: Arc<dyn DataSource>,
     params: &[f32],
     what: &EvalBatches<'_>,
+    attention: &RankAttention<'_>,
 ) -> Result<EvalTotals, TrainError> {
     let timeout = Duration::from_secs_f64(plan.parallel.timeout_s);
     let backend = LocalBackend::new(plan.grid.world_size(), timeout);
@@ -108,8 +116,8 @@ pub fn evaluate_on_layout(
         let cpu = CpuKernels::with_precision(threads, plan.precision)
             .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
         let kernels: Arc<dyn Kernels> = Arc::new(cpu);
-        let groups = RankGroups::new(&backend, &plan.grid, rank)?;
-        let attention = rank_attention(plan, &groups, kernels.clone())?;
+        let groups = Arc::new(RankGroups::new(&backend, &plan.grid, rank)?);
+        let attention = attention(rank, groups.clone(), kernels.clone())?;
         let shard = ModelShard::new(plan, &groups)?;
         let mut builder = BatchBuilder::new(plan.batch_plan(rank)?, data.clone())?;
         let mut micro: Vec<MicroBatch> = (0..builder.plan().micro_batches_per_step())
@@ -155,28 +163,10 @@ pub fn evaluate_on_layout(
     })
 }
 
-/// The built-in strategy `parallel.cp_comm` names, as the rank context
-/// builds it (a plugin's strategy exists only in a rank context).
-fn rank_attention(
-    plan: &TrainPlan,
-    groups: &RankGroups,
-    kernels: Arc<dyn Kernels>,
-) -> Result<Arc<dyn Attention>, TrainError> {
-    let name = &plan.parallel.cp_comm;
-    let strategy = BuiltinStrategy::from_name(name).ok_or_else(|| {
-        TrainError::Invalid(format!(
-            "parallel.cp_comm = {name:?} is a plugin's attention strategy; evaluation runs the \
-             built-in ones (every exact strategy gives the same loss): add \
-             --set parallel.cp_comm=p2p"
-        ))
-    })?;
-    Ok(strategy.build(groups.cp.clone(), kernels))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attention::LocalAttention;
+    use crate::attention::{BuiltinStrategy, LocalAttention};
     use crate::data::{DataConfig, TrainConfig, open_data_source};
     use crate::inference::byte_lengths;
     use crate::kernels::KernelsConfig;
@@ -220,6 +210,7 @@ mod tests {
             &model(),
             &train,
             &optimizer,
+            0,
             &parallel,
             &kernels,
             &metrics,
@@ -292,7 +283,12 @@ mod tests {
             (2, 2, "a2a"),
         ] {
             let plan = plan(world_size, cp, cp_comm);
-            let totals = evaluate_on_layout(&plan, source.clone(), &params, &what).unwrap();
+            let strategy = BuiltinStrategy::from_name(cp_comm).unwrap();
+            let builtin = |_, groups: Arc<RankGroups>, kernels| {
+                Ok(strategy.build(groups.cp.clone(), kernels))
+            };
+            let totals =
+                evaluate_on_layout(&plan, source.clone(), &params, &what, &builtin).unwrap();
             let name = format!("world_size {world_size}, cp {cp}, {cp_comm}");
             assert_eq!(totals.targets, count as u64, "{name}");
             // Byte-level text: one byte per target.

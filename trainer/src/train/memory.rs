@@ -21,21 +21,15 @@ const ADDRESS_SPACE: f64 = 9.2e18;
 /// kernel's and the team's bookkeeping.
 const THREAD_BYTES: f64 = 64.0 * 1024.0;
 
-/// The per-rank items a device with memory of its own holds.
-const DEVICE_ITEM_NAMES: [&str; 3] = [
-    STATE_ITEM,
-    "activations of one micro-batch",
-    "attention exchange buffers (CP)",
-];
-
-/// The item of parameters, gradients and moments.
-const STATE_ITEM: &str = "parameters, gradients and AdamW moments (f32)";
+/// The per-rank items a device with memory of its own holds: the first
+/// three, the state, the activations and the exchange buffers.
+const DEVICE_ITEMS: usize = 3;
 
 /// One kind of buffer: its bytes and the keys that size it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryItem {
     /// What the buffer holds.
-    pub what: &'static str,
+    pub what: String,
     /// Bytes.
     pub bytes: f64,
     /// The keys that size it, with their values (`model.n_embd = 64, …`).
@@ -67,6 +61,11 @@ pub struct MemoryInputs<'a> {
     pub train: &'a TrainConfig,
     /// `[parallel]`.
     pub parallel: &'a ParallelConfig,
+    /// `optimizer.kind`, the optimizer the state item names.
+    pub optimizer: &'a str,
+    /// Its `f32` values of state per parameter
+    /// ([`OptimizerFactory::state_per_parameter`](crate::optim::OptimizerFactory::state_per_parameter)).
+    pub optimizer_state: usize,
     /// `world_size / (tp · cp)`.
     pub dp: usize,
     /// How the attention strategy takes q, k, v.
@@ -98,8 +97,8 @@ pub struct MemoryError {
 }
 
 impl MemoryEstimate {
-    /// The estimate of a run: per rank, parameters, gradients and the two
-    /// AdamW moments (f32), the activations of one micro-batch, the
+    /// The estimate of a run: per rank, parameters, gradients and the
+    /// optimizer's state (f32), the activations of one micro-batch, the
     /// attention strategy's exchange buffers, the batches of a step and the
     /// kernel threads; per process, the start weights and the `model.init`
     /// file read whole.
@@ -123,7 +122,10 @@ impl MemoryEstimate {
             "model.n_layer = {}, model.n_embd = {}, model.vocab_size = {}, model.seq_len = {}",
             m.n_layer, m.n_embd, m.vocab_size, m.seq_len
         );
-        let state_keys = format!("{shape_keys}, parallel.tp = {}", p.tp);
+        let state_keys = format!(
+            "optimizer.kind = {:?} ({} per parameter), {shape_keys}, parallel.tp = {}",
+            inputs.optimizer, inputs.optimizer_state, p.tp
+        );
         let micro = t
             .micro_batch_size
             .unwrap_or(t.batch_size / inputs.dp.max(1)) as f64;
@@ -137,12 +139,15 @@ impl MemoryEstimate {
         };
         let per_rank = vec![
             MemoryItem {
-                what: STATE_ITEM,
-                bytes: 16.0 * rank_params,
+                what: format!(
+                    "parameters, gradients and the state of optimizer {:?} (f32)",
+                    inputs.optimizer
+                ),
+                bytes: 4.0 * (2 + inputs.optimizer_state) as f64 * rank_params,
                 keys: state_keys,
             },
             MemoryItem {
-                what: "activations of one micro-batch",
+                what: "activations of one micro-batch".into(),
                 bytes: activation_bytes(&shape, micro, local_len, inputs.layout, inputs.precision),
                 keys: format!(
                     "{micro_keys}, model.seq_len = {} / parallel.cp = {}, model.n_embd = {}, \
@@ -152,7 +157,7 @@ impl MemoryEstimate {
                 ),
             },
             MemoryItem {
-                what: "attention exchange buffers (CP)",
+                what: "attention exchange buffers (CP)".into(),
                 bytes: 4.0
                     * exchange_floats_per_row(p)
                     * micro
@@ -164,7 +169,7 @@ impl MemoryEstimate {
                 ),
             },
             MemoryItem {
-                what: "token batches of one step",
+                what: "token batches of one step".into(),
                 bytes: batch_bytes(t, inputs.dp, micro, local_len, m.seq_len),
                 keys: format!(
                     "train.batch_size = {}, train.micro_batch_size = {}, model.seq_len = {}",
@@ -175,7 +180,7 @@ impl MemoryEstimate {
                 ),
             },
             MemoryItem {
-                what: "kernel threads",
+                what: "kernel threads".into(),
                 bytes: THREAD_BYTES * inputs.threads_per_rank as f64,
                 keys: format!("kernels.threads: {} per rank", inputs.threads_per_rank),
             },
@@ -188,12 +193,12 @@ impl MemoryEstimate {
             .map_or(0.0, |meta| meta.len() as f64);
         let per_process = vec![
             MemoryItem {
-                what: "start weights (f32)",
+                what: "start weights (f32)".into(),
                 bytes: 4.0 * params,
                 keys: shape_keys,
             },
             MemoryItem {
-                what: "model.init file, read whole",
+                what: "model.init file, read whole".into(),
                 bytes: init_file,
                 keys: format!(
                     "model.init = {}",
@@ -205,14 +210,16 @@ impl MemoryEstimate {
         ];
         // The state, activations and exchange buffers are what the device
         // allocates; the rest stays on the host.
-        let (on_device, per_rank) = per_rank
+        let (on_device, per_rank): (Vec<_>, Vec<_>) = per_rank
             .into_iter()
-            .filter(|i| i.bytes > 0.0)
-            .partition(|i| inputs.device_memory && DEVICE_ITEM_NAMES.contains(&i.what));
+            .enumerate()
+            .filter(|(_, i)| i.bytes > 0.0)
+            .partition(|&(n, _)| inputs.device_memory && n < DEVICE_ITEMS);
+        let items = |numbered: Vec<(usize, MemoryItem)>| numbered.into_iter().map(|(_, i)| i);
         MemoryEstimate {
             local_ranks: inputs.local_ranks,
-            per_rank_device: on_device,
-            per_rank,
+            per_rank_device: items(on_device).collect(),
+            per_rank: items(per_rank).collect(),
             per_process: per_process.into_iter().filter(|i| i.bytes > 0.0).collect(),
         }
     }
@@ -342,6 +349,8 @@ mod tests {
             model: &model,
             train: &train,
             parallel: &parallel,
+            optimizer: "adamw",
+            optimizer_state: 2,
             dp,
             layout,
             precision: Precision::F32,
@@ -363,8 +372,15 @@ mod tests {
         };
         let host = estimate_on(model(64), parallel.clone(), 2, false);
         let gpu = estimate_on(model(64), parallel, 2, true);
-        let names = |items: &[MemoryItem]| items.iter().map(|i| i.what).collect::<Vec<_>>();
-        assert_eq!(names(&gpu.per_rank_device), DEVICE_ITEM_NAMES);
+        let names = |items: &[MemoryItem]| items.iter().map(|i| i.what.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&gpu.per_rank_device),
+            [
+                "parameters, gradients and the state of optimizer \"adamw\" (f32)",
+                "activations of one micro-batch",
+                "attention exchange buffers (CP)"
+            ]
+        );
         assert_eq!(gpu.device_bytes() + gpu.rank_bytes(), host.rank_bytes());
         assert!(host.per_rank_device.is_empty());
         assert_eq!(
@@ -401,6 +417,34 @@ mod tests {
             bytes,
             source: "test".into(),
         })
+    }
+
+    /// The state item is the parameters, their gradients and the
+    /// optimizer's declared values per parameter, f32 each, and names the
+    /// optimizer.
+    #[test]
+    fn the_state_counts_the_optimizers_values_per_parameter() {
+        let (m, train, parallel) = (model(64), TrainConfig::default(), ParallelConfig::default());
+        for (optimizer, values) in [("sgd", 0), ("momentum", 1), ("adamw", 2), ("shampoo", 5)] {
+            let e = MemoryEstimate::new(&MemoryInputs {
+                model: &m,
+                train: &train,
+                parallel: &parallel,
+                optimizer,
+                optimizer_state: values,
+                dp: 1,
+                layout: QkvLayout::Packed,
+                precision: Precision::F32,
+                local_ranks: 1,
+                threads_per_rank: 1,
+                device_memory: false,
+            });
+            let state = &e.per_rank[0];
+            assert!(state.what.contains(&format!("optimizer \"{optimizer}\"")));
+            assert_eq!(state.bytes, 4.0 * (2 + values) as f64 * m.param_count());
+            let named = format!("optimizer.kind = \"{optimizer}\" ({values} per parameter)");
+            assert!(state.keys.contains(&named), "{}", state.keys);
+        }
     }
 
     #[test]

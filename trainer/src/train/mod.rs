@@ -22,7 +22,7 @@ mod trace;
 pub use available_memory::{AvailableMemory, human_bytes};
 pub use checkpoint_writer::{CheckpointData, CheckpointWriter, DiskCheckpoints};
 pub use error::TrainError;
-pub use evaluation::{EvalBatches, evaluate_on_layout};
+pub use evaluation::{EvalBatches, RankAttention, evaluate_on_layout};
 pub use groups::{RankGroups, Traffic};
 pub use memory::{MemoryError, MemoryEstimate, MemoryInputs, MemoryItem};
 pub use model_shard::ModelShard;

@@ -44,13 +44,17 @@ pub struct TrainPlan {
 }
 
 impl TrainPlan {
-    /// Validates the sections, alone and together; `local_ranks` is how many ranks this
-    /// process runs (all of them for the local backend).
+    /// Validates the sections, alone and together; `optimizer_state` is the
+    /// `f32` values per parameter the optimizer keeps
+    /// ([`OptimizerFactory::state_per_parameter`](crate::optim::OptimizerFactory::state_per_parameter)),
+    /// `local_ranks` is how many ranks this process runs (all of them for
+    /// the local backend).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         model: &ModelConfig,
         train: &TrainConfig,
         optimizer: &OptimizerConfig,
+        optimizer_state: usize,
         parallel: &ParallelConfig,
         kernels: &KernelsConfig,
         metrics: &MetricsConfig,
@@ -85,6 +89,8 @@ impl TrainPlan {
             model,
             train,
             parallel,
+            optimizer: &optimizer.kind,
+            optimizer_state,
             dp: grid.world_size() / (tp * cp),
             layout: qkv_layout(cp),
             precision: kernels.precision,
@@ -387,6 +393,7 @@ fn spans(positions: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::{AdamWFactory, OptimizerFactory};
 
     fn sections() -> (ModelConfig, TrainConfig, ParallelConfig, KernelsConfig) {
         let model = ModelConfig {
@@ -420,7 +427,8 @@ mod tests {
         local_ranks: usize,
     ) -> Result<TrainPlan, TrainError> {
         let (optimizer, metrics) = (OptimizerConfig::default(), MetricsConfig::default());
-        TrainPlan::new(m, t, &optimizer, p, k, &metrics, local_ranks)
+        let adamw_state = AdamWFactory(optimizer.clone()).state_per_parameter();
+        TrainPlan::new(m, t, &optimizer, adamw_state, p, k, &metrics, local_ranks)
     }
 
     type Edit = fn(&mut ModelConfig, &mut TrainConfig, &mut ParallelConfig);

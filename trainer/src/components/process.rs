@@ -195,10 +195,10 @@ impl MetricsSink for Discard {
 /// Side of the square matmul measured at startup (2 GFLOP, ~20 ms a product).
 const MATMUL_PROBE_SIZE: usize = 1024;
 
-/// The matmul rate MFU is measured against: `metrics.peak_gflops`, or, on
-/// the CPU device, measured at startup with all of the process's kernel
-/// threads at `kernels.precision` (bf16 operands when the run's products use
-/// them). Another device's rate is not the host's: its plugin may provide
+/// The matmul rate MFU is measured against: `metrics.peak_gflops` (the
+/// job's), or, on the CPU device, measured at startup with all of the
+/// process's kernel threads at `kernels.precision` (bf16 operands when the
+/// run's products use them), times the job's processes. Another device's rate is not the host's: its plugin may provide
 /// the peak (the CUDA plugin measures the GPU), else there is no MFU.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MachinePeak {
@@ -211,6 +211,7 @@ pub struct MachinePeak {
 fn machine_peak(
     metrics: Config<MetricsConfig>,
     kernels: Config<KernelsConfig>,
+    parallel: Config<ParallelConfig>,
 ) -> Result<Arc<MachinePeak>, TrainError> {
     if let Some(gflops) = metrics.peak_gflops {
         return Ok(Arc::new(MachinePeak {
@@ -223,10 +224,22 @@ fn machine_peak(
         .precision
         .cpu_product()
         .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
+    let one = measure_matmul_gflops(&threads, product, MATMUL_PROBE_SIZE, 6);
     Ok(Arc::new(MachinePeak {
-        gflops: measure_matmul_gflops(&threads, product, MATMUL_PROBE_SIZE, 6),
+        gflops: one * job_processes(&parallel) as f64,
         measured: true,
     }))
+}
+
+/// Processes of the job, each measuring its own rate: one with the local
+/// backend (its ranks share the process's threads), one per rank with the
+/// others (`mpi`: a process per rank).
+fn job_processes(parallel: &ParallelConfig) -> usize {
+    if parallel.backend == "local" {
+        1
+    } else {
+        parallel.world_size
+    }
 }
 component!(
     machine_peak,
@@ -253,3 +266,21 @@ fn trainer(
     Arc::new(runner)
 }
 component!(trainer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under a backend of one process per rank each process measures its
+    /// own rate, and the job's is their sum; the local backend is one.
+    #[test]
+    fn the_measured_peak_counts_the_jobs_processes() {
+        let parallel = |backend: &str| ParallelConfig {
+            backend: backend.into(),
+            world_size: 4,
+            ..ParallelConfig::default()
+        };
+        assert_eq!(job_processes(&parallel("local")), 1);
+        assert_eq!(job_processes(&parallel("mpi")), 4);
+    }
+}

@@ -14,7 +14,8 @@ pub struct MetricsConfig {
     pub log_every: u64,
     /// Progress bar on a terminal (`auto`), always, or never.
     pub progress: ProgressMode,
-    /// Peak GFLOP/s of the hardware for MFU; unset: measured or none.
+    /// Peak GFLOP/s of all the job's hardware (every process, every GPU)
+    /// for MFU; unset: measured or none.
     pub peak_gflops: Option<f64>,
     /// Time every phase of every training step on every rank (batch fill,
     /// forward and backward per layer kind, attention, communication,

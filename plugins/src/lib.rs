@@ -8,11 +8,11 @@
 //!
 //! - [`mpi_backend`]: the `parallel.backend = "mpi"` backend (feature `mpi`;
 //!   without it the function returns [`MpiError::NotBuilt`]).
-//! - [`cuda`]: the CUDA device (`kernels.device = "cuda"` and `"cuda-emu"`):
+//! - `cuda`: the CUDA device (`kernels.device = "cuda"` and `"cuda-emu"`):
 //!   its kernels, their NVRTC compilation and CPU emulation, and the
 //!   `Kernels` implementation over both (feature `cuda`; see `docs/cuda.md`;
 //!   without it the components fail with [`CUDA_NOT_BUILT`]).
-//! - [`nccl`]: the `parallel.backend = "nccl"` backend, one process per GPU
+//! - `nccl`: the `parallel.backend = "nccl"` backend, one process per GPU
 //!   (feature `nccl`, which implies `cuda`; without it the component fails
 //!   with [`NCCL_NOT_BUILT`]).
 //! - [`launch`]: launching one process per GPU (`cptrain launch`), the

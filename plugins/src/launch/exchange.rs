@@ -60,7 +60,7 @@ pub enum IdExchangeError {
 }
 
 impl IdExchange {
-    /// The exchange for `env`: [`IdExchange::Mpi`] under mpirun when the
+    /// The exchange for `env`: `IdExchange::Mpi` under mpirun when the
     /// binary has the `mpi` feature, else the TCP rendezvous, whose address
     /// must then be known (the error names the variable to set).
     pub fn for_launch(env: &LaunchEnv) -> Result<Self, LaunchEnvError> {

@@ -158,7 +158,7 @@ pub enum CheckpointError {
     NonFinite {
         /// The file or checkpoint directory.
         path: PathBuf,
-        /// "weights" or "optimizer's <slot>".
+        /// "weights" or `"optimizer's <slot>"`.
         what: String,
         /// The Hugging Face name of the tensor.
         tensor: String,

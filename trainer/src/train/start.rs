@@ -24,7 +24,7 @@ pub struct RunOptions {
 /// The weights (and, when resuming, optimizer and trainer state) every rank
 /// starts from; loaded once per process and copied by each rank.
 pub struct StartState {
-    /// Flat parameters in [`ParamLayout::gpt2`] order.
+    /// Flat parameters in [`ParamLayout::gpt2`](crate::model::ParamLayout::gpt2) order.
     pub params: Vec<f32>,
     /// The checkpoint being resumed (its params were moved into `params`).
     pub resumed: Option<Checkpoint>,

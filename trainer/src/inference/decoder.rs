@@ -25,7 +25,10 @@ use std::sync::Arc;
 use crate::attention::{Attention, LocalAttention, QkvLayout};
 use crate::device::Slice;
 use crate::kernels::Kernels;
-use crate::model::{Activations, Batch, Gpt, GptParams, ModelConfig, ModelError, ParamLayout};
+use crate::kernels::Precision::F32;
+use crate::model::{
+    Activations, Batch, Gpt, GptParams, LocalShape, ModelConfig, ModelError, ParamLayout,
+};
 
 /// Keys and values of every position decoded so far, per layer, token-major
 /// `[seq_len, C]` (the heads side by side in a row, as the qkv projection
@@ -151,7 +154,10 @@ impl<'a> Decoder<'a> {
         }
         let attention = LocalAttention::new(self.kernels.clone());
         assert_eq!(attention.qkv_layout(), QkvLayout::Packed);
-        let mut acts = Activations::new(&*self.kernels, &self.cfg, 1, n, QkvLayout::Packed)?;
+        // Forward only: the product operands need no bf16 copies.
+        let shape = LocalShape::full(&self.cfg);
+        let mut acts =
+            Activations::with_operands(&*self.kernels, &shape, 1, n, QkvLayout::Packed, F32)?;
         let positions: Vec<usize> = (0..n).collect();
         let batch = Batch {
             tokens,

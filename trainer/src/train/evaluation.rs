@@ -12,7 +12,7 @@ use crate::attention::Attention;
 use crate::data::{BatchBuilder, DataSource, IGNORE_TARGET, MicroBatch, Split};
 use crate::device::Buffer;
 use crate::inference::EvalTotals;
-use crate::kernels::{CpuKernels, Kernels, Threads};
+use crate::kernels::{CpuKernels, Kernels, Precision, Threads};
 use crate::model::{Activations, Batch, Gpt};
 use crate::parallel::{Backend, LocalBackend, ReduceOp};
 
@@ -123,12 +123,15 @@ pub fn evaluate_on_layout(
         let mut micro: Vec<MicroBatch> = (0..builder.plan().micro_batches_per_step())
             .map(|_| builder.new_micro_batch())
             .collect();
-        let mut acts = Activations::with_shape(
+        // Forward only: no backward reads a kept operand, so none is
+        // rounded into a bf16 copy.
+        let mut acts = Activations::with_operands(
             &*kernels,
             shard.gpt().shape(),
             plan.micro_batch_size(),
             plan.local_seq_len(),
             attention.qkv_layout(),
+            Precision::F32,
         )?;
         let params = kernels.upload(&shard.split(params)?)?;
         let model = RankModel {

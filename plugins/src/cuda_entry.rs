@@ -97,14 +97,13 @@ component!(
     when = on_custom(CUDA_BUILT_IN, |_| cfg!(feature = "cuda"))
 );
 
-/// GPUs the job computes on: one per rank, except that ranks of the local
-/// backend pinned by `kernels.gpu` share that one.
+/// GPUs the job computes on: one per rank ([`rank_gpu`]), except that
+/// `kernels.gpu` pins every rank of a process to one.
 #[cfg(feature = "cuda")]
 fn job_gpus(kernels: &KernelsConfig, parallel: &ParallelConfig) -> usize {
-    if parallel.backend == "local" && kernels.gpu.is_some() {
-        1
-    } else {
-        parallel.world_size
+    match kernels.gpu {
+        Some(_) => parallel.processes(),
+        None => parallel.world_size,
     }
 }
 

@@ -64,11 +64,7 @@ fn plan_of(env: &Environment) -> Result<TrainPlan, CommandError> {
     let kernels: KernelsConfig = env.bind("kernels")?;
     let optimizer: OptimizerConfig = env.bind("optimizer")?;
     let metrics: MetricsConfig = env.bind("metrics")?;
-    let local_ranks = if parallel.backend == "local" {
-        parallel.world_size
-    } else {
-        1
-    };
+    let local_ranks = parallel.ranks_per_process();
     // The optimizer `optimizer.kind` selects, for its state in the memory
     // estimate.
     let optimizers = configured::<dyn OptimizerFactory>(env, "optimizer")?;

@@ -226,21 +226,12 @@ fn machine_peak(
         .map_err(|e| TrainError::Invalid(format!("kernels.precision: {e}")))?;
     let one = measure_matmul_gflops(&threads, product, MATMUL_PROBE_SIZE, 6);
     Ok(Arc::new(MachinePeak {
-        gflops: one * job_processes(&parallel) as f64,
+        // Each process measures its own rate; the job's is their sum.
+        gflops: one * parallel.processes() as f64,
         measured: true,
     }))
 }
 
-/// Processes of the job, each measuring its own rate: one with the local
-/// backend (its ranks share the process's threads), one per rank with the
-/// others (`mpi`: a process per rank).
-fn job_processes(parallel: &ParallelConfig) -> usize {
-    if parallel.backend == "local" {
-        1
-    } else {
-        parallel.world_size
-    }
-}
 component!(
     machine_peak,
     when = on_custom(
@@ -266,21 +257,3 @@ fn trainer(
     Arc::new(runner)
 }
 component!(trainer);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Under a backend of one process per rank each process measures its
-    /// own rate, and the job's is their sum; the local backend is one.
-    #[test]
-    fn the_measured_peak_counts_the_jobs_processes() {
-        let parallel = |backend: &str| ParallelConfig {
-            backend: backend.into(),
-            world_size: 4,
-            ..ParallelConfig::default()
-        };
-        assert_eq!(job_processes(&parallel("local")), 1);
-        assert_eq!(job_processes(&parallel("mpi")), 4);
-    }
-}

@@ -57,4 +57,39 @@ impl ParallelConfig {
             order: self.order.clone(),
         }
     }
+
+    /// Ranks one process runs: all of them with the `local` backend (ranks
+    /// are threads), one with the others (`mpi`, `nccl`: a process per rank).
+    pub fn ranks_per_process(&self) -> usize {
+        if self.backend == "local" {
+            self.world_size
+        } else {
+            1
+        }
+    }
+
+    /// Processes of the job.
+    pub fn processes(&self) -> usize {
+        self.world_size / self.ranks_per_process().max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local backend runs every rank in one process; the others run a
+    /// process per rank (the measured CPU peak counts each process).
+    #[test]
+    fn ranks_per_process_follow_the_backend() {
+        let parallel = |backend: &str| ParallelConfig {
+            backend: backend.into(),
+            world_size: 4,
+            ..ParallelConfig::default()
+        };
+        assert_eq!(parallel("local").ranks_per_process(), 4);
+        assert_eq!(parallel("local").processes(), 1);
+        assert_eq!(parallel("mpi").ranks_per_process(), 1);
+        assert_eq!(parallel("mpi").processes(), 4);
+    }
 }

@@ -75,6 +75,15 @@ fn time_products(
     // SAFETY: as above.
     unsafe { dev.read(c.addr(), &mut last)? };
     let seconds = start.elapsed().as_secs_f64().max(1e-9);
+    // A product of ones sums `side` ones (exact in f32 and bf16 inputs):
+    // anything else is a product that did not run as timed.
+    let value = f32::from_le_bytes(last);
+    if value != side as f32 {
+        return Err(CudaError::Driver {
+            call: "the matmul rate probe".into(),
+            message: format!("a product of ones of side {side} gave {value}, not {side}"),
+        });
+    }
     let side = side as f64;
     Ok(2.0 * side * side * side * repeats as f64 / seconds / 1e9)
 }
@@ -85,7 +94,8 @@ mod tests {
     use crate::cuda::emu::Emulator;
 
     /// The timing runs end to end on the emulator (the GPU path differs
-    /// only in its launcher), in both precisions.
+    /// only in its launcher), in both precisions, and checks what the
+    /// products computed.
     #[test]
     fn products_of_ones_are_timed() {
         for inputs in [GemmInputs::F32, GemmInputs::Bf16] {

@@ -6,7 +6,9 @@
 #   2. builds `cptrain` with --features nccl (which includes cuda) and the kernel
 #      tests with --features cuda (release);
 #   3. runs every Kernels method on GPU 0 against the CPU
-#      (plugins/tests/cuda_device.rs with CPTRAIN_CUDA_DEVICE_TESTS=1);
+#      (plugins/tests/cuda_device.rs with CPTRAIN_CUDA_DEVICE_TESTS=1), and the
+#      local backend's device-to-device collectives between three kernel sets
+#      of GPU 0 (plugins/tests/cuda_collectives.rs, same variable);
 #   4. trains the tiny default config for 20 steps on `cuda` and on `cpu` from
 #      the same seed and compares the losses (1e-4 relative: FMA contraction and
 #      cuBLAS's summation order round differently from the CPU);
@@ -26,7 +28,8 @@
 # every log next to them. Exit status: 0 when every check passed.
 #
 #   bash bench/gpu_check.sh
-#   CPTRAIN_BIN=path/to/cptrain DEVICE_TESTS_BIN=path/to/cuda_device-XXXX bash bench/gpu_check.sh
+#   CPTRAIN_BIN=path/to/cptrain DEVICE_TESTS_BIN=path/to/cuda_device-XXXX \
+#   COLLECTIVE_TESTS_BIN=path/to/cuda_collectives-XXXX bash bench/gpu_check.sh
 #       (binaries built elsewhere with --features nccl / cuda: no cargo needed here)
 #   GPU_CHECK_DRY_RUN=1 bash bench/gpu_check.sh
 #       the script's own logic without a GPU: every run on cuda-emu, small (batch 2,
@@ -105,6 +108,7 @@ fi
 # --- 2. build ------------------------------------------------------------------
 bin=${CPTRAIN_BIN:-}
 tests_bin=${DEVICE_TESTS_BIN:-}
+collectives_bin=${COLLECTIVE_TESTS_BIN:-}
 if [ -z "$bin" ]; then
     note "building (cargo build --release --features nccl)"
     if timeout 330 cargo build --release --features nccl --locked > "$out/build.log" 2>&1; then
@@ -113,25 +117,34 @@ if [ -z "$bin" ]; then
         fail "build (see build.log)"
     fi
     if [ -z "$tests_bin" ] && timeout 150 cargo test --release -p cptrain-plugins --features cuda \
-        --locked --test cuda_device --no-run --message-format=json > "$work/tests.json" 2>> "$out/build.log"; then
+        --locked --test cuda_device --test cuda_collectives --no-run --message-format=json \
+        > "$work/tests.json" 2>> "$out/build.log"; then
         tests_bin=$(grep -o '"executable":"[^"]*cuda_device[^"]*"' "$work/tests.json" | tail -n 1 | cut -d'"' -f4)
+        collectives_bin=$(grep -o '"executable":"[^"]*cuda_collectives[^"]*"' "$work/tests.json" | tail -n 1 | cut -d'"' -f4)
     fi
 fi
 [ -x "$bin" ] || { fail "no cptrain binary"; }
 
-# --- 3. kernels against the CPU on the GPU --------------------------------------
-if [ -n "$tests_bin" ] && [ -x "$tests_bin" ]; then
-    note "kernel tests on GPU 0"
-    if env "${device_tests_env[@]}" timeout 120 "$tests_bin" --test-threads=1 > "$out/kernel_tests.log" 2>&1; then
-        result[kernels]=passed
-    else
-        result[kernels]=failed
-        fail "kernel tests (see kernel_tests.log)"
+# --- 3. kernels against the CPU, and the device-to-device collectives, on GPU 0 --
+# device_tests KEY BINARY TIMEOUT WHAT [ARGS...]: runs a test binary on GPU 0.
+device_tests() {
+    local key=$1 binary=$2 limit=$3 what=$4
+    shift 4
+    if [ -z "$binary" ] || [ ! -x "$binary" ]; then
+        result[$key]=not-run
+        fail "no $what binary"
+        return
     fi
-else
-    result[kernels]=not-run
-    fail "no kernel test binary"
-fi
+    note "$what on GPU 0"
+    if env "${device_tests_env[@]}" timeout "$limit" "$binary" "$@" > "$out/${key}_tests.log" 2>&1; then
+        result[$key]=passed
+    else
+        result[$key]=failed
+        fail "$what (see ${key}_tests.log)"
+    fi
+}
+device_tests kernels "$tests_bin" 120 "kernel tests" --test-threads=1
+device_tests collectives "$collectives_bin" 60 "collective tests"
 
 losses() { sed -n 's/.*"loss":\([^,}]*\).*/\1/p' "$1/metrics.jsonl"; }
 field() {
@@ -310,6 +323,7 @@ cat > "$out/gpu_check.md" <<EOF
 |---|---|
 | GPU | ${gpu_name:-unknown} (driver ${driver:-unknown}) |
 | Kernels methods vs CPU (cuda_device, tolerances ×10) | $(get kernels) |
+| local collectives device to device, 3 kernel sets of GPU 0 (cuda_collectives) | $(get collectives) |
 | 20-step loss parity cuda vs cpu (limit 1e-4 relative) | $(get parity), worst $(get parity_worst) |
 | same 20 steps, cp=2 on one GPU vs cp=1 (limit 1e-5 relative) | $(get cp2), worst $(get cp2_worst) |
 | same 20 steps, parallel.backend=nccl at world size 1 vs local (equal) | $(get nccl) |

@@ -7,6 +7,7 @@
 //! [`probe`] checks every library, the device count and the compute
 //! capability first; nothing here calls `cudarc` before it passed.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use super::gemm::{GemmInputs, Op, Sgemm};
 use super::launch::{LaunchConfig, to_i32};
 use super::launcher::Launcher;
 use super::sources::{KernelSource, SOURCES};
-use super::{CudaError, nvrtc};
+use super::{CudaError, nvrtc, peer};
 
 /// The oldest compute capability the kernels are compiled for (`sm_80`).
 const MIN_CAPABILITY: (i32, i32) = (8, 0);
@@ -232,6 +233,11 @@ impl GpuLauncher {
         })
     }
 
+    /// The GPU's index.
+    pub fn ordinal(&self) -> usize {
+        self.device.ctx.ordinal()
+    }
+
     /// Makes the device's context current on the calling thread (ranks
     /// call from their own threads).
     fn bind(&self) -> Result<(), CudaError> {
@@ -288,6 +294,44 @@ impl Launcher for GpuLauncher {
         self.stream
             .synchronize()
             .map_err(|e| driver_error("cuStreamSynchronize", e))
+    }
+
+    fn synchronize(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| driver_error("cuStreamSynchronize", e))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    unsafe fn copy_from(
+        &self,
+        source: &dyn Launcher,
+        src: u64,
+        dst: u64,
+        bytes: usize,
+    ) -> Result<bool, CudaError> {
+        let Some(source) = source.as_any().downcast_ref::<GpuLauncher>() else {
+            return Ok(false);
+        };
+        self.bind()?;
+        let (ctx, source_ctx) = (&self.device.ctx, &source.device.ctx);
+        // SAFETY: both ranges are device memory of the two launchers, the
+        // source's values written and kept (the caller's contract).
+        unsafe {
+            if Arc::ptr_eq(&self.device, &source.device) {
+                result::memcpy_dtod_async(dst, src, bytes, self.stream())
+                    .map_err(|e| driver_error("cuMemcpyDtoDAsync", e))?;
+            } else {
+                peer::open_pool(source_ctx.cu_device(), ctx.cu_device())?;
+                let (to, from) = (ctx.cu_ctx(), source_ctx.cu_ctx());
+                result::memcpy_peer_async(to, dst, from, src, bytes, self.stream())
+                    .map_err(|e| driver_error("cuMemcpyPeerAsync", e))?;
+            }
+        }
+        Ok(true)
     }
 
     unsafe fn zero(&self, dst: u64, bytes: usize) -> Result<(), CudaError> {

@@ -8,6 +8,7 @@
 //! element types (token ids, partial sums, bucket indices) are [`Scratch`]
 //! allocations, freed when dropped, in stream order.
 
+use std::any::Any;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
@@ -44,6 +45,28 @@ pub trait Launcher: Send + Sync {
     /// # Safety
     /// `src..src + dst.len()` must be device memory of this launcher.
     unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), CudaError>;
+
+    /// Waits for the queued work.
+    fn synchronize(&self) -> Result<(), CudaError>;
+
+    /// The launcher as [`Any`], to recognise another launcher of its kind.
+    fn as_any(&self) -> &dyn Any;
+
+    /// Copies `bytes` bytes at `src` of `source`'s memory to `dst`, queued
+    /// after this launcher's work; `Ok(false)`, copying nothing, when
+    /// `source` is not a launcher of this kind.
+    ///
+    /// # Safety
+    /// `src..src + bytes` must be memory of `source` whose values are
+    /// written (its work synchronized) and kept until this launcher is
+    /// synchronized; `dst..dst + bytes` must be memory of this launcher.
+    unsafe fn copy_from(
+        &self,
+        source: &dyn Launcher,
+        src: u64,
+        dst: u64,
+        bytes: usize,
+    ) -> Result<bool, CudaError>;
 
     /// Sets `bytes` bytes at `dst` to zero.
     ///

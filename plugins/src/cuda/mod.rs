@@ -31,6 +31,7 @@ mod launcher;
 pub mod nvrtc;
 mod ops;
 pub mod peak;
+mod peer;
 pub mod sources;
 
 pub use buckets::RowBuckets;

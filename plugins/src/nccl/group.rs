@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cptrain::device::{Slice, SliceMut};
+use cptrain::kernels::Kernels;
 use cptrain::parallel::{
     CommError, CommStats, GroupInfo, Holdup, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
     WaitLog, WaitSpan,
@@ -28,7 +30,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
 use cudarc::nccl::sys::{self, ncclDataType_t, ncclRedOp_t};
 
 use super::comm::{CallError, Communicator, check};
-use super::watchdog;
+use super::{views, watchdog};
 
 /// What every group of a backend shares: the stream, the deadline, the
 /// lock that serializes NCCL calls, and this process's first failure.
@@ -58,14 +60,14 @@ enum Pending {
 
 /// This process's handle on one group of an [`super::NcclBackend`].
 pub struct NcclGroup {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    info: GroupInfo,
-    rank: usize,
+pub(super) struct Inner {
+    pub(super) info: GroupInfo,
+    pub(super) rank: usize,
     comm: Communicator,
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     collectives: AtomicU64,
     tickets: AtomicU64,
     pending: Mutex<Vec<Pending>>,
@@ -79,7 +81,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// An element NCCL moves.
-trait Element: DeviceRepr + Copy + Default + cudarc::driver::ValidAsZeroBits {
+pub(super) trait Element:
+    DeviceRepr + Copy + Default + cudarc::driver::ValidAsZeroBits
+{
     const TYPE: ncclDataType_t;
 }
 impl Element for f32 {
@@ -129,7 +133,7 @@ impl NcclGroup {
 }
 
 impl Inner {
-    fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         self.info.members.len()
     }
 
@@ -154,7 +158,7 @@ impl Inner {
     }
 
     /// Refuses to start `op` once this process failed; else serializes it.
-    fn begin(&self, op: Op) -> Result<MutexGuard<'_, ()>, CommError> {
+    pub(super) fn begin(&self, op: Op) -> Result<MutexGuard<'_, ()>, CommError> {
         if let Some(cause) = self.shared.failure.get() {
             return Err(CommError::Aborted {
                 op,
@@ -167,7 +171,7 @@ impl Inner {
         Ok(lock(&self.shared.calls))
     }
 
-    fn check_len(
+    pub(super) fn check_len(
         &self,
         op: Op,
         what: &str,
@@ -299,7 +303,7 @@ impl Inner {
         }
     }
 
-    fn record(&self, op: Op, sent: usize, received: usize) {
+    pub(super) fn record(&self, op: Op, sent: usize, received: usize) {
         let mut stats = lock(&self.stats);
         let index = Op::ALL
             .iter()
@@ -311,7 +315,7 @@ impl Inner {
     }
 
     /// Blocks of `m` floats exchanged with every other rank.
-    fn exchanged_bytes(&self, m: usize) -> usize {
+    pub(super) fn exchanged_bytes(&self, m: usize) -> usize {
         (self.size() - 1) * m * size_of::<f32>()
     }
 
@@ -327,13 +331,54 @@ impl Inner {
         let _calls = self.begin(op)?;
         let input = self.upload(op, send)?;
         let mut output = self.alloc::<T>(op, recv.len())?;
-        let count = recv.len();
         let stream = &self.shared.stream;
+        let (src, _read) = input.device_ptr(stream);
+        let (dst, _write) = output.device_ptr_mut(stream);
+        // SAFETY: device buffers of the sizes the reduction reads and writes.
+        unsafe { self.enqueue_reduce::<T>(op, src, dst, recv.len(), reduce)? };
+        drop((_read, _write));
+        self.download(op, &output, recv)
+    }
+
+    /// Enqueues NCCL's all-gather of `count` values from `src` of every
+    /// rank into `dst` and waits for it.
+    ///
+    /// # Safety
+    /// `src` and `dst` must be memory of this GPU holding `count` and
+    /// `size · count` values, not used by other work until it returns.
+    pub(super) unsafe fn enqueue_all_gather(
+        &self,
+        src: u64,
+        dst: u64,
+        count: usize,
+    ) -> Result<(), CommError> {
+        let (src, dst) = (src as *const c_void, dst as *mut c_void);
+        self.enqueue(Op::AllGather, |comm, s| {
+            // SAFETY: the caller's contract.
+            let code = unsafe { sys::ncclAllGather(src, dst, count, f32::TYPE, comm, s) };
+            check(code, Op::AllGather.name())
+        })
+    }
+
+    /// Enqueues NCCL's reduction of `count` results (all-reduce, or
+    /// reduce-scatter for [`Op::ReduceScatter`]) from `src` into `dst` and
+    /// waits for it.
+    ///
+    /// # Safety
+    /// `src` and `dst` must be memory of this GPU holding what the
+    /// reduction reads (`count`, or `size · count` values to scatter) and
+    /// writes (`count`), not used by other work until it returns.
+    pub(super) unsafe fn enqueue_reduce<T: Element>(
+        &self,
+        op: Op,
+        src: u64,
+        dst: u64,
+        count: usize,
+        reduce: ReduceOp,
+    ) -> Result<(), CommError> {
+        let (src, dst) = (src as *const c_void, dst as *mut c_void);
         self.enqueue(op, |comm, s| {
-            let (src, _read) = input.device_ptr(stream);
-            let (dst, _write) = output.device_ptr_mut(stream);
-            let (src, dst) = (src as *const c_void, dst as *mut c_void);
-            // SAFETY: device buffers of the sizes NCCL reads and writes.
+            // SAFETY: the caller's contract.
             let code = unsafe {
                 if op == Op::ReduceScatter {
                     sys::ncclReduceScatter(src, dst, count, T::TYPE, nccl_op(reduce), comm, s)
@@ -342,19 +387,23 @@ impl Inner {
                 }
             };
             check(code, op.name())
-        })?;
-        self.download(op, &output, recv)
+        })
     }
 
     fn all_reduce<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<(), CommError> {
-        let (size, n) = (self.size(), buf.len());
         let send = buf.to_vec();
         self.reduce(Op::AllReduce, &send, buf, op)?;
-        // Bytes a ring (reduce-scatter + all-gather) moves, like the other backends.
-        let mine = n * (self.rank + 1) / size - n * self.rank / size;
-        let moved = ((n - mine) + (size - 1) * mine) * size_of::<T>();
-        self.record(Op::AllReduce, moved, moved);
+        self.record_all_reduce(buf.len(), size_of::<T>());
         Ok(())
+    }
+
+    /// Counts an all-reduce of `n` values of `bytes` each: what a ring
+    /// (reduce-scatter + all-gather) moves, like the other backends.
+    pub(super) fn record_all_reduce(&self, n: usize, bytes: usize) {
+        let size = self.size();
+        let mine = n * (self.rank + 1) / size - n * self.rank / size;
+        let moved = ((n - mine) + (size - 1) * mine) * bytes;
+        self.record(Op::AllReduce, moved, moved);
     }
 
     /// Sends and receives of `f32` or `u64` buffers as one NCCL group.
@@ -490,22 +539,11 @@ impl ProcessGroup for NcclGroup {
         let input = g.upload(op, send)?;
         let mut output = g.alloc::<f32>(op, recv.len())?;
         let stream = &g.shared.stream;
-        g.enqueue(op, |comm, s| {
-            let (src, _read) = input.device_ptr(stream);
-            let (dst, _write) = output.device_ptr_mut(stream);
-            // SAFETY: `send.len()` floats in, `size · send.len()` out.
-            let code = unsafe {
-                sys::ncclAllGather(
-                    src as *const c_void,
-                    dst as *mut c_void,
-                    send.len(),
-                    f32::TYPE,
-                    comm,
-                    s,
-                )
-            };
-            check(code, op.name())
-        })?;
+        let (src, _read) = input.device_ptr(stream);
+        let (dst, _write) = output.device_ptr_mut(stream);
+        // SAFETY: `send.len()` floats in, `size · send.len()` out.
+        unsafe { g.enqueue_all_gather(src, dst, send.len())? };
+        drop((_read, _write));
         g.download(op, &output, recv)?;
         g.record(
             op,
@@ -530,6 +568,37 @@ impl ProcessGroup for NcclGroup {
             g.exchanged_bytes(recv.len()),
         );
         Ok(())
+    }
+
+    /// NCCL on the memory itself when it is this GPU's (`views.rs`).
+    fn all_reduce_view(
+        &self,
+        _kernels: &dyn Kernels,
+        buf: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        views::all_reduce(self, buf, op)
+    }
+
+    /// NCCL on the memory itself when it is this GPU's (`views.rs`).
+    fn all_gather_view(
+        &self,
+        _kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        views::all_gather(self, send, recv)
+    }
+
+    /// NCCL on the memory itself when it is this GPU's (`views.rs`).
+    fn reduce_scatter_view(
+        &self,
+        _kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        views::reduce_scatter(self, send, recv, op)
     }
 
     fn all_to_all(&self, send: &[f32], recv: &mut [f32]) -> Result<(), CommError> {

@@ -11,12 +11,14 @@
 //! - [`NcclBackend`]: the launch environment, the rendezvous of NCCL's
 //!   unique id, the world communicator and the cache of split groups.
 //! - `group`: [`cptrain::parallel::ProcessGroup`] over one communicator.
+//! - `views`: its collectives on the GPU's memory itself, without host copies.
 
 mod backend;
 mod comm;
 mod error;
 mod group;
 mod probe;
+mod views;
 mod watchdog;
 
 pub use backend::NcclBackend;

@@ -98,6 +98,14 @@ impl RingAttention {
         ((r + p - 1) % p, (r + 1) % p)
     }
 
+    /// A copy of `x` in a new device buffer (a message to send while `x`
+    /// is still computed with).
+    fn duplicate(&self, x: Slice<'_>) -> Result<Buffer, AttentionError> {
+        let mut copy = self.kernels.alloc(x.len())?;
+        self.kernels.copy(x, copy.view_mut());
+        Ok(copy)
+    }
+
     /// `[k, v]` in one new device buffer: the unit the ring passes on.
     fn concat(&self, k: Slice<'_>, v: Slice<'_>) -> Result<Buffer, AttentionError> {
         let mut kv = self.kernels.alloc(k.len() + v.len())?;
@@ -133,8 +141,11 @@ impl Attention for RingAttention {
         for i in 0..p {
             let owner = (r + p - i) % p;
             let exchange = if i + 1 < p {
-                let message = kv.to_host()?.into_owned();
-                Some((self.group.irecv(prev)?, self.group.isend(next, message)?))
+                let message = self.duplicate(kv.view())?;
+                Some((
+                    self.group.irecv(prev)?,
+                    self.group.isend_buffer(next, message)?,
+                ))
             } else {
                 None
             };
@@ -153,7 +164,7 @@ impl Attention for RingAttention {
                 kernels.attention_merge(out.reborrow(), lse.reborrow(), o, l);
             }
             if let Some((recv, send)) = exchange {
-                kv = kernels.upload_vec(recv.wait()?)?;
+                kv = kernels.adopt(recv.wait_buffer()?)?;
                 send.wait()?;
             }
         }
@@ -184,8 +195,11 @@ impl Attention for RingAttention {
         // own K/V; per step i: [K/V of block r+1+i if i ≤ P−3] [dK/dV of the
         // block of step i−1 if i ≥ 1]; finally the last block's dK/dV.
         let first_kv = if p > 1 {
-            let own_kv = self.concat(k, v)?.into_host()?;
-            Some((self.group.irecv(next)?, self.group.isend(prev, own_kv)?))
+            let own_kv = self.concat(k, v)?;
+            Some((
+                self.group.irecv(next)?,
+                self.group.isend_buffer(prev, own_kv)?,
+            ))
         } else {
             None
         };
@@ -198,7 +212,7 @@ impl Attention for RingAttention {
         let Some((recv, send)) = first_kv else {
             return Ok(());
         };
-        let mut kv = kernels.upload_vec(recv.wait()?)?;
+        let mut kv = kernels.adopt(recv.wait_buffer()?)?;
         let mut sends = vec![send];
         let mut finished: Option<Buffer> = None;
         for i in 0..p - 1 {
@@ -215,10 +229,10 @@ impl Attention for RingAttention {
                 None
             };
             if forwards_kv {
-                sends.push(self.group.isend(prev, kv.to_host()?.into_owned())?);
+                sends.push(self.group.isend_buffer(prev, self.duplicate(kv.view())?)?);
             }
             if let Some(done) = finished.take() {
-                sends.push(self.group.isend(prev, done.into_host()?)?);
+                sends.push(self.group.isend_buffer(prev, done)?);
             }
             let mut dkv = kernels.alloc(2 * n)?;
             let (dk_blk, dv_blk) = dkv.view_mut().split_at(n);
@@ -228,17 +242,17 @@ impl Attention for RingAttention {
             kernels
                 .attention_backward(&kernel, q, k_blk, v_blk, out, lse, dout, gq, dk_blk, dv_blk);
             if let Some(handle) = partial_in {
-                let partial = kernels.upload_vec(handle.wait()?)?;
+                let partial = kernels.adopt(handle.wait_buffer()?)?;
                 kernels.add_assign(dkv.view_mut(), partial.view());
             }
             finished = Some(dkv);
             if let Some(handle) = next_kv {
-                kv = kernels.upload_vec(handle.wait()?)?;
+                kv = kernels.adopt(handle.wait_buffer()?)?;
             }
         }
         let last = finished.expect("P > 1 runs at least one step");
-        sends.push(self.group.isend(prev, last.into_host()?)?);
-        let own_dkv = kernels.upload_vec(self.group.irecv(next)?.wait()?)?;
+        sends.push(self.group.isend_buffer(prev, last)?);
+        let own_dkv = kernels.adopt(self.group.irecv(next)?.wait_buffer()?)?;
         let (own_dk, own_dv) = own_dkv.view().split_at(n);
         kernels.add_assign(dk, own_dk);
         kernels.add_assign(dv, own_dv);

@@ -113,18 +113,7 @@ impl Buffer {
 
     /// Overwrites every value with `values` from the host (same length).
     pub fn copy_from_host(&mut self, values: &[f32]) -> Result<(), DeviceError> {
-        assert_eq!(
-            values.len(),
-            self.len(),
-            "copy into a buffer of another length"
-        );
-        match &mut self.repr {
-            Repr::Host(v) => {
-                v.copy_from_slice(values);
-                Ok(())
-            }
-            Repr::Device { memory, addr, .. } => memory.write(values, *addr),
-        }
+        self.view_mut().copy_from(Slice::from(values))
     }
 }
 

@@ -29,5 +29,5 @@ mod slice;
 
 pub use bf16::{Bf16Buffer, Bf16Slice, Bf16SliceMut};
 pub use buffer::Buffer;
-pub use memory::{DeviceAddress, DeviceError, DeviceMemory};
+pub use memory::{DeviceAddress, DeviceError, DeviceMemory, copy_through_host};
 pub use slice::{Slice, SliceMut};

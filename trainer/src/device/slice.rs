@@ -136,6 +136,15 @@ impl<'a> Slice<'a> {
             Repr::Device(d) => Some((d.memory, d.addr)),
         }
     }
+
+    /// Waits until the device holding the view has finished the work
+    /// queued on it (nothing to wait for in host memory).
+    pub fn synchronize(self) -> Result<(), DeviceError> {
+        match self.repr {
+            Repr::Host(_) => Ok(()),
+            Repr::Device(d) => d.memory.synchronize(),
+        }
+    }
 }
 
 impl<'a> From<&'a [f32]> for Slice<'a> {
@@ -247,6 +256,23 @@ impl<'a> SliceMut<'a> {
             ReprMut::Host(_) => None,
             ReprMut::Device(d, _) => Some((d.memory, d.addr)),
         }
+    }
+
+    /// Overwrites the values with `src`'s (same length), wherever either
+    /// lives: host to host, between the host and a device, or from one
+    /// device's memory to another's ([`DeviceMemory::copy_from`], queued on
+    /// this view's device; synchronize it before `src` changes).
+    pub fn copy_from(&mut self, src: Slice<'_>) -> Result<(), DeviceError> {
+        assert_eq!(src.len(), self.len(), "copy between views of other lengths");
+        match (&mut self.repr, src.repr) {
+            (ReprMut::Host(dst), Repr::Host(src)) => dst.copy_from_slice(src),
+            (ReprMut::Host(dst), Repr::Device(s)) => s.memory.read(s.addr, dst)?,
+            (ReprMut::Device(d, _), Repr::Host(src)) => d.memory.write(src, d.addr)?,
+            (ReprMut::Device(d, _), Repr::Device(s)) => {
+                (d.memory).copy_from(d.addr, s.memory, s.addr, s.len)?
+            }
+        }
+        Ok(())
     }
 }
 

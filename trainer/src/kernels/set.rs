@@ -55,6 +55,20 @@ pub trait Kernels: Send + Sync {
         self.upload(&values)
     }
 
+    /// `buffer` in this device's memory: a host buffer is uploaded
+    /// ([`Kernels::upload_vec`]), a buffer of another device's memory (a
+    /// message another rank sent) copied device to device.
+    fn adopt(&self, buffer: Buffer) -> Result<Buffer, DeviceError> {
+        if buffer.host().is_some() {
+            return self.upload_vec(buffer.into_host()?);
+        }
+        let mut own = self.alloc(buffer.len())?;
+        own.view_mut().copy_from(buffer.view())?;
+        // The sender frees its buffer when it drops here: the copy must be done.
+        own.view().synchronize()?;
+        Ok(own)
+    }
+
     /// The precision the matrix products (linear layers, output head) round
     /// their operands to. Activations the backward reads only as such an
     /// operand are kept at it ([`Activations`](crate::model::Activations)).

@@ -10,8 +10,8 @@ use crate::device::{Slice, SliceMut};
 use crate::kernels::Kernels;
 use crate::parallel::{ProcessGroup, ReduceOp};
 
-/// A rank's TP group. Device buffers pass through the host, like the CP
-/// exchanges.
+/// A rank's TP group. Device memory moves as the backend can move it
+/// ([`ProcessGroup::all_reduce_view`]).
 #[derive(Clone)]
 pub struct TpGroup {
     group: Arc<dyn ProcessGroup>,
@@ -36,13 +36,7 @@ impl TpGroup {
 
     /// Sums `buf` over the group in place; every rank gets the same bits.
     pub fn all_reduce(&self, kernels: &dyn Kernels, buf: SliceMut<'_>) -> Result<(), ModelError> {
-        if buf.device().is_none() {
-            self.group.all_reduce(buf.expect_host(), ReduceOp::Sum)?;
-            return Ok(());
-        }
-        let mut staged = buf.as_slice().to_host()?.into_owned();
-        self.group.all_reduce(&mut staged, ReduceOp::Sum)?;
-        write(kernels, staged, buf)
+        Ok(self.group.all_reduce_view(kernels, buf, ReduceOp::Sum)?)
     }
 
     /// `full` = every rank's `local` in rank order (sequence parallelism's
@@ -53,14 +47,7 @@ impl TpGroup {
         local: Slice<'_>,
         full: SliceMut<'_>,
     ) -> Result<(), ModelError> {
-        let local = local.to_host()?;
-        if full.device().is_none() {
-            self.group.all_gather(&local, full.expect_host())?;
-            return Ok(());
-        }
-        let mut staged = vec![0.0; full.len()];
-        self.group.all_gather(&local, &mut staged)?;
-        write(kernels, staged, full)
+        Ok(self.group.all_gather_view(kernels, local, full)?)
     }
 
     /// `local` = this rank's block of `full` summed over the group
@@ -71,22 +58,6 @@ impl TpGroup {
         full: Slice<'_>,
         local: SliceMut<'_>,
     ) -> Result<(), ModelError> {
-        let full = full.to_host()?;
-        if local.device().is_none() {
-            self.group
-                .reduce_scatter(&full, local.expect_host(), ReduceOp::Sum)?;
-            return Ok(());
-        }
-        let mut staged = vec![0.0; local.len()];
-        self.group
-            .reduce_scatter(&full, &mut staged, ReduceOp::Sum)?;
-        write(kernels, staged, local)
+        Ok((self.group).reduce_scatter_view(kernels, full, local, ReduceOp::Sum)?)
     }
-}
-
-/// Copies host `values` into the device view `dst`.
-fn write(kernels: &dyn Kernels, values: Vec<f32>, dst: SliceMut<'_>) -> Result<(), ModelError> {
-    let staged = kernels.upload_vec(values)?;
-    kernels.copy(staged.view(), dst);
-    Ok(())
 }

@@ -1,12 +1,16 @@
-//! The communicator contract every backend (local threads, the MPI plugin)
-//! implements: collectives and non-blocking point-to-point over one group.
+//! The communicator contract every backend (local threads, the MPI and
+//! NCCL plugins) implements: collectives and non-blocking point-to-point
+//! over one group, on host slices and on views of any device's memory.
 
 use std::fmt;
 use std::time::Duration;
 
 use super::holdup::Holdup;
+use super::staged;
 use super::stats::CommStats;
 use super::wait_log::WaitSpan;
+use crate::device::{Buffer, DeviceError, Slice, SliceMut};
+use crate::kernels::Kernels;
 
 /// How a reduction combines the ranks' values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +184,14 @@ pub enum CommError {
         /// What is wrong and what was expected.
         problem: String,
     },
+    /// Data of an operation could not be moved to or from a device.
+    #[error("{op}: moving data to or from {error}")]
+    Device {
+        /// The operation.
+        op: Op,
+        /// The device's failure.
+        error: DeviceError,
+    },
     /// A group was requested with an impossible member list.
     #[error("cannot create {group} for rank {rank}: {problem}")]
     InvalidGroup {
@@ -196,6 +208,11 @@ impl CommError {
     /// True when this rank stopped only because another rank failed.
     pub fn is_secondary(&self) -> bool {
         matches!(self, CommError::Aborted { .. })
+    }
+
+    /// A conversion of a device failure during `op`, for `map_err`.
+    pub fn device(op: Op) -> impl Fn(DeviceError) -> CommError {
+        move |error| CommError::Device { op, error }
     }
 }
 
@@ -222,16 +239,30 @@ impl SendHandle {
 
 /// A posted [`ProcessGroup::irecv`]; [`RecvHandle::wait`] yields the message.
 #[must_use = "a receive must be waited on"]
-pub struct RecvHandle(Box<dyn FnOnce() -> Result<Vec<f32>, CommError> + Send>);
+pub struct RecvHandle(Box<dyn FnOnce() -> Result<Buffer, CommError> + Send>);
 
 impl RecvHandle {
-    /// A handle that completes by running `wait`.
+    /// A handle that completes by running `wait` (a message in host memory).
     pub fn new(wait: impl FnOnce() -> Result<Vec<f32>, CommError> + Send + 'static) -> Self {
+        RecvHandle(Box::new(move || wait().map(Buffer::from)))
+    }
+
+    /// A handle whose `wait` yields the message in the memory it was sent
+    /// from ([`ProcessGroup::isend_buffer`] of a backend that passes device
+    /// buffers on).
+    pub fn of_buffer(wait: impl FnOnce() -> Result<Buffer, CommError> + Send + 'static) -> Self {
         RecvHandle(Box::new(wait))
     }
 
-    /// Blocks until the message has arrived and returns it.
+    /// Blocks until the message has arrived and returns it in host memory.
     pub fn wait(self) -> Result<Vec<f32>, CommError> {
+        (self.wait_buffer()?.into_host()).map_err(CommError::device(Op::Recv))
+    }
+
+    /// Blocks until the message has arrived and returns it where it is: host
+    /// memory, or the sender's device memory
+    /// ([`Kernels::adopt`] moves it to the receiver's device).
+    pub fn wait_buffer(self) -> Result<Buffer, CommError> {
         (self.0)()
     }
 }
@@ -284,8 +315,55 @@ pub trait ProcessGroup: Send + Sync {
     /// Starts sending `data` to `peer`; never blocks on the receiver.
     fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError>;
 
+    /// [`ProcessGroup::isend`] of a buffer of any device. By default device
+    /// memory is copied to the host first; a backend that passes device
+    /// buffers on overrides this.
+    fn isend_buffer(&self, peer: usize, data: Buffer) -> Result<SendHandle, CommError> {
+        let data = data.into_host().map_err(CommError::device(Op::Send))?;
+        self.isend(peer, data)
+    }
+
     /// Posts a receive of the next message from `peer`.
     fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError>;
+
+    /// [`ProcessGroup::all_reduce`] of a view of any device's memory, with
+    /// `kernels` (the view's device) for scratch buffers and sums. By
+    /// default device memory passes through the host (a copy each way); a
+    /// backend that reaches device memory overrides this.
+    fn all_reduce_view(
+        &self,
+        kernels: &dyn Kernels,
+        buf: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        let _ = kernels;
+        staged::all_reduce(self, buf, op)
+    }
+
+    /// [`ProcessGroup::all_gather`] of views of any device's memory (see
+    /// [`ProcessGroup::all_reduce_view`]).
+    fn all_gather_view(
+        &self,
+        kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let _ = kernels;
+        staged::all_gather(self, send, recv)
+    }
+
+    /// [`ProcessGroup::reduce_scatter`] of views of any device's memory
+    /// (see [`ProcessGroup::all_reduce_view`]).
+    fn reduce_scatter_view(
+        &self,
+        kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        let _ = kernels;
+        staged::reduce_scatter(self, send, recv, op)
+    }
 
     /// Counts of calls, bytes and waiting time since the group was created.
     fn stats(&self) -> CommStats;

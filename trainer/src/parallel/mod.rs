@@ -7,6 +7,8 @@
 //! - [`BackendProbe`]: a backend plugin's check of the machine, run by
 //!   `check` and `run`.
 //! - [`find_holdup`]: which rank a timed-out wait really waits for.
+//! - [`staged`]: collectives of device memory through the host, for
+//!   backends that move host memory only.
 //! - [`zigzag_ranges`]: the load-balanced split of a sequence over CP ranks.
 
 mod backend;
@@ -18,6 +20,7 @@ mod holdup;
 mod launch;
 mod local;
 mod probe;
+pub mod staged;
 mod stats;
 mod wait_log;
 mod zigzag;

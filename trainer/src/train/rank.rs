@@ -459,16 +459,7 @@ impl RankTrainer {
         // summed over the TP group, then the replicas' over DP×CP.
         (self.model.gpt()).reduce_replicated_grads(k, grads.view_mut())?;
         if self.groups.dp_cp.size() > 1 {
-            let group = &self.groups.dp_cp;
-            match grads.host_mut() {
-                Some(host) => group.all_reduce(host, ReduceOp::Sum)?,
-                // Device memory passes through the host, like the CP messages.
-                None => {
-                    let mut staged = grads.to_host()?.into_owned();
-                    group.all_reduce(&mut staged, ReduceOp::Sum)?;
-                    grads.copy_from_host(&staged)?;
-                }
-            }
+            (self.groups.dp_cp).all_reduce_view(k, grads.view_mut(), ReduceOp::Sum)?;
         }
         let mut loss = [loss_sum];
         self.groups.dp_cp.all_reduce_f64(&mut loss, ReduceOp::Sum)?;

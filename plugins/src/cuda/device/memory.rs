@@ -1,11 +1,12 @@
 //! [`CudaMemory`]: a [`Launcher`]'s memory as the trainer's
 //! [`DeviceMemory`], and the device's sticky error.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cptrain::device::{DeviceAddress, DeviceError, DeviceMemory};
+use cptrain::device::{DeviceAddress, DeviceError, DeviceMemory, copy_through_host};
 
 use crate::cuda::CudaError;
 use crate::cuda::launcher::Launcher;
@@ -21,6 +22,8 @@ pub struct CudaMemory {
     /// Bytes of buffers held now, and the most held at once.
     held: AtomicU64,
     peak: AtomicU64,
+    /// Bytes copied between this device and the host.
+    host_traffic: AtomicU64,
 }
 
 impl CudaMemory {
@@ -32,6 +35,7 @@ impl CudaMemory {
             failed: Mutex::new(None),
             held: AtomicU64::new(0),
             peak: AtomicU64::new(0),
+            host_traffic: AtomicU64::new(0),
         }
     }
 
@@ -45,6 +49,17 @@ impl CudaMemory {
     /// scratch not counted).
     pub fn peak_bytes(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Bytes copied between this device and the host so far, through
+    /// [`DeviceMemory::read`] and [`DeviceMemory::write`] (uploads,
+    /// downloads, and exchanges that pass through the host).
+    pub fn host_traffic_bytes(&self) -> u64 {
+        self.host_traffic.load(Ordering::Relaxed)
+    }
+
+    fn count_host_traffic(&self, bytes: usize) {
+        self.host_traffic.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// The launcher that runs this device's work.
@@ -112,6 +127,10 @@ impl DeviceMemory for CudaMemory {
         &self.name
     }
 
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
     fn free(&self, addr: DeviceAddress, len: usize) {
         if len > 0 {
             // SAFETY: buffers of this memory come from `CudaKernels::alloc`,
@@ -126,6 +145,7 @@ impl DeviceMemory for CudaMemory {
         if dst.is_empty() {
             return Ok(());
         }
+        self.count_host_traffic(size_of_val(dst));
         self.try_run(|dev| {
             // SAFETY: any bytes are valid f32 values; `src` holds `dst.len()`
             // values (the DeviceMemory contract).
@@ -141,6 +161,7 @@ impl DeviceMemory for CudaMemory {
         if src.is_empty() {
             return Ok(());
         }
+        self.count_host_traffic(size_of_val(src));
         self.try_run(|dev| {
             // SAFETY: `dst` holds `src.len()` values (the DeviceMemory contract).
             unsafe {
@@ -148,5 +169,39 @@ impl DeviceMemory for CudaMemory {
                 dev.write(bytes, dst)
             }
         })
+    }
+
+    fn synchronize(&self) -> Result<(), DeviceError> {
+        self.try_run(|dev| dev.synchronize())
+    }
+
+    /// Device to device when `source` is memory of a launcher of the same
+    /// kind (a GPU, the same or a peer, or another emulated device),
+    /// through the host otherwise.
+    fn copy_from(
+        &self,
+        dst: DeviceAddress,
+        source: &dyn DeviceMemory,
+        src: DeviceAddress,
+        len: usize,
+    ) -> Result<(), DeviceError> {
+        let Some(peer) = source.as_any().downcast_ref::<CudaMemory>() else {
+            return copy_through_host(self, dst, source, src, len);
+        };
+        if len == 0 {
+            return Ok(());
+        }
+        if let Some(error) = peer.first_error() {
+            return Err(error);
+        }
+        let bytes = len * size_of::<f32>();
+        // SAFETY: `src` holds `len` values of `peer`, written and kept
+        // (the DeviceMemory contract); `dst` holds `len` values of this memory.
+        let copied =
+            self.try_run(|dev| unsafe { dev.copy_from(peer.launcher(), src, dst, bytes) })?;
+        if copied {
+            return Ok(());
+        }
+        copy_through_host(self, dst, source, src, len)
     }
 }

@@ -8,9 +8,11 @@ mod memory;
 
 use std::sync::Arc;
 
+use cptrain::device::DeviceMemory;
 use cptrain::kernels::{Kernels, Precision};
 
 use kernels::CudaKernels;
+use memory::CudaMemory;
 
 use super::CudaError;
 pub use super::driver::driver_probe;
@@ -42,6 +44,23 @@ pub fn gpu_kernels(
         Box::new(launcher),
         precision,
     )))
+}
+
+/// Bytes `memory` (of a `cuda` or `cuda-emu` device) has copied to and
+/// from the host so far; `None` for other memory. Tests use it to tell
+/// device-to-device exchanges from ones staged through the host.
+pub fn host_traffic_bytes(memory: &dyn DeviceMemory) -> Option<u64> {
+    let memory = memory.as_any().downcast_ref::<CudaMemory>()?;
+    Some(memory.host_traffic_bytes())
+}
+
+/// The index of the GPU whose memory `memory` is (`kernels.device =
+/// "cuda"`); `None` for any other memory. A backend that runs on that GPU
+/// (NCCL) may work on its addresses directly.
+pub fn gpu_of(memory: &dyn DeviceMemory) -> Option<usize> {
+    let memory = memory.as_any().downcast_ref::<CudaMemory>()?;
+    let gpu = memory.launcher().as_any().downcast_ref::<GpuLauncher>()?;
+    Some(gpu.ordinal())
 }
 
 /// What this machine lacks to run the `cuda` device on GPU `gpu` (any GPU

@@ -5,6 +5,7 @@
 //! returns.
 
 use std::alloc::Layout;
+use std::any::Any;
 use std::ffi::c_void;
 
 use super::runtime;
@@ -74,6 +75,31 @@ impl Launcher for Emulator {
         // SAFETY: `src` holds `dst.len()` bytes (the caller's contract).
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst.as_mut_ptr(), dst.len()) };
         Ok(())
+    }
+
+    fn synchronize(&self) -> Result<(), CudaError> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    unsafe fn copy_from(
+        &self,
+        source: &dyn Launcher,
+        src: u64,
+        dst: u64,
+        bytes: usize,
+    ) -> Result<bool, CudaError> {
+        if !source.as_any().is::<Emulator>() {
+            return Ok(false);
+        }
+        // SAFETY: both ranges are host memory of emulated devices (the
+        // caller's contract); distinct allocations never overlap, and
+        // `copy` allows a range of one allocation to overlap itself.
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        Ok(true)
     }
 
     unsafe fn zero(&self, dst: u64, bytes: usize) -> Result<(), CudaError> {

@@ -18,10 +18,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::world::WorldInner;
+use crate::device::{Buffer, Slice, SliceMut};
+use crate::kernels::Kernels;
 use crate::parallel::comm::{
     CommError, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
 };
 use crate::parallel::holdup::Wait;
+use crate::parallel::staged;
 use crate::parallel::stats::CommStats;
 use crate::parallel::wait_log::{WaitLog, WaitSpan};
 
@@ -47,7 +50,7 @@ struct Round {
 #[derive(Default)]
 struct State {
     rounds: HashMap<u64, Round>,
-    mail: HashMap<(usize, usize, u64), Vec<f32>>,
+    mail: HashMap<(usize, usize, u64), Buffer>,
 }
 
 /// The memory the members of one group share.
@@ -109,14 +112,17 @@ impl Core {
     }
 
     /// Blocks until `ready` yields a value; `ready` returns the group ranks
-    /// still missing otherwise. Fails on timeout or when the world aborts.
-    /// `seq` numbers the operation for messages (see [`Wait::seq`]).
+    /// still missing otherwise. Fails on timeout or when the world aborts,
+    /// after running `abandon` under the same lock (so that no rank sees the
+    /// wait complete once it failed). `seq` numbers the operation for
+    /// messages (see [`Wait::seq`]).
     fn wait_until<R>(
         &self,
         op: Op,
         seq: u64,
         mut state: MutexGuard<'_, State>,
         mut ready: impl FnMut(&mut State) -> Result<R, Vec<usize>>,
+        abandon: impl FnOnce(&mut State),
     ) -> Result<R, CommError> {
         let started = Instant::now();
         let deadline = started + self.world.timeout;
@@ -137,6 +143,7 @@ impl Core {
                 self.world.enter_wait(me, &wait);
             }
             if let Err(error) = self.check_abort(op) {
+                abandon(&mut state);
                 break Err(error);
             }
             let now = Instant::now();
@@ -150,6 +157,7 @@ impl Core {
                     after: self.world.timeout,
                     holdup: Box::new(self.world.holdup(me, &wait)),
                 };
+                abandon(&mut state);
                 break Err(self.world.fail(me, error));
             }
             let slice = (deadline - now).min(ABORT_POLL);
@@ -209,8 +217,9 @@ impl LocalGroup {
 
     /// Deposits `data` for the next round and returns every rank's
     /// contribution in group order once all have arrived. `len` is the
-    /// logical size every rank must agree on.
-    fn exchange<T: Send + Sync + 'static>(
+    /// logical size every rank must agree on. A rank that fails waiting
+    /// takes its contribution back: nobody reads it after.
+    pub(super) fn exchange<T: Send + Sync + 'static>(
         &self,
         op: Op,
         len: usize,
@@ -245,22 +254,33 @@ impl LocalGroup {
         }
         entry.contribs[core.rank] = Some(Arc::new(data));
         core.shared.changed.notify_all();
-        let payloads = core.wait_until(op, round, state, |state| {
-            let entry = state
-                .rounds
-                .get_mut(&round)
-                .expect("a round lives until its last reader");
-            let missing: Vec<usize> = (0..size).filter(|&i| entry.contribs[i].is_none()).collect();
-            if !missing.is_empty() {
-                return Err(missing);
-            }
-            let payloads: Vec<Payload> = entry.contribs.iter().flatten().cloned().collect();
-            entry.readers_left -= 1;
-            if entry.readers_left == 0 {
-                state.rounds.remove(&round);
-            }
-            Ok(payloads)
-        })?;
+        let payloads = core.wait_until(
+            op,
+            round,
+            state,
+            |state| {
+                let entry = state
+                    .rounds
+                    .get_mut(&round)
+                    .expect("a round lives until its last reader");
+                let missing: Vec<usize> =
+                    (0..size).filter(|&i| entry.contribs[i].is_none()).collect();
+                if !missing.is_empty() {
+                    return Err(missing);
+                }
+                let payloads: Vec<Payload> = entry.contribs.iter().flatten().cloned().collect();
+                entry.readers_left -= 1;
+                if entry.readers_left == 0 {
+                    state.rounds.remove(&round);
+                }
+                Ok(payloads)
+            },
+            |state| {
+                if let Some(entry) = state.rounds.get_mut(&round) {
+                    entry.contribs[core.rank] = None;
+                }
+            },
+        )?;
         Ok(payloads
             .into_iter()
             .map(|p| {
@@ -270,7 +290,7 @@ impl LocalGroup {
             .collect())
     }
 
-    fn check_len(
+    pub(super) fn check_len(
         &self,
         op: Op,
         what: &str,
@@ -304,6 +324,11 @@ impl LocalGroup {
             self.size()
         );
         Err(self.core.error_usage(op, problem))
+    }
+
+    /// Counts a completed operation in the statistics.
+    pub(super) fn record(&self, op: Op, sent: usize, received: usize) {
+        self.core.record(op, sent, received);
     }
 
     fn all_reduce_impl<T: Element>(&self, buf: &mut [T], op: ReduceOp) -> Result<(), CommError> {
@@ -345,7 +370,7 @@ impl LocalGroup {
 }
 
 /// The contiguous slice of `n` elements that rank `i` of `size` owns.
-fn slice_of(n: usize, size: usize, i: usize) -> Range<usize> {
+pub(super) fn slice_of(n: usize, size: usize, i: usize) -> Range<usize> {
     n * i / size..n * (i + 1) / size
 }
 
@@ -468,6 +493,46 @@ impl ProcessGroup for LocalGroup {
         Ok(())
     }
 
+    /// Sums device memory device to device (`device.rs`).
+    fn all_reduce_view(
+        &self,
+        kernels: &dyn Kernels,
+        buf: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        match (buf.device(), op) {
+            (Some(_), ReduceOp::Sum) => self.all_reduce_on_device(kernels, buf),
+            _ => staged::all_reduce(self, buf, op),
+        }
+    }
+
+    /// Gathers device memory device to device (`device.rs`).
+    fn all_gather_view(
+        &self,
+        _kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        match (send.device(), recv.device()) {
+            (Some(_), Some(_)) => self.all_gather_on_device(send, recv),
+            _ => staged::all_gather(self, send, recv),
+        }
+    }
+
+    /// Sums device memory device to device (`device.rs`).
+    fn reduce_scatter_view(
+        &self,
+        kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+        op: ReduceOp,
+    ) -> Result<(), CommError> {
+        match (send.device(), recv.device(), op) {
+            (Some(_), Some(_), ReduceOp::Sum) => self.reduce_scatter_on_device(kernels, send, recv),
+            _ => staged::reduce_scatter(self, send, recv, op),
+        }
+    }
+
     fn barrier(&self) -> Result<(), CommError> {
         self.exchange::<f32>(Op::Barrier, 0, Vec::new())?;
         self.core.record(Op::Barrier, 0, 0);
@@ -475,8 +540,15 @@ impl ProcessGroup for LocalGroup {
     }
 
     fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError> {
+        self.isend_buffer(peer, data.into())
+    }
+
+    /// Passes the buffer itself on, device memory too: the receiver copies
+    /// it device to device ([`Kernels::adopt`]).
+    fn isend_buffer(&self, peer: usize, data: Buffer) -> Result<SendHandle, CommError> {
         self.check_peer(Op::Send, peer)?;
         self.core.check_abort(Op::Send)?;
+        (data.view().synchronize()).map_err(CommError::device(Op::Send))?;
         let seq = self.send_seq[peer].fetch_add(1, Ordering::Relaxed);
         let bytes = data.len() * 4;
         self.core
@@ -493,12 +565,11 @@ impl ProcessGroup for LocalGroup {
         self.check_peer(Op::Recv, peer)?;
         let seq = self.recv_seq[peer].fetch_add(1, Ordering::Relaxed);
         let core = self.core.clone();
-        Ok(RecvHandle::new(move || {
+        Ok(RecvHandle::of_buffer(move || {
             let key = (peer, core.rank, seq);
             let state = core.shared.lock();
-            let data = core.wait_until(Op::Recv, seq, state, |s| {
-                s.mail.remove(&key).ok_or_else(|| vec![peer])
-            })?;
+            let ready = |s: &mut State| s.mail.remove(&key).ok_or_else(|| vec![peer]);
+            let data = core.wait_until(Op::Recv, seq, state, ready, |_| {})?;
             core.record(Op::Recv, 0, data.len() * 4);
             Ok(data)
         }))

@@ -1,5 +1,6 @@
 //! The `local` backend: ranks are threads of this process.
 
+mod device;
 mod group;
 mod world;
 

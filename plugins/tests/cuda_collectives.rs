@@ -1,0 +1,161 @@
+//! The local backend's collectives and messages on device memory: ranks as
+//! threads, each with its own cuda-emu device (with
+//! `CPTRAIN_CUDA_DEVICE_TESTS=1`, its own kernel set on GPU 0:
+//! `bench/gpu_check.sh`). Results must be the bits the host backend gives
+//! (sums in group-rank order, and a sum of two f32 values rounds alike
+//! everywhere), and nothing may pass through the host (the devices count
+//! their host traffic).
+#![cfg(feature = "cuda")]
+
+mod cuda;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cptrain::device::{Buffer, DeviceMemory};
+use cptrain::kernels::{Kernels, Precision};
+use cptrain::parallel::{LocalWorld, ProcessGroup, ReduceOp, run_ranks};
+use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels, host_traffic_bytes};
+use cuda::values;
+
+type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Three ranks and lengths no block size divides: the slices differ in length.
+const RANKS: usize = 3;
+const LEN: usize = 1001;
+
+fn input(rank: usize, n: usize) -> Vec<f32> {
+    values(n, 40 + rank as u64, 1.0)
+}
+
+/// `x₀ + x₁ + …` in group order, element by element, as the host backend sums.
+fn host_sum(parts: &[Vec<f32>]) -> Vec<f32> {
+    let mut acc = parts[0].clone();
+    for part in &parts[1..] {
+        acc.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    acc
+}
+
+fn memory_of(buffer: &Buffer) -> &dyn DeviceMemory {
+    buffer.view().device().expect("a device buffer").0
+}
+
+fn traffic(buffer: &Buffer) -> u64 {
+    host_traffic_bytes(memory_of(buffer)).expect("cuda-emu memory")
+}
+
+/// A rank's device: cuda-emu, or a kernel set of GPU 0.
+fn device() -> Arc<dyn Kernels> {
+    if std::env::var_os("CPTRAIN_CUDA_DEVICE_TESTS").is_some_and(|v| v == "1") {
+        gpu_kernels(0, Precision::F32, false)
+            .unwrap_or_else(|e| panic!("CPTRAIN_CUDA_DEVICE_TESTS=1: {e}"))
+    } else {
+        emulated_kernels(Precision::F32)
+    }
+}
+
+/// Runs `body` on every rank with its own device.
+fn on_ranks<T: Send>(
+    body: impl Fn(usize, &dyn ProcessGroup, &dyn Kernels) -> TestResult<T> + Sync,
+) -> Vec<T> {
+    let world = LocalWorld::new(RANKS, Duration::from_secs(60));
+    run_ranks(&world, |rank| {
+        let group = world.world_group(rank)?;
+        body(rank, &group, &*device())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_counter_sees_host_copies() {
+    let kernels = device();
+    let buffer = kernels.upload(&input(0, LEN)).unwrap();
+    assert_eq!(traffic(&buffer), 4 * LEN as u64);
+    let _ = buffer.to_host().unwrap();
+    assert_eq!(traffic(&buffer), 8 * LEN as u64);
+}
+
+#[test]
+fn all_reduce_sums_device_to_device_to_the_host_bits() {
+    let inputs: Vec<Vec<f32>> = (0..RANKS).map(|r| input(r, LEN)).collect();
+    let want = host_sum(&inputs);
+    let results = on_ranks(|rank, group, kernels| {
+        let mut buf = kernels.upload(&input(rank, LEN))?;
+        let before = traffic(&buf);
+        group.all_reduce_view(kernels, buf.view_mut(), ReduceOp::Sum)?;
+        let moved = traffic(&buf) - before;
+        Ok((buf.to_host()?.into_owned(), moved))
+    });
+    for (rank, (got, moved)) in results.into_iter().enumerate() {
+        assert!(got == want, "rank {rank}: not the host's bits");
+        assert_eq!(
+            moved, 0,
+            "rank {rank}: the all-reduce went through the host"
+        );
+    }
+}
+
+#[test]
+fn all_gather_and_reduce_scatter_stay_on_the_devices() {
+    let m = 334;
+    let inputs: Vec<Vec<f32>> = (0..RANKS).map(|r| input(r, RANKS * m)).collect();
+    let summed = host_sum(&inputs);
+    let results = on_ranks(|rank, group, kernels| {
+        let send = kernels.upload(&input(rank, RANKS * m))?;
+        let mut gathered = kernels.alloc(RANKS * RANKS * m)?;
+        let mut mine = kernels.alloc(m)?;
+        let before = traffic(&send) + traffic(&gathered);
+        group.all_gather_view(kernels, send.view(), gathered.view_mut())?;
+        group.reduce_scatter_view(kernels, send.view(), mine.view_mut(), ReduceOp::Sum)?;
+        let moved = traffic(&send) + traffic(&gathered) - before;
+        Ok((
+            gathered.to_host()?.into_owned(),
+            mine.to_host()?.into_owned(),
+            moved,
+        ))
+    });
+    for (rank, (gathered, mine, moved)) in results.into_iter().enumerate() {
+        assert!(gathered == inputs.concat(), "rank {rank}: all-gather");
+        assert!(
+            mine == summed[rank * m..(rank + 1) * m],
+            "rank {rank}: reduce-scatter"
+        );
+        assert_eq!(moved, 0, "rank {rank}: went through the host");
+    }
+}
+
+#[test]
+fn messages_pass_device_buffers_around_the_ring() {
+    let results = on_ranks(|rank, group, kernels| {
+        let (next, prev) = ((rank + 1) % RANKS, (rank + RANKS - 1) % RANKS);
+        let message = kernels.upload(&input(rank, LEN))?;
+        let before = traffic(&message);
+        let recv = group.irecv(prev)?;
+        let send = group.isend_buffer(next, message)?;
+        let received = kernels.adopt(recv.wait_buffer()?)?;
+        send.wait()?;
+        let moved = traffic(&received) - before;
+        Ok((received.to_host()?.into_owned(), moved))
+    });
+    for (rank, (got, moved)) in results.into_iter().enumerate() {
+        let prev = (rank + RANKS - 1) % RANKS;
+        assert!(
+            got == input(prev, LEN),
+            "rank {rank}: not rank {prev}'s message"
+        );
+        assert_eq!(moved, 0, "rank {rank}: the message went through the host");
+    }
+}
+
+#[test]
+fn host_views_still_take_the_host_path() {
+    let inputs: Vec<Vec<f32>> = (0..RANKS).map(|r| input(r, LEN)).collect();
+    let want = host_sum(&inputs);
+    let results = on_ranks(|rank, group, kernels| {
+        let mut host = input(rank, LEN);
+        group.all_reduce_view(kernels, (&mut host).into(), ReduceOp::Sum)?;
+        Ok(host)
+    });
+    assert!(results.iter().all(|got| *got == want));
+}

@@ -1,0 +1,203 @@
+//! Collectives of the local backend on device memory, device to device.
+//!
+//! Each rank *publishes* a view of its device memory for a round (after
+//! waiting for its device, so the values are there), and the other ranks
+//! copy what they need straight from it into their own memory
+//! ([`SliceMut::copy_from`]: a peer copy between GPUs, or within one GPU).
+//! A view stays published until the next round of the same collective: a
+//! rank enters that round only once its own copies are done, and nobody
+//! leaves it before everyone has entered, so no memory is read after its
+//! owner moved on. Sums are taken in group-rank order with the device's
+//! `add_assign`, so every rank gets the bits the host backend gives.
+//!
+//! Scratch memory is allocated before the first round, and a failed copy
+//! is kept and reported only after the last round, so a rank's own failure
+//! never makes it leave while others may still read its memory. A rank
+//! does leave at once when its wait fails (a timeout, or the world
+//! aborting because another rank failed); a peer copying from its memory at
+//! that instant may read memory being freed, in a job that is failing.
+
+use std::ops::Range;
+
+use super::group::{LocalGroup, slice_of};
+use crate::device::{Buffer, DeviceAddress, DeviceError, DeviceMemory, Slice, SliceMut};
+use crate::kernels::Kernels;
+use crate::parallel::comm::{CommError, Op, ProcessGroup};
+
+/// A rank's device view, readable by the group while its round lasts.
+#[derive(Clone, Copy)]
+struct Published {
+    memory: *const (dyn DeviceMemory + 'static),
+    addr: DeviceAddress,
+    len: usize,
+}
+
+// SAFETY: `DeviceMemory` is `Send + Sync`; the pointer is only dereferenced
+// while the publishing rank keeps the memory alive (the module's protocol).
+unsafe impl Send for Published {}
+// SAFETY: as above.
+unsafe impl Sync for Published {}
+
+impl Published {
+    /// Values `r` of the published view.
+    ///
+    /// # Safety
+    /// The publishing rank must not have left the collective.
+    unsafe fn values(&self, r: Range<usize>) -> Slice<'_> {
+        assert!(r.end <= self.len, "{r:?} outside a view of {}", self.len);
+        // SAFETY: the memory outlives the round (the caller's contract) and
+        // allocated `len` values at `addr`, written by nobody during it.
+        unsafe { Slice::on_device(&*self.memory, self.addr, self.len).range(r) }
+    }
+}
+
+/// The first device failure of a rank's part in a collective.
+struct Outcome {
+    op: Op,
+    failure: Option<DeviceError>,
+}
+
+impl Outcome {
+    fn new(op: Op) -> Self {
+        Outcome { op, failure: None }
+    }
+
+    fn note(&mut self, result: Result<(), DeviceError>) {
+        if let Err(error) = result {
+            self.failure.get_or_insert(error);
+        }
+    }
+
+    fn into_result(self) -> Result<(), CommError> {
+        match self.failure {
+            None => Ok(()),
+            Some(error) => Err(CommError::Device { op: self.op, error }),
+        }
+    }
+}
+
+impl LocalGroup {
+    /// Publishes `view` (device memory) for a round of `op` over `len`
+    /// values and returns every rank's, in group order.
+    fn publish(&self, op: Op, len: usize, view: Slice<'_>) -> Result<Vec<Published>, CommError> {
+        view.synchronize().map_err(CommError::device(op))?;
+        let (memory, addr) = view.device().expect("only device views are published");
+        // SAFETY: only the lifetime is erased; see `Published`.
+        let memory =
+            unsafe { std::mem::transmute::<&dyn DeviceMemory, &'static dyn DeviceMemory>(memory) };
+        let mine = Published {
+            memory,
+            addr,
+            len: view.len(),
+        };
+        let all = self.exchange(op, len, vec![mine])?;
+        Ok(all.iter().map(|views| views[0]).collect())
+    }
+
+    /// The round after which no rank reads what the previous one published.
+    fn release(&self, op: Op) -> Result<(), CommError> {
+        self.exchange::<Published>(op, 0, Vec::new()).map(drop)
+    }
+
+    /// `acc` = block `r` of every published view, summed in group order;
+    /// `scratch` has `acc`'s length.
+    fn sum_blocks(
+        &self,
+        kernels: &dyn Kernels,
+        views: &[Published],
+        r: Range<usize>,
+        mut acc: SliceMut<'_>,
+        scratch: &mut Buffer,
+        outcome: &mut Outcome,
+    ) {
+        for (i, view) in views.iter().enumerate() {
+            // SAFETY: every rank stays in the collective until `release`.
+            let block = unsafe { view.values(r.clone()) };
+            if i == 0 {
+                outcome.note(acc.copy_from(block));
+            } else {
+                outcome.note(scratch.view_mut().copy_from(block));
+                kernels.add_assign(acc.reborrow(), scratch.view());
+            }
+        }
+    }
+
+    /// [`ProcessGroup::all_reduce_view`] (a sum) on device memory:
+    /// reduce-scatter of the slices, then all-gather of the sums.
+    pub(super) fn all_reduce_on_device(
+        &self,
+        kernels: &dyn Kernels,
+        mut buf: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let (size, n, op) = (self.size(), buf.len(), Op::AllReduce);
+        let mine = slice_of(n, size, self.rank());
+        let alloc = |len| kernels.alloc(len).map_err(CommError::device(op));
+        let (mut reduced, mut scratch) = (alloc(mine.len())?, alloc(mine.len())?);
+        let mut outcome = Outcome::new(op);
+        let views = self.publish(op, n, buf.as_slice())?;
+        let acc = reduced.view_mut();
+        self.sum_blocks(
+            kernels,
+            &views,
+            mine.clone(),
+            acc,
+            &mut scratch,
+            &mut outcome,
+        );
+        // Everyone publishes its sum only after reading the inputs: this
+        // round also ends the first.
+        let sums = self.publish(op, n, reduced.view())?;
+        for (i, sum) in sums.iter().enumerate() {
+            // SAFETY: as above.
+            let part = unsafe { sum.values(0..sum.len) };
+            outcome.note(buf.reborrow().range(slice_of(n, size, i)).copy_from(part));
+        }
+        outcome.note(buf.as_slice().synchronize());
+        self.release(op)?;
+        let moved = ((n - mine.len()) + (size - 1) * mine.len()) * 4;
+        self.record(op, moved, moved);
+        outcome.into_result()
+    }
+
+    /// [`ProcessGroup::all_gather_view`] on device memory.
+    pub(super) fn all_gather_on_device(
+        &self,
+        send: Slice<'_>,
+        mut recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let (size, n, op) = (self.size(), send.len(), Op::AllGather);
+        self.check_len(op, "recv", recv.len(), size * n)?;
+        let mut outcome = Outcome::new(op);
+        let views = self.publish(op, n, send)?;
+        for (i, view) in views.iter().enumerate() {
+            // SAFETY: as above.
+            let block = unsafe { view.values(0..n) };
+            outcome.note(recv.reborrow().range(i * n..(i + 1) * n).copy_from(block));
+        }
+        outcome.note(recv.as_slice().synchronize());
+        self.release(op)?;
+        self.record(op, (size - 1) * n * 4, (size - 1) * n * 4);
+        outcome.into_result()
+    }
+
+    /// [`ProcessGroup::reduce_scatter_view`] (a sum) on device memory.
+    pub(super) fn reduce_scatter_on_device(
+        &self,
+        kernels: &dyn Kernels,
+        send: Slice<'_>,
+        mut recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let (size, m, op) = (self.size(), recv.len(), Op::ReduceScatter);
+        self.check_len(op, "send", send.len(), size * m)?;
+        let mut scratch = kernels.alloc(m).map_err(CommError::device(op))?;
+        let mut outcome = Outcome::new(op);
+        let views = self.publish(op, send.len(), send)?;
+        let mine = self.rank() * m..(self.rank() + 1) * m;
+        let acc = recv.reborrow();
+        self.sum_blocks(kernels, &views, mine, acc, &mut scratch, &mut outcome);
+        outcome.note(recv.as_slice().synchronize());
+        self.release(op)?;
+        self.record(op, (size - 1) * m * 4, (size - 1) * m * 4);
+        outcome.into_result()
+    }
+}

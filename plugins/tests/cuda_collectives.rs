@@ -97,7 +97,7 @@ fn all_reduce_sums_device_to_device_to_the_host_bits() {
 }
 
 #[test]
-fn all_gather_and_reduce_scatter_stay_on_the_devices() {
+fn all_gather_reduce_scatter_and_all_to_all_stay_on_the_devices() {
     let m = 334;
     let inputs: Vec<Vec<f32>> = (0..RANKS).map(|r| input(r, RANKS * m)).collect();
     let summed = host_sum(&inputs);
@@ -105,22 +105,21 @@ fn all_gather_and_reduce_scatter_stay_on_the_devices() {
         let send = kernels.upload(&input(rank, RANKS * m))?;
         let mut gathered = kernels.alloc(RANKS * RANKS * m)?;
         let mut mine = kernels.alloc(m)?;
-        let before = traffic(&send) + traffic(&gathered);
+        let mut swapped = kernels.alloc(RANKS * m)?;
+        let before = traffic(&send);
         group.all_gather_view(kernels, send.view(), gathered.view_mut())?;
         group.reduce_scatter_view(kernels, send.view(), mine.view_mut(), ReduceOp::Sum)?;
-        let moved = traffic(&send) + traffic(&gathered) - before;
-        Ok((
-            gathered.to_host()?.into_owned(),
-            mine.to_host()?.into_owned(),
-            moved,
-        ))
+        group.all_to_all_view(kernels, send.view(), swapped.view_mut())?;
+        let moved = traffic(&send) - before;
+        let host = |b: &Buffer| b.to_host().map(|v| v.into_owned());
+        Ok((host(&gathered)?, host(&mine)?, host(&swapped)?, moved))
     });
-    for (rank, (gathered, mine, moved)) in results.into_iter().enumerate() {
+    for (rank, (gathered, mine, swapped, moved)) in results.into_iter().enumerate() {
         assert!(gathered == inputs.concat(), "rank {rank}: all-gather");
-        assert!(
-            mine == summed[rank * m..(rank + 1) * m],
-            "rank {rank}: reduce-scatter"
-        );
+        let own_block = |x: &Vec<f32>| x[rank * m..(rank + 1) * m].to_vec();
+        assert!(mine == own_block(&summed), "rank {rank}: reduce-scatter");
+        let blocks: Vec<f32> = inputs.iter().flat_map(own_block).collect();
+        assert!(swapped == blocks, "rank {rank}: all-to-all");
         assert_eq!(moved, 0, "rank {rank}: went through the host");
     }
 }

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use cptrain::device::{Bf16Buffer, Buffer};
 use cptrain::kernels::{
     BatchedAttention, CpuKernels, HeadLayout, IGNORE_TARGET, Kernels, Mask, NO_TOKEN_ROW,
-    PackedAttention, Precision, QkvProjection, Rows, Threads,
+    PackedAttention, Precision, QkvProjection, Rows, Runs, Threads,
 };
 use cptrain::optim::{AdamWUpdate, DecayMask};
+use cptrain::parallel::ZigzagLayout;
 use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels};
 use cuda::{assert_close, values};
 
@@ -172,6 +173,37 @@ fn fills_copies_and_sums() {
             .skip(1)
             .all(|row| row[13..].iter().all(|v| *v == f32::NEG_INFINITY))
     );
+}
+
+/// The CP strategies' block moves: a zigzag placement of every rank's rows
+/// (3 ranks, 2 slabs, chunks of 3 rows of width 5) and back, bit for bit,
+/// leaving what no run covers untouched.
+#[test]
+fn runs_copy_the_zigzag_blocks() {
+    let p = Pair::new();
+    let layout = ZigzagLayout { cp: 3, chunk: 3 };
+    let (slabs, width) = (2, D);
+    let local = slabs * layout.local_len() * width;
+    let blocks = p.random(3 * local, 5, 1.0);
+    let mut to_full = Runs::new(layout.chunk * width);
+    for rank in 0..3 {
+        to_full.extend_shifted(&layout.runs(rank, slabs, width), rank * local, 0);
+    }
+    let full_len = slabs * layout.seq_len() * width;
+    let mut full = p.put(&vec![7.0; full_len + 4]);
+    let mut back = p.put(&vec![-1.0; 3 * local]);
+    let (cpu, dev): (&dyn Kernels, &dyn Kernels) = (&p.cpu, &*p.dev);
+    for (k, (b, f, r)) in [
+        (cpu, (&blocks.0, &mut full.0, &mut back.0)),
+        (dev, (&blocks.1, &mut full.1, &mut back.1)),
+    ] {
+        k.copy_runs(b.view(), f.view_mut(), &to_full);
+        k.copy_runs(f.view(), r.view_mut(), &to_full.inverse());
+    }
+    p.same("placed", &full, 0.0);
+    p.same("taken back", &back, 0.0);
+    assert!(back.1.to_host().unwrap() == blocks.1.to_host().unwrap());
+    assert_eq!(full.1.to_host().unwrap()[full_len..], [7.0; 4]);
 }
 
 /// The merge of two partial attention results, rows with no keys included.

@@ -12,16 +12,17 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, single_rank_kernel, write_via_host};
+use super::cp_support::{CpCall, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
 use crate::device::{Buffer, Slice, SliceMut};
-use crate::kernels::Kernels;
+use crate::kernels::{Kernels, Runs};
 use crate::parallel::{ProcessGroup, ZigzagLayout};
 
 /// Ulysses all-to-all attention over a CP group (`parallel.cp_comm = "a2a"`).
 ///
-/// Computes on the rank's device; the all-to-all exchanges and the head
-/// reshuffles around them pass through the host.
+/// Computes, and reshuffles heads, on the rank's device; the all-to-all
+/// moves device memory as the backend can
+/// ([`ProcessGroup::all_to_all_view`]).
 pub struct UlyssesAttention {
     group: Arc<dyn ProcessGroup>,
     kernels: Arc<dyn Kernels>,
@@ -44,27 +45,34 @@ impl HeadSplit {
         self.batch * self.group_heads * self.layout.local_len() * width
     }
 
+    /// The runs from the received blocks (`block` values from each rank, a
+    /// tensor of `width` at `at` in each) to that tensor over the whole
+    /// sequence in natural order, `[batch, n_head/P, S, width]`.
+    fn sequence_runs(&self, width: usize, block: usize, at: usize) -> Runs {
+        let mut runs = Runs::new(self.layout.chunk * width);
+        for u in 0..self.layout.cp {
+            let from_rank = self.layout.runs(u, self.slabs(), width);
+            runs.extend_shifted(&from_rank, u * block + at, 0);
+        }
+        runs
+    }
+
     /// Slabs of the gathered layout `[batch, group_heads, S, width]`.
     fn slabs(&self) -> usize {
         self.batch * self.group_heads
     }
 
-    /// Copies head group `t` of `src` (`[batch, n_head, len, width]`) into `dst`.
-    fn copy_heads(&self, src: &[f32], width: usize, t: usize, dst: &mut [f32]) {
+    /// The runs from head group `t` of a `[batch, n_head, len, width]`
+    /// tensor to a packed `[batch, n_head/P, len, width]` block (a run per
+    /// batch row); [`Runs::inverse`] puts a block back.
+    fn head_runs(&self, width: usize, t: usize) -> Runs {
         let run = self.group_heads * self.layout.local_len() * width;
+        let mut runs = Runs::new(run);
         for b in 0..self.batch {
             let from = (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
-            dst[b * run..(b + 1) * run].copy_from_slice(&src[from..from + run]);
+            runs.push(from, b * run);
         }
-    }
-
-    /// The inverse of [`HeadSplit::copy_heads`].
-    fn put_heads(&self, src: &[f32], width: usize, t: usize, dst: &mut [f32]) {
-        let run = self.group_heads * self.layout.local_len() * width;
-        for b in 0..self.batch {
-            let to = (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
-            dst[to..to + run].copy_from_slice(&src[b * run..(b + 1) * run]);
-        }
+        runs
     }
 }
 
@@ -106,31 +114,34 @@ impl UlyssesAttention {
     fn to_sequence(
         &self,
         split: &HeadSplit,
-        tensors: &[(&[f32], usize)],
+        tensors: &[(Slice<'_>, usize)],
     ) -> Result<Vec<Buffer>, AttentionError> {
+        let kernels = &*self.kernels;
         let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
         let p = split.layout.cp;
-        let mut send = vec![0.0; p * block];
-        for (t, dst) in send.chunks_exact_mut(block).enumerate() {
-            let mut at = 0;
-            for &(x, w) in tensors {
-                split.copy_heads(x, w, t, &mut dst[at..at + split.block(w)]);
-                at += split.block(w);
+        let mut send = kernels.alloc(p * block)?;
+        let mut at = 0;
+        for &(x, w) in tensors {
+            let mut runs = Runs::new(split.block(w) / split.batch);
+            for t in 0..p {
+                runs.extend_shifted(&split.head_runs(w, t), 0, t * block + at);
             }
+            kernels.copy_runs(x, send.view_mut(), &runs);
+            at += split.block(w);
         }
-        let mut recv = vec![0.0; p * block];
-        self.group.all_to_all(&send, &mut recv)?;
+        let mut recv = kernels.alloc(p * block)?;
+        (self.group).all_to_all_view(kernels, send.view(), recv.view_mut())?;
         let mut at = 0;
         let mut full = Vec::with_capacity(tensors.len());
         for &(_, w) in tensors {
-            let mut x = vec![0.0; split.slabs() * split.layout.seq_len() * w];
-            for (u, src) in recv.chunks_exact(block).enumerate() {
-                split
-                    .layout
-                    .place(u, &src[at..at + split.block(w)], split.slabs(), w, &mut x);
-            }
+            let mut x = kernels.alloc(split.slabs() * split.layout.seq_len() * w)?;
+            kernels.copy_runs(
+                recv.view(),
+                x.view_mut(),
+                &split.sequence_runs(w, block, at),
+            );
             at += split.block(w);
-            full.push(self.kernels.upload_vec(x)?);
+            full.push(x);
         }
         Ok(full)
     }
@@ -140,29 +151,29 @@ impl UlyssesAttention {
     fn to_heads(
         &self,
         split: &HeadSplit,
-        tensors: &[(&[f32], usize)],
-        outputs: &mut [&mut [f32]],
+        tensors: &[(Slice<'_>, usize)],
+        outputs: &mut [SliceMut<'_>],
     ) -> Result<(), AttentionError> {
+        let kernels = &*self.kernels;
         let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
         let p = split.layout.cp;
-        let mut send = vec![0.0; p * block];
-        for (u, dst) in send.chunks_exact_mut(block).enumerate() {
-            let mut at = 0;
-            for &(x, w) in tensors {
-                split
-                    .layout
-                    .take(u, x, split.slabs(), w, &mut dst[at..at + split.block(w)]);
-                at += split.block(w);
-            }
+        let mut send = kernels.alloc(p * block)?;
+        let mut at = 0;
+        for &(x, w) in tensors {
+            let runs = split.sequence_runs(w, block, at).inverse();
+            kernels.copy_runs(x, send.view_mut(), &runs);
+            at += split.block(w);
         }
-        let mut recv = vec![0.0; p * block];
-        self.group.all_to_all(&send, &mut recv)?;
-        for (t, src) in recv.chunks_exact(block).enumerate() {
-            let mut at = 0;
-            for (&(_, w), out) in tensors.iter().zip(outputs.iter_mut()) {
-                split.put_heads(&src[at..at + split.block(w)], w, t, out);
-                at += split.block(w);
+        let mut recv = kernels.alloc(p * block)?;
+        (self.group).all_to_all_view(kernels, send.view(), recv.view_mut())?;
+        let mut at = 0;
+        for (&(_, w), out) in tensors.iter().zip(outputs.iter_mut()) {
+            let mut runs = Runs::new(split.block(w) / split.batch);
+            for t in 0..p {
+                runs.extend_shifted(&split.head_runs(w, t).inverse(), t * block + at, 0);
             }
+            kernels.copy_runs(recv.view(), out.reborrow(), &runs);
+            at += split.block(w);
         }
         Ok(())
     }
@@ -207,8 +218,7 @@ impl Attention for UlyssesAttention {
             return Ok(());
         }
         let split = self.split(&call, shape)?;
-        let (q, k, v) = (q.to_host()?, k.to_host()?, v.to_host()?);
-        let full = self.to_sequence(&split, &[(&q, d), (&k, d), (&v, d)])?;
+        let full = self.to_sequence(&split, &[(q, d), (k, d), (v, d)])?;
         let [q_f, k_f, v_f] = &full[..] else {
             unreachable!("to_sequence returns one tensor per input")
         };
@@ -218,13 +228,8 @@ impl Attention for UlyssesAttention {
         let kernel = single_rank_kernel(&gathered, d, self.causal);
         let (o, l) = (out_full.view_mut(), lse_full.view_mut());
         kernels.attention_forward(&kernel, q_f.view(), k_f.view(), v_f.view(), o, l);
-        let (out_full, lse_full) = (out_full.to_host()?, lse_full.to_host()?);
-        let results = [(&*out_full, d), (&*lse_full, 1)];
-        write_via_host(kernels, out, |out| {
-            write_via_host(kernels, lse, |lse| {
-                self.to_heads(&split, &results, &mut [out, lse])
-            })
-        })
+        let results = [(out_full.view(), d), (lse_full.view(), 1)];
+        self.to_heads(&split, &results, &mut [out, lse])
     }
 
     fn backward(
@@ -253,17 +258,7 @@ impl Attention for UlyssesAttention {
             return Ok(());
         }
         let split = self.split(&call, shape)?;
-        let host = [q, k, v, out, dout, lse].map(Slice::to_host);
-        let [q, k, v, out, dout, lse] = host;
-        let (q, k, v, out, dout, lse) = (q?, k?, v?, out?, dout?, lse?);
-        let inputs = [
-            (&*q, d),
-            (&*k, d),
-            (&*v, d),
-            (&*out, d),
-            (&*dout, d),
-            (&*lse, 1),
-        ];
+        let inputs = [(q, d), (k, d), (v, d), (out, d), (dout, d), (lse, 1)];
         let full = self.to_sequence(&split, &inputs)?;
         let [q_f, k_f, v_f, out_f, dout_f, lse_f] = &full[..] else {
             unreachable!("to_sequence returns one tensor per input")
@@ -285,14 +280,7 @@ impl Attention for UlyssesAttention {
             dk_f.view_mut(),
             dv_f.view_mut(),
         );
-        let (dq_f, dk_f, dv_f) = (dq_f.to_host()?, dk_f.to_host()?, dv_f.to_host()?);
-        let results = [(&*dq_f, d), (&*dk_f, d), (&*dv_f, d)];
-        write_via_host(kernels, dq, |dq| {
-            write_via_host(kernels, dk, |dk| {
-                write_via_host(kernels, dv, |dv| {
-                    self.to_heads(&split, &results, &mut [dq, dk, dv])
-                })
-            })
-        })
+        let results = [(dq_f.view(), d), (dk_f.view(), d), (dv_f.view(), d)];
+        self.to_heads(&split, &results, &mut [dq, dk, dv])
     }
 }

@@ -12,16 +12,17 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, single_rank_kernel};
+use super::cp_support::{CpCall, concat, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
 use crate::device::{Buffer, Slice, SliceMut};
-use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
+use crate::kernels::{BatchedAttention, Kernels, Mask, Rows, Runs};
 use crate::parallel::{ProcessGroup, ReduceOp};
 
 /// All-gather K/V attention over a CP group (`parallel.cp_comm = "all_gather"`).
 ///
-/// Computes on the rank's device; the gathered K/V and the reduce-scattered
-/// dK/dV pass through the host.
+/// Computes and permutes on the rank's device; the gather and the
+/// reduce-scatter move device memory as the backend can
+/// ([`ProcessGroup::all_gather_view`]).
 pub struct AllGatherAttention {
     group: Arc<dyn ProcessGroup>,
     kernels: Arc<dyn Kernels>,
@@ -48,22 +49,30 @@ impl AllGatherAttention {
         k: Slice<'_>,
         v: Slice<'_>,
     ) -> Result<(Buffer, Buffer), AttentionError> {
-        let (n, p) = (k.len(), call.layout.cp);
-        let mut gathered = vec![0.0; p * 2 * n];
-        let local = [&*k.to_host()?, &*v.to_host()?].concat();
-        self.group.all_gather(&local, &mut gathered)?;
+        let (n, p, kernels) = (k.len(), call.layout.cp, &*self.kernels);
+        let local = concat(kernels, k, v)?;
+        let mut gathered = kernels.alloc(p * 2 * n)?;
+        (self.group).all_gather_view(kernels, local.view(), gathered.view_mut())?;
         let full_len = call.slabs * call.layout.seq_len() * d;
-        let (mut k_full, mut v_full) = (vec![0.0; full_len], vec![0.0; full_len]);
-        for (rank, block) in gathered.chunks_exact(2 * n).enumerate() {
-            call.layout
-                .place(rank, &block[..n], call.slabs, d, &mut k_full);
-            call.layout
-                .place(rank, &block[n..], call.slabs, d, &mut v_full);
+        let (mut k_full, mut v_full) = (kernels.alloc(full_len)?, kernels.alloc(full_len)?);
+        let (to_k, to_v) = Self::block_runs(call, d, n);
+        kernels.copy_runs(gathered.view(), k_full.view_mut(), &to_k);
+        kernels.copy_runs(gathered.view(), v_full.view_mut(), &to_v);
+        Ok((k_full, v_full))
+    }
+
+    /// The runs from every rank's `[K | V]` block (`n` values each half, in
+    /// rank order) to the whole sequence's K and V in natural order.
+    fn block_runs(call: &CpCall, d: usize, n: usize) -> (Runs, Runs) {
+        let layout = call.layout;
+        let mut to_k = Runs::new(layout.chunk * d);
+        let mut to_v = Runs::new(layout.chunk * d);
+        for rank in 0..layout.cp {
+            let runs = layout.runs(rank, call.slabs, d);
+            to_k.extend_shifted(&runs, rank * 2 * n, 0);
+            to_v.extend_shifted(&runs, rank * 2 * n + n, 0);
         }
-        Ok((
-            self.kernels.upload_vec(k_full)?,
-            self.kernels.upload_vec(v_full)?,
-        ))
+        (to_k, to_v)
     }
 
     /// One kernel call per local half (causal) or one for all rows.
@@ -166,19 +175,14 @@ impl Attention for AllGatherAttention {
             );
         }
         drop((k_full, v_full));
-        let (dk_full, dv_full) = (dk_full.to_host()?, dv_full.to_host()?);
         // Rank order, then reduce-scatter: block t = [dK | dV] of rank t's rows.
         let n = dk.len();
-        let mut blocks = vec![0.0; call.layout.cp * 2 * n];
-        for (rank, block) in blocks.chunks_exact_mut(2 * n).enumerate() {
-            let (dk_blk, dv_blk) = block.split_at_mut(n);
-            call.layout.take(rank, &dk_full, call.slabs, d, dk_blk);
-            call.layout.take(rank, &dv_full, call.slabs, d, dv_blk);
-        }
-        let mut mine = vec![0.0; 2 * n];
-        self.group
-            .reduce_scatter(&blocks, &mut mine, ReduceOp::Sum)?;
-        let mine = kernels.upload_vec(mine)?;
+        let mut blocks = kernels.alloc(call.layout.cp * 2 * n)?;
+        let (to_k, to_v) = Self::block_runs(&call, d, n);
+        kernels.copy_runs(dk_full.view(), blocks.view_mut(), &to_k.inverse());
+        kernels.copy_runs(dv_full.view(), blocks.view_mut(), &to_v.inverse());
+        let mut mine = kernels.alloc(2 * n)?;
+        (self.group).reduce_scatter_view(kernels, blocks.view(), mine.view_mut(), ReduceOp::Sum)?;
         let (mine_dk, mine_dv) = mine.view().split_at(n);
         kernels.copy(mine_dk, dk);
         kernels.copy(mine_dv, dv);

@@ -2,7 +2,7 @@
 //! geometry of one call.
 
 use super::{AttentionError, AttnShape};
-use crate::device::SliceMut;
+use crate::device::{Buffer, Slice};
 use crate::kernels::{BatchedAttention, Kernels, Mask, Rows};
 use crate::parallel::{ProcessGroup, ZigzagLayout};
 
@@ -82,19 +82,15 @@ pub(super) fn single_rank_kernel(call: &CpCall, head_dim: usize, causal: bool) -
     }
 }
 
-/// Runs `write` on host memory that becomes `dst`: `dst` itself when it is
-/// host memory, else a staging vector copied to the device afterwards.
-pub(super) fn write_via_host(
+/// `[a, b]` in one new buffer of `kernels`' device: K and V as one message.
+pub(super) fn concat(
     kernels: &dyn Kernels,
-    dst: SliceMut<'_>,
-    write: impl FnOnce(&mut [f32]) -> Result<(), AttentionError>,
-) -> Result<(), AttentionError> {
-    if dst.device().is_none() {
-        return write(dst.expect_host());
-    }
-    let mut staged = vec![0.0; dst.len()];
-    write(&mut staged)?;
-    let staged = kernels.upload_vec(staged)?;
-    kernels.copy(staged.view(), dst);
-    Ok(())
+    a: Slice<'_>,
+    b: Slice<'_>,
+) -> Result<Buffer, AttentionError> {
+    let mut both = kernels.alloc(a.len() + b.len())?;
+    let (first, second) = both.view_mut().split_at(a.len());
+    kernels.copy(a, first);
+    kernels.copy(b, second);
+    Ok(both)
 }

@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use super::cp_support::{CpCall, single_rank_kernel};
+use super::cp_support::{CpCall, concat, single_rank_kernel};
 use super::{Attention, AttentionError, AttnShape};
 use crate::device::{Buffer, Slice, SliceMut};
 use crate::kernels::{BatchedAttention, Kernels, Mask};
@@ -105,15 +105,6 @@ impl RingAttention {
         self.kernels.copy(x, copy.view_mut());
         Ok(copy)
     }
-
-    /// `[k, v]` in one new device buffer: the unit the ring passes on.
-    fn concat(&self, k: Slice<'_>, v: Slice<'_>) -> Result<Buffer, AttentionError> {
-        let mut kv = self.kernels.alloc(k.len() + v.len())?;
-        let (k_half, v_half) = kv.view_mut().split_at(k.len());
-        self.kernels.copy(k, k_half);
-        self.kernels.copy(v, v_half);
-        Ok(kv)
-    }
 }
 
 impl Attention for RingAttention {
@@ -135,7 +126,7 @@ impl Attention for RingAttention {
         let (p, r, n) = (self.group.size(), call.rank, q.len());
         let (prev, next) = self.neighbours();
         let kernels = &*self.kernels;
-        let mut kv = self.concat(k, v)?;
+        let mut kv = concat(&*self.kernels, k, v)?;
         let mut part_out = kernels.alloc(n)?;
         let mut part_lse = kernels.alloc(lse.len())?;
         for i in 0..p {
@@ -195,7 +186,7 @@ impl Attention for RingAttention {
         // own K/V; per step i: [K/V of block r+1+i if i ≤ P−3] [dK/dV of the
         // block of step i−1 if i ≥ 1]; finally the last block's dK/dV.
         let first_kv = if p > 1 {
-            let own_kv = self.concat(k, v)?;
+            let own_kv = concat(&*self.kernels, k, v)?;
             Some((
                 self.group.irecv(next)?,
                 self.group.isend_buffer(prev, own_kv)?,

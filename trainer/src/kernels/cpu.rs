@@ -11,8 +11,9 @@ use std::sync::Mutex;
 
 use super::{
     BatchedAttention, Bf16Unsupported, HeadLayout, Kernels, LossSum, PackedAttention, PackedQkv,
-    Precision, Product, QkvProjection, TargetOutOfRange, Threads, bf16_storage, check_targets,
-    cross_entropy, embedding, fill_columns, gelu, gemm, heads, layernorm, merge_partial, residual,
+    Precision, Product, QkvProjection, Runs, TargetOutOfRange, Threads, bf16_storage,
+    check_targets, cross_entropy, embedding, fill_columns, gelu, gemm, heads, layernorm,
+    merge_partial, residual,
 };
 use crate::device::{Bf16Slice, Bf16SliceMut, Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::{self, AdamWUpdate};
@@ -161,6 +162,10 @@ impl Kernels for CpuKernels {
 
     fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {
         dst.expect_host().copy_from_slice(src.expect_host());
+    }
+
+    fn copy_runs(&self, src: Slice<'_>, dst: SliceMut<'_>, runs: &Runs) {
+        runs.copy(src.expect_host(), dst.expect_host());
     }
 
     fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>) {

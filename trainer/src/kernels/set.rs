@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use super::Precision;
-use super::{BatchedAttention, HeadLayout, LossSum, PackedAttention, TargetOutOfRange};
+use super::{BatchedAttention, HeadLayout, LossSum, PackedAttention, Runs, TargetOutOfRange};
 use crate::device::{Bf16Slice, Bf16SliceMut, Buffer, DeviceError, Slice, SliceMut};
 use crate::optim::AdamWUpdate;
 
@@ -85,6 +85,16 @@ pub trait Kernels: Send + Sync {
 
     /// Sets every value of `dst` to `value`.
     fn fill(&self, dst: SliceMut<'_>, value: f32);
+
+    /// Copies every run of `runs` from `src` to `dst`. By default one
+    /// [`Kernels::copy`] per run; a device where a call costs a launch
+    /// copies them all in one.
+    fn copy_runs(&self, src: Slice<'_>, mut dst: SliceMut<'_>, runs: &Runs) {
+        for &(from, to) in &runs.starts {
+            let src = src.range(from..from + runs.len);
+            self.copy(src, dst.reborrow().range(to..to + runs.len));
+        }
+    }
 
     /// Sets columns `columns` of every `width`-wide row of `x` to `value`.
     fn fill_columns(&self, x: SliceMut<'_>, width: usize, columns: Range<usize>, value: f32);

@@ -365,6 +365,18 @@ pub trait ProcessGroup: Send + Sync {
         staged::reduce_scatter(self, send, recv, op)
     }
 
+    /// [`ProcessGroup::all_to_all`] of views of any device's memory (see
+    /// [`ProcessGroup::all_reduce_view`]).
+    fn all_to_all_view(
+        &self,
+        kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let _ = kernels;
+        staged::all_to_all(self, send, recv)
+    }
+
     /// Counts of calls, bytes and waiting time since the group was created.
     fn stats(&self) -> CommStats;
 

@@ -1,6 +1,8 @@
 //! Moving `[slabs, rows, width]` tensors between the zigzag layout of a CP
 //! group (rank `t` holds chunks `t` and `2P−1−t`) and natural sequence order.
 
+use crate::kernels::Runs;
+
 /// The chunk geometry of one CP group: `cp` ranks, `2·cp` chunks of `chunk` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZigzagLayout {
@@ -30,40 +32,34 @@ impl ZigzagLayout {
         }
     }
 
+    /// The runs that move rank `rank`'s rows from its local tensor
+    /// (`[slabs, 2C, width]`) to their places in the whole sequence's
+    /// (`[slabs, S, width]`): a run per slab and half. Their
+    /// [`Runs::inverse`] reads the rows back out.
+    pub fn runs(&self, rank: usize, slabs: usize, width: usize) -> Runs {
+        let mut runs = Runs::new(self.chunk * width);
+        for s in 0..slabs {
+            for half in 0..2 {
+                let local = (s * self.local_len() + half * self.chunk) * width;
+                let full = (s * self.seq_len() + self.chunk_id(rank, half) * self.chunk) * width;
+                runs.push(local, full);
+            }
+        }
+        runs
+    }
+
     /// Writes rank `rank`'s `local` rows (`[slabs, 2C, width]`) into their
     /// places in `full` (`[slabs, S, width]`).
     pub fn place(&self, rank: usize, local: &[f32], slabs: usize, width: usize, full: &mut [f32]) {
-        self.for_each_half(rank, slabs, width, |local_rows, full_rows| {
-            full[full_rows].copy_from_slice(&local[local_rows]);
-        });
         debug_assert_eq!(local.len(), slabs * self.local_len() * width);
+        self.runs(rank, slabs, width).copy(local, full);
     }
 
     /// Reads rank `rank`'s rows out of `full` (`[slabs, S, width]`) into
     /// `local` (`[slabs, 2C, width]`).
     pub fn take(&self, rank: usize, full: &[f32], slabs: usize, width: usize, local: &mut [f32]) {
-        self.for_each_half(rank, slabs, width, |local_rows, full_rows| {
-            local[local_rows].copy_from_slice(&full[full_rows]);
-        });
         debug_assert_eq!(full.len(), slabs * self.seq_len() * width);
-    }
-
-    /// Calls `f(local element range, full element range)` for each slab and half.
-    fn for_each_half(
-        &self,
-        rank: usize,
-        slabs: usize,
-        width: usize,
-        mut f: impl FnMut(std::ops::Range<usize>, std::ops::Range<usize>),
-    ) {
-        let run = self.chunk * width;
-        for s in 0..slabs {
-            for half in 0..2 {
-                let local = (s * self.local_len() + half * self.chunk) * width;
-                let full = (s * self.seq_len() + self.chunk_id(rank, half) * self.chunk) * width;
-                f(local..local + run, full..full + run);
-            }
-        }
+        self.runs(rank, slabs, width).inverse().copy(full, local);
     }
 }
 

@@ -54,6 +54,21 @@ pub fn reduce_scatter<G: ProcessGroup + ?Sized>(
     write_back(&staged, recv, Op::ReduceScatter)
 }
 
+/// [`ProcessGroup::all_to_all_view`] through the host.
+pub fn all_to_all<G: ProcessGroup + ?Sized>(
+    group: &G,
+    send: Slice<'_>,
+    recv: SliceMut<'_>,
+) -> Result<(), CommError> {
+    let send = send.to_host().map_err(CommError::device(Op::AllToAll))?;
+    if recv.device().is_none() {
+        return group.all_to_all(&send, recv.expect_host());
+    }
+    let mut staged = vec![0.0; recv.len()];
+    group.all_to_all(&send, &mut staged)?;
+    write_back(&staged, recv, Op::AllToAll)
+}
+
 fn to_host(view: Slice<'_>, op: Op) -> Result<Vec<f32>, CommError> {
     Ok(view.to_host().map_err(CommError::device(op))?.into_owned())
 }

@@ -9,7 +9,7 @@ use cptrain::device::{
 };
 use cptrain::kernels::{
     BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, Precision, QkvProjection,
-    TargetOutOfRange, check_targets,
+    Runs, TargetOutOfRange, check_targets,
 };
 use cptrain::optim::AdamWUpdate;
 
@@ -178,6 +178,10 @@ impl Kernels for CudaKernels {
 
     fn copy(&self, src: Slice<'_>, dst: SliceMut<'_>) {
         self.run(|dev| ops::copy(dev, self.r(src)?, self.w(&dst)?));
+    }
+
+    fn copy_runs(&self, src: Slice<'_>, dst: SliceMut<'_>, runs: &Runs) {
+        self.run(|dev| ops::copy_runs(dev, self.r(src)?, self.w(&dst)?, runs));
     }
 
     fn add_assign(&self, acc: SliceMut<'_>, x: Slice<'_>) {

@@ -17,6 +17,17 @@ extern "C" __global__ void add_values(float* __restrict__ acc, const float* __re
     for (long long i = grid_index(); i < n; i += grid_stride()) acc[i] += x[i];
 }
 
+/// Runs of len values: run r copies src[starts[2r] ..] to dst[starts[2r + 1] ..];
+/// n = runs · len elements are copied (Kernels::copy_runs).
+extern "C" __global__ void copy_runs(const float* __restrict__ src, float* __restrict__ dst,
+                                     const long long* __restrict__ starts, long long len, long long n) {
+    for (long long i = grid_index(); i < n; i += grid_stride()) {
+        long long r = i / len;
+        long long j = i - r * len;
+        dst[starts[2 * r + 1] + j] = src[starts[2 * r] + j];
+    }
+}
+
 /// Columns `first .. first + count` of every `width`-wide row of x = value;
 /// n = rows · count elements are written.
 extern "C" __global__ void fill_columns(float* __restrict__ x, long long n, int width, int first, int count,

@@ -30,7 +30,7 @@ pub use linear::{linear_backward, linear_forward, tied_head_backward, tied_head_
 pub use optim::{adamw_step, scale, sum_of_squares};
 pub use packed::{packed_attention_backward, packed_attention_forward};
 pub use pointwise::{bias_add, bias_gelu_forward, gelu_backward_from_slope, residual_add};
-pub use values::{add_assign, copy, fill, fill_columns};
+pub use values::{add_assign, copy, copy_runs, fill, fill_columns};
 
 use crate::cuda::CudaError;
 use crate::cuda::launcher::{Launcher, Span};

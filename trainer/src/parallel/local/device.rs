@@ -180,6 +180,29 @@ impl LocalGroup {
         outcome.into_result()
     }
 
+    /// [`ProcessGroup::all_to_all_view`] on device memory.
+    pub(super) fn all_to_all_on_device(
+        &self,
+        send: Slice<'_>,
+        mut recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        let (size, op) = (self.size(), Op::AllToAll);
+        self.check_len(op, "recv", recv.len(), send.len())?;
+        let m = self.check_blocks(op, "send", send.len())?;
+        let mut outcome = Outcome::new(op);
+        let views = self.publish(op, send.len(), send)?;
+        let mine = self.rank() * m..(self.rank() + 1) * m;
+        for (i, view) in views.iter().enumerate() {
+            // SAFETY: as above.
+            let block = unsafe { view.values(mine.clone()) };
+            outcome.note(recv.reborrow().range(i * m..(i + 1) * m).copy_from(block));
+        }
+        outcome.note(recv.as_slice().synchronize());
+        self.release(op)?;
+        self.record(op, (size - 1) * m * 4, (size - 1) * m * 4);
+        outcome.into_result()
+    }
+
     /// [`ProcessGroup::reduce_scatter_view`] (a sum) on device memory.
     pub(super) fn reduce_scatter_on_device(
         &self,

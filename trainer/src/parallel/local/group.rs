@@ -304,7 +304,7 @@ impl LocalGroup {
         Err(self.core.error_usage(op, problem))
     }
 
-    fn check_blocks(&self, op: Op, what: &str, len: usize) -> Result<usize, CommError> {
+    pub(super) fn check_blocks(&self, op: Op, what: &str, len: usize) -> Result<usize, CommError> {
         if len.is_multiple_of(self.size()) {
             return Ok(len / self.size());
         }
@@ -530,6 +530,19 @@ impl ProcessGroup for LocalGroup {
         match (send.device(), recv.device(), op) {
             (Some(_), Some(_), ReduceOp::Sum) => self.reduce_scatter_on_device(kernels, send, recv),
             _ => staged::reduce_scatter(self, send, recv, op),
+        }
+    }
+
+    /// Exchanges device memory device to device (`device.rs`).
+    fn all_to_all_view(
+        &self,
+        _kernels: &dyn Kernels,
+        send: Slice<'_>,
+        recv: SliceMut<'_>,
+    ) -> Result<(), CommError> {
+        match (send.device(), recv.device()) {
+            (Some(_), Some(_)) => self.all_to_all_on_device(send, recv),
+            _ => staged::all_to_all(self, send, recv),
         }
     }
 

@@ -30,6 +30,16 @@ fn run_args(device: &str, out: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// Every step's `device_host_bytes` in the run's metrics.jsonl.
+#[cfg(feature = "cuda")]
+fn host_bytes(out: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let record = |line: &str| -> serde_json::Value { serde_json::from_str(line).unwrap() };
+    (text.lines().map(record))
+        .map(|r| r["device_host_bytes"].as_u64().expect("device_host_bytes"))
+        .collect()
+}
+
 #[cfg(feature = "cuda")]
 fn run_ok(dir: &Path, args: &[String]) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -74,6 +84,7 @@ fn cuda_emu_trains_the_cpu_loss_curve() {
         let text = std::fs::read_to_string(dir.path().join(run).join("metrics.jsonl")).unwrap();
         serde_json::from_str(text.lines().next().unwrap()).unwrap()
     };
+    assert_eq!(host_bytes(&dir.path().join("emu")), vec![0; 10]);
     let device_peak = first_record("emu")["device_peak_bytes"].as_u64();
     assert!(device_peak.is_some_and(|b| b > 0), "{device_peak:?}");
     assert!(first_record("cpu").get("device_peak_bytes").is_none());
@@ -146,8 +157,11 @@ fn cuda_emu_trains_the_cpus_bf16_loss_curve() {
 /// cp = 2 and (p2p) cp = 4, and tp = 2 alone and with cp = 2 (sequence
 /// parallelism on), ranks as threads each with its own emulated device,
 /// train the single-rank CPU loss curve. The attention, its partial results
-/// and merges and the TP layers run on the device; the K/V messages, the TP
-/// sums and gathers and the gradient all-reduce pass through the host.
+/// and merges and the TP layers run on the device, and so do the exchanges:
+/// the K/V messages, the all-gathers and all-to-alls, the TP sums and the
+/// gradient all-reduce go device to device, so rank 0's device copies no
+/// `f32` buffer to or from the host during any step (`device_host_bytes`)
+/// but, under TP, one log-sum-exp per row.
 /// Tolerance as above (the layouts add only f32 reordering of the same sums).
 #[cfg(feature = "cuda")]
 #[test]
@@ -172,6 +186,15 @@ fn cuda_emu_parallel_layouts_train_the_cpu_loss_curve() {
         run_ok(dir.path(), &run_args("cuda-emu", &out, &extra));
         let emu = common::losses(&dir.path().join(&out));
         assert_eq!(emu.len(), 10, "{out}");
+        // Only the vocabulary-parallel loss's per-row log-sum-exps pass
+        // through the host (merged there in f64): 4 bytes down and 4 up for
+        // each of the rank's rows (2 sequences of 64 tokens over cp).
+        let lse_bytes = if tp > 1 { 8 * 2 * 64 / cp } else { 0 };
+        assert_eq!(
+            host_bytes(&dir.path().join(&out)),
+            vec![lse_bytes; 10],
+            "{out}"
+        );
         for (step, (e, c)) in emu.iter().zip(&cpu).enumerate() {
             assert!(
                 (e - c).abs() <= 1e-5 * c.abs(),

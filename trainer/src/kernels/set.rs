@@ -43,6 +43,14 @@ pub trait Kernels: Send + Sync {
         None
     }
 
+    /// Bytes of `f32` buffers this kernel set has copied between the host
+    /// and its device so far (uploads, downloads, exchanges staged through
+    /// the host); `None` for host memory. The small tables kernels take
+    /// (token ids, run starts) and scalar results are not counted.
+    fn host_transfer_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// A buffer of `len` zeros in this device's memory.
     fn alloc(&self, len: usize) -> Result<Buffer, DeviceError>;
 

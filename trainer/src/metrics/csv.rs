@@ -124,6 +124,7 @@ pub fn parse_csv_row(line: &str) -> Result<StepRecord, String> {
         // Device runs only: in metrics.jsonl, so the columns stay those of
         // every CPU run's file.
         device_peak_bytes: None,
+        device_host_bytes: None,
     })
 }
 

@@ -43,6 +43,11 @@ pub struct StepRecord {
     /// host, e.g. `kernels.device = "cuda"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_peak_bytes: Option<u64>,
+    /// Bytes of `f32` buffers rank 0's device copied to or from the host
+    /// during the step (devices other than the host): 0 when the step,
+    /// exchanges included, stayed on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_host_bytes: Option<u64>,
     /// The epoch (from 0) of the step's first sequence, for file data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<u64>,

@@ -7,8 +7,7 @@
 use super::activations::SpBuffers;
 use super::{Gpt, ModelError};
 use crate::device::{Buffer, Slice, SliceMut};
-use crate::kernels::Kernels;
-use crate::parallel::ReduceOp;
+use crate::kernels::{Kernels, Runs};
 
 impl Gpt {
     /// A column-parallel product's input: `rows` itself, or under sequence
@@ -59,27 +58,23 @@ impl Gpt {
     pub fn reduce_replicated_grads(
         &self,
         kernels: &dyn Kernels,
-        mut grads: SliceMut<'_>,
+        grads: SliceMut<'_>,
     ) -> Result<(), ModelError> {
         let Some(tp) = self.tp.as_ref().filter(|_| self.shape.sequence_parallel()) else {
             return Ok(());
         };
-        let norms: Vec<_> = (self.layout.specs().iter())
-            .filter(|spec| spec.name.contains("ln_"))
-            .map(|spec| spec.range())
-            .collect();
-        let mut values = Vec::new();
-        for range in &norms {
-            values.extend_from_slice(&grads.reborrow().range(range.clone()).as_slice().to_host()?);
+        // Every LayerNorm parameter is a vector of n_embd values: packed
+        // into one buffer, summed in one collective, and put back.
+        let mut packed = Runs::new(self.shape.n_embd);
+        for spec in (self.layout.specs().iter()).filter(|spec| spec.name.contains("ln_")) {
+            let range = spec.range();
+            assert_eq!(range.len(), packed.len, "{} is not n_embd wide", spec.name);
+            packed.push(range.start, packed.starts.len() * packed.len);
         }
-        tp.group().all_reduce(&mut values, ReduceOp::Sum)?;
-        let mut summed = values.as_slice();
-        for range in norms {
-            let (mine, rest) = summed.split_at(range.len());
-            let staged = kernels.upload(mine)?;
-            kernels.copy(staged.view(), grads.reborrow().range(range));
-            summed = rest;
-        }
+        let mut values = kernels.alloc(packed.starts.len() * packed.len)?;
+        kernels.copy_runs(grads.as_slice(), values.view_mut(), &packed);
+        tp.all_reduce(kernels, values.view_mut())?;
+        kernels.copy_runs(values.view(), grads, &packed.inverse());
         Ok(())
     }
 }

@@ -39,6 +39,9 @@ pub struct StepOutcome {
     pub lr: f64,
     /// Peak memory of the rank's device so far (devices other than the host).
     pub device_peak_bytes: Option<u64>,
+    /// Bytes of `f32` buffers the rank's device copied to or from the host
+    /// during the step ([`Kernels::host_transfer_bytes`]).
+    pub device_host_bytes: Option<u64>,
 }
 
 /// How a rank's training ended.
@@ -411,6 +414,7 @@ impl RankTrainer {
             batches,
             micro,
         } = state;
+        let host_bytes_before = self.kernels.host_transfer_bytes();
         let timer = acts.profile().start();
         let mut local_count = 0;
         for (m, batch) in micro.iter_mut().enumerate() {
@@ -493,8 +497,10 @@ impl RankTrainer {
         let _ = acts
             .profile_mut()
             .stop(timer, Pass::Update, Phase::Optimizer);
+        let host_bytes_after = k.host_transfer_bytes();
         Ok(Some(StepOutcome {
             device_peak_bytes: k.peak_memory_bytes(),
+            device_host_bytes: host_bytes_after.zip(host_bytes_before).map(|(a, b)| a - b),
             loss,
             grad_norm,
             lr,

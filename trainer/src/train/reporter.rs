@@ -141,6 +141,7 @@ impl Reporter {
             comm_wait_s: (self.plan.grid.world_size() > 1).then_some(comm.wait_s),
             peak_rss_bytes: peak_rss_bytes(),
             device_peak_bytes: outcome.device_peak_bytes,
+            device_host_bytes: outcome.device_host_bytes,
             config_changes: self.config_changes.take(),
             epoch: self.epoch_of(step - 1),
         };

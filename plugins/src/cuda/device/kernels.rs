@@ -113,6 +113,10 @@ impl Kernels for CudaKernels {
         Some(self.memory.peak_bytes())
     }
 
+    fn host_transfer_bytes(&self) -> Option<u64> {
+        Some(self.memory.host_traffic_bytes())
+    }
+
     fn alloc(&self, len: usize) -> Result<Buffer, DeviceError> {
         let memory: Arc<dyn DeviceMemory> = self.memory.clone();
         if len == 0 {

@@ -11,13 +11,13 @@
 mod cuda;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cptrain::device::{Buffer, DeviceMemory};
+use cptrain::device::{Buffer, DeviceMemory, Slice};
 use cptrain::kernels::{Kernels, Precision};
 use cptrain::parallel::{
-    CommError, CommStats, GroupInfo, LocalGroup, LocalWorld, ProcessGroup, RecvHandle, ReduceOp,
-    SendHandle, WaitSpan, run_ranks,
+    CommError, CommStats, GroupInfo, LocalGroup, LocalWorld, Op, ProcessGroup, RankFailure,
+    RecvHandle, ReduceOp, SendHandle, WaitSpan, run_ranks,
 };
 use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels, host_traffic_bytes};
 use cuda::values;
@@ -256,4 +256,36 @@ fn host_views_still_take_the_host_path() {
         Ok(host)
     });
     assert!(results.iter().all(|got| *got == want));
+}
+
+/// A rank whose device failed (here: a kernel handed host memory, which
+/// stops the device) gets the device's error from the collective, and its
+/// peers stop at once (the world aborts) instead of waiting for the
+/// timeout.
+#[test]
+fn a_failed_device_ends_the_collective_with_its_error() {
+    let world = LocalWorld::new(RANKS, Duration::from_secs(60));
+    let started = Instant::now();
+    let result = run_ranks(&world, |rank| -> Result<(), CommError> {
+        let group = world.world_group(rank)?;
+        let kernels = device();
+        let mut buf =
+            (kernels.upload(&input(rank, LEN))).map_err(CommError::device(Op::AllReduce))?;
+        if rank == 1 {
+            let host = vec![0.0; LEN];
+            kernels.copy(Slice::from(&host), buf.view_mut());
+        }
+        group.all_reduce_view(&*kernels, buf.view_mut(), ReduceOp::Sum)
+    });
+    let failure = result.expect_err("a failed device");
+    assert_eq!(failure.rank, 1, "{failure}");
+    let RankFailure::Error(CommError::Device { op, error }) = &failure.failure else {
+        panic!("not the device's error: {failure}");
+    };
+    assert_eq!(*op, Op::AllReduce);
+    assert!(error.message.contains("host memory"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the peers waited for the timeout"
+    );
 }

@@ -1,7 +1,8 @@
 //! [`NcclGroup`]: the [`ProcessGroup`] contract over one NCCL communicator.
 //!
-//! The contract moves host slices, so each operation stages through device
-//! buffers: copy in, the NCCL call on the backend's communication stream,
+//! The host operations of the contract stage through device buffers (the
+//! device views of this GPU's memory skip that, `views.rs`): copy in, the
+//! NCCL call on the backend's communication stream,
 //! a wait for the stream polled against `parallel.timeout_s` (and NCCL's
 //! asynchronous errors), copy out. A wait that expires aborts the
 //! communicator (`ncclCommAbort`) and fails this process; later operations

@@ -74,8 +74,9 @@ impl Section {
 /// Ring attention over a CP group (`parallel.cp_comm = "p2p"`).
 ///
 /// Computes on the rank's device: the K/V block travelling the ring, the
-/// partial results and their merges are buffers of `kernels`; only the
-/// messages pass through the host.
+/// partial results and their merges are buffers of `kernels`, and the
+/// messages are sent as device buffers ([`ProcessGroup::isend_buffer`]),
+/// which the backend moves device to device where it can.
 pub struct RingAttention {
     group: Arc<dyn ProcessGroup>,
     kernels: Arc<dyn Kernels>,

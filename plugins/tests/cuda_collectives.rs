@@ -259,9 +259,9 @@ fn host_views_still_take_the_host_path() {
 }
 
 /// A rank whose device failed (here: a kernel handed host memory, which
-/// stops the device) gets the device's error from the collective, and its
-/// peers stop at once (the world aborts) instead of waiting for the
-/// timeout.
+/// stops the device) still takes part in every round, so the collective
+/// completes at once on every rank (nobody waits for the timeout), and
+/// gets the device's error at its end; the world then fails with it.
 #[test]
 fn a_failed_device_ends_the_collective_with_its_error() {
     let world = LocalWorld::new(RANKS, Duration::from_secs(60));

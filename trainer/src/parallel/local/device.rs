@@ -10,9 +10,11 @@
 //! owner moved on. Sums are taken in group-rank order with the device's
 //! `add_assign`, so every rank gets the bits the host backend gives.
 //!
-//! Scratch memory is allocated before the first round, and a failed copy
-//! is kept and reported only after the last round, so a rank's own failure
-//! never makes it leave while others may still read its memory. A rank
+//! Scratch memory is allocated before the first round, and a device
+//! failure (a failed copy, or a device that had failed before) is kept and
+//! reported only after the last round: a failed rank still publishes and
+//! reads, so it never leaves while others may still read its memory, and
+//! nobody waits for it. A rank
 //! does leave at once when its wait fails (a timeout, or the world
 //! aborting because another rank failed); a peer copying from its memory at
 //! that instant may read memory being freed, in a job that is failing.
@@ -78,9 +80,17 @@ impl Outcome {
 
 impl LocalGroup {
     /// Publishes `view` (device memory) for a round of `op` over `len`
-    /// values and returns every rank's, in group order.
-    fn publish(&self, op: Op, len: usize, view: Slice<'_>) -> Result<Vec<Published>, CommError> {
-        view.synchronize().map_err(CommError::device(op))?;
+    /// values and returns every rank's, in group order. A device that
+    /// failed publishes all the same (its failure noted in `outcome`), so
+    /// the rounds of its peers complete.
+    fn publish(
+        &self,
+        op: Op,
+        len: usize,
+        view: Slice<'_>,
+        outcome: &mut Outcome,
+    ) -> Result<Vec<Published>, CommError> {
+        outcome.note(view.synchronize());
         let (memory, addr) = view.device().expect("only device views are published");
         // SAFETY: only the lifetime is erased; see `Published`.
         let memory =
@@ -134,7 +144,7 @@ impl LocalGroup {
         let alloc = |len| kernels.alloc(len).map_err(CommError::device(op));
         let (mut reduced, mut scratch) = (alloc(mine.len())?, alloc(mine.len())?);
         let mut outcome = Outcome::new(op);
-        let views = self.publish(op, n, buf.as_slice())?;
+        let views = self.publish(op, n, buf.as_slice(), &mut outcome)?;
         let acc = reduced.view_mut();
         self.sum_blocks(
             kernels,
@@ -146,7 +156,7 @@ impl LocalGroup {
         );
         // Everyone publishes its sum only after reading the inputs: this
         // round also ends the first.
-        let sums = self.publish(op, n, reduced.view())?;
+        let sums = self.publish(op, n, reduced.view(), &mut outcome)?;
         for (i, sum) in sums.iter().enumerate() {
             // SAFETY: as above.
             let part = unsafe { sum.values(0..sum.len) };
@@ -168,7 +178,7 @@ impl LocalGroup {
         let (size, n, op) = (self.size(), send.len(), Op::AllGather);
         self.check_len(op, "recv", recv.len(), size * n)?;
         let mut outcome = Outcome::new(op);
-        let views = self.publish(op, n, send)?;
+        let views = self.publish(op, n, send, &mut outcome)?;
         for (i, view) in views.iter().enumerate() {
             // SAFETY: as above.
             let block = unsafe { view.values(0..n) };
@@ -190,7 +200,7 @@ impl LocalGroup {
         self.check_len(op, "recv", recv.len(), send.len())?;
         let m = self.check_blocks(op, "send", send.len())?;
         let mut outcome = Outcome::new(op);
-        let views = self.publish(op, send.len(), send)?;
+        let views = self.publish(op, send.len(), send, &mut outcome)?;
         let mine = self.rank() * m..(self.rank() + 1) * m;
         for (i, view) in views.iter().enumerate() {
             // SAFETY: as above.
@@ -214,7 +224,7 @@ impl LocalGroup {
         self.check_len(op, "send", send.len(), size * m)?;
         let mut scratch = kernels.alloc(m).map_err(CommError::device(op))?;
         let mut outcome = Outcome::new(op);
-        let views = self.publish(op, send.len(), send)?;
+        let views = self.publish(op, send.len(), send, &mut outcome)?;
         let mine = self.rank() * m..(self.rank() + 1) * m;
         let acc = recv.reborrow();
         self.sum_blocks(kernels, &views, mine, acc, &mut scratch, &mut outcome);

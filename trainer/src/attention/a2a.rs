@@ -62,15 +62,19 @@ impl HeadSplit {
         self.batch * self.group_heads
     }
 
-    /// The runs from head group `t` of a `[batch, n_head, len, width]`
-    /// tensor to a packed `[batch, n_head/P, len, width]` block (a run per
-    /// batch row); [`Runs::inverse`] puts a block back.
-    fn head_runs(&self, width: usize, t: usize) -> Runs {
+    /// The runs from every head group `t` of a `[batch, n_head, len,
+    /// width]` tensor to the packed `[batch, n_head/P, len, width]` block at
+    /// `t · block + at` of the message (a run per batch row and group);
+    /// [`Runs::inverse`] puts the blocks back.
+    fn head_runs(&self, width: usize, block: usize, at: usize) -> Runs {
         let run = self.group_heads * self.layout.local_len() * width;
         let mut runs = Runs::new(run);
-        for b in 0..self.batch {
-            let from = (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
-            runs.push(from, b * run);
+        for t in 0..self.layout.cp {
+            for b in 0..self.batch {
+                let from =
+                    (b * self.n_head + t * self.group_heads) * self.layout.local_len() * width;
+                runs.push(from, t * block + at + b * run);
+            }
         }
         runs
     }
@@ -116,33 +120,14 @@ impl UlyssesAttention {
         split: &HeadSplit,
         tensors: &[(Slice<'_>, usize)],
     ) -> Result<Vec<Buffer>, AttentionError> {
-        let kernels = &*self.kernels;
-        let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
-        let p = split.layout.cp;
-        let mut send = kernels.alloc(p * block)?;
-        let mut at = 0;
-        for &(x, w) in tensors {
-            let mut runs = Runs::new(split.block(w) / split.batch);
-            for t in 0..p {
-                runs.extend_shifted(&split.head_runs(w, t), 0, t * block + at);
-            }
-            kernels.copy_runs(x, send.view_mut(), &runs);
-            at += split.block(w);
-        }
-        let mut recv = kernels.alloc(p * block)?;
-        (self.group).all_to_all_view(kernels, send.view(), recv.view_mut())?;
-        let mut at = 0;
-        let mut full = Vec::with_capacity(tensors.len());
-        for &(_, w) in tensors {
-            let mut x = kernels.alloc(split.slabs() * split.layout.seq_len() * w)?;
-            kernels.copy_runs(
-                recv.view(),
-                x.view_mut(),
-                &split.sequence_runs(w, block, at),
-            );
-            at += split.block(w);
-            full.push(x);
-        }
+        let full_len = |w| split.slabs() * split.layout.seq_len() * w;
+        let mut full = (tensors.iter())
+            .map(|&(_, w)| self.kernels.alloc(full_len(w)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut outputs: Vec<_> = full.iter_mut().map(Buffer::view_mut).collect();
+        let pack = |w, block, at| split.head_runs(w, block, at);
+        let unpack = |w, block, at| split.sequence_runs(w, block, at);
+        self.exchange(split, tensors, pack, unpack, &mut outputs)?;
         Ok(full)
     }
 
@@ -154,25 +139,37 @@ impl UlyssesAttention {
         tensors: &[(Slice<'_>, usize)],
         outputs: &mut [SliceMut<'_>],
     ) -> Result<(), AttentionError> {
+        let pack = |w, block, at| split.sequence_runs(w, block, at).inverse();
+        let unpack = |w, block, at| split.head_runs(w, block, at).inverse();
+        self.exchange(split, tensors, pack, unpack, outputs)
+    }
+
+    /// One all-to-all carrying every `(tensor, width)`: each tensor is
+    /// packed into the message at its offset `at` of every rank's `block`
+    /// with `pack(width, block, at)`, and unpacked from the received message
+    /// into its output with `unpack(width, block, at)`.
+    fn exchange(
+        &self,
+        split: &HeadSplit,
+        tensors: &[(Slice<'_>, usize)],
+        pack: impl Fn(usize, usize, usize) -> Runs,
+        unpack: impl Fn(usize, usize, usize) -> Runs,
+        outputs: &mut [SliceMut<'_>],
+    ) -> Result<(), AttentionError> {
         let kernels = &*self.kernels;
         let block: usize = tensors.iter().map(|&(_, w)| split.block(w)).sum();
         let p = split.layout.cp;
         let mut send = kernels.alloc(p * block)?;
         let mut at = 0;
         for &(x, w) in tensors {
-            let runs = split.sequence_runs(w, block, at).inverse();
-            kernels.copy_runs(x, send.view_mut(), &runs);
+            kernels.copy_runs(x, send.view_mut(), &pack(w, block, at));
             at += split.block(w);
         }
         let mut recv = kernels.alloc(p * block)?;
         (self.group).all_to_all_view(kernels, send.view(), recv.view_mut())?;
         let mut at = 0;
         for (&(_, w), out) in tensors.iter().zip(outputs.iter_mut()) {
-            let mut runs = Runs::new(split.block(w) / split.batch);
-            for t in 0..p {
-                runs.extend_shifted(&split.head_runs(w, t).inverse(), t * block + at, 0);
-            }
-            kernels.copy_runs(recv.view(), out.reborrow(), &runs);
+            kernels.copy_runs(recv.view(), out.reborrow(), &unpack(w, block, at));
             at += split.block(w);
         }
         Ok(())

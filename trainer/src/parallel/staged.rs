@@ -27,13 +27,7 @@ pub fn all_gather<G: ProcessGroup + ?Sized>(
     send: Slice<'_>,
     recv: SliceMut<'_>,
 ) -> Result<(), CommError> {
-    let send = send.to_host().map_err(CommError::device(Op::AllGather))?;
-    if recv.device().is_none() {
-        return group.all_gather(&send, recv.expect_host());
-    }
-    let mut staged = vec![0.0; recv.len()];
-    group.all_gather(&send, &mut staged)?;
-    write_back(&staged, recv, Op::AllGather)
+    send_recv(Op::AllGather, send, recv, |s, r| group.all_gather(s, r))
 }
 
 /// [`ProcessGroup::reduce_scatter_view`] through the host.
@@ -43,15 +37,8 @@ pub fn reduce_scatter<G: ProcessGroup + ?Sized>(
     recv: SliceMut<'_>,
     op: ReduceOp,
 ) -> Result<(), CommError> {
-    let send = send
-        .to_host()
-        .map_err(CommError::device(Op::ReduceScatter))?;
-    if recv.device().is_none() {
-        return group.reduce_scatter(&send, recv.expect_host(), op);
-    }
-    let mut staged = vec![0.0; recv.len()];
-    group.reduce_scatter(&send, &mut staged, op)?;
-    write_back(&staged, recv, Op::ReduceScatter)
+    let reduce_scatter = |s: &[f32], r: &mut [f32]| group.reduce_scatter(s, r, op);
+    send_recv(Op::ReduceScatter, send, recv, reduce_scatter)
 }
 
 /// [`ProcessGroup::all_to_all_view`] through the host.
@@ -60,13 +47,24 @@ pub fn all_to_all<G: ProcessGroup + ?Sized>(
     send: Slice<'_>,
     recv: SliceMut<'_>,
 ) -> Result<(), CommError> {
-    let send = send.to_host().map_err(CommError::device(Op::AllToAll))?;
+    send_recv(Op::AllToAll, send, recv, |s, r| group.all_to_all(s, r))
+}
+
+/// Runs the host operation `host` (named `op`) from `send` into `recv`,
+/// copying whichever is device memory through the host.
+fn send_recv(
+    op: Op,
+    send: Slice<'_>,
+    recv: SliceMut<'_>,
+    host: impl FnOnce(&[f32], &mut [f32]) -> Result<(), CommError>,
+) -> Result<(), CommError> {
+    let send = send.to_host().map_err(CommError::device(op))?;
     if recv.device().is_none() {
-        return group.all_to_all(&send, recv.expect_host());
+        return host(&send, recv.expect_host());
     }
     let mut staged = vec![0.0; recv.len()];
-    group.all_to_all(&send, &mut staged)?;
-    write_back(&staged, recv, Op::AllToAll)
+    host(&send, &mut staged)?;
+    write_back(&staged, recv, op)
 }
 
 fn to_host(view: Slice<'_>, op: Op) -> Result<Vec<f32>, CommError> {

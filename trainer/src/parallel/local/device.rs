@@ -173,44 +173,47 @@ impl LocalGroup {
     pub(super) fn all_gather_on_device(
         &self,
         send: Slice<'_>,
-        mut recv: SliceMut<'_>,
+        recv: SliceMut<'_>,
     ) -> Result<(), CommError> {
-        let (size, n, op) = (self.size(), send.len(), Op::AllGather);
-        self.check_len(op, "recv", recv.len(), size * n)?;
+        let (n, op) = (send.len(), Op::AllGather);
+        self.check_len(op, "recv", recv.len(), self.size() * n)?;
         let mut outcome = Outcome::new(op);
         let views = self.publish(op, n, send, &mut outcome)?;
-        for (i, view) in views.iter().enumerate() {
-            // SAFETY: as above.
-            let block = unsafe { view.values(0..n) };
-            outcome.note(recv.reborrow().range(i * n..(i + 1) * n).copy_from(block));
-        }
-        outcome.note(recv.as_slice().synchronize());
-        self.release(op)?;
-        self.record(op, (size - 1) * n * 4, (size - 1) * n * 4);
-        outcome.into_result()
+        self.gather_blocks(op, &views, 0..n, recv, outcome)
     }
 
     /// [`ProcessGroup::all_to_all_view`] on device memory.
     pub(super) fn all_to_all_on_device(
         &self,
         send: Slice<'_>,
-        mut recv: SliceMut<'_>,
+        recv: SliceMut<'_>,
     ) -> Result<(), CommError> {
-        let (size, op) = (self.size(), Op::AllToAll);
+        let op = Op::AllToAll;
         self.check_len(op, "recv", recv.len(), send.len())?;
         let m = self.check_blocks(op, "send", send.len())?;
         let mut outcome = Outcome::new(op);
         let views = self.publish(op, send.len(), send, &mut outcome)?;
         let mine = self.rank() * m..(self.rank() + 1) * m;
+        self.gather_blocks(op, &views, mine, recv, outcome)
+    }
+
+    /// Block `i` of `recv` = values `r` of rank `i`'s published view; then
+    /// ends the collective.
+    fn gather_blocks(
+        &self,
+        op: Op,
+        views: &[Published],
+        r: Range<usize>,
+        mut recv: SliceMut<'_>,
+        mut outcome: Outcome,
+    ) -> Result<(), CommError> {
+        let m = r.len();
         for (i, view) in views.iter().enumerate() {
-            // SAFETY: as above.
-            let block = unsafe { view.values(mine.clone()) };
+            // SAFETY: every rank stays in the collective until `release`.
+            let block = unsafe { view.values(r.clone()) };
             outcome.note(recv.reborrow().range(i * m..(i + 1) * m).copy_from(block));
         }
-        outcome.note(recv.as_slice().synchronize());
-        self.release(op)?;
-        self.record(op, (size - 1) * m * 4, (size - 1) * m * 4);
-        outcome.into_result()
+        self.finish(op, recv.as_slice(), m, outcome)
     }
 
     /// [`ProcessGroup::reduce_scatter_view`] (a sum) on device memory.
@@ -220,17 +223,31 @@ impl LocalGroup {
         send: Slice<'_>,
         mut recv: SliceMut<'_>,
     ) -> Result<(), CommError> {
-        let (size, m, op) = (self.size(), recv.len(), Op::ReduceScatter);
-        self.check_len(op, "send", send.len(), size * m)?;
+        let (m, op) = (recv.len(), Op::ReduceScatter);
+        self.check_len(op, "send", send.len(), self.size() * m)?;
         let mut scratch = kernels.alloc(m).map_err(CommError::device(op))?;
         let mut outcome = Outcome::new(op);
         let views = self.publish(op, send.len(), send, &mut outcome)?;
         let mine = self.rank() * m..(self.rank() + 1) * m;
         let acc = recv.reborrow();
         self.sum_blocks(kernels, &views, mine, acc, &mut scratch, &mut outcome);
-        outcome.note(recv.as_slice().synchronize());
+        self.finish(op, recv.as_slice(), m, outcome)
+    }
+
+    /// Ends a collective that wrote `written`, exchanging blocks of `m`
+    /// values with every other rank: waits for the copies, releases the
+    /// published views, counts the bytes, and reports a device failure.
+    fn finish(
+        &self,
+        op: Op,
+        written: Slice<'_>,
+        m: usize,
+        mut outcome: Outcome,
+    ) -> Result<(), CommError> {
+        outcome.note(written.synchronize());
         self.release(op)?;
-        self.record(op, (size - 1) * m * 4, (size - 1) * m * 4);
+        let bytes = (self.size() - 1) * m * 4;
+        self.record(op, bytes, bytes);
         outcome.into_result()
     }
 }

@@ -333,11 +333,12 @@ impl Inner {
         let input = self.upload(op, send)?;
         let mut output = self.alloc::<T>(op, recv.len())?;
         let stream = &self.shared.stream;
-        let (src, _read) = input.device_ptr(stream);
-        let (dst, _write) = output.device_ptr_mut(stream);
+        let (src, read_guard) = input.device_ptr(stream);
+        let (dst, write_guard) = output.device_ptr_mut(stream);
         // SAFETY: device buffers of the sizes the reduction reads and writes.
         unsafe { self.enqueue_reduce::<T>(op, src, dst, recv.len(), reduce)? };
-        drop((_read, _write));
+        // The guards borrow the buffers until the NCCL call has finished.
+        drop((read_guard, write_guard));
         self.download(op, &output, recv)
     }
 
@@ -540,11 +541,12 @@ impl ProcessGroup for NcclGroup {
         let input = g.upload(op, send)?;
         let mut output = g.alloc::<f32>(op, recv.len())?;
         let stream = &g.shared.stream;
-        let (src, _read) = input.device_ptr(stream);
-        let (dst, _write) = output.device_ptr_mut(stream);
+        let (src, read_guard) = input.device_ptr(stream);
+        let (dst, write_guard) = output.device_ptr_mut(stream);
         // SAFETY: `send.len()` floats in, `size · send.len()` out.
         unsafe { g.enqueue_all_gather(src, dst, send.len())? };
-        drop((_read, _write));
+        // The guards borrow the buffers until the NCCL call has finished.
+        drop((read_guard, write_guard));
         g.download(op, &output, recv)?;
         g.record(
             op,

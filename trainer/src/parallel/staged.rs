@@ -16,7 +16,8 @@ pub fn all_reduce<G: ProcessGroup + ?Sized>(
     if buf.device().is_none() {
         return group.all_reduce(buf.expect_host(), op);
     }
-    let mut staged = to_host(buf.as_slice(), Op::AllReduce)?;
+    let view = buf.as_slice().to_host();
+    let mut staged = view.map_err(CommError::device(Op::AllReduce))?.into_owned();
     group.all_reduce(&mut staged, op)?;
     write_back(&staged, buf, Op::AllReduce)
 }
@@ -65,10 +66,6 @@ fn send_recv(
     let mut staged = vec![0.0; recv.len()];
     host(&send, &mut staged)?;
     write_back(&staged, recv, op)
-}
-
-fn to_host(view: Slice<'_>, op: Op) -> Result<Vec<f32>, CommError> {
-    Ok(view.to_host().map_err(CommError::device(op))?.into_owned())
 }
 
 fn write_back(values: &[f32], mut dst: SliceMut<'_>, op: Op) -> Result<(), CommError> {

@@ -48,13 +48,6 @@ impl ZigzagLayout {
         runs
     }
 
-    /// Writes rank `rank`'s `local` rows (`[slabs, 2C, width]`) into their
-    /// places in `full` (`[slabs, S, width]`).
-    pub fn place(&self, rank: usize, local: &[f32], slabs: usize, width: usize, full: &mut [f32]) {
-        debug_assert_eq!(local.len(), slabs * self.local_len() * width);
-        self.runs(rank, slabs, width).copy(local, full);
-    }
-
     /// Reads rank `rank`'s rows out of `full` (`[slabs, S, width]`) into
     /// `local` (`[slabs, 2C, width]`).
     pub fn take(&self, rank: usize, full: &[f32], slabs: usize, width: usize, local: &mut [f32]) {
@@ -68,12 +61,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn place_and_take_follow_the_zigzag_split() {
+    fn runs_place_and_take_follow_the_zigzag_split() {
         // S = 8, cp = 2, one slab of width 1: rank 0 holds rows [0,1,6,7].
         let layout = ZigzagLayout { cp: 2, chunk: 2 };
         let mut full = vec![0.0; 8];
-        layout.place(0, &[0.0, 1.0, 6.0, 7.0], 1, 1, &mut full);
-        layout.place(1, &[2.0, 3.0, 4.0, 5.0], 1, 1, &mut full);
+        layout.runs(0, 1, 1).copy(&[0.0, 1.0, 6.0, 7.0], &mut full);
+        layout.runs(1, 1, 1).copy(&[2.0, 3.0, 4.0, 5.0], &mut full);
         assert_eq!(full, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
         let mut local = vec![0.0; 4];
         layout.take(1, &full, 1, 1, &mut local);
@@ -81,7 +74,7 @@ mod tests {
     }
 
     #[test]
-    fn take_inverts_place_for_every_rank_slab_and_width() {
+    fn take_inverts_the_runs_for_every_rank_slab_and_width() {
         for cp in [1, 2, 3, 4, 8] {
             let layout = ZigzagLayout { cp, chunk: 3 };
             let (slabs, width) = (2, 5);
@@ -92,7 +85,7 @@ mod tests {
             for rank in 0..cp {
                 let mut local = vec![0.0; slabs * layout.local_len() * width];
                 layout.take(rank, &full, slabs, width, &mut local);
-                layout.place(rank, &local, slabs, width, &mut rebuilt);
+                layout.runs(rank, slabs, width).copy(&local, &mut rebuilt);
             }
             assert_eq!(rebuilt, full, "cp = {cp}");
         }

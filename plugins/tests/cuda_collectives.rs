@@ -234,10 +234,17 @@ fn check_ring(path: Path) {
         let received = kernels.adopt(recv.wait_buffer()?)?;
         send.wait()?;
         let moved = traffic(&received) - before;
-        Ok((received.to_host()?.into_owned(), moved))
+        let own = kernels.alloc(1)?;
+        let (of_message, of_rank) = (received.view().device(), own.view().device());
+        let adopted = std::ptr::addr_eq(of_message.unwrap().0, of_rank.unwrap().0);
+        Ok((received.to_host()?.into_owned(), moved, adopted))
     });
-    for (rank, (got, moved)) in results.into_iter().enumerate() {
+    for (rank, (got, moved, adopted)) in results.into_iter().enumerate() {
         let prev = (rank + RANKS - 1) % RANKS;
+        assert!(
+            adopted,
+            "rank {rank}: the message is not in its own device's memory"
+        );
         assert!(
             got == input(prev, LEN),
             "rank {rank}: not rank {prev}'s message"

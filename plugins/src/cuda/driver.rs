@@ -200,10 +200,13 @@ fn keep_pool_memory(ctx: &CudaContext) -> Result<(), CudaError> {
     }
 }
 
-/// One kernel set's view of a GPU: its own stream and cuBLAS handle.
+/// One kernel set's view of a GPU: its own stream and cuBLAS handle, and
+/// a transfer stream for the messages it fetches from other ranks
+/// ([`Launcher::fetch`]), so they arrive while its kernels run.
 pub struct GpuLauncher {
     device: Arc<LoadedDevice>,
     stream: Arc<CudaStream>,
+    transfer: Arc<CudaStream>,
     blas: CudaBlas,
 }
 
@@ -212,10 +215,9 @@ impl GpuLauncher {
     /// cuBLAS round GEMM inputs to TF32.
     pub fn open(gpu: usize, tf32: bool) -> Result<Self, CudaError> {
         let device = LoadedDevice::get(gpu)?;
-        let stream = device
-            .ctx
-            .new_stream()
-            .map_err(|e| driver_error("cuStreamCreate", e))?;
+        let new_stream =
+            || (device.ctx.new_stream()).map_err(|e| driver_error("cuStreamCreate", e));
+        let (stream, transfer) = (new_stream()?, new_stream()?);
         let blas = CudaBlas::new(stream.clone()).map_err(|e| driver_error("cublasCreate", e))?;
         let mode = if tf32 {
             blas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
@@ -229,6 +231,7 @@ impl GpuLauncher {
         Ok(GpuLauncher {
             device,
             stream,
+            transfer,
             blas,
         })
     }
@@ -250,6 +253,47 @@ impl GpuLauncher {
     fn stream(&self) -> sys::CUstream {
         self.stream.cu_stream()
     }
+
+    /// Queues on `stream` a copy of `bytes` bytes at `src` of `source`
+    /// (this GPU or a peer) to `dst` of this GPU; the context is bound.
+    ///
+    /// # Safety
+    /// Both ranges are device memory of the two launchers, the source's
+    /// values written and kept until the copy is done.
+    unsafe fn copy_on(
+        &self,
+        stream: sys::CUstream,
+        source: &GpuLauncher,
+        src: u64,
+        dst: u64,
+        bytes: usize,
+    ) -> Result<(), CudaError> {
+        let (ctx, source_ctx) = (&self.device.ctx, &source.device.ctx);
+        // SAFETY: the caller's contract.
+        unsafe {
+            if Arc::ptr_eq(&self.device, &source.device) {
+                result::memcpy_dtod_async(dst, src, bytes, stream)
+                    .map_err(|e| driver_error("cuMemcpyDtoDAsync", e))
+            } else {
+                peer::open_pool(source_ctx.cu_device(), ctx.cu_device())?;
+                let (to, from) = (ctx.cu_ctx(), source_ctx.cu_ctx());
+                result::memcpy_peer_async(to, dst, from, src, bytes, stream)
+                    .map_err(|e| driver_error("cuMemcpyPeerAsync", e))
+            }
+        }
+    }
+}
+
+/// `cuMemAllocAsync` of `bytes` bytes on `stream`.
+///
+/// # Safety
+/// `stream` is a live stream of the context bound to the calling thread.
+unsafe fn alloc_on(stream: sys::CUstream, bytes: usize) -> Result<u64, CudaError> {
+    // SAFETY: the caller's contract.
+    unsafe { result::malloc_async(stream, bytes) }.map_err(|e| match e.0 {
+        sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => CudaError::OutOfMemory { bytes },
+        _ => driver_error("cuMemAllocAsync", e),
+    })
 }
 
 fn op(o: Op) -> blas_sys::cublasOperation_t {
@@ -263,10 +307,7 @@ impl Launcher for GpuLauncher {
     fn alloc(&self, bytes: usize) -> Result<u64, CudaError> {
         self.bind()?;
         // SAFETY: a live stream of the bound context.
-        unsafe { result::malloc_async(self.stream(), bytes) }.map_err(|e| match e.0 {
-            sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => CudaError::OutOfMemory { bytes },
-            _ => driver_error("cuMemAllocAsync", e),
-        })
+        unsafe { alloc_on(self.stream(), bytes) }
     }
 
     unsafe fn free(&self, addr: u64, _bytes: usize) {
@@ -317,21 +358,37 @@ impl Launcher for GpuLauncher {
             return Ok(false);
         };
         self.bind()?;
-        let (ctx, source_ctx) = (&self.device.ctx, &source.device.ctx);
-        // SAFETY: both ranges are device memory of the two launchers, the
-        // source's values written and kept (the caller's contract).
-        unsafe {
-            if Arc::ptr_eq(&self.device, &source.device) {
-                result::memcpy_dtod_async(dst, src, bytes, self.stream())
-                    .map_err(|e| driver_error("cuMemcpyDtoDAsync", e))?;
-            } else {
-                peer::open_pool(source_ctx.cu_device(), ctx.cu_device())?;
-                let (to, from) = (ctx.cu_ctx(), source_ctx.cu_ctx());
-                result::memcpy_peer_async(to, dst, from, src, bytes, self.stream())
-                    .map_err(|e| driver_error("cuMemcpyPeerAsync", e))?;
-            }
-        }
+        // SAFETY: the caller's contract.
+        unsafe { self.copy_on(self.stream(), source, src, dst, bytes)? };
         Ok(true)
+    }
+
+    /// Allocates and copies on the transfer stream and waits for it alone.
+    /// Memory allocated there may be used and freed on the main stream
+    /// once the transfer stream is synchronized, which this does.
+    unsafe fn fetch(
+        &self,
+        source: &dyn Launcher,
+        src: u64,
+        bytes: usize,
+    ) -> Result<Option<u64>, CudaError> {
+        let Some(source) = source.as_any().downcast_ref::<GpuLauncher>() else {
+            return Ok(None);
+        };
+        self.bind()?;
+        let transfer = self.transfer.cu_stream();
+        // SAFETY: a live stream of the bound context.
+        let dst = unsafe { alloc_on(transfer, bytes)? };
+        // SAFETY: `dst` holds `bytes` bytes; `src` is the caller's contract.
+        let copied = unsafe { self.copy_on(transfer, source, src, dst, bytes) }.and_then(|()| {
+            (self.transfer.synchronize()).map_err(|e| driver_error("cuStreamSynchronize", e))
+        });
+        if let Err(e) = copied {
+            // SAFETY: allocated above on this stream, not handed out.
+            let _ = unsafe { result::free_async(dst, transfer) };
+            return Err(e);
+        }
+        Ok(Some(dst))
     }
 
     unsafe fn zero(&self, dst: u64, bytes: usize) -> Result<(), CudaError> {

@@ -68,6 +68,42 @@ pub trait Launcher: Send + Sync {
         bytes: usize,
     ) -> Result<bool, CudaError>;
 
+    /// A new allocation of `bytes` bytes holding a copy of `src` of
+    /// `source`'s memory (a message another rank sent); `Ok(None)`,
+    /// allocating nothing, when `source` is not a launcher of this kind.
+    /// Returns once the copy is done, so `source` may free `src`; later
+    /// work of this launcher may use the allocation, which
+    /// [`Launcher::free`] returns.
+    ///
+    /// By default the copy is queued after this launcher's work and waited
+    /// for with it. The GPU copies on a transfer stream of its own instead,
+    /// so the kernels already queued (the attention of a ring step) run
+    /// while the next block arrives, and the host waits for the copy alone.
+    ///
+    /// # Safety
+    /// `src..src + bytes` must be memory of `source` whose values are
+    /// written (its work synchronized) and kept until this returns.
+    unsafe fn fetch(
+        &self,
+        source: &dyn Launcher,
+        src: u64,
+        bytes: usize,
+    ) -> Result<Option<u64>, CudaError> {
+        let dst = self.alloc(bytes)?;
+        // SAFETY: `dst` was just allocated with `bytes` bytes; `src` is the
+        // caller's contract.
+        let copied = unsafe { self.copy_from(source, src, dst, bytes) }
+            .and_then(|copied| self.synchronize().map(|()| copied));
+        match copied {
+            Ok(true) => Ok(Some(dst)),
+            other => {
+                // SAFETY: allocated above, not handed out.
+                unsafe { self.free(dst, bytes) };
+                other.map(|_| None)
+            }
+        }
+    }
+
     /// Sets `bytes` bytes at `dst` to zero.
     ///
     /// # Safety

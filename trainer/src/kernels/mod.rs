@@ -99,5 +99,5 @@ pub use layernorm::{LAYERNORM_EPS, layernorm_backward, layernorm_forward};
 pub use probe::{DeviceProbe, device_has_own_memory, probe_device};
 pub use residual::residual_add;
 pub use runs::Runs;
-pub use set::{Kernels, QkvProjection};
+pub use set::{Kernels, QkvProjection, adopt_by_copy};
 pub use threads::{Threads, ThreadsError};

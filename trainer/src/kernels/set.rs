@@ -66,15 +66,11 @@ pub trait Kernels: Send + Sync {
     /// `buffer` in this device's memory: a host buffer is uploaded
     /// ([`Kernels::upload_vec`]), a buffer of another device's memory (a
     /// message another rank sent) copied device to device.
+    ///
+    /// A device that can copy from another's memory without waiting for its
+    /// own queued work overrides this ([`adopt_by_copy`] is the default).
     fn adopt(&self, buffer: Buffer) -> Result<Buffer, DeviceError> {
-        if buffer.host().is_some() {
-            return self.upload_vec(buffer.into_host()?);
-        }
-        let mut own = self.alloc(buffer.len())?;
-        own.view_mut().copy_from(buffer.view())?;
-        // The sender frees its buffer when it drops here: the copy must be done.
-        own.view().synchronize()?;
-        Ok(own)
+        adopt_by_copy(self, buffer)
     }
 
     /// The precision the matrix products (linear layers, output head) round
@@ -328,4 +324,21 @@ pub trait Kernels: Send + Sync {
         m: SliceMut<'_>,
         v: SliceMut<'_>,
     );
+}
+
+/// [`Kernels::adopt`] by default: a host buffer uploaded, another device's
+/// buffer copied into a new buffer of `kernels` after its queued work, and
+/// waited for.
+pub fn adopt_by_copy<K: Kernels + ?Sized>(
+    kernels: &K,
+    buffer: Buffer,
+) -> Result<Buffer, DeviceError> {
+    if buffer.host().is_some() {
+        return kernels.upload_vec(buffer.into_host()?);
+    }
+    let mut own = kernels.alloc(buffer.len())?;
+    own.view_mut().copy_from(buffer.view())?;
+    // The sender frees its buffer when it drops here: the copy must be done.
+    own.view().synchronize()?;
+    Ok(own)
 }

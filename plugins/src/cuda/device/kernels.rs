@@ -9,7 +9,7 @@ use cptrain::device::{
 };
 use cptrain::kernels::{
     BatchedAttention, HeadLayout, Kernels, LossSum, PackedAttention, Precision, QkvProjection,
-    Runs, TargetOutOfRange, check_targets,
+    Runs, TargetOutOfRange, adopt_by_copy, check_targets,
 };
 use cptrain::optim::AdamWUpdate;
 
@@ -138,6 +138,29 @@ impl Kernels for CudaKernels {
         })?;
         self.memory.note_alloc(bytes);
         // SAFETY: `len` values at `addr` were allocated for this buffer alone.
+        Ok(unsafe { Buffer::on_device(memory, addr, len) })
+    }
+
+    /// A message in another CUDA device's memory is fetched
+    /// ([`CudaMemory::fetch`]): on a GPU the copy does not wait for the
+    /// kernels queued here, so a ring step's next block arrives while its
+    /// attention runs.
+    fn adopt(&self, buffer: Buffer) -> Result<Buffer, DeviceError> {
+        let (len, view) = (buffer.len(), buffer.view());
+        let source = view
+            .device()
+            .filter(|(memory, _)| !self.owns(*memory) && len > 0);
+        let Some((memory, src)) = source else {
+            return adopt_by_copy(self, buffer);
+        };
+        let Some(peer) = memory.as_any().downcast_ref::<CudaMemory>() else {
+            return adopt_by_copy(self, buffer);
+        };
+        let Some(addr) = self.memory.fetch(peer, src, len)? else {
+            return adopt_by_copy(self, buffer);
+        };
+        let memory: Arc<dyn DeviceMemory> = self.memory.clone();
+        // SAFETY: `fetch` allocated `len` values at `addr` for this buffer.
         Ok(unsafe { Buffer::on_device(memory, addr, len) })
     }
 

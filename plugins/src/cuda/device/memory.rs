@@ -116,6 +116,29 @@ impl CudaMemory {
     }
 }
 
+impl CudaMemory {
+    /// A new allocation of this memory holding a copy of `len` values at
+    /// `src` of `source` ([`Launcher::fetch`]: on the GPU, a transfer
+    /// stream that does not wait for this device's queued kernels);
+    /// `Ok(None)` when `source` is memory of another kind of launcher.
+    /// `source`'s values must be written and kept until this returns.
+    pub fn fetch(
+        &self,
+        source: &CudaMemory,
+        src: DeviceAddress,
+        len: usize,
+    ) -> Result<Option<DeviceAddress>, DeviceError> {
+        let bytes = len * size_of::<f32>();
+        // SAFETY: `src` holds `len` values of `source`, written and kept
+        // (this method's contract).
+        let fetched = self.try_run(|dev| unsafe { dev.fetch(source.launcher(), src, bytes) })?;
+        if fetched.is_some() {
+            self.note_alloc(bytes);
+        }
+        Ok(fetched)
+    }
+}
+
 impl fmt::Debug for CudaMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CudaMemory({})", self.name)

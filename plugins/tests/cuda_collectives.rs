@@ -19,7 +19,9 @@ use cptrain::parallel::{
     CommError, CommStats, GroupInfo, LocalGroup, LocalWorld, Op, ProcessGroup, RankFailure,
     RecvHandle, ReduceOp, SendHandle, WaitSpan, run_ranks,
 };
-use cptrain_plugins::cuda::device::{emulated_kernels, gpu_kernels, host_traffic_bytes};
+use cptrain_plugins::cuda::device::{
+    emulated_kernels, gpu_kernels, host_traffic_bytes, staging_blocks_kept,
+};
 use cuda::values;
 
 type TestResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -47,6 +49,11 @@ fn memory_of(buffer: &Buffer) -> &dyn DeviceMemory {
 
 fn traffic(buffer: &Buffer) -> u64 {
     host_traffic_bytes(memory_of(buffer)).expect("cuda-emu memory")
+}
+
+/// Blocks of staging memory `buffer`'s device keeps for reuse.
+fn staging_kept(buffer: &Buffer) -> usize {
+    staging_blocks_kept(memory_of(buffer)).expect("cuda-emu memory")
 }
 
 /// A rank's device: cuda-emu, or a kernel set of GPU 0.
@@ -150,6 +157,17 @@ fn check_traffic(path: Path, rank: usize, moved: u64) {
     }
 }
 
+/// What the device's pool of staging memory says about `path`: the staged
+/// collectives copy through it (page-locked memory on a GPU), the direct
+/// ones never touch it.
+#[track_caller]
+fn check_staging(path: Path, rank: usize, kept: usize) {
+    match path {
+        Path::Direct => assert_eq!(kept, 0, "rank {rank}: staged through host memory"),
+        Path::Staged => assert!(kept > 0, "rank {rank}: staged outside the device's pool"),
+    }
+}
+
 #[test]
 fn the_counter_sees_host_copies() {
     let kernels = device();
@@ -179,11 +197,12 @@ fn check_all_reduce(path: Path) {
         let before = traffic(&buf);
         group.all_reduce_view(kernels, buf.view_mut(), ReduceOp::Sum)?;
         let moved = traffic(&buf) - before;
-        Ok((buf.to_host()?.into_owned(), moved))
+        Ok((buf.to_host()?.into_owned(), moved, staging_kept(&buf)))
     });
-    for (rank, (got, moved)) in results.into_iter().enumerate() {
+    for (rank, (got, moved, kept)) in results.into_iter().enumerate() {
         assert!(got == want, "rank {rank}: not the host's bits");
         check_traffic(path, rank, moved);
+        check_staging(path, rank, kept);
     }
 }
 
@@ -207,9 +226,11 @@ fn check_collectives(path: Path) {
         group.all_to_all_view(kernels, send.view(), swapped.view_mut())?;
         let moved = traffic(&send) - before;
         let host = |b: &Buffer| b.to_host().map(|v| v.into_owned());
-        Ok((host(&gathered)?, host(&mine)?, host(&swapped)?, moved))
+        let kept = staging_kept(&send);
+        Ok((host(&gathered)?, host(&mine)?, host(&swapped)?, moved, kept))
     });
-    for (rank, (gathered, mine, swapped, moved)) in results.into_iter().enumerate() {
+    for (rank, (gathered, mine, swapped, moved, kept)) in results.into_iter().enumerate() {
+        check_staging(path, rank, kept);
         assert!(gathered == inputs.concat(), "rank {rank}: all-gather");
         let own_block = |x: &Vec<f32>| x[rank * m..(rank + 1) * m].to_vec();
         assert!(mine == own_block(&summed), "rank {rank}: reduce-scatter");
@@ -251,6 +272,17 @@ fn check_ring(path: Path) {
         );
         check_traffic(path, rank, moved);
     }
+}
+
+#[test]
+fn a_message_in_the_ranks_own_memory_is_adopted_as_it_is() {
+    // NCCL receives the ring's messages into the rank's own device memory.
+    let kernels = device();
+    let message = kernels.upload(&input(0, LEN)).unwrap();
+    let at = message.view().device().unwrap().1;
+    let adopted = kernels.adopt(message).unwrap();
+    assert_eq!(adopted.view().device().unwrap().1, at, "copied, not kept");
+    assert!(*adopted.to_host().unwrap() == input(0, LEN));
 }
 
 #[test]

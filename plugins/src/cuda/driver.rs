@@ -10,6 +10,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{CudaBlas, sys as blas_sys};
@@ -36,7 +37,7 @@ fn unavailable(what: impl Into<String>) -> CudaError {
     CudaError::Unavailable(what.into())
 }
 
-/// The part of [`probe`] every user of a GPU needs: the driver library
+/// The part of [`gpu_probe`](super::device::gpu_probe) every user of a GPU needs: the driver library
 /// loads, initializes, and GPU `gpu` (any with `None`) exists. Returns the
 /// device count.
 pub fn driver_probe(gpu: Option<usize>) -> Result<usize, CudaError> {
@@ -315,6 +316,27 @@ impl Launcher for GpuLauncher {
             // SAFETY: allocated on this stream (the caller's contract). A
             // failure here leaves the memory to the context's teardown.
             let _ = unsafe { result::free_async(addr, self.stream()) };
+        }
+    }
+
+    /// Page-locked and portable (usable with every context of the
+    /// process), zeroed once here.
+    fn alloc_host(&self, bytes: usize) -> Result<NonNull<u8>, CudaError> {
+        self.bind()?;
+        // SAFETY: a plain allocation; the pointer is checked below.
+        let ptr = unsafe { result::malloc_host(bytes, sys::CU_MEMHOSTALLOC_PORTABLE) }
+            .map_err(|e| driver_error(format!("cuMemHostAlloc({bytes} bytes)"), e))?;
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(CudaError::OutOfMemory { bytes })?;
+        // SAFETY: `bytes` bytes were just allocated at `ptr`.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr(), 0, bytes) };
+        Ok(ptr)
+    }
+
+    unsafe fn free_host(&self, ptr: NonNull<u8>, _bytes: usize) {
+        if self.bind().is_ok() {
+            // SAFETY: from `alloc_host` (the caller's contract). A failure
+            // leaves the memory to the process's exit.
+            let _ = unsafe { result::free_host(ptr.as_ptr().cast()) };
         }
     }
 

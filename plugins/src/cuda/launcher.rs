@@ -8,9 +8,11 @@
 //! element types (token ids, partial sums, bucket indices) are [`Scratch`]
 //! allocations, freed when dropped, in stream order.
 
+use std::alloc::Layout;
 use std::any::Any;
 use std::ffi::c_void;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use super::CudaError;
 use super::gemm::{GemmInputs, Sgemm};
@@ -33,6 +35,28 @@ pub trait Launcher: Send + Sync {
     /// `addr` must come from [`Launcher::alloc`] with the same `bytes`, and be
     /// freed once.
     unsafe fn free(&self, addr: u64, bytes: usize);
+
+    /// `bytes` bytes of zeroed host memory for staging, aligned for any
+    /// value: page-locked on the GPU (`cuMemHostAlloc`), so copies between
+    /// it and the device need no staging by the driver. By default
+    /// ordinary host memory (the emulator's device memory is host memory).
+    fn alloc_host(&self, bytes: usize) -> Result<NonNull<u8>, CudaError> {
+        // SAFETY: the layout has a non-zero size (the callers' contract).
+        let ptr = unsafe { std::alloc::alloc_zeroed(host_layout(bytes)?) };
+        NonNull::new(ptr).ok_or(CudaError::OutOfMemory { bytes })
+    }
+
+    /// Returns host memory from [`Launcher::alloc_host`].
+    ///
+    /// # Safety
+    /// `ptr` must come from [`Launcher::alloc_host`] with the same `bytes`,
+    /// and be freed once, when nothing reads or writes it any more.
+    unsafe fn free_host(&self, ptr: NonNull<u8>, bytes: usize) {
+        if let Ok(layout) = host_layout(bytes) {
+            // SAFETY: allocated by the default `alloc_host` with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) };
+        }
+    }
 
     /// Copies `src` to the device at `dst`; `src` may be dropped on return.
     ///
@@ -137,6 +161,11 @@ pub trait Launcher: Send + Sync {
         b: u64,
         c: u64,
     ) -> Result<(), CudaError>;
+}
+
+/// The layout of the default [`Launcher::alloc_host`]'s blocks.
+fn host_layout(bytes: usize) -> Result<Layout, CudaError> {
+    Layout::from_size_align(bytes, 64).map_err(|_| CudaError::OutOfMemory { bytes })
 }
 
 /// `len` `f32` values of device memory at `addr`.

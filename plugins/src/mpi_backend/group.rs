@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use cptrain::device::Buffer;
+use cptrain::kernels::Kernels;
+use cptrain::parallel::staged;
 use cptrain::parallel::{
     CommError, CommStats, GroupInfo, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle, WaitSpan,
 };
@@ -38,6 +41,14 @@ impl MpiGroup {
             send_seq: counters(),
             recv_seq: counters(),
         }
+    }
+
+    /// Registers the next receive from `peer`, into memory from `landing`.
+    fn receive(&self, peer: usize, landing: p2p::Landing) -> Result<RecvHandle, CommError> {
+        self.core.check_failed(Op::Recv)?;
+        self.core.check_peer(Op::Recv, peer)?;
+        let seq = self.recv_seq[peer].fetch_add(1, Ordering::Relaxed);
+        Ok(p2p::irecv(&self.core, peer, seq, landing))
     }
 
     /// Starts a non-blocking collective on buffers `owned` and polls it to
@@ -287,17 +298,27 @@ impl ProcessGroup for MpiGroup {
     }
 
     fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError> {
+        self.isend_buffer(peer, data.into())
+    }
+
+    /// Sends host memory as it is; device memory is first copied into the
+    /// device's staging memory (page-locked on a GPU).
+    fn isend_buffer(&self, peer: usize, data: Buffer) -> Result<SendHandle, CommError> {
         self.core.check_failed(Op::Send)?;
         self.core.check_peer(Op::Send, peer)?;
+        let data = staged::stage_message(data).map_err(CommError::device(Op::Send))?;
         let seq = self.send_seq[peer].fetch_add(1, Ordering::Relaxed);
         p2p::isend(&self.core, peer, seq, data)
     }
 
     fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError> {
-        self.core.check_failed(Op::Recv)?;
-        self.core.check_peer(Op::Recv, peer)?;
-        let seq = self.recv_seq[peer].fetch_add(1, Ordering::Relaxed);
-        Ok(p2p::irecv(&self.core, peer, seq))
+        self.receive(peer, Box::new(|len| Buffer::from(vec![0.0; len])))
+    }
+
+    /// Receives into the staging memory of `kernels`' device.
+    fn irecv_for(&self, peer: usize, kernels: &Arc<dyn Kernels>) -> Result<RecvHandle, CommError> {
+        let kernels = kernels.clone();
+        self.receive(peer, Box::new(move |len| staging_or_vec(&*kernels, len)))
     }
 
     fn stats(&self) -> CommStats {
@@ -311,4 +332,13 @@ impl ProcessGroup for MpiGroup {
     fn take_waits(&self) -> Vec<WaitSpan> {
         self.core.take_waits()
     }
+}
+
+/// `len` values of `kernels`' staging memory, or of an ordinary vector when
+/// the device cannot provide it (logged: the message still arrives).
+fn staging_or_vec(kernels: &dyn Kernels, len: usize) -> Buffer {
+    kernels.staging(len).unwrap_or_else(|error| {
+        tracing::warn!(%error, "no staging memory for a message; receiving into pageable memory");
+        Buffer::from(vec![0.0; len])
+    })
 }

@@ -1,10 +1,12 @@
 //! Non-blocking point-to-point with owned buffers.
 //!
-//! A send is an `MPI_Isend` of the caller's `Vec`, which its handle owns
+//! A send is an `MPI_Isend` of the caller's host buffer (a `Vec`, or a
+//! device's staging memory: page-locked on a GPU), which its handle owns
 //! until MPI is done with it. A receive cannot be posted up front because
 //! its length is unknown, so `irecv` registers a *slot* (source, tag) that
 //! every wait of this process tries to match with `MPI_Improbe` and then
-//! receives with `MPI_Imrecv` into a `Vec` of the probed length. Matching
+//! receives with `MPI_Imrecv` into a host buffer of the probed length (the
+//! receiving device's staging memory for `irecv_for`). Matching
 //! during *any* wait matters: two ranks that both wait on their sends to
 //! each other would otherwise never receive (rendezvous sends complete only
 //! once matched). Tags are per-peer sequence numbers, so receives match
@@ -18,6 +20,7 @@ use std::mem;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use cptrain::device::Buffer;
 use cptrain::parallel::{CommError, Op, RecvHandle, SendHandle};
 use mpi::ffi;
 
@@ -39,18 +42,23 @@ fn float() -> ffi::MPI_Datatype {
     unsafe { ffi::RSMPI_FLOAT }
 }
 
-/// Starts sending `data`, the `seq`-th message to group rank `peer`.
+/// Host memory for a received message of the given length.
+pub(super) type Landing = Box<dyn Fn(usize) -> Buffer + Send + Sync>;
+
+/// Starts sending `data` (host memory), the `seq`-th message to group
+/// rank `peer`.
 pub(super) fn isend(
     core: &Arc<Core>,
     peer: usize,
     seq: u64,
-    data: Vec<f32>,
+    data: Buffer,
 ) -> Result<SendHandle, CommError> {
-    let count = core.count(Op::Send, data.len())?;
-    let bytes = data.len() * size_of::<f32>();
+    let values = data.host().expect("MPI sends host memory");
+    let count = core.count(Op::Send, values.len())?;
+    let (bytes, start) = (size_of_val(values), values.as_ptr());
     let mut pending = PendingSend {
         request: null_request(),
-        data,
+        data: Some(data),
     };
     {
         let _calls = lock();
@@ -59,7 +67,7 @@ pub(super) fn isend(
         check(
             unsafe {
                 ffi::MPI_Isend(
-                    pending.data.as_ptr().cast(),
+                    start.cast(),
                     count,
                     float(),
                     peer as c_int,
@@ -89,19 +97,21 @@ pub(super) fn isend(
     }))
 }
 
-/// Registers a receive of the `seq`-th message from group rank `peer`.
-pub(super) fn irecv(core: &Arc<Core>, peer: usize, seq: u64) -> RecvHandle {
+/// Registers a receive of the `seq`-th message from group rank `peer`,
+/// into host memory from `landing`.
+pub(super) fn irecv(core: &Arc<Core>, peer: usize, seq: u64, landing: Landing) -> RecvHandle {
     let slot = Arc::new(Slot {
         comm: core.comm.clone(),
         source: peer as c_int,
         tag: tag_of(seq),
+        landing,
         state: Mutex::new(RecvState::Unmatched),
     });
     unmatched().push(slot.clone());
     match_posted_receives();
     let pending = PendingRecv { slot };
     let core = core.clone();
-    RecvHandle::new(move || {
+    RecvHandle::of_buffer(move || {
         let pending = pending;
         let waiting = core.enter(Op::Recv, seq, vec![peer]);
         let started = Instant::now();
@@ -135,14 +145,14 @@ fn unmatched() -> std::sync::MutexGuard<'static, Vec<Arc<Slot>>> {
 /// A send in flight: the request and the buffer it reads.
 struct PendingSend {
     request: Request,
-    data: Vec<f32>,
+    data: Option<Buffer>,
 }
 
 impl Drop for PendingSend {
     fn drop(&mut self) {
         if test(&mut self.request).is_none() {
             release(&mut self.request);
-            mem::forget(mem::take(&mut self.data));
+            mem::forget(self.data.take());
         }
     }
 }
@@ -151,7 +161,7 @@ enum RecvState {
     /// Waiting for the message to arrive.
     Unmatched,
     /// Matched; MPI is writing into `data`.
-    Posted { request: Request, data: Vec<f32> },
+    Posted { request: Request, data: Buffer },
     /// Delivered to the caller.
     Taken,
     /// The handle was dropped before the message was matched.
@@ -164,6 +174,7 @@ struct Slot {
     comm: Handle<ffi::MPI_Comm>,
     source: c_int,
     tag: c_int,
+    landing: Landing,
     state: Mutex<RecvState>,
 }
 
@@ -207,14 +218,15 @@ impl Slot {
             unsafe { ffi::MPI_Get_count(&status, float(), &mut count) },
             "MPI_Get_count",
         );
-        let mut data = vec![0f32; count.max(0) as usize];
+        let mut data = (self.landing)(count.max(0) as usize);
+        let start = data.host_mut().expect("MPI receives into host memory");
         let mut request = null_request();
         // SAFETY: `data` holds `count` floats and is kept alive by the slot
         // (or leaked) until the request completes; `message` was matched.
         check(
             unsafe {
                 ffi::MPI_Imrecv(
-                    data.as_mut_ptr().cast(),
+                    start.as_mut_ptr().cast(),
                     count,
                     float(),
                     &mut message,
@@ -228,7 +240,7 @@ impl Slot {
     }
 
     /// The message, once fully received.
-    fn try_take(&self) -> Option<Vec<f32>> {
+    fn try_take(&self) -> Option<Buffer> {
         let mut state = self.state();
         if let RecvState::Posted { request, .. } = &mut *state
             && test(request).is_some()

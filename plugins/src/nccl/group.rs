@@ -7,12 +7,7 @@
 //! asynchronous errors), copy out. A wait that expires aborts the
 //! communicator (`ncclCommAbort`) and fails this process; later operations
 //! refuse to run. Calls are serialized per process (one rank per process,
-//! one stream).
-//!
-//! NCCL's send and receive only complete in pairs and need the length on
-//! both sides, so `isend`/`irecv` are queued and run as one NCCL group when
-//! both a send and a receive are queued (the ring's pattern) or when a
-//! handle is waited on: first the lengths, then the payloads.
+//! one stream). Point-to-point messages: `p2p.rs`.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -21,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use cptrain::device::{Slice, SliceMut};
+use cptrain::device::{Buffer, Slice, SliceMut};
 use cptrain::kernels::Kernels;
 use cptrain::parallel::{
     CommError, CommStats, GroupInfo, Holdup, Op, ProcessGroup, RecvHandle, ReduceOp, SendHandle,
@@ -31,6 +26,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
 use cudarc::nccl::sys::{self, ncclDataType_t, ncclRedOp_t};
 
 use super::comm::{CallError, Communicator, check};
+use super::p2p::Pending;
 use super::{views, watchdog};
 
 /// What every group of a backend shares: the stream, the deadline, the
@@ -53,12 +49,6 @@ impl Shared {
     }
 }
 
-/// A queued point-to-point message.
-enum Pending {
-    Send { peer: usize, data: Vec<f32> },
-    Recv { peer: usize, ticket: u64 },
-}
-
 /// This process's handle on one group of an [`super::NcclBackend`].
 pub struct NcclGroup {
     pub(super) inner: Arc<Inner>,
@@ -71,13 +61,13 @@ pub(super) struct Inner {
     pub(super) shared: Arc<Shared>,
     collectives: AtomicU64,
     tickets: AtomicU64,
-    pending: Mutex<Vec<Pending>>,
-    received: Mutex<HashMap<u64, Vec<f32>>>,
+    pub(super) pending: Mutex<Vec<Pending>>,
+    pub(super) received: Mutex<HashMap<u64, Buffer>>,
     stats: Mutex<CommStats>,
     waits: WaitLog,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -188,7 +178,7 @@ impl Inner {
         ))
     }
 
-    fn check_peer(&self, op: Op, peer: usize) -> Result<(), CommError> {
+    pub(super) fn check_peer(&self, op: Op, peer: usize) -> Result<(), CommError> {
         if peer < self.size() {
             return Ok(());
         }
@@ -199,25 +189,25 @@ impl Inner {
         Err(self.usage(op, problem))
     }
 
-    fn cuda(&self, op: Op, call: &str, e: impl std::fmt::Display) -> CommError {
+    pub(super) fn cuda(&self, op: Op, call: &str, e: impl std::fmt::Display) -> CommError {
         self.usage(op, format!("{call} failed: {e}"))
     }
 
-    fn upload<T: Element>(&self, op: Op, host: &[T]) -> Result<CudaSlice<T>, CommError> {
+    pub(super) fn upload<T: Element>(&self, op: Op, host: &[T]) -> Result<CudaSlice<T>, CommError> {
         let stream = &self.shared.stream;
         stream
             .clone_htod(host)
             .map_err(|e| self.cuda(op, "copy to the GPU", e))
     }
 
-    fn alloc<T: Element>(&self, op: Op, len: usize) -> Result<CudaSlice<T>, CommError> {
+    pub(super) fn alloc<T: Element>(&self, op: Op, len: usize) -> Result<CudaSlice<T>, CommError> {
         let stream = &self.shared.stream;
         stream
             .alloc_zeros(len.max(1))
             .map_err(|e| self.cuda(op, "GPU allocation", e))
     }
 
-    fn download<T: Element>(
+    pub(super) fn download<T: Element>(
         &self,
         op: Op,
         dev: &CudaSlice<T>,
@@ -234,7 +224,7 @@ impl Inner {
 
     /// Enqueues NCCL calls with `enqueue` (under the watchdog: a first call
     /// may block while it connects to its peers), then waits for the stream.
-    fn enqueue(
+    pub(super) fn enqueue(
         &self,
         op: Op,
         enqueue: impl FnOnce(sys::ncclComm_t, sys::cudaStream_t) -> Result<(), CallError>,
@@ -408,112 +398,20 @@ impl Inner {
         self.record(Op::AllReduce, moved, moved);
     }
 
-    /// Sends and receives of `f32` or `u64` buffers as one NCCL group.
-    fn p2p_group<T: Element>(
-        &self,
-        op: Op,
-        sends: &[(usize, CudaSlice<T>)],
-        recvs: &mut [(usize, CudaSlice<T>)],
-    ) -> Result<(), CommError> {
-        let stream = &self.shared.stream;
-        self.enqueue(op, |comm, s| {
-            // SAFETY: opens a group, closed below on every path.
-            check(unsafe { sys::ncclGroupStart() }, "ncclGroupStart")?;
-            let mut result = Ok(());
-            for (peer, buf) in sends {
-                let (ptr, _read) = buf.device_ptr(stream);
-                // SAFETY: a device buffer of `buf.len()` elements, kept alive
-                // until the stream is done (the caller's).
-                let code = unsafe {
-                    sys::ncclSend(
-                        ptr as *const c_void,
-                        buf.len(),
-                        T::TYPE,
-                        *peer as i32,
-                        comm,
-                        s,
-                    )
-                };
-                result = result.and(check(code, "ncclSend"));
-            }
-            for (peer, buf) in recvs.iter_mut() {
-                let len = buf.len();
-                let (ptr, _write) = buf.device_ptr_mut(stream);
-                // SAFETY: as above.
-                let code = unsafe {
-                    sys::ncclRecv(ptr as *mut c_void, len, T::TYPE, *peer as i32, comm, s)
-                };
-                result = result.and(check(code, "ncclRecv"));
-            }
-            // Ended even after an error, so NCCL's group state stays balanced.
-            // SAFETY: closes the group opened above.
-            check(unsafe { sys::ncclGroupEnd() }, "ncclGroupEnd").and(result)
-        })
+    /// The ticket of the next receive.
+    pub(super) fn next_ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs every queued send and receive: the lengths, then the payloads.
-    fn flush(&self) -> Result<(), CommError> {
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        if batch.is_empty() {
-            return Ok(());
+    /// What a receive whose batch failed returns.
+    pub(super) fn batch_failed(&self) -> CommError {
+        CommError::Aborted {
+            op: Op::Recv,
+            group: self.info.clone(),
+            rank: self.me(),
+            origin: self.me(),
+            cause: "the batch of messages this receive belonged to failed".into(),
         }
-        let op = if batch.iter().any(|p| matches!(p, Pending::Recv { .. })) {
-            Op::Recv
-        } else {
-            Op::Send
-        };
-        let _calls = self.begin(op)?;
-        let mut send_lens = Vec::new();
-        let mut recv_lens = Vec::new();
-        for pending in &batch {
-            match pending {
-                Pending::Send { peer, data } => {
-                    send_lens.push((*peer, self.upload(op, &[data.len() as u64])?))
-                }
-                Pending::Recv { peer, .. } => recv_lens.push((*peer, self.alloc::<u64>(op, 1)?)),
-            }
-        }
-        self.p2p_group(op, &send_lens, &mut recv_lens)?;
-        let mut sends = Vec::new();
-        for pending in &batch {
-            if let Pending::Send { peer, data } = pending {
-                sends.push((*peer, self.upload(op, data)?));
-            }
-        }
-        let mut recvs = Vec::new();
-        let mut lens = Vec::new();
-        for (peer, len) in &recv_lens {
-            let mut n = [0u64];
-            self.download(op, len, &mut n)?;
-            lens.push(n[0] as usize);
-            recvs.push((*peer, self.alloc::<f32>(op, n[0] as usize)?));
-        }
-        self.p2p_group(op, &sends, &mut recvs)?;
-        for (_, buf) in &sends {
-            self.record(Op::Send, buf.len() * size_of::<f32>(), 0);
-        }
-        let tickets = batch.iter().filter_map(|p| match p {
-            Pending::Recv { ticket, .. } => Some(*ticket),
-            Pending::Send { .. } => None,
-        });
-        for ((ticket, (_, buf)), len) in tickets.zip(&recvs).zip(lens) {
-            let mut host = vec![0f32; len];
-            self.download(op, buf, &mut host)?;
-            self.record(Op::Recv, 0, size_of_val(host.as_slice()));
-            lock(&self.received).insert(ticket, host);
-        }
-        Ok(())
-    }
-
-    /// Queues `pending`; runs the queue once it holds a send and a receive.
-    fn queue(&self, pending: Pending) -> Result<(), CommError> {
-        let ready = {
-            let mut queue = lock(&self.pending);
-            queue.push(pending);
-            queue.iter().any(|p| matches!(p, Pending::Send { .. }))
-                && queue.iter().any(|p| matches!(p, Pending::Recv { .. }))
-        };
-        if ready { self.flush() } else { Ok(()) }
     }
 }
 
@@ -624,7 +522,7 @@ impl ProcessGroup for NcclGroup {
             recvs.push((peer, g.alloc::<f32>(op, m)?));
         }
         if m > 0 {
-            g.p2p_group(op, &sends, &mut recvs)?;
+            g.p2p_slices(op, &sends, &mut recvs)?;
             for ((_, buf), out) in recvs.iter().zip(recv.chunks_mut(m)) {
                 g.download(op, buf, out)?;
             }
@@ -675,29 +573,22 @@ impl ProcessGroup for NcclGroup {
     }
 
     fn isend(&self, peer: usize, data: Vec<f32>) -> Result<SendHandle, CommError> {
-        self.inner.check_peer(Op::Send, peer)?;
-        self.inner.queue(Pending::Send { peer, data })?;
-        let inner = self.inner.clone();
-        Ok(SendHandle::new(move || inner.flush()))
+        self.post_send(peer, data.into())
+    }
+
+    /// Memory of this GPU is sent from where it is (`p2p.rs`).
+    fn isend_buffer(&self, peer: usize, data: Buffer) -> Result<SendHandle, CommError> {
+        self.post_send(peer, data)
     }
 
     fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError> {
-        self.inner.check_peer(Op::Recv, peer)?;
-        let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
-        self.inner.queue(Pending::Recv { peer, ticket })?;
-        let inner = self.inner.clone();
-        Ok(RecvHandle::new(move || {
-            inner.flush()?;
-            lock(&inner.received)
-                .remove(&ticket)
-                .ok_or_else(|| CommError::Aborted {
-                    op: Op::Recv,
-                    group: inner.info.clone(),
-                    rank: inner.me(),
-                    origin: inner.me(),
-                    cause: "the batch of messages this receive belonged to failed".into(),
-                })
-        }))
+        self.post_recv(peer, None)
+    }
+
+    /// Into a buffer of `kernels` when it is a kernel set of this GPU
+    /// (`p2p.rs`).
+    fn irecv_for(&self, peer: usize, kernels: &Arc<dyn Kernels>) -> Result<RecvHandle, CommError> {
+        self.post_recv(peer, Some(kernels.clone()))
     }
 
     fn stats(&self) -> CommStats {

@@ -11,12 +11,15 @@
 //! - [`NcclBackend`]: the launch environment, the rendezvous of NCCL's
 //!   unique id, the world communicator and the cache of split groups.
 //! - `group`: [`cptrain::parallel::ProcessGroup`] over one communicator.
+//! - `p2p`: its point-to-point messages, sent from and received into the
+//!   GPU's memory where they are for it.
 //! - `views`: its collectives on the GPU's memory itself, without host copies.
 
 mod backend;
 mod comm;
 mod error;
 mod group;
+mod p2p;
 mod probe;
 mod views;
 mod watchdog;

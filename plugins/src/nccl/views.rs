@@ -16,7 +16,11 @@ use crate::cuda::device::gpu_of;
 impl Inner {
     /// `view`'s address when it is memory of this backend's GPU, once the
     /// work queued on it is done.
-    fn reachable(&self, op: Op, view: Slice<'_>) -> Result<Option<DeviceAddress>, CommError> {
+    pub(super) fn reachable(
+        &self,
+        op: Op,
+        view: Slice<'_>,
+    ) -> Result<Option<DeviceAddress>, CommError> {
         let Some((memory, addr)) = view.device() else {
             return Ok(None);
         };

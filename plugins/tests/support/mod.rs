@@ -6,9 +6,10 @@ use std::process::Command;
 
 /// `(cptrain, mpirun)`, or `None` after printing why the test is skipped.
 ///
-/// Needs the `cptrain` binary built with `--features mpi`, named by
-/// `CPTRAIN_BIN` (`.ci/mpi` builds it), and `mpirun`; without them the test
-/// is skipped, unless `CPTRAIN_REQUIRE_MPI=1` turns the skip into a failure.
+/// Needs the `cptrain` binary built with `--features mpi` (`mpi,cuda` for
+/// the cuda-emu test), named by `CPTRAIN_BIN` (`.ci/mpi` builds it), and
+/// `mpirun`; without them the test is skipped, unless
+/// `CPTRAIN_REQUIRE_MPI=1` turns the skip into a failure.
 pub fn tools() -> Option<(PathBuf, PathBuf)> {
     let cptrain = std::env::var_os("CPTRAIN_BIN").map(PathBuf::from);
     let mpirun = std::env::var_os("PATH").and_then(|path| {

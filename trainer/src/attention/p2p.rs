@@ -135,7 +135,7 @@ impl Attention for RingAttention {
             let exchange = if i + 1 < p {
                 let message = self.duplicate(kv.view())?;
                 Some((
-                    self.group.irecv(prev)?,
+                    self.group.irecv_for(prev, &self.kernels)?,
                     self.group.isend_buffer(next, message)?,
                 ))
             } else {
@@ -189,7 +189,7 @@ impl Attention for RingAttention {
         let first_kv = if p > 1 {
             let own_kv = concat(&*self.kernels, k, v)?;
             Some((
-                self.group.irecv(next)?,
+                self.group.irecv_for(next, &self.kernels)?,
                 self.group.isend_buffer(prev, own_kv)?,
             ))
         } else {
@@ -211,12 +211,12 @@ impl Attention for RingAttention {
             let block = (r + 1 + i) % p;
             let forwards_kv = i + 3 <= p;
             let next_kv = if forwards_kv {
-                Some(self.group.irecv(next)?)
+                Some(self.group.irecv_for(next, &self.kernels)?)
             } else {
                 None
             };
             let partial_in = if i >= 1 {
-                Some(self.group.irecv(next)?)
+                Some(self.group.irecv_for(next, &self.kernels)?)
             } else {
                 None
             };
@@ -244,7 +244,7 @@ impl Attention for RingAttention {
         }
         let last = finished.expect("P > 1 runs at least one step");
         sends.push(self.group.isend_buffer(prev, last)?);
-        let own_dkv = kernels.adopt(self.group.irecv(next)?.wait_buffer()?)?;
+        let own_dkv = kernels.adopt(self.group.irecv_for(next, &self.kernels)?.wait_buffer()?)?;
         let (own_dk, own_dv) = own_dkv.view().split_at(n);
         kernels.add_assign(dk, own_dk);
         kernels.add_assign(dv, own_dv);

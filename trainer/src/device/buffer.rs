@@ -4,16 +4,19 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{DeviceAddress, DeviceError, DeviceMemory, Slice, SliceMut};
+use super::{DeviceAddress, DeviceError, DeviceMemory, HostMemory, Slice, SliceMut};
 
 /// `f32` values owned by one device: host memory for the CPU, or an
-/// allocation in a device's own memory, freed when the buffer drops.
+/// allocation in a device's own memory, freed when the buffer drops. Host
+/// memory a device handed out ([`HostMemory`]: a message staged through
+/// page-locked memory) is host memory too.
 pub struct Buffer {
     repr: Repr,
 }
 
 enum Repr {
     Host(Vec<f32>),
+    Staged(Box<dyn HostMemory>),
     Device {
         memory: Arc<dyn DeviceMemory>,
         addr: DeviceAddress,
@@ -38,10 +41,18 @@ impl Buffer {
         }
     }
 
+    /// Values in host memory a device handed out, returned to it on drop.
+    pub fn in_host_memory(memory: Box<dyn HostMemory>) -> Self {
+        Buffer {
+            repr: Repr::Staged(memory),
+        }
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Host(v) => v.len(),
+            Repr::Staged(m) => m.len(),
             Repr::Device { len, .. } => *len,
         }
     }
@@ -55,6 +66,7 @@ impl Buffer {
     pub fn view(&self) -> Slice<'_> {
         match &self.repr {
             Repr::Host(v) => Slice::from(v.as_slice()),
+            Repr::Staged(m) => Slice::from(&***m),
             // SAFETY: the buffer owns the allocation and is borrowed shared.
             Repr::Device { memory, addr, len } => unsafe {
                 Slice::on_device(&**memory, *addr, *len)
@@ -66,6 +78,7 @@ impl Buffer {
     pub fn view_mut(&mut self) -> SliceMut<'_> {
         match &mut self.repr {
             Repr::Host(v) => SliceMut::from(v.as_mut_slice()),
+            Repr::Staged(m) => SliceMut::from(&mut ***m),
             // SAFETY: the buffer owns the allocation and is borrowed exclusively.
             Repr::Device { memory, addr, len } => unsafe {
                 SliceMut::on_device(&**memory, *addr, *len)
@@ -77,6 +90,7 @@ impl Buffer {
     pub fn host(&self) -> Option<&[f32]> {
         match &self.repr {
             Repr::Host(v) => Some(v),
+            Repr::Staged(m) => Some(m),
             Repr::Device { .. } => None,
         }
     }
@@ -85,6 +99,7 @@ impl Buffer {
     pub fn host_mut(&mut self) -> Option<&mut [f32]> {
         match &mut self.repr {
             Repr::Host(v) => Some(v),
+            Repr::Staged(m) => Some(m),
             Repr::Device { .. } => None,
         }
     }
@@ -94,6 +109,7 @@ impl Buffer {
     pub fn to_host(&self) -> Result<Cow<'_, [f32]>, DeviceError> {
         match &self.repr {
             Repr::Host(v) => Ok(Cow::Borrowed(v)),
+            Repr::Staged(m) => Ok(Cow::Borrowed(m)),
             Repr::Device { memory, addr, len } => {
                 let mut values = vec![0.0; *len];
                 memory.read(*addr, &mut values)?;
@@ -102,12 +118,21 @@ impl Buffer {
         }
     }
 
-    /// The values as a host vector: the buffer's own memory when it is on
-    /// the host (no copy), a copy from the device otherwise.
-    pub fn into_host(mut self) -> Result<Vec<f32>, DeviceError> {
+    /// The values as a host vector: the buffer's own memory when it is one
+    /// (no copy), a copy otherwise.
+    pub fn into_host(self) -> Result<Vec<f32>, DeviceError> {
+        match self.into_vec() {
+            Ok(values) => Ok(values),
+            Err(buffer) => Ok(buffer.to_host()?.into_owned()),
+        }
+    }
+
+    /// The buffer's own host vector, when it is one; the buffer back
+    /// otherwise.
+    pub fn into_vec(mut self) -> Result<Vec<f32>, Buffer> {
         match &mut self.repr {
             Repr::Host(v) => Ok(std::mem::take(v)),
-            Repr::Device { .. } => Ok(self.to_host()?.into_owned()),
+            _ => Err(self),
         }
     }
 
@@ -137,6 +162,7 @@ impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::Host(v) => write!(f, "Buffer(host, {} values)", v.len()),
+            Repr::Staged(m) => write!(f, "Buffer(staging, {} values)", m.len()),
             Repr::Device { memory, addr, len } => {
                 write!(f, "Buffer({}, {len} values at {addr:#x})", memory.name())
             }

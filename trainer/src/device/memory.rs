@@ -3,6 +3,10 @@
 use std::any::Any;
 use std::fmt;
 
+use super::Buffer;
+#[cfg(doc)]
+use super::HostMemory;
+
 /// A position in a device's own address space (a CUDA device pointer, for
 /// example). The trainer never dereferences it; only the [`DeviceMemory`]
 /// that handed it out does.
@@ -33,6 +37,14 @@ pub trait DeviceMemory: Send + Sync + fmt::Debug {
     /// Waits until the work already queued on the device has finished, so
     /// that another thread or device may read what it wrote.
     fn synchronize(&self) -> Result<(), DeviceError>;
+
+    /// Host memory for `len` values on their way between this device and
+    /// another process (a backend that moves host memory only), contents
+    /// undefined. By default an ordinary vector; a GPU hands out
+    /// page-locked memory ([`HostMemory`]), kept in a pool for reuse.
+    fn staging(&self, len: usize) -> Result<Buffer, DeviceError> {
+        Ok(Buffer::from(vec![0.0; len]))
+    }
 
     /// Copies `len` values at `src` of `source` (this memory or another) to
     /// `dst`, queued after this device's work. `source` must hold the values

@@ -24,10 +24,12 @@
 
 mod bf16;
 mod buffer;
+mod host_memory;
 mod memory;
 mod slice;
 
 pub use bf16::{Bf16Buffer, Bf16Slice, Bf16SliceMut};
 pub use buffer::Buffer;
+pub use host_memory::HostMemory;
 pub use memory::{DeviceAddress, DeviceError, DeviceMemory, copy_through_host};
 pub use slice::{Slice, SliceMut};

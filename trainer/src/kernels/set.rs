@@ -63,6 +63,16 @@ pub trait Kernels: Send + Sync {
         self.upload(&values)
     }
 
+    /// Host memory for a message of `len` values bound for this device,
+    /// for a backend that receives into host memory
+    /// ([`ProcessGroup::irecv_for`](crate::parallel::ProcessGroup::irecv_for)):
+    /// the device's staging memory
+    /// ([`DeviceMemory::staging`](crate::device::DeviceMemory::staging),
+    /// page-locked on a GPU). By default an ordinary vector.
+    fn staging(&self, len: usize) -> Result<Buffer, DeviceError> {
+        Ok(Buffer::from(vec![0.0; len]))
+    }
+
     /// `buffer` in this device's memory: a host buffer is uploaded
     /// ([`Kernels::upload_vec`]), a buffer of another device's memory (a
     /// message another rank sent) copied device to device.
@@ -333,8 +343,12 @@ pub fn adopt_by_copy<K: Kernels + ?Sized>(
     kernels: &K,
     buffer: Buffer,
 ) -> Result<Buffer, DeviceError> {
-    if buffer.host().is_some() {
-        return kernels.upload_vec(buffer.into_host()?);
+    let buffer = match buffer.into_vec() {
+        Ok(values) => return kernels.upload_vec(values),
+        Err(buffer) => buffer,
+    };
+    if let Some(values) = buffer.host() {
+        return kernels.upload(values);
     }
     let mut own = kernels.alloc(buffer.len())?;
     own.view_mut().copy_from(buffer.view())?;

@@ -3,6 +3,7 @@
 //! over one group, on host slices and on views of any device's memory.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::holdup::Holdup;
@@ -325,6 +326,17 @@ pub trait ProcessGroup: Send + Sync {
 
     /// Posts a receive of the next message from `peer`.
     fn irecv(&self, peer: usize) -> Result<RecvHandle, CommError>;
+
+    /// [`ProcessGroup::irecv`] of a message bound for `kernels`' device,
+    /// which [`Kernels::adopt`] then takes. A backend that receives into
+    /// host memory receives into the device's staging memory
+    /// ([`Kernels::staging`]: page-locked on a GPU), so the upload runs at
+    /// full speed; one that reaches the device's memory may receive into a
+    /// buffer of it. By default the same as `irecv`.
+    fn irecv_for(&self, peer: usize, kernels: &Arc<dyn Kernels>) -> Result<RecvHandle, CommError> {
+        let _ = kernels;
+        self.irecv(peer)
+    }
 
     /// [`ProcessGroup::all_reduce`] of a view of any device's memory, with
     /// `kernels` (the view's device) for scratch buffers and sums. By

@@ -141,18 +141,19 @@ impl Kernels for CudaKernels {
         Ok(unsafe { Buffer::on_device(memory, addr, len) })
     }
 
-    /// A message in another CUDA device's memory is fetched
+    /// A message already in this device's memory (received there by NCCL)
+    /// is kept as it is. One in another CUDA device's memory is fetched
     /// ([`CudaMemory::fetch`]): on a GPU the copy does not wait for the
     /// kernels queued here, so a ring step's next block arrives while its
     /// attention runs.
     fn adopt(&self, buffer: Buffer) -> Result<Buffer, DeviceError> {
         let (len, view) = (buffer.len(), buffer.view());
-        let source = view
-            .device()
-            .filter(|(memory, _)| !self.owns(*memory) && len > 0);
-        let Some((memory, src)) = source else {
+        let Some((memory, src)) = view.device().filter(|_| len > 0) else {
             return adopt_by_copy(self, buffer);
         };
+        if self.owns(memory) {
+            return Ok(buffer);
+        }
         let Some(peer) = memory.as_any().downcast_ref::<CudaMemory>() else {
             return adopt_by_copy(self, buffer);
         };
@@ -162,6 +163,10 @@ impl Kernels for CudaKernels {
         let memory: Arc<dyn DeviceMemory> = self.memory.clone();
         // SAFETY: `fetch` allocated `len` values at `addr` for this buffer.
         Ok(unsafe { Buffer::on_device(memory, addr, len) })
+    }
+
+    fn staging(&self, len: usize) -> Result<Buffer, DeviceError> {
+        self.memory.staging(len)
     }
 
     fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError> {

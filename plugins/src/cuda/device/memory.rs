@@ -3,11 +3,12 @@
 
 use std::any::Any;
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use cptrain::device::{DeviceAddress, DeviceError, DeviceMemory, copy_through_host};
+use cptrain::device::{Buffer, DeviceAddress, DeviceError, DeviceMemory, copy_through_host};
 
+use super::pinned::PinnedPool;
 use crate::cuda::CudaError;
 use crate::cuda::launcher::Launcher;
 
@@ -17,7 +18,9 @@ use crate::cuda::launcher::Launcher;
 /// allocation, a copy to or from the host) reports that one.
 pub struct CudaMemory {
     name: String,
-    launcher: Box<dyn Launcher>,
+    launcher: Arc<dyn Launcher>,
+    /// Host memory for staging ([`DeviceMemory::staging`]).
+    pinned: Arc<PinnedPool>,
     failed: Mutex<Option<DeviceError>>,
     /// Bytes of buffers held now, and the most held at once.
     held: AtomicU64,
@@ -29,8 +32,10 @@ pub struct CudaMemory {
 impl CudaMemory {
     /// The memory of `launcher`, called `name` in messages.
     pub fn new(name: String, launcher: Box<dyn Launcher>) -> Self {
+        let launcher: Arc<dyn Launcher> = Arc::from(launcher);
         CudaMemory {
             name,
+            pinned: PinnedPool::new(launcher.clone()),
             launcher,
             failed: Mutex::new(None),
             held: AtomicU64::new(0),
@@ -49,6 +54,11 @@ impl CudaMemory {
     /// scratch not counted).
     pub fn peak_bytes(&self) -> u64 {
         self.peak.load(Ordering::Relaxed)
+    }
+
+    /// Blocks of staging memory kept for reuse now.
+    pub fn staging_blocks_kept(&self) -> usize {
+        self.pinned.kept()
     }
 
     /// Bytes copied between this device and the host so far, through
@@ -196,6 +206,16 @@ impl DeviceMemory for CudaMemory {
 
     fn synchronize(&self) -> Result<(), DeviceError> {
         self.try_run(|dev| dev.synchronize())
+    }
+
+    /// From the device's pool of page-locked blocks. Allocating one does not
+    /// stop the device when it fails.
+    fn staging(&self, len: usize) -> Result<Buffer, DeviceError> {
+        if len == 0 {
+            return Ok(Buffer::from(Vec::new()));
+        }
+        let staging = self.pinned.take(len).map_err(|e| self.device_error(&e))?;
+        Ok(Buffer::in_host_memory(Box::new(staging)))
     }
 
     /// Device to device when `source` is memory of a launcher of the same

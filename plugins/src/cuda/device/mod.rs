@@ -5,6 +5,7 @@
 
 mod kernels;
 mod memory;
+mod pinned;
 
 use std::sync::Arc;
 
@@ -52,6 +53,15 @@ pub fn gpu_kernels(
 pub fn host_traffic_bytes(memory: &dyn DeviceMemory) -> Option<u64> {
     let memory = memory.as_any().downcast_ref::<CudaMemory>()?;
     Some(memory.host_traffic_bytes())
+}
+
+/// Blocks of staging memory (`DeviceMemory::staging`: page-locked on a
+/// GPU) `memory` keeps for reuse now; `None` for memory other than a
+/// `cuda` or `cuda-emu` device's. Tests use it to see that an exchange
+/// staged through that memory.
+pub fn staging_blocks_kept(memory: &dyn DeviceMemory) -> Option<usize> {
+    let memory = memory.as_any().downcast_ref::<CudaMemory>()?;
+    Some(memory.staging_blocks_kept())
 }
 
 /// The index of the GPU whose memory `memory` is (`kernels.device =

@@ -26,7 +26,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
 use cudarc::nccl::sys::{self, ncclDataType_t, ncclRedOp_t};
 
 use super::comm::{CallError, Communicator, check};
-use super::p2p::Pending;
+use super::p2p::{InFlight, Pending};
 use super::{views, watchdog};
 
 /// What every group of a backend shares: the stream, the deadline, the
@@ -49,6 +49,15 @@ impl Shared {
     }
 }
 
+/// NCCL work enqueued on the communication stream: the operation, its
+/// number, and when it was enqueued (its deadline runs from there).
+#[derive(Clone, Copy)]
+pub(super) struct Posted {
+    pub(super) op: Op,
+    seq: u64,
+    pub(super) started: Instant,
+}
+
 /// This process's handle on one group of an [`super::NcclBackend`].
 pub struct NcclGroup {
     pub(super) inner: Arc<Inner>,
@@ -62,6 +71,7 @@ pub(super) struct Inner {
     collectives: AtomicU64,
     tickets: AtomicU64,
     pub(super) pending: Mutex<Vec<Pending>>,
+    pub(super) in_flight: Mutex<Option<InFlight>>,
     pub(super) received: Mutex<HashMap<u64, Buffer>>,
     stats: Mutex<CommStats>,
     waits: WaitLog,
@@ -110,6 +120,7 @@ impl NcclGroup {
                 collectives: AtomicU64::new(0),
                 tickets: AtomicU64::new(0),
                 pending: Mutex::default(),
+                in_flight: Mutex::default(),
                 received: Mutex::default(),
                 stats: Mutex::default(),
                 waits: WaitLog::default(),
@@ -229,6 +240,17 @@ impl Inner {
         op: Op,
         enqueue: impl FnOnce(sys::ncclComm_t, sys::cudaStream_t) -> Result<(), CallError>,
     ) -> Result<(), CommError> {
+        let posted = self.post(op, enqueue)?;
+        self.wait_posted(posted, posted.started)
+    }
+
+    /// Enqueues NCCL calls with `enqueue` (under the watchdog) and returns
+    /// without waiting for them.
+    pub(super) fn post(
+        &self,
+        op: Op,
+        enqueue: impl FnOnce(sys::ncclComm_t, sys::cudaStream_t) -> Result<(), CallError>,
+    ) -> Result<Posted, CommError> {
         let seq = self.collectives.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let what = format!("{op} #{seq} on {} (rank {})", self.info, self.me());
@@ -245,10 +267,16 @@ impl Inner {
             self.comm.abort();
             return Err(self.usage(op, e.to_string()));
         }
-        let waited = self.wait_stream(op, seq, started);
+        Ok(Posted { op, seq, started })
+    }
+
+    /// Waits for posted work (and the stream's earlier work) within
+    /// `parallel.timeout_s` of its posting; counts the wait from `since`.
+    pub(super) fn wait_posted(&self, posted: Posted, since: Instant) -> Result<(), CommError> {
+        let waited = self.wait_stream(posted.op, posted.seq, posted.started);
         let ended = Instant::now();
-        lock(&self.stats).wait += ended - started;
-        self.waits.push(started, ended);
+        lock(&self.stats).wait += ended - since;
+        self.waits.push(since, ended);
         waited
     }
 

@@ -10,9 +10,17 @@
 //! CP ring's blocks never leave the GPU. Other messages are uploaded from
 //! host memory, and received ones downloaded into the receiving device's
 //! staging memory (page-locked) or a vector.
+//!
+//! The lengths are exchanged at once (the host waits: the receives need
+//! them to allocate), but the payloads are only enqueued on the
+//! communication stream: the batch stays *in flight* until a handle is
+//! waited on, so the CP ring's compute, queued on the kernel set's stream
+//! meanwhile, runs while NCCL moves the next block. One batch is in flight
+//! at a time; it holds every buffer NCCL reads or writes until it settles.
 
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::time::Instant;
 
 use cptrain::device::Buffer;
 use cptrain::kernels::Kernels;
@@ -21,7 +29,7 @@ use cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut};
 use cudarc::nccl::sys;
 
 use super::comm::check;
-use super::group::{Element, Inner, NcclGroup, lock};
+use super::group::{Element, Inner, NcclGroup, Posted, lock};
 
 /// A queued point-to-point message.
 pub(super) enum Pending {
@@ -52,20 +60,30 @@ enum Landing {
     Backend(CudaSlice<f32>, Option<Arc<dyn Kernels>>),
 }
 
+/// A batch whose payloads NCCL is moving, and every buffer it reads or
+/// writes, kept until it settles.
+pub(super) struct InFlight {
+    posted: Posted,
+    /// The sent buffers, and their uploads for host memory.
+    sends: Vec<(Buffer, Option<CudaSlice<f32>>)>,
+    /// The receives: ticket, length, and where the payload lands.
+    recvs: Vec<(u64, usize, Landing)>,
+}
+
 impl Inner {
-    /// Enqueues `sends` and `recvs` of `T` values as one NCCL group and
-    /// waits for them.
+    /// Enqueues `sends` and `recvs` of `T` values as one NCCL group,
+    /// without waiting.
     ///
     /// # Safety
     /// Every message's memory is this GPU's, holds `len` values, and is not
-    /// used by other work until this returns.
-    unsafe fn p2p_group<T: Element>(
+    /// used by other work until the stream has finished the group.
+    unsafe fn p2p_post<T: Element>(
         &self,
         op: Op,
         sends: &[Message],
         recvs: &[Message],
-    ) -> Result<(), CommError> {
-        self.enqueue(op, |comm, s| {
+    ) -> Result<Posted, CommError> {
+        self.post(op, |comm, s| {
             // SAFETY: opens a group, closed below on every path.
             check(unsafe { sys::ncclGroupStart() }, "ncclGroupStart")?;
             let mut result = Ok(());
@@ -116,8 +134,9 @@ impl Inner {
             });
         }
         // SAFETY: buffers of the backend of these lengths, borrowed (the
-        // guards) until NCCL is done with them.
-        let result = unsafe { self.p2p_group::<T>(op, &send_messages, &recv_messages) };
+        // guards) until NCCL is done with them: waited for below.
+        let result = unsafe { self.p2p_post::<T>(op, &send_messages, &recv_messages) }
+            .and_then(|posted| self.wait_posted(posted, posted.started));
         drop(guards);
         result
     }
@@ -169,12 +188,16 @@ impl Inner {
         Ok(host)
     }
 
-    /// Runs every queued send and receive: the lengths, then the payloads.
+    /// Starts every queued send and receive, after settling the batch in
+    /// flight: exchanges the lengths, then enqueues the payloads and leaves
+    /// them in flight.
     pub(super) fn flush(&self) -> Result<(), CommError> {
+        let mut in_flight = lock(&self.in_flight);
         let batch = std::mem::take(&mut *lock(&self.pending));
         if batch.is_empty() {
             return Ok(());
         }
+        self.settle_locked(&mut in_flight)?;
         let op = if batch.iter().any(|p| matches!(p, Pending::Recv { .. })) {
             Op::Recv
         } else {
@@ -203,29 +226,17 @@ impl Inner {
         self.p2p_slices(op, &send_lens, &mut recv_lens)?;
 
         // Host messages go up; this GPU's are sent from where they are.
-        let mut uploads = Vec::new();
-        for (_, data) in &sends {
-            uploads.push(match data.host() {
+        let stream = &self.shared.stream;
+        let (mut send_messages, mut kept_sends) = (Vec::new(), Vec::new());
+        for (peer, data) in sends {
+            let upload = match data.host() {
                 Some(values) => Some(self.upload(op, values)?),
                 None => None,
-            });
-        }
-        let mut landings = Vec::new();
-        for ((_, len), (_, _, kernels)) in recv_lens.iter().zip(recvs.iter_mut()) {
-            let mut n = [0u64];
-            self.download(op, len, &mut n)?;
-            let n = n[0] as usize;
-            landings.push((n, self.landing(op, n, kernels.take())?));
-        }
-        let stream = &self.shared.stream;
-        let (mut guards, mut send_messages, mut recv_messages) = (vec![], vec![], vec![]);
-        for ((peer, data), upload) in sends.iter().zip(&uploads) {
-            let addr = match upload {
-                Some(slice) => {
-                    let (addr, guard) = slice.device_ptr(stream);
-                    guards.push(guard);
-                    addr
-                }
+            };
+            let addr = match &upload {
+                // The backend's buffers live on this stream alone: the
+                // borrow guard has nothing to order.
+                Some(slice) => slice.device_ptr(stream).0,
                 None => {
                     data.view()
                         .device()
@@ -233,40 +244,58 @@ impl Inner {
                         .1
                 }
             };
-            send_messages.push(Message {
-                peer: *peer,
-                addr,
-                len: data.len(),
-            });
+            let len = data.len();
+            send_messages.push(Message { peer, addr, len });
+            kept_sends.push((data, upload));
         }
-        for ((peer, ..), (len, landing)) in recvs.iter().zip(landings.iter_mut()) {
-            let addr = match landing {
+        let (mut recv_messages, mut landings) = (Vec::new(), Vec::new());
+        for ((_, len), (peer, ticket, kernels)) in recv_lens.iter().zip(recvs) {
+            let mut n = [0u64];
+            self.download(op, len, &mut n)?;
+            let len = n[0] as usize;
+            let mut landing = self.landing(op, len, kernels)?;
+            let addr = match &mut landing {
                 Landing::Device(buffer) => buffer.view().device().expect("device memory").1,
-                Landing::Backend(slice, _) => {
-                    let (addr, guard) = slice.device_ptr_mut(stream);
-                    guards.push(guard);
-                    addr
-                }
+                Landing::Backend(slice, _) => slice.device_ptr_mut(stream).0,
             };
-            recv_messages.push(Message {
-                peer: *peer,
-                addr,
-                len: *len,
-            });
+            recv_messages.push(Message { peer, addr, len });
+            landings.push((ticket, len, landing));
         }
         // SAFETY: each message is memory of this GPU holding its `len`
-        // values: a kernel set's buffer this batch owns (synchronized when
-        // queued or allocated), or a buffer of the backend borrowed (the
-        // guards) until NCCL is done.
-        unsafe { self.p2p_group::<f32>(op, &send_messages, &recv_messages)? };
-        drop(guards);
-        for (_, data) in &sends {
+        // values: a kernel set's buffer (synchronized when queued or
+        // allocated) or one of the backend, which the batch in flight owns
+        // until it settles.
+        let posted = unsafe { self.p2p_post::<f32>(op, &send_messages, &recv_messages)? };
+        *in_flight = Some(InFlight {
+            posted,
+            sends: kept_sends,
+            recvs: landings,
+        });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, if any, and delivers its messages.
+    pub(super) fn settle(&self) -> Result<(), CommError> {
+        self.settle_locked(&mut lock(&self.in_flight))
+    }
+
+    fn settle_locked(&self, in_flight: &mut Option<InFlight>) -> Result<(), CommError> {
+        let Some(batch) = in_flight.take() else {
+            return Ok(());
+        };
+        let op = batch.posted.op;
+        if let Err(error) = self.wait_posted(batch.posted, Instant::now()) {
+            // NCCL may still touch the buffers: never free them.
+            std::mem::forget(batch);
+            return Err(error);
+        }
+        for (data, _) in &batch.sends {
             self.record(Op::Send, data.len() * size_of::<f32>(), 0);
         }
-        for ((_, ticket, _), (len, landing)) in recvs.iter().zip(landings) {
+        for (ticket, len, landing) in batch.recvs {
             let message = self.deliver(op, len, landing)?;
             self.record(Op::Recv, 0, len * size_of::<f32>());
-            lock(&self.received).insert(*ticket, message);
+            lock(&self.received).insert(ticket, message);
         }
         Ok(())
     }
@@ -285,7 +314,10 @@ impl NcclGroup {
         };
         g.queue(Pending::Send { peer, data })?;
         let inner = self.inner.clone();
-        Ok(SendHandle::new(move || inner.flush()))
+        Ok(SendHandle::new(move || {
+            inner.flush()?;
+            inner.settle()
+        }))
     }
 
     /// `ProcessGroup::irecv` (`kernels: None`) and `irecv_for`.
@@ -305,6 +337,7 @@ impl NcclGroup {
         let inner = self.inner.clone();
         Ok(RecvHandle::of_buffer(move || {
             inner.flush()?;
+            inner.settle()?;
             lock(&inner.received)
                 .remove(&ticket)
                 .ok_or_else(|| inner.batch_failed())

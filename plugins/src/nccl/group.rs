@@ -26,7 +26,7 @@ use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr,
 use cudarc::nccl::sys::{self, ncclDataType_t, ncclRedOp_t};
 
 use super::comm::{CallError, Communicator, check};
-use super::p2p::{InFlight, Pending};
+use super::p2p::Pending;
 use super::{views, watchdog};
 
 /// What every group of a backend shares: the stream, the deadline, the
@@ -51,11 +51,10 @@ impl Shared {
 
 /// NCCL work enqueued on the communication stream: the operation, its
 /// number, and when it was enqueued (its deadline runs from there).
-#[derive(Clone, Copy)]
 pub(super) struct Posted {
-    pub(super) op: Op,
+    op: Op,
     seq: u64,
-    pub(super) started: Instant,
+    started: Instant,
 }
 
 /// This process's handle on one group of an [`super::NcclBackend`].
@@ -71,7 +70,6 @@ pub(super) struct Inner {
     collectives: AtomicU64,
     tickets: AtomicU64,
     pub(super) pending: Mutex<Vec<Pending>>,
-    pub(super) in_flight: Mutex<Option<InFlight>>,
     pub(super) received: Mutex<HashMap<u64, Buffer>>,
     stats: Mutex<CommStats>,
     waits: WaitLog,
@@ -120,7 +118,6 @@ impl NcclGroup {
                 collectives: AtomicU64::new(0),
                 tickets: AtomicU64::new(0),
                 pending: Mutex::default(),
-                in_flight: Mutex::default(),
                 received: Mutex::default(),
                 stats: Mutex::default(),
                 waits: WaitLog::default(),
@@ -241,7 +238,7 @@ impl Inner {
         enqueue: impl FnOnce(sys::ncclComm_t, sys::cudaStream_t) -> Result<(), CallError>,
     ) -> Result<(), CommError> {
         let posted = self.post(op, enqueue)?;
-        self.wait_posted(posted, posted.started)
+        self.wait_posted(posted)
     }
 
     /// Enqueues NCCL calls with `enqueue` (under the watchdog) and returns
@@ -271,12 +268,13 @@ impl Inner {
     }
 
     /// Waits for posted work (and the stream's earlier work) within
-    /// `parallel.timeout_s` of its posting; counts the wait from `since`.
-    pub(super) fn wait_posted(&self, posted: Posted, since: Instant) -> Result<(), CommError> {
-        let waited = self.wait_stream(posted.op, posted.seq, posted.started);
+    /// `parallel.timeout_s` of its posting.
+    pub(super) fn wait_posted(&self, posted: Posted) -> Result<(), CommError> {
+        let Posted { op, seq, started } = posted;
+        let waited = self.wait_stream(op, seq, started);
         let ended = Instant::now();
-        lock(&self.stats).wait += ended - since;
-        self.waits.push(since, ended);
+        lock(&self.stats).wait += ended - started;
+        self.waits.push(started, ended);
         waited
     }
 

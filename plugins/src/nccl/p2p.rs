@@ -1,8 +1,15 @@
 //! The NCCL backend's point-to-point messages. NCCL's send and receive
 //! only complete in pairs and need the length on both sides, so `isend` and
-//! `irecv` are queued and run as one NCCL group when both a send and a
-//! receive are queued (the ring's pattern) or when a handle is waited on:
-//! first the lengths, then the payloads.
+//! `irecv` are queued, and everything queued runs as one NCCL group (a
+//! *batch*) when a handle is waited on: first the lengths, then the
+//! payloads. A batch waits for its lengths, so between two neighbours the
+//! sends of one rank's batch must meet the receives of the other's; the CP
+//! ring posts everything a step exchanges before it waits, which gives
+//! exactly that (`p2p_batches_pair_up` in the trainer's tests checks it).
+//! Running a batch as soon as it held a send and a receive did not: a ring
+//! step of the backward at cp ≥ 4 posts two receives and then two sends,
+//! and its first batch would wait for a receive its neighbour sends only
+//! in its next batch, on every rank at once.
 //!
 //! A message in this GPU's memory (a buffer of the rank's `cuda` kernel
 //! set) is sent from where it is, and a receive posted for a kernel set of
@@ -11,16 +18,14 @@
 //! host memory, and received ones downloaded into the receiving device's
 //! staging memory (page-locked) or a vector.
 //!
-//! The lengths are exchanged at once (the host waits: the receives need
-//! them to allocate), but the payloads are only enqueued on the
-//! communication stream: the batch stays *in flight* until a handle is
-//! waited on, so the CP ring's compute, queued on the kernel set's stream
-//! meanwhile, runs while NCCL moves the next block. One batch is in flight
-//! at a time; it holds every buffer NCCL reads or writes until it settles.
+//! Overlap comes from the order of the calls: a ring step posts its
+//! messages, launches its attention on the kernel set's stream (the host
+//! does not wait for it), and only then waits on a handle. The batch runs
+//! on the communication stream while the GPU is still computing that
+//! attention; the host waits for NCCL alone.
 
 use std::ffi::c_void;
 use std::sync::Arc;
-use std::time::Instant;
 
 use cptrain::device::Buffer;
 use cptrain::kernels::Kernels;
@@ -60,16 +65,6 @@ enum Landing {
     Backend(CudaSlice<f32>, Option<Arc<dyn Kernels>>),
 }
 
-/// A batch whose payloads NCCL is moving, and every buffer it reads or
-/// writes, kept until it settles.
-pub(super) struct InFlight {
-    posted: Posted,
-    /// The sent buffers, and their uploads for host memory.
-    sends: Vec<(Buffer, Option<CudaSlice<f32>>)>,
-    /// The receives: ticket, length, and where the payload lands.
-    recvs: Vec<(u64, usize, Landing)>,
-}
-
 impl Inner {
     /// Enqueues `sends` and `recvs` of `T` values as one NCCL group,
     /// without waiting.
@@ -105,7 +100,7 @@ impl Inner {
         })
     }
 
-    /// [`Inner::p2p_group`] on whole buffers of the backend.
+    /// [`Inner::p2p_post`] on whole buffers of the backend, waited for.
     pub(super) fn p2p_slices<T: Element>(
         &self,
         op: Op,
@@ -136,20 +131,14 @@ impl Inner {
         // SAFETY: buffers of the backend of these lengths, borrowed (the
         // guards) until NCCL is done with them: waited for below.
         let result = unsafe { self.p2p_post::<T>(op, &send_messages, &recv_messages) }
-            .and_then(|posted| self.wait_posted(posted, posted.started));
+            .and_then(|posted| self.wait_posted(posted));
         drop(guards);
         result
     }
 
-    /// Queues `pending`; runs the queue once it holds a send and a receive.
-    fn queue(&self, pending: Pending) -> Result<(), CommError> {
-        let ready = {
-            let mut queue = lock(&self.pending);
-            queue.push(pending);
-            queue.iter().any(|p| matches!(p, Pending::Send { .. }))
-                && queue.iter().any(|p| matches!(p, Pending::Recv { .. }))
-        };
-        if ready { self.flush() } else { Ok(()) }
+    /// Queues `pending` for the next batch (the next wait on a handle).
+    fn queue(&self, pending: Pending) {
+        lock(&self.pending).push(pending);
     }
 
     /// Where a message of `len` values for `kernels` lands: a buffer of the
@@ -188,16 +177,13 @@ impl Inner {
         Ok(host)
     }
 
-    /// Starts every queued send and receive, after settling the batch in
-    /// flight: exchanges the lengths, then enqueues the payloads and leaves
-    /// them in flight.
+    /// Runs every queued send and receive as one batch: exchanges the
+    /// lengths, then the payloads, and delivers the received messages.
     pub(super) fn flush(&self) -> Result<(), CommError> {
-        let mut in_flight = lock(&self.in_flight);
         let batch = std::mem::take(&mut *lock(&self.pending));
         if batch.is_empty() {
             return Ok(());
         }
-        self.settle_locked(&mut in_flight)?;
         let op = if batch.iter().any(|p| matches!(p, Pending::Recv { .. })) {
             Op::Recv
         } else {
@@ -227,8 +213,8 @@ impl Inner {
 
         // Host messages go up; this GPU's are sent from where they are.
         let stream = &self.shared.stream;
-        let (mut send_messages, mut kept_sends) = (Vec::new(), Vec::new());
-        for (peer, data) in sends {
+        let (mut send_messages, mut uploads) = (Vec::new(), Vec::new());
+        for (peer, data) in &sends {
             let upload = match data.host() {
                 Some(values) => Some(self.upload(op, values)?),
                 None => None,
@@ -244,9 +230,9 @@ impl Inner {
                         .1
                 }
             };
-            let len = data.len();
+            let (peer, len) = (*peer, data.len());
             send_messages.push(Message { peer, addr, len });
-            kept_sends.push((data, upload));
+            uploads.push(upload);
         }
         let (mut recv_messages, mut landings) = (Vec::new(), Vec::new());
         for ((_, len), (peer, ticket, kernels)) in recv_lens.iter().zip(recvs) {
@@ -263,36 +249,17 @@ impl Inner {
         }
         // SAFETY: each message is memory of this GPU holding its `len`
         // values: a kernel set's buffer (synchronized when queued or
-        // allocated) or one of the backend, which the batch in flight owns
-        // until it settles.
+        // allocated) or one of the backend, all kept until NCCL is done.
         let posted = unsafe { self.p2p_post::<f32>(op, &send_messages, &recv_messages)? };
-        *in_flight = Some(InFlight {
-            posted,
-            sends: kept_sends,
-            recvs: landings,
-        });
-        Ok(())
-    }
-
-    /// Waits for the batch in flight, if any, and delivers its messages.
-    pub(super) fn settle(&self) -> Result<(), CommError> {
-        self.settle_locked(&mut lock(&self.in_flight))
-    }
-
-    fn settle_locked(&self, in_flight: &mut Option<InFlight>) -> Result<(), CommError> {
-        let Some(batch) = in_flight.take() else {
-            return Ok(());
-        };
-        let op = batch.posted.op;
-        if let Err(error) = self.wait_posted(batch.posted, Instant::now()) {
+        if let Err(error) = self.wait_posted(posted) {
             // NCCL may still touch the buffers: never free them.
-            std::mem::forget(batch);
+            std::mem::forget((sends, uploads, landings));
             return Err(error);
         }
-        for (data, _) in &batch.sends {
+        for (_, data) in &sends {
             self.record(Op::Send, data.len() * size_of::<f32>(), 0);
         }
-        for (ticket, len, landing) in batch.recvs {
+        for (ticket, len, landing) in landings {
             let message = self.deliver(op, len, landing)?;
             self.record(Op::Recv, 0, len * size_of::<f32>());
             lock(&self.received).insert(ticket, message);
@@ -312,12 +279,9 @@ impl NcclGroup {
             Some(_) => data,
             None => staged::stage_message(data).map_err(CommError::device(op))?,
         };
-        g.queue(Pending::Send { peer, data })?;
+        g.queue(Pending::Send { peer, data });
         let inner = self.inner.clone();
-        Ok(SendHandle::new(move || {
-            inner.flush()?;
-            inner.settle()
-        }))
+        Ok(SendHandle::new(move || inner.flush()))
     }
 
     /// `ProcessGroup::irecv` (`kernels: None`) and `irecv_for`.
@@ -333,11 +297,10 @@ impl NcclGroup {
             peer,
             ticket,
             kernels,
-        })?;
+        });
         let inner = self.inner.clone();
         Ok(RecvHandle::of_buffer(move || {
             inner.flush()?;
-            inner.settle()?;
             lock(&inner.received)
                 .remove(&ticket)
                 .ok_or_else(|| inner.batch_failed())

@@ -11,6 +11,8 @@ mod cp_support;
 mod cp_tests;
 mod local;
 mod p2p;
+#[cfg(test)]
+mod p2p_batches;
 
 pub use a2a::UlyssesAttention;
 pub use all_gather::AllGatherAttention;

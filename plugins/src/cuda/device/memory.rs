@@ -124,9 +124,7 @@ impl CudaMemory {
             })),
         }
     }
-}
 
-impl CudaMemory {
     /// A new allocation of this memory holding a copy of `len` values at
     /// `src` of `source` ([`Launcher::fetch`]: on the GPU, a transfer
     /// stream that does not wait for this device's queued kernels);

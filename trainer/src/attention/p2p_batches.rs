@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{Attention, AttnShape, RingAttention};
-use crate::device::{Buffer, Slice, SliceMut};
+use crate::device::Buffer;
 use crate::kernels::test_support::{h, hm, uniform};
 use crate::kernels::{CpuKernels, Kernels, Threads};
 use crate::parallel::WaitSpan;
@@ -96,22 +96,6 @@ impl ProcessGroup for Recording {
     }
     fn irecv_for(&self, peer: usize, _: &Arc<dyn Kernels>) -> Result<RecvHandle, CommError> {
         self.irecv(peer)
-    }
-    fn all_reduce_view(
-        &self,
-        kernels: &dyn Kernels,
-        buf: SliceMut<'_>,
-        op: ReduceOp,
-    ) -> Result<(), CommError> {
-        self.inner.all_reduce_view(kernels, buf, op)
-    }
-    fn all_gather_view(
-        &self,
-        kernels: &dyn Kernels,
-        send: Slice<'_>,
-        recv: SliceMut<'_>,
-    ) -> Result<(), CommError> {
-        self.inner.all_gather_view(kernels, send, recv)
     }
     fn stats(&self) -> CommStats {
         self.inner.stats()

@@ -286,6 +286,21 @@ fn a_message_in_the_ranks_own_memory_is_adopted_as_it_is() {
 }
 
 #[test]
+fn a_message_buffer_is_the_devices_own_memory() {
+    // What NCCL receives a ring message into: allocated beside the queued
+    // work (on a GPU, on the transfer stream), then written by another party.
+    let kernels = device();
+    let own = kernels.alloc(1).unwrap();
+    let mut landing = kernels.message_buffer(LEN).unwrap();
+    assert_eq!(landing.len(), LEN);
+    let (of_landing, of_rank) = (landing.view().device(), own.view().device());
+    assert!(std::ptr::addr_eq(of_landing.unwrap().0, of_rank.unwrap().0));
+    landing.copy_from_host(&input(2, LEN)).unwrap();
+    assert!(*landing.to_host().unwrap() == input(2, LEN));
+    assert!(kernels.message_buffer(0).unwrap().is_empty());
+}
+
+#[test]
 fn host_views_still_take_the_host_path() {
     let inputs: Vec<Vec<f32>> = (0..RANKS).map(|r| input(r, LEN)).collect();
     let want = host_sum(&inputs);

@@ -311,6 +311,19 @@ impl Launcher for GpuLauncher {
         unsafe { alloc_on(self.stream(), bytes) }
     }
 
+    fn alloc_beside(&self, bytes: usize) -> Result<u64, CudaError> {
+        self.bind()?;
+        // SAFETY: a live stream of the bound context.
+        let addr = unsafe { alloc_on(self.transfer.cu_stream(), bytes)? };
+        // Once the allocating stream is synchronized, any stream may use it.
+        if let Err(e) = self.transfer.synchronize() {
+            // SAFETY: allocated above on this stream, not handed out.
+            let _ = unsafe { result::free_async(addr, self.transfer.cu_stream()) };
+            return Err(driver_error("cuStreamSynchronize", e));
+        }
+        Ok(addr)
+    }
+
     unsafe fn free(&self, addr: u64, _bytes: usize) {
         if self.bind().is_ok() {
             // SAFETY: allocated on this stream (the caller's contract). A

@@ -28,6 +28,15 @@ pub trait Launcher: Send + Sync {
     /// (never called with 0).
     fn alloc(&self, bytes: usize) -> Result<u64, CudaError>;
 
+    /// Like [`Launcher::alloc`], for memory another party (a backend) will
+    /// write at once, from its own stream: usable by any stream on return,
+    /// without waiting for the work queued here. The GPU allocates on its
+    /// transfer stream and waits for that stream alone; by default (the
+    /// emulator, whose allocations are immediate) [`Launcher::alloc`].
+    fn alloc_beside(&self, bytes: usize) -> Result<u64, CudaError> {
+        self.alloc(bytes)
+    }
+
     /// Returns an allocation of `bytes` bytes at `addr` (queued after the
     /// work already queued, so kernels still reading it are safe).
     ///

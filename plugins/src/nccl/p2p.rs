@@ -143,6 +143,9 @@ impl Inner {
 
     /// Where a message of `len` values for `kernels` lands: a buffer of the
     /// kernel set when it is memory of this GPU, else one of the backend.
+    /// The kernel set's buffer is a [`Kernels::message_buffer`]: allocated
+    /// without waiting for the kernels queued on it (the step's attention,
+    /// which the transfer is to overlap).
     fn landing(
         &self,
         op: Op,
@@ -150,8 +153,8 @@ impl Inner {
         kernels: Option<Arc<dyn Kernels>>,
     ) -> Result<Landing, CommError> {
         if let Some(kernels) = &kernels {
-            let buffer = kernels.alloc(len).map_err(CommError::device(op))?;
-            if self.reachable(op, buffer.view())?.is_some() {
+            let buffer = kernels.message_buffer(len).map_err(CommError::device(op))?;
+            if self.on_this_gpu(buffer.view()).is_some() {
                 return Ok(Landing::Device(buffer));
             }
         }
@@ -248,8 +251,9 @@ impl Inner {
             landings.push((ticket, len, landing));
         }
         // SAFETY: each message is memory of this GPU holding its `len`
-        // values: a kernel set's buffer (synchronized when queued or
-        // allocated) or one of the backend, all kept until NCCL is done.
+        // values: a kernel set's buffer (a sent one synchronized when
+        // queued, a landing one usable by any stream once allocated) or one
+        // of the backend, all kept until NCCL is done.
         let posted = unsafe { self.p2p_post::<f32>(op, &send_messages, &recv_messages)? };
         if let Err(error) = self.wait_posted(posted) {
             // NCCL may still touch the buffers: never free them.

@@ -21,14 +21,19 @@ impl Inner {
         op: Op,
         view: Slice<'_>,
     ) -> Result<Option<DeviceAddress>, CommError> {
-        let Some((memory, addr)) = view.device() else {
+        let Some(addr) = self.on_this_gpu(view) else {
             return Ok(None);
         };
-        if gpu_of(memory) != Some(self.shared.stream.context().ordinal()) {
-            return Ok(None);
-        }
+        let (memory, _) = view.device().expect("memory of this GPU");
         memory.synchronize().map_err(CommError::device(op))?;
         Ok(Some(addr))
+    }
+
+    /// `view`'s address when it is memory of this backend's GPU.
+    pub(super) fn on_this_gpu(&self, view: Slice<'_>) -> Option<DeviceAddress> {
+        let (memory, addr) = view.device()?;
+        let here = gpu_of(memory) == Some(self.shared.stream.context().ordinal());
+        here.then_some(addr)
     }
 }
 

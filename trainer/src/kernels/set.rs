@@ -54,6 +54,16 @@ pub trait Kernels: Send + Sync {
     /// A buffer of `len` zeros in this device's memory.
     fn alloc(&self, len: usize) -> Result<Buffer, DeviceError>;
 
+    /// A buffer of `len` values, contents undefined, in this device's
+    /// memory, for a message a backend receives straight into it
+    /// ([`ProcessGroup::irecv_for`](crate::parallel::ProcessGroup::irecv_for)):
+    /// usable by the backend at once, without waiting for the work queued
+    /// on this device (the attention of a ring step). By default
+    /// [`Kernels::alloc`].
+    fn message_buffer(&self, len: usize) -> Result<Buffer, DeviceError> {
+        self.alloc(len)
+    }
+
     /// A buffer in this device's memory holding `values`.
     fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError>;
 

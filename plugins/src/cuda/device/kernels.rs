@@ -169,6 +169,18 @@ impl Kernels for CudaKernels {
         self.memory.staging(len)
     }
 
+    /// Allocated beside the queued work ([`CudaMemory::alloc_beside`]).
+    fn message_buffer(&self, len: usize) -> Result<Buffer, DeviceError> {
+        let addr = match len {
+            0 => 0,
+            _ => self.memory.alloc_beside(len)?,
+        };
+        let memory: Arc<dyn DeviceMemory> = self.memory.clone();
+        // SAFETY: `len` values at `addr` were allocated for this buffer
+        // alone (an empty buffer owns nothing; `free` skips it).
+        Ok(unsafe { Buffer::on_device(memory, addr, len) })
+    }
+
     fn upload(&self, values: &[f32]) -> Result<Buffer, DeviceError> {
         let mut buffer = self.alloc(values.len())?;
         buffer.copy_from_host(values)?;

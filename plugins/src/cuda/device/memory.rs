@@ -125,6 +125,16 @@ impl CudaMemory {
         }
     }
 
+    /// `len` values (not zero) of this memory, contents undefined, usable by
+    /// another stream at once ([`Launcher::alloc_beside`]: on the GPU, not
+    /// waiting for this device's queued kernels).
+    pub fn alloc_beside(&self, len: usize) -> Result<DeviceAddress, DeviceError> {
+        let bytes = len * size_of::<f32>();
+        let addr = self.try_run(|dev| dev.alloc_beside(bytes))?;
+        self.note_alloc(bytes);
+        Ok(addr)
+    }
+
     /// A new allocation of this memory holding a copy of `len` values at
     /// `src` of `source` ([`Launcher::fetch`]: on the GPU, a transfer
     /// stream that does not wait for this device's queued kernels);

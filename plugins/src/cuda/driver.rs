@@ -357,7 +357,8 @@ impl Launcher for GpuLauncher {
         self.bind()?;
         // SAFETY: `dst` holds `src.len()` bytes (the caller's contract).
         // From pageable memory the copy returns once `src` was staged, so
-        // the caller may drop it.
+        // the caller may drop it; page-locked staging memory is kept until
+        // the stream is synchronized (`pinned::Staging`'s drop).
         unsafe { result::memcpy_htod_async(dst, src, self.stream()) }
             .map_err(|e| driver_error("cuMemcpyHtoDAsync", e))
     }

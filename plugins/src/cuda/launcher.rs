@@ -67,7 +67,9 @@ pub trait Launcher: Send + Sync {
         }
     }
 
-    /// Copies `src` to the device at `dst`; `src` may be dropped on return.
+    /// Copies `src` to the device at `dst`; `src` may be dropped on return
+    /// unless it is page-locked memory of [`Launcher::alloc_host`], which
+    /// must be kept until the launcher is synchronized.
     ///
     /// # Safety
     /// `dst..dst + src.len()` must be device memory of this launcher.

@@ -140,8 +140,15 @@ impl DerefMut for Staging {
 }
 
 impl Drop for Staging {
+    /// Returns the block once the device's queued work is done: a copy from
+    /// page-locked memory to the device runs after the call that queued it
+    /// returned (from pageable memory the driver stages it first), and must
+    /// not read the block after its next user wrote it. A block whose
+    /// device failed is not reused.
     fn drop(&mut self) {
-        if let Some(block) = self.block.take() {
+        if let Some(block) = self.block.take()
+            && self.pool.launcher.synchronize().is_ok()
+        {
             self.pool.give_back(block);
         }
     }
@@ -149,8 +156,95 @@ impl Drop for Staging {
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use super::*;
     use crate::cuda::emu::Emulator;
+    use crate::cuda::gemm::{GemmInputs, Sgemm};
+    use crate::cuda::launch::LaunchConfig;
+
+    /// The emulator, counting its synchronizations, which fail on demand.
+    #[derive(Default)]
+    struct Syncs {
+        count: AtomicUsize,
+        fail: AtomicBool,
+    }
+
+    impl Launcher for Syncs {
+        fn alloc(&self, bytes: usize) -> Result<u64, CudaError> {
+            Emulator.alloc(bytes)
+        }
+        unsafe fn free(&self, addr: u64, bytes: usize) {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { Emulator.free(addr, bytes) }
+        }
+        unsafe fn write(&self, src: &[u8], dst: u64) -> Result<(), CudaError> {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { Emulator.write(src, dst) }
+        }
+        unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), CudaError> {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { Emulator.read(src, dst) }
+        }
+        fn synchronize(&self) -> Result<(), CudaError> {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            match self.fail.load(Ordering::Relaxed) {
+                true => Err(CudaError::Unavailable("lost".into())),
+                false => Ok(()),
+            }
+        }
+        fn as_any(&self) -> &dyn Any {
+            self
+        }
+        unsafe fn copy_from(
+            &self,
+            _: &dyn Launcher,
+            _: u64,
+            _: u64,
+            _: usize,
+        ) -> Result<bool, CudaError> {
+            Ok(false)
+        }
+        unsafe fn zero(&self, dst: u64, bytes: usize) -> Result<(), CudaError> {
+            // SAFETY: the caller's contract, passed on.
+            unsafe { Emulator.zero(dst, bytes) }
+        }
+        unsafe fn launch(
+            &self,
+            _: &'static str,
+            _: &LaunchConfig,
+            _: &mut [*mut c_void],
+        ) -> Result<(), CudaError> {
+            unreachable!("no kernels here")
+        }
+        unsafe fn gemm(
+            &self,
+            _: &Sgemm,
+            _: GemmInputs,
+            _: u64,
+            _: u64,
+            _: u64,
+        ) -> Result<(), CudaError> {
+            unreachable!("no products here")
+        }
+    }
+
+    #[test]
+    fn a_block_returns_only_after_the_device_synchronized() {
+        let launcher = Arc::new(Syncs::default());
+        let pool = PinnedPool::new(launcher.clone());
+        drop(pool.take(10).unwrap());
+        assert_eq!(launcher.count.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.kept(), 1);
+        // A device that fails to synchronize may still be copying: its block
+        // is never handed out again.
+        let held = pool.take(10).unwrap();
+        launcher.fail.store(true, Ordering::Relaxed);
+        drop(held);
+        assert_eq!(pool.kept(), 0);
+    }
 
     fn address(staging: &Staging) -> usize {
         staging.as_ptr() as usize

@@ -185,19 +185,40 @@ impl LoadedDevice {
 
 /// Keeps freed memory in the device's default pool instead of returning it
 /// to the driver at every synchronization (the default threshold is 0), so
-/// the scratch buffers of each step are reused.
+/// the scratch buffers of each step are reused. And forbids the pool to
+/// make one stream wait for another to reuse memory freed there: a
+/// transfer stream's allocation (`Launcher::fetch`, `alloc_beside`) would
+/// otherwise wait for the kernels before a free on the main stream, which
+/// is what the transfer stream is to overlap. Memory whose free has
+/// completed is still reused across streams.
 fn keep_pool_memory(ctx: &CudaContext) -> Result<(), CudaError> {
-    // SAFETY: the device handle is the context's; the attribute takes a u64.
+    use sys::CUmemPool_attribute::{
+        CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES,
+    };
+    // SAFETY: the device handle is the context's; the release threshold is
+    // a u64, the reuse flag an int (the driver's types for them).
     unsafe {
         let pool = result::device::get_default_mem_pool(ctx.cu_device())
             .map_err(|e| driver_error("cuDeviceGetDefaultMemPool", e))?;
         let mut threshold = u64::MAX;
         result::mem_pool::set_attribute(
             pool,
-            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
             (&raw mut threshold).cast::<c_void>(),
         )
-        .map_err(|e| driver_error("cuMemPoolSetAttribute(RELEASE_THRESHOLD)", e))
+        .map_err(|e| driver_error("cuMemPoolSetAttribute(RELEASE_THRESHOLD)", e))?;
+        let mut internal_dependencies: i32 = 0;
+        result::mem_pool::set_attribute(
+            pool,
+            CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES,
+            (&raw mut internal_dependencies).cast::<c_void>(),
+        )
+        .map_err(|e| {
+            driver_error(
+                "cuMemPoolSetAttribute(REUSE_ALLOW_INTERNAL_DEPENDENCIES)",
+                e,
+            )
+        })
     }
 }
 

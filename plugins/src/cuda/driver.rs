@@ -37,9 +37,9 @@ fn unavailable(what: impl Into<String>) -> CudaError {
     CudaError::Unavailable(what.into())
 }
 
-/// The part of [`gpu_probe`](super::device::gpu_probe) every user of a GPU needs: the driver library
-/// loads, initializes, and GPU `gpu` (any with `None`) exists. Returns the
-/// device count.
+/// The part of [`gpu_probe`](super::device::gpu_probe) every user of a GPU
+/// needs: the driver library loads, initializes, and GPU `gpu` (any with
+/// `None`) exists. Returns the device count.
 pub fn driver_probe(gpu: Option<usize>) -> Result<usize, CudaError> {
     // SAFETY: only tries to dlopen the library under its candidate names.
     if !unsafe { sys::is_culib_present() } {
